@@ -1,0 +1,50 @@
+/* Guest physical memory: a few RAM/ROM regions, each backed by a memfd mapping.
+ *
+ * Everything that reads or writes guest memory on behalf of a device, a loader or
+ * an engine goes through these helpers, which check the whole [gpa, gpa+len) range
+ * against the regions first: a guest-supplied address never becomes a raw pointer
+ * outside guest RAM. */
+#ifndef LODGE_CORE_GUESTMEM_H
+#define LODGE_CORE_GUESTMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUESTMEM_MAX_REGIONS 8
+
+struct guestmem_region {
+    uint64_t gpa;     /* guest physical base */
+    uint64_t size;    /* bytes, a multiple of 4 KiB */
+    uint8_t *hva;     /* host mapping of the whole region */
+    int fd;           /* memfd holding the contents (for snapshots and sharing) */
+    bool readonly;    /* ROM: guest writes are dropped (soft CPU) or exit as MMIO (KVM) */
+    char name[16];    /* "ram-low", "ram-high", "bios" */
+};
+
+struct guestmem {
+    struct guestmem_region r[GUESTMEM_MAX_REGIONS];
+    int n;
+};
+
+/* Create an anonymous memfd-backed region and map it. Returns 0 or -errno. */
+int guestmem_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size,
+                 bool readonly);
+void guestmem_free(struct guestmem *gm);
+
+/* Host pointer for [gpa, gpa+len) when it lies inside one region, else NULL. */
+void *guestmem_ptr(const struct guestmem *gm, uint64_t gpa, uint64_t len);
+/* Like guestmem_ptr but refuses read-only regions. */
+void *guestmem_ptr_rw(const struct guestmem *gm, uint64_t gpa, uint64_t len);
+/* Region holding gpa, or NULL. */
+const struct guestmem_region *guestmem_find(const struct guestmem *gm, uint64_t gpa);
+
+/* Copy helpers: 0, or -EFAULT when any byte is outside RAM (nothing is copied then).
+ * guestmem_write also writes ROM regions: loaders use it to place firmware. */
+int guestmem_read(const struct guestmem *gm, uint64_t gpa, void *buf, size_t len);
+int guestmem_write(const struct guestmem *gm, uint64_t gpa, const void *buf, size_t len);
+
+/* Total RAM (read-write regions) in bytes. */
+uint64_t guestmem_ram_size(const struct guestmem *gm);
+
+#endif

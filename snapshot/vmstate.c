@@ -1,0 +1,1 @@
+/* vmstate: being written */

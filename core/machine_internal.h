@@ -1,0 +1,88 @@
+/* Machine internals shared by core/machine.c and core/vcpu.c only. */
+#ifndef LODGE_CORE_MACHINE_INTERNAL_H
+#define LODGE_CORE_MACHINE_INTERNAL_H
+
+#include "core/e820.h"
+#include "core/guestmem.h"
+#include "core/machine.h"
+#include "hostdrv/accel.h"
+
+#include <glib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define MACHINE_MAX_DEVS 24
+
+/* Request bits (machine.req). */
+#define MACHINE_REQ_POWEROFF 0x1u
+#define MACHINE_REQ_RESET 0x2u
+#define MACHINE_REQ_QUIT 0x4u
+#define MACHINE_REQ_ERROR 0x8u
+
+struct machine_vcpu {
+    struct machine *m;
+    int index;
+    struct accel_vcpu *acc;
+    pthread_t thread;
+    bool started;              /* thread is running (between start and join) */
+    pthread_mutex_t lock;      /* kicked, for the HLT wait */
+    pthread_cond_t cond;
+    bool kicked;               /* something happened since the last wait */
+    void *lapic;               /* struct lapic * for the soft engine, else NULL */
+    struct accel_intc intc;    /* soft engine: interrupt glue given to the vCPU */
+};
+
+struct machine_dev {
+    const struct device_ops *ops;
+    void *dev;
+};
+
+struct machine {
+    struct machine_config cfg;
+    const struct accel_ops *accel;
+    struct accel_vm *vm;
+    bool kernel_irqchip;       /* KVM: PIC/IOAPIC/LAPIC/PIT live in the kernel */
+    struct guestmem mem;
+    uint64_t low_size;         /* ram-low: [0, low_size) */
+    uint64_t high_size;        /* ram-high: [4 GiB, 4 GiB + high_size) */
+    struct e820_table e820;
+    struct bus *pio;
+    struct bus *mmio;
+    struct timerq *tq;
+
+    struct machine_dev devs[MACHINE_MAX_DEVS]; /* reset in this order */
+    int ndevs;
+    struct uart *uart;
+    struct rtc *rtc;
+    struct pic *pic;           /* soft engine only */
+    struct ioapic *ioapic;     /* soft engine only */
+    struct pit *pit;           /* soft engine only */
+    struct hpet *hpet;         /* soft engine only */
+    void *i8042;
+    void *acpi_pm;
+    void *reset_ctl;
+    void *pci_host;
+
+    struct chardev *serial;
+    GMainContext *ctx;         /* host input: chardevs, signals */
+    GMainLoop *loop;
+    pthread_t loop_thread;
+    bool loop_started;
+    GSource *sig_src[3];
+
+    int nvcpus;
+    struct machine_vcpu vcpus[MACHINE_MAX_CPUS];
+    atomic_bool stop_vcpus;    /* run loops return as soon as they see it */
+
+    pthread_mutex_t req_lock;  /* req, quit_signo, error_text */
+    pthread_cond_t req_cond;
+    unsigned req;
+    int quit_signo;
+    char *error_text;
+};
+
+/* core/vcpu.c */
+void *vcpu_thread_main(void *opaque);
+void vcpu_kick(struct machine_vcpu *v);
+
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what Lodge needs to build and test on Debian 12 (run as root, or with sudo present).
+set -euo pipefail
+pkgs=(
+    gcc meson ninja-build pkg-config          # build
+    libglib2.0-dev                            # base library
+    libcunit1-dev nasm libcapstone-dev        # tests: CUnit, tiny guests, decoder oracle
+    cpio dpkg-dev apt-utils                   # test guest kit (apt-get download, dpkg-deb)
+)
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    sudo=sudo
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# The test kit resolves package versions, so the lists must be current even with nothing missing.
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -117,9 +117,12 @@ void chardev_input(struct chardev *c, const uint8_t *buf, size_t len)
     chardev_flush(c);
 }
 
+/* Called from the client's own fd callback: drop our reference, the caller
+ * returns G_SOURCE_REMOVE. */
 static void chardev_close_client(struct chardev *c)
 {
-    chardev_drop_source(&c->in_src);
+    g_source_unref(c->in_src);
+    c->in_src = NULL;
     pthread_mutex_lock(&c->lock);
     if (c->in_fd >= 0) {
         close(c->in_fd);
@@ -141,13 +144,7 @@ static gboolean chardev_readable_cb(gint fd, GIOCondition cond, gpointer opaque)
     if (n <= 0) {
         /* EOF: stdin closed (e.g. </dev/null) or the socket client left. */
         if (c->kind == CHARDEV_UNIX) {
-            g_source_unref(c->in_src);
-            c->in_src = NULL;
-            pthread_mutex_lock(&c->lock);
-            close(c->in_fd);
-            c->in_fd = -1;
-            c->out_fd = -1;
-            pthread_mutex_unlock(&c->lock);
+            chardev_close_client(c);
             return G_SOURCE_REMOVE;
         }
         g_source_unref(c->in_src);

@@ -28,7 +28,7 @@ struct machine_vcpu {
     pthread_mutex_t lock;      /* kicked, for the HLT wait */
     pthread_cond_t cond;
     bool kicked;               /* something happened since the last wait */
-    void *lapic;               /* struct lapic * for the soft engine, else NULL */
+    struct lapic *lapic;       /* soft engine: this vCPU's local APIC, else NULL */
     struct accel_intc intc;    /* soft engine: interrupt glue given to the vCPU */
 };
 
@@ -58,10 +58,10 @@ struct machine {
     struct ioapic *ioapic;     /* soft engine only */
     struct pit *pit;           /* soft engine only */
     struct hpet *hpet;         /* soft engine only */
-    void *i8042;
-    void *acpi_pm;
-    void *reset_ctl;
-    void *pci_host;
+    struct i8042 *i8042;
+    struct acpi_pm *acpi_pm;
+    struct reset_ctl *reset_ctl;
+    struct pci_host *pci_host;
 
     struct chardev *serial;
     GMainContext *ctx;         /* host input: chardevs, signals */

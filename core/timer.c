@@ -6,7 +6,8 @@
  * a deterministic queue has no thread and fires from timerq_advance(). Callbacks
  * always run without the queue lock so they can re-arm their own timer and take
  * their device lock; a device may therefore call timer_mod/timer_del while holding
- * its own lock (the queue lock is innermost). */
+ * its own lock (the queue lock is innermost). timerq_advance must not be called
+ * from a callback of the same queue, and timers must be freed before their queue. */
 #include "core/timer.h"
 
 #include <errno.h>
@@ -25,8 +26,8 @@ struct timer {
 
 struct timerq {
     pthread_mutex_t lock;
-    pthread_cond_t wake;      /* head changed or stop requested */
-    pthread_cond_t idle;      /* a callback returned (timer_free waits on it) */
+    pthread_cond_t wake; /* head changed or stop requested */
+    pthread_cond_t idle; /* a callback returned (timer_free waits on it) */
     bool deterministic;
     uint64_t start_ns;        /* CLOCK_MONOTONIC at timerq_new */
     uint64_t det_now;         /* deterministic clock */

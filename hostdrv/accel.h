@@ -127,7 +127,9 @@ struct accel_ops {
     int (*map_ram)(struct accel_vm *vm, uint64_t gpa, uint64_t size, void *hva, bool readonly);
     int (*vcpu_create)(struct accel_vm *vm, int index, struct accel_vcpu **out);
     void (*vcpu_destroy)(struct accel_vcpu *vcpu);
-    /* Run until an exit the engine cannot handle itself. 0 or -errno. */
+    /* Run until an exit the engine cannot handle itself. 0 or -errno.
+     * After an MMIO read exit, pass the same exit struct back with the value in
+     * mmio.data (do not clear it): the engine completes the read from there. */
     int (*vcpu_run)(struct accel_vcpu *vcpu, struct accel_exit *exit);
     int (*get_regs)(struct accel_vcpu *vcpu, struct accel_regs *regs);
     int (*set_regs)(struct accel_vcpu *vcpu, const struct accel_regs *regs);

@@ -16,6 +16,7 @@
 #include "hostdrv/accel.h"
 
 #include "core/log.h"
+#include "hostdrv/doctor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,25 +52,25 @@
 #define KVM_CPUID_EXTRA_ENTRIES 16
 
 struct accel_vm {
-    int kvm_fd;                     /* /dev/kvm */
-    int vm_fd;                      /* KVM_CREATE_VM */
-    size_t run_size;                /* KVM_GET_VCPU_MMAP_SIZE */
-    int ncpus;                      /* vCPUs the topology in CPUID describes */
-    int nslots;                     /* memory slots handed out so far */
-    int max_slots;                  /* KVM_CAP_NR_MEMSLOTS */
-    bool amd;                       /* CPUID vendor, for the AMD topology leaves */
-    struct kvm_cpuid2 *supported;   /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+    int kvm_fd;                   /* /dev/kvm */
+    int vm_fd;                    /* KVM_CREATE_VM */
+    size_t run_size;              /* KVM_GET_VCPU_MMAP_SIZE */
+    int ncpus;                    /* vCPUs the topology in CPUID describes */
+    int nslots;                   /* memory slots handed out so far */
+    int max_slots;                /* KVM_CAP_NR_MEMSLOTS */
+    bool amd;                     /* CPUID vendor, for the AMD topology leaves */
+    struct kvm_cpuid2 *supported; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 };
 
 struct accel_vcpu {
     struct accel_vm *vm;
-    int index;                      /* vCPU index == APIC ID */
-    int fd;                         /* KVM_CREATE_VCPU */
-    struct kvm_run *run;            /* shared page(s) with the kernel */
-    uint32_t signature;             /* CPUID.1:EAX, RDX after reset */
-    bool mmio_read_pending;         /* last exit was an MMIO read awaiting data */
-    pthread_t thread;               /* thread inside vcpu_run, for kick() */
-    int thread_valid;               /* set (atomically) once thread is known */
+    int index;              /* vCPU index == APIC ID */
+    int fd;                 /* KVM_CREATE_VCPU */
+    struct kvm_run *run;    /* shared page(s) with the kernel */
+    uint32_t signature;     /* CPUID.1:EAX, RDX after reset */
+    bool mmio_read_pending; /* last exit was an MMIO read awaiting data */
+    pthread_t thread;       /* thread inside vcpu_run, for kick() */
+    int thread_valid;       /* set (atomically) once thread is known */
 };
 
 static const struct {
@@ -87,6 +88,16 @@ static const struct {
     {KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI"},
 };
 
+const char *kvm_first_missing_cap(int kvm_fd)
+{
+    for (size_t i = 0; i < sizeof(kvm_required_caps) / sizeof(kvm_required_caps[0]); i++) {
+        if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, kvm_required_caps[i].cap) <= 0) {
+            return kvm_required_caps[i].name;
+        }
+    }
+    return NULL;
+}
+
 static int kvm_open_dev(char *reason, size_t len)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -95,8 +106,9 @@ static int kvm_open_dev(char *reason, size_t len)
     }
     int e = errno;
     if (e == EACCES || e == EPERM) {
-        snprintf(reason, len, "/dev/kvm: permission denied; add yourself to group kvm "
-                              "(sudo usermod -aG kvm $USER) and log in again");
+        snprintf(reason, len,
+                 "/dev/kvm: permission denied; add yourself to group kvm "
+                 "(sudo usermod -aG kvm $USER) and log in again");
     } else if (e == ENOENT || e == ENXIO || e == ENODEV) {
         snprintf(reason, len,
                  "no /dev/kvm: enable VT-x/AMD-V in firmware and load kvm_intel/kvm_amd");
@@ -114,6 +126,12 @@ static int kvm_probe(struct accel_probe *out)
         return 0;
     }
     int api = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (api < 0) {
+        snprintf(out->reason, sizeof(out->reason), "/dev/kvm: not a KVM device (%s)",
+                 strerror(errno));
+        close(fd);
+        return 0;
+    }
     if (api != KVM_API_VERSION) {
         snprintf(out->reason, sizeof(out->reason),
                  "/dev/kvm: API version %d, Lodge needs %d (unsupported kernel)", api,
@@ -121,14 +139,12 @@ static int kvm_probe(struct accel_probe *out)
         close(fd);
         return 0;
     }
-    for (size_t i = 0; i < sizeof(kvm_required_caps) / sizeof(kvm_required_caps[0]); i++) {
-        if (ioctl(fd, KVM_CHECK_EXTENSION, kvm_required_caps[i].cap) <= 0) {
-            snprintf(out->reason, sizeof(out->reason),
-                     "/dev/kvm: the kernel lacks %s; a newer kernel is needed",
-                     kvm_required_caps[i].name);
-            close(fd);
-            return 0;
-        }
+    const char *missing = kvm_first_missing_cap(fd);
+    if (missing) {
+        snprintf(out->reason, sizeof(out->reason),
+                 "/dev/kvm: the kernel lacks %s; a newer kernel is needed", missing);
+        close(fd);
+        return 0;
     }
     /* Creating a VM is what fails when another hypervisor holds VT-x/AMD-V. */
     int vm = ioctl(fd, KVM_CREATE_VM, 0);
@@ -139,8 +155,7 @@ static int kvm_probe(struct accel_probe *out)
                      "/dev/kvm: cannot create a VM (VT-x/AMD-V busy); quit other hypervisors "
                      "such as VirtualBox or VMware");
         } else {
-            snprintf(out->reason, sizeof(out->reason), "/dev/kvm: KVM_CREATE_VM: %s",
-                     strerror(e));
+            snprintf(out->reason, sizeof(out->reason), "/dev/kvm: KVM_CREATE_VM: %s", strerror(e));
         }
         close(fd);
         return 0;
@@ -290,8 +305,8 @@ static int kvm_map_ram(struct accel_vm *vm, uint64_t gpa, uint64_t size, void *h
     };
     if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg) < 0) {
         int e = errno;
-        log_error(KVM_TAG, "map %#llx+%#llx: %s", (unsigned long long)gpa,
-                  (unsigned long long)size, strerror(e));
+        log_error(KVM_TAG, "map %#llx+%#llx: %s", (unsigned long long)gpa, (unsigned long long)size,
+                  strerror(e));
         return -e;
     }
     vm->nslots++;
@@ -575,8 +590,8 @@ static int kvm_exit_internal(struct accel_vcpu *v, struct accel_exit *exit)
     const char *name = s < sizeof(sub) / sizeof(sub[0]) ? sub[s] : "unknown";
     exit->reason = ACCEL_EXIT_INTERNAL_ERROR;
     exit->error.code = s;
-    int off = snprintf(exit->error.detail, sizeof(exit->error.detail),
-                       "kvm internal error %u (%s)", s, name);
+    int off = snprintf(exit->error.detail, sizeof(exit->error.detail), "kvm internal error %u (%s)",
+                       s, name);
     uint32_t nd = v->run->internal.ndata < 16 ? v->run->internal.ndata : 16;
     for (uint32_t i = 0; i < nd && off > 0 && (size_t)off < sizeof(exit->error.detail); i++) {
         off += snprintf(exit->error.detail + off, sizeof(exit->error.detail) - (size_t)off,
@@ -680,11 +695,24 @@ static int kvm_get_regs(struct accel_vcpu *v, struct accel_regs *r)
 static int kvm_set_regs(struct accel_vcpu *v, const struct accel_regs *r)
 {
     struct kvm_regs k = {
-        .rax = r->rax, .rbx = r->rbx, .rcx = r->rcx, .rdx = r->rdx,
-        .rsi = r->rsi, .rdi = r->rdi, .rsp = r->rsp, .rbp = r->rbp,
-        .r8 = r->r8, .r9 = r->r9, .r10 = r->r10, .r11 = r->r11,
-        .r12 = r->r12, .r13 = r->r13, .r14 = r->r14, .r15 = r->r15,
-        .rip = r->rip, .rflags = r->rflags,
+        .rax = r->rax,
+        .rbx = r->rbx,
+        .rcx = r->rcx,
+        .rdx = r->rdx,
+        .rsi = r->rsi,
+        .rdi = r->rdi,
+        .rsp = r->rsp,
+        .rbp = r->rbp,
+        .r8 = r->r8,
+        .r9 = r->r9,
+        .r10 = r->r10,
+        .r11 = r->r11,
+        .r12 = r->r12,
+        .r13 = r->r13,
+        .r14 = r->r14,
+        .r15 = r->r15,
+        .rip = r->rip,
+        .rflags = r->rflags,
     };
     return ioctl(v->fd, KVM_SET_REGS, &k) < 0 ? -errno : 0;
 }
@@ -852,6 +880,39 @@ static void kvm_reset_seg(struct accel_segment *s, uint16_t sel, uint64_t base, 
     s->s = code_data;
 }
 
+static void kvm_lapic_put(struct kvm_lapic_state *l, unsigned off, uint32_t val)
+{
+    memcpy(&l->regs[off], &val, 4);
+}
+
+/* Local APIC power-up state (SDM vol. 3 "Local APIC State After Power-Up or Reset"):
+ * everything clear, LVTs masked, SVR 0xFF (software-disabled), DFR all ones. Like a PC
+ * chipset in virtual-wire mode, the BSP gets LINT0 = ExtINT and LINT1 = NMI so the
+ * 8259 reaches it before any firmware programs the APIC. */
+static int kvm_lapic_reset(struct accel_vcpu *v)
+{
+    struct kvm_lapic_state l;
+    if (ioctl(v->fd, KVM_GET_LAPIC, &l) < 0) {
+        return -errno;
+    }
+    uint32_t version;
+    memcpy(&version, &l.regs[0x30], 4);
+    memset(&l, 0, sizeof(l));
+    kvm_lapic_put(&l, 0x20, (uint32_t)v->index << 24); /* ID (xAPIC format) */
+    kvm_lapic_put(&l, 0x30, version);
+    kvm_lapic_put(&l, 0xe0, 0xffffffffu); /* DFR: flat model */
+    kvm_lapic_put(&l, 0xf0, 0xff);        /* SVR */
+    static const unsigned lvts[] = {0x2f0, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370};
+    for (size_t i = 0; i < sizeof(lvts) / sizeof(lvts[0]); i++) {
+        kvm_lapic_put(&l, lvts[i], 0x10000); /* masked */
+    }
+    if (v->index == 0) {
+        kvm_lapic_put(&l, 0x350, 0x700); /* LINT0: ExtINT */
+        kvm_lapic_put(&l, 0x360, 0x400); /* LINT1: NMI */
+    }
+    return ioctl(v->fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
+}
+
 /* Power-on state, SDM vol. 3 table 10-1 ("IA-32 and Intel 64 Processor States
  * Following Power-up, Reset, or INIT"). */
 static int kvm_vcpu_reset(struct accel_vcpu *v)
@@ -878,9 +939,13 @@ static int kvm_vcpu_reset(struct accel_vcpu *v)
     s.gdt.limit = 0xffff;
     s.idt.limit = 0xffff;
     s.cr0 = 0x60000010; /* CD, NW, ET */
-    s.apic_base = KVM_APIC_DEFAULT_BASE | KVM_APIC_BASE_ENABLE |
-                  (v->index == 0 ? KVM_APIC_BASE_BSP : 0);
+    s.apic_base =
+        KVM_APIC_DEFAULT_BASE | KVM_APIC_BASE_ENABLE | (v->index == 0 ? KVM_APIC_BASE_BSP : 0);
     ret = kvm_set_sregs(v, &s);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = kvm_lapic_reset(v);
     if (ret < 0) {
         return ret;
     }

@@ -300,8 +300,8 @@ static int vmstate_load_section(const struct vmstate_desc *desc, uint8_t *scratc
             }
         }
         if (!match) {
-            log_warn(VMSTATE_TAG, "%s: section '%s' has unknown subsection '%.*s'", top,
-                     desc->name, (int)sub_len, (const char *)r->buf + r->pos);
+            log_warn(VMSTATE_TAG, "%s: section '%s' has unknown subsection '%.*s'", top, desc->name,
+                     (int)sub_len, (const char *)r->buf + r->pos);
             return -EINVAL;
         }
         r->pos = save;

@@ -851,6 +851,30 @@ void cpu_sys_arpl(struct cpu *cpu, const struct x86_insn *in);    /* 63 outside 
 
 /* ---- cpu-sys additions below this line ---- */
 
+/* cpu_tlb_entry.global as cpu-sys fills it: bit 7 = global (PTE.G with CR4.PGE), low bits =
+ * the page size shift (12, 21, 22, 30) so INVLPG drops every 4 KiB piece of a large page. */
+#define CPU_TLB_G_GLOBAL 0x80u
+#define CPU_TLB_G_SHIFT 0x3fu
+/* A physical page just got translated code: make every TLB write entry mapping it take the
+ * slow path (sets CPU_TLB_CODE). For exec.c when it marks a page as holding code. */
+void cpu_tlb_protect_code(struct cpu *cpu, uint64_t pa);
+
+/* MSR access without privilege checks (RDMSR/WRMSR after their checks, accel get/set_msr).
+ * 0, or -EINVAL for an unknown MSR / a value the CPU refuses (the caller raises #GP(0)). */
+int cpu_msr_read(struct cpu *cpu, uint32_t index, uint64_t *val);
+int cpu_msr_write(struct cpu *cpu, uint32_t index, uint64_t val);
+/* The CPUID model: leaf/subleaf -> eax, ebx, ecx, edx (out[4]). */
+void cpu_cpuid_query(struct cpu *cpu, uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+/* Fill cpu->feat from the model (called by cpu_reset). */
+void cpu_cpuid_init_features(struct cpu *cpu);
+/* Guest TSC now (host CLOCK_MONOTONIC scaled to cpu->tsc_hz, or icount when deterministic,
+ * plus msr.tsc_offset). */
+uint64_t cpu_tsc_read(struct cpu *cpu);
+/* Number of vCPUs of the machine this vCPU belongs to (1 without soft_accel: unit tests). */
+int cpu_sys_ncpus(const struct cpu *cpu);
+/* Advertised TSC frequency when cpu->tsc_hz is 0. */
+#define CPU_SYS_DEFAULT_TSC_HZ 2000000000ull
+
 /* ------------------------------------------------------------------------------------------ */
 /* cpu-fpu API (implemented by cpu-fpu; placeholder: fpu_placeholder.c). Each entry checks
  * CR0.EM/TS/CR4.OSFXSR itself and raises #NM/#UD/#GP/#MF/#XM as the SDM says. */
@@ -872,5 +896,35 @@ void cpu_exec_ldmxcsr(struct cpu *cpu, const struct x86_insn *in);
 void cpu_exec_stmxcsr(struct cpu *cpu, const struct x86_insn *in);
 
 /* ---- cpu-fpu additions below this line ---- */
+
+/* MXCSR bits (SDM vol. 1, 10.2.3). MXCSR_MASK is what FXSAVE reports: DAZ is supported. */
+#define CPU_MXCSR_FLAGS 0x003fu
+#define CPU_MXCSR_DAZ 0x0040u
+#define CPU_MXCSR_MASKS 0x1f80u
+#define CPU_MXCSR_RC 0x6000u
+#define CPU_MXCSR_FZ 0x8000u
+#define CPU_MXCSR_MASK 0xffffu
+/* x87 status word bits (SDM vol. 1, 8.1.3). */
+#define CPU_FSW_IE 0x0001u
+#define CPU_FSW_SF 0x0040u
+#define CPU_FSW_ES 0x0080u
+#define CPU_FSW_C0 0x0100u
+#define CPU_FSW_C1 0x0200u
+#define CPU_FSW_C2 0x0400u
+#define CPU_FSW_C3 0x4000u
+#define CPU_FSW_B 0x8000u
+
+/* Shared by x87.c, sse.c and fxsave.c. */
+/* FNINIT: control/status/tag words and the last-instruction pointers. */
+void cpu_fpu_init_x87(struct cpu *cpu);
+/* Status word with TOP merged in (what FNSTSW stores), and its inverse. */
+uint16_t cpu_fpu_get_fsw(const struct cpu *cpu);
+void cpu_fpu_set_fsw(struct cpu *cpu, uint16_t fsw);
+/* The SSE fault rules: CR0.EM or !CR4.OSFXSR -> #UD, CR0.TS -> #NM. */
+void cpu_fpu_check_sse(struct cpu *cpu);
+/* The MMX fault rules: CR0.EM -> #UD, CR0.TS -> #NM, pending x87 exception -> #MF. */
+void cpu_fpu_check_mmx(struct cpu *cpu);
+/* Pending unmasked x87 exception with CR0.NE: raise #MF (waiting instructions, FWAIT). */
+void cpu_fpu_check_pending(struct cpu *cpu);
 
 #endif

@@ -40,31 +40,32 @@
 #define HPET_TN_32BIT (1ull << 8)
 #define HPET_TN_ROUTE_SHIFT 9
 #define HPET_TN_ROUTE_MASK (0x1full << HPET_TN_ROUTE_SHIFT)
-#define HPET_TN_WRITABLE (HPET_TN_LEVEL | HPET_TN_INT_ENB | HPET_TN_PERIODIC | HPET_TN_VAL_SET | \
-                          HPET_TN_32BIT | HPET_TN_ROUTE_MASK)
-#define HPET_TN_FIXED_BITS (HPET_TN_PER_CAP | HPET_TN_SIZE_CAP | \
-                            ((uint64_t)HPET_INT_ROUTE_CAP << 32))
+#define HPET_TN_WRITABLE                                                                           \
+    (HPET_TN_LEVEL | HPET_TN_INT_ENB | HPET_TN_PERIODIC | HPET_TN_VAL_SET | HPET_TN_32BIT |        \
+     HPET_TN_ROUTE_MASK)
+#define HPET_TN_FIXED_BITS                                                                         \
+    (HPET_TN_PER_CAP | HPET_TN_SIZE_CAP | ((uint64_t)HPET_INT_ROUTE_CAP << 32))
 
 /* Capabilities (2.3.4): 64-bit counter, legacy route capable, NUM_TIM_CAP = timers - 1. */
 #define HPET_CAP_VALUE                                                                             \
-    (((uint64_t)HPET_PERIOD_FS << 32) | (0x8086ull << 16) | (1ull << 15) | (1ull << 13) |        \
+    (((uint64_t)HPET_PERIOD_FS << 32) | (0x8086ull << 16) | (1ull << 15) | (1ull << 13) |          \
      ((uint64_t)(HPET_NUM_TIMERS - 1) << 8) | 0x01)
 
 struct hpet_timer {
-    uint64_t config;   /* Tn_CONF_CAP (2.3.8), writable bits only */
-    uint64_t cmp;      /* Tn_COMPARATOR (2.3.9): next match value */
-    uint64_t period;   /* Tn_COMPARATOR periodic increment (2.3.9, "periodic mode") */
-    uint64_t fsb;      /* Tn_FSB_INT_ROUTE (2.3.10): kept, unused (no FSB capability) */
-    int32_t asserted;  /* IRQ line we hold high for a level interrupt, -1 if none */
+    uint64_t config;  /* Tn_CONF_CAP (2.3.8), writable bits only */
+    uint64_t cmp;     /* Tn_COMPARATOR (2.3.9): next match value */
+    uint64_t period;  /* Tn_COMPARATOR periodic increment (2.3.9, "periodic mode") */
+    uint64_t fsb;     /* Tn_FSB_INT_ROUTE (2.3.10): kept, unused (no FSB capability) */
+    int32_t asserted; /* IRQ line we hold high for a level interrupt, -1 if none */
 };
 
 struct hpet_state {
-    uint64_t config;                        /* GEN_CONF (2.3.5) */
-    uint64_t isr;                           /* GEN_INT_STS (2.3.6): level status bits */
-    uint64_t counter;                       /* MAIN_COUNTER (2.3.7) at base_ns */
-    uint64_t base_ns;                       /* timerq time matching counter when enabled */
-    struct hpet_timer t[HPET_NUM_TIMERS];   /* timer N blocks */
-    uint64_t saved_now_ns;                  /* timerq clock at save, to rebase base_ns */
+    uint64_t config;                      /* GEN_CONF (2.3.5) */
+    uint64_t isr;                         /* GEN_INT_STS (2.3.6): level status bits */
+    uint64_t counter;                     /* MAIN_COUNTER (2.3.7) at base_ns */
+    uint64_t base_ns;                     /* timerq time matching counter when enabled */
+    struct hpet_timer t[HPET_NUM_TIMERS]; /* timer N blocks */
+    uint64_t saved_now_ns;                /* timerq clock at save, to rebase base_ns */
 };
 
 struct hpet {
@@ -117,8 +118,7 @@ static void hpet_update_level(struct hpet *h, int n)
 {
     struct hpet_timer *t = &h->st.t[n];
     int want = -1;
-    if ((t->config & HPET_TN_LEVEL) && (t->config & HPET_TN_INT_ENB) &&
-        (h->st.isr & (1ull << n))) {
+    if ((t->config & HPET_TN_LEVEL) && (t->config & HPET_TN_INT_ENB) && (h->st.isr & (1ull << n))) {
         want = hpet_timer_route(h, n);
     }
     if (want == t->asserted) {
@@ -185,15 +185,15 @@ static void hpet_timer_cb(void *opaque)
     if ((h->st.config & HPET_CONF_ENABLE) && (t->config & HPET_TN_INT_ENB)) {
         uint64_t cur = hpet_counter_now(h, now);
         bool is32 = t->config & HPET_TN_32BIT;
-        bool reached = is32 ? (int32_t)((uint32_t)cur - (uint32_t)t->cmp) >= 0
-                            : (int64_t)(cur - t->cmp) >= 0;
+        bool reached =
+            is32 ? (int32_t)((uint32_t)cur - (uint32_t)t->cmp) >= 0 : (int64_t)(cur - t->cmp) >= 0;
         if (reached) {
             hpet_fire(h, n);
             if ((t->config & HPET_TN_PERIODIC) && t->period) {
                 /* Periodic: the comparator advances by the period past the counter,
                  * dropping ticks missed while the host was late. */
-                uint64_t behind = is32 ? (uint32_t)((uint32_t)cur - (uint32_t)t->cmp)
-                                       : cur - t->cmp;
+                uint64_t behind =
+                    is32 ? (uint32_t)((uint32_t)cur - (uint32_t)t->cmp) : cur - t->cmp;
                 t->cmp += (behind / t->period + 1) * t->period;
                 if (is32) {
                     t->cmp &= 0xffffffffull;
@@ -224,8 +224,7 @@ static void hpet_reset_locked(struct hpet *h)
     }
 }
 
-struct hpet *hpet_new(struct timerq *q, void (*irq)(void *opaque, int gsi, int level),
-                      void *opaque)
+struct hpet *hpet_new(struct timerq *q, void (*irq)(void *opaque, int gsi, int level), void *opaque)
 {
     struct hpet *h = calloc(1, sizeof(*h) + sizeof(struct hpet_timer_ctx) * HPET_NUM_TIMERS);
     if (!h) {
@@ -309,8 +308,8 @@ static uint64_t hpet_read_reg(struct hpet *h, uint64_t reg, uint64_t now)
     return 0;
 }
 
-static void hpet_write_timer(struct hpet *h, int n, uint64_t reg_off, uint64_t off,
-                             uint64_t val, unsigned size, uint64_t now)
+static void hpet_write_timer(struct hpet *h, int n, uint64_t reg_off, uint64_t off, uint64_t val,
+                             unsigned size, uint64_t now)
 {
     struct hpet_timer *t = &h->st.t[n];
     switch (reg_off) {
@@ -356,8 +355,7 @@ static void hpet_write_timer(struct hpet *h, int n, uint64_t reg_off, uint64_t o
     }
 }
 
-static void hpet_write_reg(struct hpet *h, uint64_t off, uint64_t val, unsigned size,
-                           uint64_t now)
+static void hpet_write_reg(struct hpet *h, uint64_t off, uint64_t val, unsigned size, uint64_t now)
 {
     struct hpet_state *s = &h->st;
     uint64_t reg = off & ~7ull;
@@ -463,8 +461,7 @@ static const struct vmstate_field hpet_fields[] = {
 static int hpet_post_load(void *scratch, int version_id)
 {
     struct hpet_state *s = scratch;
-    if (s->config & ~(HPET_CONF_ENABLE | HPET_CONF_LEGACY) ||
-        s->isr >= (1ull << HPET_NUM_TIMERS)) {
+    if (s->config & ~(HPET_CONF_ENABLE | HPET_CONF_LEGACY) || s->isr >= (1ull << HPET_NUM_TIMERS)) {
         return -EINVAL;
     }
     for (int i = 0; i < HPET_NUM_TIMERS; i++) {

@@ -34,8 +34,9 @@
 #define RTE_MASKED (1ull << 16)
 #define RTE_DEST_SHIFT 56
 /* Bits the guest may write: all but delivery status and Remote IRR, and bits 17-55. */
-#define RTE_WRITABLE (RTE_VECTOR | (7ull << 8) | RTE_DEST_LOGICAL | RTE_POLARITY | RTE_LEVEL | \
-                      RTE_MASKED | (0xffull << RTE_DEST_SHIFT))
+#define RTE_WRITABLE                                                                               \
+    (RTE_VECTOR | (7ull << 8) | RTE_DEST_LOGICAL | RTE_POLARITY | RTE_LEVEL | RTE_MASKED |         \
+     (0xffull << RTE_DEST_SHIFT))
 
 struct ioapic_state {
     uint8_t id;                       /* IOAPICID bits 27:24 */

@@ -22,25 +22,25 @@ enum pic_init_step {
 };
 
 struct pic_chip {
-    uint8_t lines;          /* IR0-7 input pin levels (for edge detection) */
-    uint8_t irr;            /* Interrupt Request Register */
-    uint8_t isr;            /* In-Service Register */
-    uint8_t imr;            /* Interrupt Mask Register (OCW1) */
-    uint8_t elcr;           /* ELCR 0x4D0/0x4D1: 1 = level triggered */
-    uint8_t elcr_mask;      /* ELCR bits that exist (IRQ0-2, 8, 13 are always edge) */
-    uint8_t irq_base;       /* ICW2 T7-T3: vector of IR0 */
-    uint8_t priority_add;   /* OCW2 rotation: IR number with the highest priority */
-    uint8_t init_step;      /* ICW1 started an init sequence: next ICW expected */
-    uint8_t icw3;           /* ICW3: cascade wiring (kept for read back only) */
-    bool icw4_needed;       /* ICW1 IC4 */
-    bool single;            /* ICW1 SNGL: no ICW3 */
-    bool ltim;              /* ICW1 LTIM: all inputs level triggered */
-    bool auto_eoi;          /* ICW4 AEOI */
-    bool sfnm;              /* ICW4 SFNM: special fully nested mode (master) */
-    bool rotate_auto_eoi;   /* OCW2 R=1 SL=0 EOI=0: rotate in automatic EOI mode */
-    bool read_isr;          /* OCW3 RR/RIS: command port reads ISR (else IRR) */
-    bool poll;              /* OCW3 P: next command port read is a poll */
-    bool special_mask;      /* OCW3 ESMM/SMM: special mask mode */
+    uint8_t lines;        /* IR0-7 input pin levels (for edge detection) */
+    uint8_t irr;          /* Interrupt Request Register */
+    uint8_t isr;          /* In-Service Register */
+    uint8_t imr;          /* Interrupt Mask Register (OCW1) */
+    uint8_t elcr;         /* ELCR 0x4D0/0x4D1: 1 = level triggered */
+    uint8_t elcr_mask;    /* ELCR bits that exist (IRQ0-2, 8, 13 are always edge) */
+    uint8_t irq_base;     /* ICW2 T7-T3: vector of IR0 */
+    uint8_t priority_add; /* OCW2 rotation: IR number with the highest priority */
+    uint8_t init_step;    /* ICW1 started an init sequence: next ICW expected */
+    uint8_t icw3;         /* ICW3: cascade wiring (kept for read back only) */
+    bool icw4_needed;     /* ICW1 IC4 */
+    bool single;          /* ICW1 SNGL: no ICW3 */
+    bool ltim;            /* ICW1 LTIM: all inputs level triggered */
+    bool auto_eoi;        /* ICW4 AEOI */
+    bool sfnm;            /* ICW4 SFNM: special fully nested mode (master) */
+    bool rotate_auto_eoi; /* OCW2 R=1 SL=0 EOI=0: rotate in automatic EOI mode */
+    bool read_isr;        /* OCW3 RR/RIS: command port reads ISR (else IRR) */
+    bool poll;            /* OCW3 P: next command port read is a poll */
+    bool special_mask;    /* OCW3 ESMM/SMM: special mask mode */
 };
 
 struct pic_state {
@@ -442,8 +442,7 @@ static void pic_elcr_bus_write(void *opaque, uint64_t off, uint64_t val, unsigne
 
 const struct bus_ops pic_master_bus_ops = {.read = pic_master_bus_read,
                                            .write = pic_master_bus_write};
-const struct bus_ops pic_slave_bus_ops = {.read = pic_slave_bus_read,
-                                          .write = pic_slave_bus_write};
+const struct bus_ops pic_slave_bus_ops = {.read = pic_slave_bus_read, .write = pic_slave_bus_write};
 const struct bus_ops pic_elcr_bus_ops = {.read = pic_elcr_bus_read, .write = pic_elcr_bus_write};
 
 /* ---- state ---- */

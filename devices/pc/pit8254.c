@@ -33,22 +33,22 @@ enum pit_rw {
 };
 
 struct pit_channel {
-    uint32_t count;          /* CR: reload value in input clocks, 1..0x10000 (binary) */
-    uint16_t latched_count;  /* OL: output latch (counter latch / read-back), as read */
-    uint8_t count_latched;   /* pit_rw of the pending OL read, 0 when OL follows CE */
-    bool status_latched;     /* read-back command latched the status byte */
-    uint8_t status;          /* read-back status byte */
-    uint8_t read_state;      /* pit_rw: next byte of a counter read */
-    uint8_t write_state;     /* pit_rw: next byte of a counter write */
-    uint8_t write_latch;     /* low byte of a lo/hi count write */
-    uint8_t rw_mode;         /* control word RW1-RW0 */
-    uint8_t mode;            /* control word M2-M0 (6, 7 folded to 2, 3) */
-    bool bcd;                /* control word BCD */
-    bool gate;               /* GATE input */
-    bool null_count;         /* status bit 6: count written, not yet in CE */
-    bool armed;              /* a count was loaded since the control word */
-    bool waiting_trigger;    /* modes 1 and 5: armed, waiting for a gate rising edge */
-    uint64_t load_ns;        /* timerq time CE was (re)loaded from CR */
+    uint32_t count;         /* CR: reload value in input clocks, 1..0x10000 (binary) */
+    uint16_t latched_count; /* OL: output latch (counter latch / read-back), as read */
+    uint8_t count_latched;  /* pit_rw of the pending OL read, 0 when OL follows CE */
+    bool status_latched;    /* read-back command latched the status byte */
+    uint8_t status;         /* read-back status byte */
+    uint8_t read_state;     /* pit_rw: next byte of a counter read */
+    uint8_t write_state;    /* pit_rw: next byte of a counter write */
+    uint8_t write_latch;    /* low byte of a lo/hi count write */
+    uint8_t rw_mode;        /* control word RW1-RW0 */
+    uint8_t mode;           /* control word M2-M0 (6, 7 folded to 2, 3) */
+    bool bcd;               /* control word BCD */
+    bool gate;              /* GATE input */
+    bool null_count;        /* status bit 6: count written, not yet in CE */
+    bool armed;             /* a count was loaded since the control word */
+    bool waiting_trigger;   /* modes 1 and 5: armed, waiting for a gate rising edge */
+    uint64_t load_ns;       /* timerq time CE was (re)loaded from CR */
 };
 
 struct pit_state {

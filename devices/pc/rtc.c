@@ -60,13 +60,13 @@ struct rtc_state {
 };
 
 struct rtc {
-    pthread_mutex_t lock;      /* guards s and irq_level */
-    struct irq_line irq;       /* IRQ# output, IRQ 8 on a PC */
-    struct timerq *tq;         /* clock and timers */
-    struct timer *periodic;    /* periodic interrupt (reg A RS, reg B PIE) */
-    struct timer *update;      /* once a second: update-ended and alarm */
-    int64_t host_base_ns;      /* host UTC ns at timerq time 0 */
-    int irq_level;             /* level last driven */
+    pthread_mutex_t lock;   /* guards s and irq_level */
+    struct irq_line irq;    /* IRQ# output, IRQ 8 on a PC */
+    struct timerq *tq;      /* clock and timers */
+    struct timer *periodic; /* periodic interrupt (reg A RS, reg B PIE) */
+    struct timer *update;   /* once a second: update-ended and alarm */
+    int64_t host_base_ns;   /* host UTC ns at timerq time 0 */
+    int irq_level;          /* level last driven */
     struct rtc_state s;
 };
 
@@ -166,8 +166,8 @@ static void rtc_latch_time(struct rtc *r)
 {
     struct tm tm;
     rtc_broken_down(r, &tm);
-    static const unsigned regs[] = {RTC_SEC, RTC_MIN, RTC_HOUR, RTC_WDAY, RTC_MDAY,
-                                    RTC_MONTH, RTC_YEAR, RTC_CMOS_CENTURY};
+    static const unsigned regs[] = {RTC_SEC,  RTC_MIN,   RTC_HOUR, RTC_WDAY,
+                                    RTC_MDAY, RTC_MONTH, RTC_YEAR, RTC_CMOS_CENTURY};
     for (unsigned i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
         r->s.cmos[regs[i]] = rtc_time_reg(&r->s, &tm, regs[i]);
     }

@@ -27,14 +27,14 @@
 /* CMOS bytes the machine fills in (IBM PC/AT and SeaBIOS layout). */
 #define RTC_CMOS_MEM_BASE_LO 0x15 /* base memory in KiB (640) */
 #define RTC_CMOS_MEM_BASE_HI 0x16
-#define RTC_CMOS_MEM_EXT_LO 0x17  /* memory 1M..65M in KiB */
+#define RTC_CMOS_MEM_EXT_LO 0x17 /* memory 1M..65M in KiB */
 #define RTC_CMOS_MEM_EXT_HI 0x18
 #define RTC_CMOS_MEM_EXT2_LO 0x30 /* same as 0x17/0x18 (older BIOSes read these) */
 #define RTC_CMOS_MEM_EXT2_HI 0x31
-#define RTC_CMOS_MEM_16M_LO 0x34  /* memory 16M..4G in 64 KiB units */
+#define RTC_CMOS_MEM_16M_LO 0x34 /* memory 16M..4G in 64 KiB units */
 #define RTC_CMOS_MEM_16M_HI 0x35
 #define RTC_CMOS_CENTURY 0x32
-#define RTC_CMOS_MEM_HIGH_0 0x5b  /* memory above 4G in 64 KiB units, 3 bytes */
+#define RTC_CMOS_MEM_HIGH_0 0x5b /* memory above 4G in 64 KiB units, 3 bytes */
 #define RTC_CMOS_MEM_HIGH_1 0x5c
 #define RTC_CMOS_MEM_HIGH_2 0x5d
 

@@ -91,12 +91,12 @@ struct uart_state {
 };
 
 struct uart {
-    pthread_mutex_t lock;       /* guards s and irq_level */
-    struct irq_line irq;        /* INTRPT output (IRQ 4 on COM1) */
-    struct uart_backend be;     /* host side of TX */
-    struct timerq *tq;          /* for the character timeout, or NULL */
-    struct timer *rx_timeout;   /* character timeout timer, or NULL */
-    int irq_level;              /* level last driven on irq */
+    pthread_mutex_t lock;     /* guards s and irq_level */
+    struct irq_line irq;      /* INTRPT output (IRQ 4 on COM1) */
+    struct uart_backend be;   /* host side of TX */
+    struct timerq *tq;        /* for the character timeout, or NULL */
+    struct timer *rx_timeout; /* character timeout timer, or NULL */
+    int irq_level;            /* level last driven on irq */
     struct uart_state s;
 };
 
@@ -200,6 +200,7 @@ static bool uart_rx_push(struct uart_state *s, uint8_t b)
 {
     if (s->rx_count >= uart_rx_capacity(s)) {
         s->lsr_err |= UART_LSR_OE;
+        log_debug(UART_TAG, "receiver overrun, byte 0x%02x dropped", b);
         return false;
     }
     s->rx_fifo[(s->rx_head + s->rx_count) % UART_FIFO_SIZE] = b;

@@ -35,14 +35,16 @@
 #define TM_TEST_PATTERN 0xf1e2d3c4b5a69788ull
 #define TM_MAX_CPUS 2
 #define TM_LOG_MAX 64
+#ifndef TM_TIMEOUT_MS
 #define TM_TIMEOUT_MS 30000
+#endif
 
 struct tm_access {
-    int is_write;   /* 1 for a write */
-    int is_mmio;    /* 1 for MMIO, 0 for PIO */
-    uint64_t off;   /* offset within the device range */
-    unsigned size;  /* access size in bytes */
-    uint64_t val;   /* value written (or returned) */
+    int is_write;  /* 1 for a write */
+    int is_mmio;   /* 1 for MMIO, 0 for PIO */
+    uint64_t off;  /* offset within the device range */
+    unsigned size; /* access size in bytes */
+    uint64_t val;  /* value written (or returned) */
 };
 
 struct tm_machine;
@@ -51,9 +53,9 @@ struct tm_cpu {
     struct tm_machine *m;
     struct accel_vcpu *vcpu;
     pthread_t thread;
-    int err;                          /* vcpu_run error (-errno) */
-    struct accel_exit last;           /* the exit that stopped this vCPU */
-    bool stopped_by_exit;             /* an exit other than PIO/MMIO/INTR stopped it */
+    int err;                /* vcpu_run error (-errno) */
+    struct accel_exit last; /* the exit that stopped this vCPU */
+    bool stopped_by_exit;   /* an exit other than PIO/MMIO/INTR stopped it */
 };
 
 struct tm_machine {
@@ -64,15 +66,15 @@ struct tm_machine {
     struct accel_vm *vm;
     int ncpus;
     struct tm_cpu cpu[TM_MAX_CPUS];
-    pthread_mutex_t lock;             /* serial, log and stop state below */
-    char serial[512];                 /* bytes the guest wrote to the serial port */
+    pthread_mutex_t lock; /* serial, log and stop state below */
+    char serial[512];     /* bytes the guest wrote to the serial port */
     size_t nserial;
     int exit_code;                    /* last exit-port byte, -1 before any */
     bool poweroff;                    /* PM1a_CNT saw SLP_TYP=5 with SLP_EN */
     int pm_writes;                    /* every PM1a_CNT write */
     struct tm_access log[TM_LOG_MAX]; /* test device accesses in order */
     int nlog;
-    int stop;                         /* atomic: all vCPU threads leave */
+    int stop; /* atomic: all vCPU threads leave */
 };
 
 static struct accel_probe tm_probe;
@@ -313,6 +315,13 @@ static bool tm_run(struct tm_machine *m)
     for (int i = 0; i < m->ncpus; i++) {
         pthread_join(m->cpu[i].thread, NULL);
     }
+    if (!done) {
+        fprintf(stderr, "\nguest timed out; serial so far: \"%s\"\n", m->serial);
+        for (int i = 0; i < m->ncpus; i++) {
+            fprintf(stderr, "vCPU %d:\n", i);
+            accel_dump_vcpu(m->ops, m->cpu[i].vcpu, stderr);
+        }
+    }
     return done;
 }
 
@@ -420,13 +429,13 @@ static void test_long_mode(void)
     tm_fini(&m);
 }
 
-static bool tm_log_has(struct tm_machine *m, int is_write, int is_mmio, uint64_t off,
-                       unsigned size, uint64_t val)
+static bool tm_log_has(struct tm_machine *m, int is_write, int is_mmio, uint64_t off, unsigned size,
+                       uint64_t val)
 {
     for (int i = 0; i < m->nlog; i++) {
         const struct tm_access *a = &m->log[i];
-        if (a->is_write == is_write && a->is_mmio == is_mmio && a->off == off &&
-            a->size == size && a->val == val) {
+        if (a->is_write == is_write && a->is_mmio == is_mmio && a->off == off && a->size == size &&
+            a->val == val) {
             return true;
         }
     }
@@ -462,8 +471,8 @@ static void test_io_dispatch(void)
     /* rep insw: three word reads at offset 6. */
     int reads6 = 0;
     for (int i = 0; i < m.nlog; i++) {
-        reads6 += !m.log[i].is_write && !m.log[i].is_mmio && m.log[i].off == 6 &&
-                  m.log[i].size == 2;
+        reads6 +=
+            !m.log[i].is_write && !m.log[i].is_mmio && m.log[i].off == 6 && m.log[i].size == 2;
     }
     CU_ASSERT_EQUAL(reads6, 3);
     tm_fini(&m);
@@ -492,6 +501,27 @@ static void test_two_vcpus(void)
     tm_fini(&m);
 }
 
+/* After vcpu_reset the same VM boots again: BSP at the reset vector, the AP back in
+ * wait-for-SIPI, local APICs back to power-up state. */
+static void test_reset_and_rerun(void)
+{
+    struct tm_machine m;
+    CU_ASSERT_EQUAL_FATAL(tm_init(&m, "smp", 2), 0);
+    CU_ASSERT_TRUE(tm_run(&m));
+    CU_ASSERT_STRING_EQUAL(m.serial, "AP1\nBSP0\n");
+    for (int i = 0; i < m.ncpus; i++) {
+        CU_ASSERT_EQUAL(m.ops->vcpu_reset(m.cpu[i].vcpu), 0);
+    }
+    uint32_t zero = 0;
+    guestmem_write(&m.mem, 0x600, &zero, 4); /* the AP's flag: RAM is not reset */
+    m.stop = 0;
+    m.exit_code = -1;
+    CU_ASSERT_TRUE(tm_run(&m));
+    CU_ASSERT_STRING_EQUAL(m.serial, "AP1\nBSP0\nAP1\nBSP0\n");
+    CU_ASSERT_EQUAL(m.exit_code, 0);
+    tm_fini(&m);
+}
+
 static void test_acpi_poweroff(void)
 {
     struct tm_machine m;
@@ -510,6 +540,9 @@ static void test_cpuid_leaves(void)
     CU_ASSERT_EQUAL_FATAL(tm_init(&m, "cpuid", 1), 0);
     CU_ASSERT_TRUE(tm_run(&m));
     CU_ASSERT_STRING_EQUAL(m.serial, "KVMKVMKVM\ntsc\n");
+    if (strcmp(m.serial, "KVMKVMKVM\ntsc\n") != 0) {
+        fprintf(stderr, "cpuid guest printed \"%s\"\n", m.serial);
+    }
     CU_ASSERT_EQUAL(m.exit_code, 0);
     tm_fini(&m);
 }
@@ -552,6 +585,7 @@ int main(void)
     CU_add_test(s, "(c) PIO and MMIO dispatch", test_io_dispatch);
     CU_add_test(s, "(d) PIT/8259 timer interrupts", test_timer_irq);
     CU_add_test(s, "(e) two vCPUs, INIT-SIPI-SIPI", test_two_vcpus);
+    CU_add_test(s, "reset and boot again", test_reset_and_rerun);
     CU_add_test(s, "(f) ACPI power-off", test_acpi_poweroff);
     CU_add_test(s, "hypervisor CPUID leaves", test_cpuid_leaves);
     CU_add_test(s, "triple fault exits as shutdown", test_triple_fault);

@@ -84,9 +84,9 @@ static void test_12_hour(void)
     struct rig g;
     rig_init(&g);
     rtc_set_time(g.r, T_2024_02_29_134556);
-    cmos_wr(&g, 0x0b, 0x00); /* 12h BCD */
+    cmos_wr(&g, 0x0b, 0x00);                  /* 12h BCD */
     CU_ASSERT_EQUAL(cmos_rd(&g, 0x04), 0x81); /* 1 PM */
-    cmos_wr(&g, 0x0b, 0x04); /* 12h binary */
+    cmos_wr(&g, 0x0b, 0x04);                  /* 12h binary */
     CU_ASSERT_EQUAL(cmos_rd(&g, 0x04), 0x81);
     rtc_set_time(g.r, T_2024_02_29_000500);
     CU_ASSERT_EQUAL(cmos_rd(&g, 0x04), 12); /* 12 AM */
@@ -191,17 +191,17 @@ static void test_periodic_rate(void)
 {
     struct rig g;
     rig_init(&g);
-    cmos_wr(&g, 0x0a, 0x26);         /* 1024 Hz */
-    cmos_wr(&g, 0x0b, 0x42);         /* PIE */
+    cmos_wr(&g, 0x0a, 0x26); /* 1024 Hz */
+    cmos_wr(&g, 0x0b, 0x42); /* PIE */
     int n = count_periodic(&g, 1000000000ull, 250000ull);
     CU_ASSERT_TRUE(n >= 1023 && n <= 1025);
-    cmos_wr(&g, 0x0a, 0x2f);         /* 2 Hz */
+    cmos_wr(&g, 0x0a, 0x2f); /* 2 Hz */
     n = count_periodic(&g, 1000000000ull, 1000000ull);
     CU_ASSERT_EQUAL(n, 2);
-    cmos_wr(&g, 0x0a, 0x23);         /* 8192 Hz */
+    cmos_wr(&g, 0x0a, 0x23); /* 8192 Hz */
     n = count_periodic(&g, 10000000ull, 40000ull);
     CU_ASSERT_TRUE(n >= 81 && n <= 83);
-    cmos_wr(&g, 0x0b, 0x02);         /* PIE off: silence */
+    cmos_wr(&g, 0x0b, 0x02); /* PIE off: silence */
     n = count_periodic(&g, 10000000ull, 40000ull);
     CU_ASSERT_EQUAL(n, 0);
     rig_fini(&g);

@@ -7,9 +7,9 @@
 #include <string.h>
 
 struct mock_irq {
-    int level;  /* current level */
-    int rises;  /* 0 -> 1 transitions */
-    int calls;  /* set() calls */
+    int level; /* current level */
+    int rises; /* 0 -> 1 transitions */
+    int calls; /* set() calls */
 };
 
 static void mock_irq_set(void *opaque, int line, int level)
@@ -120,26 +120,26 @@ static void test_iir_priority(void)
 {
     struct rig r;
     rig_init(&r, NULL);
-    wr(&r, 2, 0x01);        /* FIFO on, trigger 1 */
-    wr(&r, 4, 0x10);        /* loopback, modem outputs low */
-    rd(&r, 6);              /* clear deltas from entering loopback */
-    wr(&r, 1, 0x0f);        /* all sources */
+    wr(&r, 2, 0x01);                  /* FIFO on, trigger 1 */
+    wr(&r, 4, 0x10);                  /* loopback, modem outputs low */
+    rd(&r, 6);                        /* clear deltas from entering loopback */
+    wr(&r, 1, 0x0f);                  /* all sources */
     CU_ASSERT_EQUAL(rd(&r, 2), 0xc2); /* THRE */
-    CU_ASSERT_EQUAL(r.irq.level, 0); /* the IIR read cleared THRE */
-    wr(&r, 4, 0x12);        /* RTS -> CTS changes: modem status */
+    CU_ASSERT_EQUAL(r.irq.level, 0);  /* the IIR read cleared THRE */
+    wr(&r, 4, 0x12);                  /* RTS -> CTS changes: modem status */
     CU_ASSERT_EQUAL(rd(&r, 2), 0xc0);
     CU_ASSERT_EQUAL(r.irq.level, 1);
     for (int i = 0; i < 17; i++) {
         wr(&r, 0, (uint8_t)i); /* loops back; the 17th overruns */
     }
-    CU_ASSERT_EQUAL(rd(&r, 2), 0xc6); /* RLS beats RDA, THRE and MS */
+    CU_ASSERT_EQUAL(rd(&r, 2), 0xc6);        /* RLS beats RDA, THRE and MS */
     CU_ASSERT_EQUAL(rd(&r, 5) & 0x03, 0x03); /* OE and DR */
-    CU_ASSERT_EQUAL(rd(&r, 2), 0xc4); /* RDA next */
+    CU_ASSERT_EQUAL(rd(&r, 2), 0xc4);        /* RDA next */
     for (int i = 0; i < 16; i++) {
         CU_ASSERT_EQUAL(rd(&r, 0), i);
     }
-    CU_ASSERT_EQUAL(rd(&r, 2), 0xc2); /* THRE (re-raised by the THR writes) */
-    CU_ASSERT_EQUAL(rd(&r, 2), 0xc0); /* then modem status */
+    CU_ASSERT_EQUAL(rd(&r, 2), 0xc2);        /* THRE (re-raised by the THR writes) */
+    CU_ASSERT_EQUAL(rd(&r, 2), 0xc0);        /* then modem status */
     CU_ASSERT_EQUAL(rd(&r, 6) & 0x01, 0x01); /* DCTS */
     CU_ASSERT_EQUAL(rd(&r, 2), 0xc1);
     CU_ASSERT_EQUAL(r.irq.level, 0);
@@ -273,7 +273,7 @@ static void test_save_load(void)
     CU_ASSERT_EQUAL(rd(&b, 7), 0x42);
     CU_ASSERT_EQUAL(rd(&b, 3), 0x1b);
     CU_ASSERT_EQUAL(rd(&b, 2), 0xcc); /* no timerq: timeout at once */
-    CU_ASSERT_EQUAL(b.irq.level, 1); /* line re-driven from the loaded state */
+    CU_ASSERT_EQUAL(b.irq.level, 1);  /* line re-driven from the loaded state */
     CU_ASSERT_EQUAL(rd(&b, 0), 'h');
     CU_ASSERT_EQUAL(rd(&b, 0), 'e');
     CU_ASSERT_EQUAL(rd(&b, 0), 'y');

@@ -6,15 +6,15 @@
 #include <string.h>
 
 struct demo {
-    uint8_t a;        /* v1 */
-    uint16_t b;       /* v1 */
-    uint32_t arr[3];  /* v1 */
-    int64_t neg;      /* v1 */
-    bool flag;        /* v1 */
-    uint8_t blob[5];  /* v1 */
-    uint64_t added;   /* v2 */
-    uint32_t extra;   /* subsection "demo/extra", saved when non-zero */
-    int refuse;       /* not saved: makes post_load refuse when set */
+    uint8_t a;       /* v1 */
+    uint16_t b;      /* v1 */
+    uint32_t arr[3]; /* v1 */
+    int64_t neg;     /* v1 */
+    bool flag;       /* v1 */
+    uint8_t blob[5]; /* v1 */
+    uint64_t added;  /* v2 */
+    uint32_t extra;  /* subsection "demo/extra", saved when non-zero */
+    int refuse;      /* not saved: makes post_load refuse when set */
 };
 
 static int demo_post_load(void *scratch, int version_id)
@@ -53,7 +53,9 @@ static const struct vmstate_field demo_fields[] = {
     VMSTATE_FIELD(struct demo, neg, VMSTATE_I64),
     VMSTATE_FIELD(struct demo, flag, VMSTATE_BOOL),
     VMSTATE_BUF(struct demo, blob),
-    {.name = "added", .type = VMSTATE_U64, .offset = offsetof(struct demo, added),
+    {.name = "added",
+     .type = VMSTATE_U64,
+     .offset = offsetof(struct demo, added),
      .version_added = 2},
     VMSTATE_END,
 };
@@ -90,8 +92,14 @@ static const struct vmstate_desc demo_v3_min2 = {
 
 static struct demo demo_sample(void)
 {
-    struct demo d = {.a = 7, .b = 0xbeef, .arr = {1, 2, 0xffffffffu}, .neg = -5, .flag = true,
-                     .blob = {9, 8, 7, 6, 5}, .added = 0x1122334455667788ull, .extra = 42};
+    struct demo d = {.a = 7,
+                     .b = 0xbeef,
+                     .arr = {1, 2, 0xffffffffu},
+                     .neg = -5,
+                     .flag = true,
+                     .blob = {9, 8, 7, 6, 5},
+                     .added = 0x1122334455667788ull,
+                     .extra = 42};
     return d;
 }
 

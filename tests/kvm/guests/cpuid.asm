@@ -13,17 +13,18 @@ start:
     mov [0x500], ebx
     mov [0x504], ecx
     mov [0x508], edx
-    mov byte [0x50c], 10
-    mov byte [0x50d], 0
     mov si, 0x500
+    mov cx, 12
     mov dx, SERIAL
 .next:
     lodsb
-    test al, al
-    jz .sig_done
+    test al, al                   ; the signature is NUL-padded
+    jz .skip
     out dx, al
-    jmp .next
-.sig_done:
+.skip:
+    loop .next
+    mov al, 10
+    out dx, al
     mov eax, 0x40000010
     cpuid
     test eax, eax

@@ -83,10 +83,14 @@ ap_pm:
 bits 16
 ap_start:
     cli
-    o32 lgdt [cs:gdt_ptr - 0x1000]
+    o32 lgdt [cs:ap_gdt_ptr - ap_start]
     mov eax, cr0
     or eax, 1
     mov cr0, eax
     jmp dword 0x08:ROM_LIN(ap_pm)
+; The BSP's gdt_ptr lies below this CS base, out of reach: a copy.
+ap_gdt_ptr:
+    dw gdt_end - gdt - 1
+    dd ROM_LIN(gdt)
 
 ROM_END

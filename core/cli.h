@@ -1,0 +1,10 @@
+/* lodge subcommands implemented in core/ (each takes argv with argv[0] = the
+ * subcommand name and returns the process exit status). */
+#ifndef LODGE_CORE_CLI_H
+#define LODGE_CORE_CLI_H
+
+/* lodge run: 0 guest powered off (or reset with --no-reboot), 1 engine/guest error,
+ * 2 bad input. */
+int cli_run_main(int argc, char **argv);
+
+#endif

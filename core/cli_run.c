@@ -1,0 +1,274 @@
+/* lodge run: parse the command line, load the images, build and run the machine. */
+#include "core/cli.h"
+
+#include "core/log.h"
+#include "core/machine.h"
+#include "core/options.h"
+#include "hostdrv/accel.h"
+#include "hostdrv/doctor.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLI_EXIT_USAGE 2
+
+static void cli_run_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: lodge run (--kernel FILE [--initrd FILE] [--append TEXT] | --bios FILE)\n"
+            "                 [OPTIONS]\n"
+            "\n"
+            "Boot a PC guest: a Linux bzImage directly (64-bit boot protocol) or a raw\n"
+            "firmware image mapped below 4 GiB and started at the reset vector.\n"
+            "\n"
+            "  --kernel FILE      Linux bzImage to boot\n"
+            "  --initrd FILE      initial ramdisk for --kernel\n"
+            "  --append TEXT      kernel command line (e.g. \"console=ttyS0\")\n"
+            "  --bios FILE        raw firmware image (up to 16M), instead of --kernel\n"
+            "  --mem SIZE         guest RAM: bytes or with K, M, G suffix (default 512M)\n"
+            "  --cpus N           virtual CPUs, 1..64 (default 1)\n"
+            "  --accel ENGINE     auto, kvm or soft (default auto: see lodge doctor)\n"
+            "  --serial SPEC      COM1 backend: stdio, file:PATH, unix:PATH or none\n"
+            "                     (default stdio; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A)\n"
+            "  --no-reboot        exit (status 0) when the guest resets instead of rebooting\n"
+            "  --log SPEC         logging, e.g. debug or machine=info,dev.uart=trace\n"
+            "  -h, --help         show this help\n"
+            "\n"
+            "Exit status: 0 the guest powered off, 1 the guest or the engine failed,\n"
+            "2 bad command line or input files.\n");
+}
+
+/* One line, "lodge: <thing>: <problem>", and the usage exit status. */
+static int cli_bad(const char *thing, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int cli_bad(const char *thing, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "lodge: %s: ", thing);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_EXIT_USAGE;
+}
+
+static int cli_read_file(const char *path, uint8_t **data, size_t *len)
+{
+    gchar *buf = NULL;
+    gsize n = 0;
+    GError *gerr = NULL;
+    if (!g_file_get_contents(path, &buf, &n, &gerr)) {
+        /* GLib's message already names the file: print ours for one consistent format. */
+        int e = gerr->domain == G_FILE_ERROR && gerr->code == G_FILE_ERROR_NOENT ? ENOENT : EIO;
+        if (gerr->domain == G_FILE_ERROR && gerr->code == G_FILE_ERROR_ACCES) {
+            e = EACCES;
+        } else if (gerr->domain == G_FILE_ERROR && gerr->code == G_FILE_ERROR_ISDIR) {
+            e = EISDIR;
+        }
+        g_error_free(gerr);
+        return -e;
+    }
+    *data = (uint8_t *)buf;
+    *len = n;
+    return 0;
+}
+
+enum {
+    OPT_KERNEL = 0x100,
+    OPT_INITRD,
+    OPT_APPEND,
+    OPT_BIOS,
+    OPT_MEM,
+    OPT_CPUS,
+    OPT_ACCEL,
+    OPT_SERIAL,
+    OPT_NO_REBOOT,
+    OPT_LOG,
+};
+
+static const struct option cli_run_opts[] = {
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"initrd", required_argument, NULL, OPT_INITRD},
+    {"append", required_argument, NULL, OPT_APPEND},
+    {"bios", required_argument, NULL, OPT_BIOS},
+    {"mem", required_argument, NULL, OPT_MEM},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"accel", required_argument, NULL, OPT_ACCEL},
+    {"serial", required_argument, NULL, OPT_SERIAL},
+    {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+struct cli_run_args {
+    const char *kernel, *initrd, *append, *bios, *accel, *serial, *log;
+    const char *mem_text;
+    uint64_t mem;
+    long cpus;
+    bool no_reboot;
+};
+
+/* Returns -1 to go on, or an exit status. */
+static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
+{
+    a->mem = 512ull << 20;
+    a->cpus = 1;
+    a->accel = "auto";
+    a->serial = "stdio";
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", cli_run_opts, NULL)) != -1) {
+        int rc;
+        switch (c) {
+        case OPT_KERNEL:
+            a->kernel = optarg;
+            break;
+        case OPT_INITRD:
+            a->initrd = optarg;
+            break;
+        case OPT_APPEND:
+            a->append = optarg;
+            break;
+        case OPT_BIOS:
+            a->bios = optarg;
+            break;
+        case OPT_MEM:
+            a->mem_text = optarg;
+            rc = options_parse_size(optarg, &a->mem);
+            if (rc == -ERANGE) {
+                return cli_bad("--mem", "%s is too large", optarg);
+            }
+            if (rc < 0) {
+                return cli_bad("--mem", "%s is not a size (use bytes or a K, M or G suffix, e.g. "
+                               "512M)", optarg);
+            }
+            break;
+        case OPT_CPUS:
+            rc = options_parse_int(optarg, 1, MACHINE_MAX_CPUS, &a->cpus);
+            if (rc < 0) {
+                return cli_bad("--cpus", "%s is not a CPU count in 1..%d", optarg,
+                               MACHINE_MAX_CPUS);
+            }
+            break;
+        case OPT_ACCEL:
+            if (strcmp(optarg, "auto") != 0 && !accel_find(optarg)) {
+                return cli_bad("--accel", "unknown engine '%s' (use auto, kvm or soft)", optarg);
+            }
+            a->accel = optarg;
+            break;
+        case OPT_SERIAL:
+            if (strcmp(optarg, "stdio") != 0 && strcmp(optarg, "none") != 0 &&
+                strncmp(optarg, "file:", 5) != 0 && strncmp(optarg, "unix:", 5) != 0) {
+                return cli_bad("--serial", "unknown backend '%s' (use stdio, file:PATH, "
+                               "unix:PATH or none)", optarg);
+            }
+            if ((optarg[0] == 'f' || optarg[0] == 'u') && optarg[5] == '\0') {
+                return cli_bad("--serial", "%s needs a path", optarg);
+            }
+            a->serial = optarg;
+            break;
+        case OPT_NO_REBOOT:
+            a->no_reboot = true;
+            break;
+        case OPT_LOG:
+            if (log_configure(optarg) < 0) {
+                return cli_bad("--log", "bad spec '%s' (use LEVEL or TAG=LEVEL,...; levels: off, "
+                               "error, warn, info, debug, trace)", optarg);
+            }
+            a->log = optarg;
+            break;
+        case 'h':
+            cli_run_usage(stdout);
+            return 0;
+        case ':':
+            return cli_bad(argv[optind - 1], "needs a value (see lodge run --help)");
+        case '?':
+        default:
+            return cli_bad(argv[optind - 1], "unknown option (see lodge run --help)");
+        }
+    }
+    if (optind < argc) {
+        return cli_bad(argv[optind], "unexpected argument (see lodge run --help)");
+    }
+    if (!a->kernel && !a->bios) {
+        return cli_bad("run", "nothing to boot: give --kernel FILE or --bios FILE");
+    }
+    if (a->kernel && a->bios) {
+        return cli_bad("run", "--kernel and --bios exclude each other");
+    }
+    if ((a->initrd || a->append) && !a->kernel) {
+        return cli_bad(a->initrd ? "--initrd" : "--append", "only works with --kernel");
+    }
+    if (a->mem < MACHINE_MIN_MEM) {
+        return cli_bad("--mem", "%s is too little (at least 32M)",
+                       a->mem_text ? a->mem_text : "?");
+    }
+    a->mem = (a->mem + 0xfff) & ~0xfffull;
+    return -1;
+}
+
+static const struct accel_ops *cli_pick_accel(const char *name)
+{
+    if (strcmp(name, "auto") != 0) {
+        return accel_find(name);
+    }
+    char why[512] = "";
+    const char *pick = accel_choose_auto(why, sizeof(why));
+    log_info("cli", "--accel auto picked %s: %s", pick, why);
+    return accel_find(pick);
+}
+
+int cli_run_main(int argc, char **argv)
+{
+    struct cli_run_args a = {0};
+    int status = cli_run_parse(argc, argv, &a);
+    if (status >= 0) {
+        return status;
+    }
+    struct machine_config cfg = {.mem_size = a.mem, .ncpus = (int)a.cpus, .append = a.append,
+                                 .serial = a.serial, .no_reboot = a.no_reboot,
+                                 .kernel_path = a.kernel, .initrd_path = a.initrd,
+                                 .bios_path = a.bios};
+    uint8_t *kernel = NULL, *initrd = NULL, *bios = NULL;
+    int rc = 0;
+    if (a.kernel && (rc = cli_read_file(a.kernel, &kernel, &cfg.kernel_size)) < 0) {
+        return cli_bad(a.kernel, "%s", strerror(-rc));
+    }
+    if (a.initrd && (rc = cli_read_file(a.initrd, &initrd, &cfg.initrd_size)) < 0) {
+        g_free(kernel);
+        return cli_bad(a.initrd, "%s", strerror(-rc));
+    }
+    if (a.bios && (rc = cli_read_file(a.bios, &bios, &cfg.bios_size)) < 0) {
+        return cli_bad(a.bios, "%s", strerror(-rc));
+    }
+    cfg.kernel = kernel;
+    cfg.initrd = initrd;
+    cfg.bios = bios;
+    cfg.accel = cli_pick_accel(a.accel);
+    status = 1;
+    if (!cfg.accel) {
+        fprintf(stderr, "lodge: --accel: no engine available\n");
+    } else {
+        struct machine *m = NULL;
+        struct machine_error err;
+        rc = machine_new(&cfg, &m, &err);
+        if (rc < 0) {
+            fprintf(stderr, "lodge: %s\n", err.msg);
+            status = err.user ? CLI_EXIT_USAGE : 1;
+        } else {
+            status = machine_run(m);
+            machine_free(m);
+        }
+    }
+    g_free(kernel);
+    g_free(initrd);
+    g_free(bios);
+    return status;
+}

@@ -1,0 +1,628 @@
+/* Execution core of the soft CPU: decoded-block cache, jump cache, run loop, exceptions,
+ * self-modifying-code tracking, mode bits.
+ *
+ * Blocks are decoded once into arrays of struct x86_insn and kept in an arena, found by
+ * (physical address, decoder mode) through a hash table, and by linear RIP through a small
+ * per-vCPU jump cache whose hits are revalidated against the TLB. Pages holding blocks are
+ * "code pages": the TLB never gives them a fast write entry, so every store to them reaches
+ * cpu_st_slow, which drops the blocks overlapping the written bytes (64-byte granules). */
+#include "core/cpu/cpu.h"
+
+#include "core/guestmem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define BLOCK_MAX_INSNS 64
+#define HASH_BITS 15
+#define HASH_SIZE (1u << HASH_BITS)
+#define JC_BITS 12
+#define JC_SIZE (1u << JC_BITS)
+#define PAGE_HASH_BITS 12
+#define PAGE_HASH_SIZE (1u << PAGE_HASH_BITS)
+#define ARENA_SIZE (48u << 20)
+
+struct cpu_block {
+    uint64_t phys;               /* physical address of the first byte */
+    uint32_t key;                /* decoder mode */
+    uint16_t ninsn;              /* number of records */
+    uint16_t bytes;              /* code bytes covered (within one page) */
+    bool valid;                  /* false once invalidated (memory is reused only on flush) */
+    struct cpu_block *hash_next; /* chain in the (phys, key) hash */
+    struct cpu_block *page_next; /* blocks of the same physical page */
+    struct x86_insn insn[];      /* ninsn decoded instructions */
+};
+
+struct code_page {
+    uint64_t page;               /* physical page address */
+    uint64_t mask;               /* 64-byte granules holding translated code */
+    struct cpu_block *blocks;    /* blocks starting in this page */
+    struct code_page *next;      /* hash chain */
+};
+
+struct jc_entry {
+    uint64_t lin;                /* linear address of the block start */
+    uint32_t key;                /* decoder mode */
+    struct cpu_block *b;
+};
+
+struct cpu_tcache {
+    struct cpu_block *hash[HASH_SIZE];
+    struct code_page *pages[PAGE_HASH_SIZE];
+    struct jc_entry jc[JC_SIZE];
+    uint8_t *arena;              /* bump allocator for blocks and code pages */
+    size_t used;
+    uint64_t flushes;            /* statistics */
+    uint64_t blocks_built;
+    uint64_t invalidations;
+};
+
+static unsigned hash_phys(uint64_t pa, uint32_t key)
+{
+    uint64_t h = (pa ^ (pa >> 17) ^ ((uint64_t)key << 5)) * 0x9e3779b97f4a7c15ull;
+    return (unsigned)(h >> (64 - HASH_BITS));
+}
+
+static unsigned hash_page(uint64_t page)
+{
+    return (unsigned)(((page >> 12) * 0x9e3779b97f4a7c15ull) >> (64 - PAGE_HASH_BITS));
+}
+
+static void *arena_alloc(struct cpu_tcache *tc, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (tc->used + n > ARENA_SIZE) {
+        return NULL;
+    }
+    void *p = tc->arena + tc->used;
+    tc->used += n;
+    return p;
+}
+
+/* Code pages lose their CODE write restriction: refill those TLB entries. */
+static void tlb_uncode_all(struct cpu *cpu)
+{
+    for (int m = 0; m < CPU_MMU_COUNT; m++) {
+        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+            struct cpu_tlb_entry *e = &cpu->tlb[m][i];
+            if (e->tag_write & CPU_TLB_CODE) {
+                e->tag_write = CPU_TLB_INVALID;
+            }
+        }
+    }
+}
+
+void cpu_tcache_flush(struct cpu *cpu)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    memset(tc->hash, 0, sizeof(tc->hash));
+    memset(tc->pages, 0, sizeof(tc->pages));
+    memset(tc->jc, 0, sizeof(tc->jc));
+    tc->used = 0;
+    tc->flushes++;
+    tlb_uncode_all(cpu);
+    cpu->block_stop = true;
+}
+
+static struct code_page *page_find(struct cpu_tcache *tc, uint64_t page)
+{
+    for (struct code_page *p = tc->pages[hash_page(page)]; p; p = p->next) {
+        if (p->page == page) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+bool cpu_page_has_code(struct cpu *cpu, uint64_t pa)
+{
+    return cpu->tcache && page_find(cpu->tcache, pa & CPU_PAGE_MASK) != NULL;
+}
+
+/* A page became a code page: writes to it must take the slow path from now on. */
+static void tlb_mark_code(struct cpu *cpu, uint64_t page)
+{
+    for (int m = 0; m < CPU_MMU_COUNT; m++) {
+        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+            struct cpu_tlb_entry *e = &cpu->tlb[m][i];
+            if (e->paddr == page && !(e->tag_write & CPU_TLB_INVALID)) {
+                e->tag_write |= CPU_TLB_CODE;
+            }
+        }
+    }
+}
+
+static void page_remove(struct cpu *cpu, struct code_page *cp)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    struct code_page **pp = &tc->pages[hash_page(cp->page)];
+    while (*pp && *pp != cp) {
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = cp->next;
+    }
+    for (int m = 0; m < CPU_MMU_COUNT; m++) {
+        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+            struct cpu_tlb_entry *e = &cpu->tlb[m][i];
+            if (e->paddr == cp->page && (e->tag_write & CPU_TLB_CODE)) {
+                e->tag_write &= ~CPU_TLB_CODE;
+            }
+        }
+    }
+}
+
+static void block_unhash(struct cpu_tcache *tc, struct cpu_block *b)
+{
+    struct cpu_block **pp = &tc->hash[hash_phys(b->phys, b->key)];
+    while (*pp && *pp != b) {
+        pp = &(*pp)->hash_next;
+    }
+    if (*pp) {
+        *pp = b->hash_next;
+    }
+    b->valid = false;
+}
+
+static uint64_t granule_mask(uint64_t off, uint64_t len)
+{
+    uint64_t first = off >> 6, last = (off + len - 1) >> 6;
+    if (last >= 63) {
+        return ~0ull << first;
+    }
+    return ((2ull << last) - 1) & (~0ull << first);
+}
+
+void cpu_tcache_invalidate_phys(struct cpu *cpu, uint64_t pa, uint64_t len)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    if (!tc || len == 0) {
+        return;
+    }
+    uint64_t end = pa + len;
+    for (uint64_t page = pa & CPU_PAGE_MASK; page < end; page += 0x1000) {
+        struct code_page *cp = page_find(tc, page);
+        if (!cp) {
+            continue;
+        }
+        uint64_t lo = page > pa ? 0 : pa - page;
+        uint64_t hi = end - page > 0x1000 ? 0x1000 : end - page;
+        if (!(cp->mask & granule_mask(lo, hi - lo))) {
+            continue; /* data next to code in the same page */
+        }
+        for (struct cpu_block *b = cp->blocks; b; b = b->page_next) {
+            if (b->valid) {
+                block_unhash(tc, b);
+            }
+        }
+        tc->invalidations++;
+        page_remove(cpu, cp);
+        cpu->block_stop = true;
+    }
+}
+
+/* ---- mode bits ---- */
+
+static void seg_cache(struct cpu *cpu, struct cpu_seg *s)
+{
+    uint8_t acc = 0;
+    if (cpu->mode == CPU_MODE_REAL || cpu->mode == CPU_MODE_V86) {
+        acc = CPU_SEGC_READ | CPU_SEGC_WRITE;
+    } else if (!(s->attr & CPU_SEGA_UNUSABLE) && (s->attr & CPU_SEGA_P)) {
+        if (s->attr & CPU_SEGA_CODE) {
+            acc = (s->attr & CPU_SEGA_RW) ? CPU_SEGC_READ : 0;
+        } else if (!(s->attr & CPU_SEGA_DC)) {
+            acc = CPU_SEGC_READ | ((s->attr & CPU_SEGA_RW) ? CPU_SEGC_WRITE : 0);
+        }
+    }
+    s->acc = acc;
+}
+
+void cpu_update_mode(struct cpu *cpu)
+{
+    const struct cpu_seg *cs = &cpu->seg[CPU_SEG_CS];
+    if (!(cpu->cr0 & CPU_CR0_PE)) {
+        cpu->mode = CPU_MODE_REAL;
+        cpu->cpl = 0;
+    } else if (cpu->efer & CPU_EFER_LMA) {
+        cpu->mode = (cs->attr & CPU_SEGA_L) ? CPU_MODE_LONG64 : CPU_MODE_COMPAT;
+    } else if (cpu->rflags & CPU_FL_VM) {
+        cpu->mode = CPU_MODE_V86;
+        cpu->cpl = 3;
+    } else {
+        cpu->mode = CPU_MODE_PROT;
+    }
+    if (cpu->mode == CPU_MODE_LONG64) {
+        cpu->code_mode = X86_MODE_64;
+        cpu->stack_size = 8;
+    } else {
+        cpu->code_mode = (cs->attr & CPU_SEGA_DB) && cpu->mode != CPU_MODE_REAL &&
+                                 cpu->mode != CPU_MODE_V86
+                             ? X86_MODE_32
+                             : X86_MODE_16;
+        if (cpu->mode == CPU_MODE_REAL && (cs->attr & CPU_SEGA_DB)) {
+            cpu->code_mode = X86_MODE_32; /* unreal/big real mode code segment */
+        }
+        cpu->stack_size = (cpu->seg[CPU_SEG_SS].attr & CPU_SEGA_DB) ? 4 : 2;
+    }
+    cpu->mmu_idx = cpu->cpl == 3 ? CPU_MMU_USER : CPU_MMU_SUP;
+    for (int i = 0; i < CPU_SEG_COUNT; i++) {
+        seg_cache(cpu, &cpu->seg[i]);
+    }
+    cpu->block_stop = true;
+}
+
+void cpu_set_seg(struct cpu *cpu, int seg, uint16_t sel, uint64_t base, uint32_t limit,
+                 uint32_t attr)
+{
+    struct cpu_seg *s = &cpu->seg[seg];
+    s->sel = sel;
+    s->base = base;
+    s->limit = limit;
+    s->attr = attr;
+    if (seg == CPU_SEG_CS || seg == CPU_SEG_SS) {
+        cpu_update_mode(cpu);
+    } else {
+        seg_cache(cpu, s);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+struct cpu *cpu_new(struct guestmem *mem, struct bus *pio, struct bus *mmio)
+{
+    struct cpu *cpu = aligned_alloc(64, (sizeof(struct cpu) + 63) & ~(size_t)63);
+    if (!cpu) {
+        return NULL;
+    }
+    memset(cpu, 0, sizeof(*cpu));
+    cpu->tcache = calloc(1, sizeof(struct cpu_tcache));
+    if (!cpu->tcache) {
+        free(cpu);
+        return NULL;
+    }
+    cpu->tcache->arena = malloc(ARENA_SIZE);
+    if (!cpu->tcache->arena) {
+        free(cpu->tcache);
+        free(cpu);
+        return NULL;
+    }
+    cpu->mem = mem;
+    cpu->pio = pio;
+    cpu->mmio = mmio;
+    cpu->exc_vector = -1;
+    cpu->deliver_vector = -1;
+    cpu->a20_mask = ~0ull;
+    cpu_reset(cpu);
+    return cpu;
+}
+
+void cpu_free(struct cpu *cpu)
+{
+    if (!cpu) {
+        return;
+    }
+    free(cpu->tcache->arena);
+    free(cpu->tcache);
+    free(cpu);
+}
+
+void cpu_kick(struct cpu *cpu)
+{
+    __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
+}
+
+void cpu_request_exit(struct cpu *cpu, int reason)
+{
+    if (cpu->exit_reason == CPU_EXIT_NONE) {
+        cpu->exit_reason = reason;
+    }
+    cpu->block_stop = true;
+}
+
+_Noreturn void cpu_raise(struct cpu *cpu, int vector, uint32_t error_code)
+{
+    cpu->exc_vector = vector;
+    cpu->exc_error = error_code;
+    if (!cpu->exc_jmp_valid) {
+        /* Called outside cpu_run (a unit test calling a handler directly): our bug. */
+        fprintf(stderr, "cpu: exception %d raised outside cpu_run\n", vector);
+        abort();
+    }
+    longjmp(cpu->exc_jmp, 1);
+}
+
+_Noreturn void cpu_raise_pf(struct cpu *cpu, uint64_t lin, uint32_t error_code)
+{
+    cpu->cr2 = lin;
+    cpu_raise(cpu, X86_EXC_PF, error_code);
+}
+
+void x86_op_ud(struct cpu *cpu, const struct x86_insn *in)
+{
+    cpu_raise_ud(cpu);
+}
+
+/* ---- block building ---- */
+
+static uint64_t rip_mask(int code_mode)
+{
+    return code_mode == X86_MODE_64 ? ~0ull : code_mode == X86_MODE_32 ? 0xffffffffull : 0xffffull;
+}
+
+/* Linear address of RIP, with the CS limit check outside 64-bit mode. */
+static uint64_t fetch_lin(struct cpu *cpu, uint64_t rip)
+{
+    if (cpu->mode == CPU_MODE_LONG64) {
+        if (!cpu_is_canonical(rip)) {
+            cpu_raise_gp0(cpu);
+        }
+        return rip;
+    }
+    if (rip > cpu->seg[CPU_SEG_CS].limit) {
+        cpu_raise_gp0(cpu);
+    }
+    return (uint32_t)(cpu->seg[CPU_SEG_CS].base + rip);
+}
+
+/* Host pointer and physical address of the code byte at lin. */
+static const uint8_t *fetch_ptr(struct cpu *cpu, uint64_t lin, uint64_t *pa)
+{
+    struct cpu_tlb_entry *e = &cpu->tlb[cpu->mmu_idx][(lin >> 12) & (CPU_TLB_SIZE - 1)];
+    if (e->tag_exec != (lin & CPU_PAGE_MASK)) {
+        if ((e->tag_exec & CPU_TLB_INVALID) ||
+            (e->tag_exec & CPU_PAGE_MASK) != (lin & CPU_PAGE_MASK)) {
+            e = cpu_tlb_fill(cpu, lin, CPU_ACC_EXEC, cpu->mmu_idx);
+        }
+        *pa = e->paddr | (lin & 0xfff);
+        if (e->tag_exec & CPU_TLB_MMIO) {
+            return NULL;
+        }
+    }
+    *pa = e->paddr | (lin & 0xfff);
+    return (const uint8_t *)(e->addend + (uintptr_t)lin);
+}
+
+static struct cpu_block *block_lookup(struct cpu_tcache *tc, uint64_t pa, uint32_t key)
+{
+    for (struct cpu_block *b = tc->hash[hash_phys(pa, key)]; b; b = b->hash_next) {
+        if (b->phys == pa && b->key == key) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Scratch block for an instruction that straddles a page or comes from MMIO: not cached. */
+struct scratch_block {
+    struct cpu_block b;
+    struct x86_insn in;
+};
+
+static void internal_error(struct cpu *cpu, const char *what, uint64_t lin)
+{
+    snprintf(cpu->error, sizeof(cpu->error), "%s at linear %#llx", what,
+             (unsigned long long)lin);
+    cpu_request_exit(cpu, CPU_EXIT_INTERNAL);
+}
+
+/* Decode one instruction whose bytes may cross into the next page. */
+static int decode_slow(struct cpu *cpu, uint64_t lin, struct x86_insn *in)
+{
+    uint8_t buf[16];
+    size_t n = 0;
+    int r = X86_DECODE_MORE;
+    while (n < 15) {
+        uint64_t pa;
+        const uint8_t *p = fetch_ptr(cpu, lin + n, &pa);
+        if (p) {
+            buf[n] = *p;
+        } else {
+            buf[n] = (uint8_t)cpu_ld_phys(cpu, pa, 1);
+        }
+        n++;
+        r = x86_decode(in, buf, n, cpu->code_mode);
+        if (r != X86_DECODE_MORE) {
+            break;
+        }
+    }
+    if (r == X86_DECODE_MORE) {
+        r = X86_DECODE_TOOLONG;
+    }
+    return r;
+}
+
+static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
+                                     const uint8_t *host, struct scratch_block *scratch)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    struct x86_insn tmp[BLOCK_MAX_INSNS];
+    unsigned n = 0;
+    size_t off = 0;
+    size_t avail_page = 0x1000 - (pa & 0xfff);
+    uint32_t key = cpu->code_mode;
+
+    while (n < BLOCK_MAX_INSNS && off < avail_page) {
+        int r = x86_decode(&tmp[n], host + off, avail_page - off, cpu->code_mode);
+        if (r == X86_DECODE_MORE) {
+            if (n > 0) {
+                break;
+            }
+            /* First instruction straddles the page: decode it alone, uncached. */
+            r = decode_slow(cpu, lin, &scratch->in);
+            if (r == X86_DECODE_TOOLONG) {
+                cpu_raise_gp0(cpu);
+            }
+            scratch->b.phys = pa;
+            scratch->b.key = key;
+            scratch->b.ninsn = 1;
+            scratch->b.bytes = (uint16_t)r;
+            scratch->b.valid = false;
+            return &scratch->b;
+        }
+        if (r == X86_DECODE_TOOLONG) {
+            if (n > 0) {
+                break;
+            }
+            cpu_raise_gp0(cpu);
+        }
+        off += (size_t)r;
+        if (tmp[n++].flags & X86_F_END) {
+            break;
+        }
+    }
+    size_t sz = sizeof(struct cpu_block) + n * sizeof(struct x86_insn);
+    struct code_page *cp = page_find(tc, pa & CPU_PAGE_MASK);
+    if (tc->used + sz + sizeof(*cp) + 32 > ARENA_SIZE) {
+        cpu_tcache_flush(cpu);
+        cp = NULL;
+    }
+    struct cpu_block *b = arena_alloc(tc, sz);
+    if (!cp) {
+        cp = arena_alloc(tc, sizeof(*cp));
+        if (!b || !cp) {
+            internal_error(cpu, "block cache arena too small", lin);
+            return NULL;
+        }
+        cp->page = pa & CPU_PAGE_MASK;
+        cp->mask = 0;
+        cp->blocks = NULL;
+        cp->next = tc->pages[hash_page(cp->page)];
+        tc->pages[hash_page(cp->page)] = cp;
+        tlb_mark_code(cpu, cp->page);
+    }
+    b->phys = pa;
+    b->key = key;
+    b->ninsn = (uint16_t)n;
+    b->bytes = (uint16_t)off;
+    b->valid = true;
+    memcpy(b->insn, tmp, n * sizeof(struct x86_insn));
+    unsigned h = hash_phys(pa, key);
+    b->hash_next = tc->hash[h];
+    tc->hash[h] = b;
+    b->page_next = cp->blocks;
+    cp->blocks = b;
+    cp->mask |= granule_mask(pa & 0xfff, off);
+    tc->blocks_built++;
+    return b;
+}
+
+/* The block at cpu->rip (may raise #PF/#GP for the fetch). */
+static struct cpu_block *block_find(struct cpu *cpu, struct scratch_block *scratch)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    uint64_t lin = fetch_lin(cpu, cpu->rip);
+    uint32_t key = cpu->code_mode;
+    struct jc_entry *j = &tc->jc[(lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1)];
+    uint64_t pa = ~0ull;
+    const uint8_t *host = fetch_ptr(cpu, lin, &pa);
+    if (j->b && j->lin == lin && j->key == key && j->b->valid && j->b->phys == pa) {
+        return j->b;
+    }
+    if (!host) {
+        /* Executing from MMIO: decode a single instruction each time. */
+        int r = decode_slow(cpu, lin, &scratch->in);
+        if (r == X86_DECODE_TOOLONG) {
+            cpu_raise_gp0(cpu);
+        }
+        scratch->b.ninsn = 1;
+        scratch->b.key = key;
+        scratch->b.valid = false;
+        return &scratch->b;
+    }
+    struct cpu_block *b = block_lookup(tc, pa, key);
+    if (!b) {
+        b = block_build(cpu, lin, pa, host, scratch);
+        if (!b || b == &scratch->b) {
+            return b;
+        }
+    }
+    j->lin = lin;
+    j->key = key;
+    j->b = b;
+    return b;
+}
+
+/* ---- the loop ---- */
+
+int cpu_run(struct cpu *cpu, uint64_t max_insns)
+{
+    struct scratch_block scratch;
+    const uint64_t limit = max_insns ? cpu->icount + max_insns : UINT64_MAX;
+
+    cpu->exit_reason = CPU_EXIT_NONE;
+    cpu->exc_jmp_valid = true;
+    if (setjmp(cpu->exc_jmp)) {
+        /* An exception: back to the faulting instruction, then deliver it. */
+        cpu->rip = cpu->insn_rip;
+        cpu->block_stop = false;
+        if (cpu->exit_on_exception) {
+            cpu->exc_jmp_valid = false;
+            return CPU_EXIT_EXCEPTION;
+        }
+        cpu_deliver_exception(cpu, cpu->exc_vector, cpu->exc_error);
+        cpu->exc_vector = -1;
+    }
+
+    for (;;) {
+        if (CPU_UNLIKELY(cpu->exit_reason != CPU_EXIT_NONE)) {
+            break;
+        }
+        if (CPU_UNLIKELY(__atomic_load_n(&cpu->exit_request, __ATOMIC_ACQUIRE))) {
+            __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_RELAXED);
+            cpu->exit_reason = CPU_EXIT_KICK;
+            break;
+        }
+        if (cpu->icount >= limit) {
+            cpu->exit_reason = CPU_EXIT_ICOUNT;
+            break;
+        }
+        cpu->insn_rip = cpu->rip;
+        cpu_check_interrupts(cpu);
+        if (cpu->exit_reason != CPU_EXIT_NONE) {
+            break;
+        }
+        if (cpu->halted) {
+            cpu->exit_reason = CPU_EXIT_HLT;
+            break;
+        }
+
+        cpu->block_stop = false;
+        struct cpu_block *b = block_find(cpu, &scratch);
+        if (!b) {
+            continue; /* internal error was requested */
+        }
+        unsigned n = b->ninsn;
+        bool single = cpu->intr_shadow || (cpu->rflags & CPU_FL_TF);
+        bool tf = cpu->rflags & CPU_FL_TF;
+        if (single) {
+            n = 1;
+            cpu->intr_shadow = 0;
+        }
+        if (limit - cpu->icount < n) {
+            n = (unsigned)(limit - cpu->icount);
+        }
+        const uint64_t mask = rip_mask(b->key);
+        const struct x86_insn *in = b->insn;
+        unsigned i = 0;
+        while (i < n) {
+            cpu->insn_rip = cpu->rip;
+            cpu->rip = (cpu->rip + in->len) & mask;
+            in->exec(cpu, in);
+            i++;
+            cpu->icount++;
+            if (CPU_UNLIKELY(cpu->block_stop)) {
+                break;
+            }
+            in++;
+        }
+        if (CPU_UNLIKELY(tf) && i == 1 && cpu->exc_vector < 0) {
+            /* Single-step trap after the instruction (SDM vol. 3, 17.3.1.4). */
+            cpu->dr[6] |= 1u << 14;
+            cpu->insn_rip = cpu->rip;
+            cpu_deliver_exception(cpu, X86_EXC_DB, CPU_NO_ERROR);
+        }
+    }
+    cpu->exc_jmp_valid = false;
+    return cpu->exit_reason;
+}

@@ -1,0 +1,1393 @@
+/* Test-case generator of the CPU oracle: per opcode group a template that emits one
+ * instruction (or a short sequence) with random operands, registers, flags and memory, and
+ * records which flags the SDM leaves undefined afterwards. Everything derives from
+ * (seed, case index), so a case can be replayed alone. */
+#include "tests/cpu/oracle.h"
+
+#include <string.h>
+
+#define FL_CF 0x001u
+#define FL_PF 0x004u
+#define FL_AF 0x010u
+#define FL_ZF 0x040u
+#define FL_SF 0x080u
+#define FL_OF 0x800u
+#define FL_ALL (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
+
+enum { R_AX = 0, R_CX, R_DX, R_BX, R_SP, R_BP, R_SI, R_DI };
+
+struct gen {
+    uint64_t *rng;
+    struct orc_case *c;
+    unsigned len;      /* bytes emitted */
+    uint32_t reserved; /* registers that hold addresses: not picked as random operands */
+};
+
+/* One instruction to encode. */
+struct ins {
+    uint8_t pfx[4];
+    unsigned npfx;
+    uint8_t op[3];
+    unsigned nop;
+    bool rexw;
+    bool rex_force; /* REX 0x40 (SPL/BPL/SIL/DIL instead of AH..BH) */
+    bool has_modrm;
+    unsigned reg;   /* ModRM.reg (register number or /digit) */
+    bool mem;       /* r/m is memory */
+    unsigned rm;    /* register when !mem */
+    /* memory operand */
+    int base;       /* -1 none; 16 = RIP */
+    int index;      /* -1 none */
+    unsigned scale;
+    int32_t disp;
+    unsigned dispsz; /* 0, 1, 4 */
+    uint64_t imm;
+    unsigned immsz;
+};
+
+static uint64_t rnd(struct gen *g)
+{
+    return orc_rand(g->rng);
+}
+
+static unsigned rndn(struct gen *g, unsigned n)
+{
+    return (unsigned)(rnd(g) % n);
+}
+
+static bool chance(struct gen *g, unsigned pct)
+{
+    return rndn(g, 100) < pct;
+}
+
+/* Interesting register/operand values: edges of every size and random bits. */
+static uint64_t rnd_val(struct gen *g)
+{
+    static const uint64_t edges[] = {
+        0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000,
+        0xffffffff, 0x100000000ull, 0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull,
+        0xfffffffffffffffeull, 0x8080808080808080ull, 0x0f0f0f0f0f0f0f0full,
+    };
+    switch (rndn(g, 8)) {
+    case 0:
+        return edges[rndn(g, sizeof(edges) / sizeof(edges[0]))];
+    case 1:
+        return edges[rndn(g, sizeof(edges) / sizeof(edges[0]))] ^ (rnd(g) & 0xff00000000ull);
+    case 2:
+        return rnd(g) & 0xff;
+    case 3:
+        return rnd(g) & 0xffff;
+    case 4:
+        return -(rnd(g) & 0xff);
+    default:
+        return rnd(g);
+    }
+}
+
+static unsigned nregs(struct gen *g)
+{
+    return g->c->mode32 ? 8 : 16;
+}
+
+/* A register not reserved for addressing; RSP only when allow_sp. */
+static unsigned rnd_reg(struct gen *g, bool allow_sp)
+{
+    for (;;) {
+        unsigned r = rndn(g, nregs(g));
+        if ((r == R_SP && !allow_sp) || (g->reserved & (1u << r))) {
+            continue;
+        }
+        return r;
+    }
+}
+
+static unsigned rnd_size(struct gen *g)
+{
+    static const unsigned s64[] = {1, 2, 4, 8};
+    return g->c->mode32 ? s64[rndn(g, 3)] : s64[rndn(g, 4)];
+}
+
+/* Memory operand of `size` bytes somewhere in the data page (sometimes straddling its end, to
+ * check #PF), through random base/index/scale/displacement. */
+static void rnd_mem_at(struct gen *g, struct ins *in, unsigned size, uint64_t target)
+{
+    in->mem = true;
+    in->has_modrm = true;
+    if (!g->c->mode32 && chance(g, 8)) {
+        in->base = 16; /* RIP-relative: disp fixed up when encoding */
+        in->index = -1;
+        in->imm = in->imm; /* no change */
+        in->disp = (int32_t)target; /* temporarily the absolute target */
+        in->dispsz = 4;
+        return;
+    }
+    unsigned b;
+    do {
+        b = rnd_reg(g, false);
+    } while (b == R_SP);
+    in->base = (int)b;
+    in->index = -1;
+    uint64_t idxpart = 0;
+    if (chance(g, 40)) {
+        unsigned i;
+        do {
+            i = rnd_reg(g, false);
+        } while (i == b || i == R_SP);
+        in->index = (int)i;
+        in->scale = rndn(g, 4);
+        uint64_t iv = rnd(g) % 64;
+        if (chance(g, 30)) {
+            iv = -iv; /* negative index */
+        }
+        if (g->c->mode32) {
+            iv &= 0xffffffffu;
+        }
+        g->c->r[i] = iv;
+        g->reserved |= 1u << i;
+        idxpart = iv << in->scale;
+    }
+    switch (rndn(g, 3)) {
+    case 0:
+        in->dispsz = 0;
+        in->disp = 0;
+        break;
+    case 1:
+        in->dispsz = 1;
+        in->disp = (int8_t)rnd(g);
+        break;
+    default:
+        in->dispsz = 4;
+        in->disp = (int32_t)(rnd(g) % 0x20000) - 0x10000;
+        break;
+    }
+    uint64_t bv = target - idxpart - (uint64_t)(int64_t)in->disp;
+    if (g->c->mode32) {
+        bv &= 0xffffffffu;
+    }
+    g->c->r[b] = bv;
+    g->reserved |= 1u << b;
+    (void)size;
+}
+
+static uint64_t rnd_target(struct gen *g, unsigned size)
+{
+    if (chance(g, 3)) {
+        /* straddle or leave the page: #PF on both sides */
+        return chance(g, 50) ? ORC_DATA_VA + ORC_PAGE - size + 1 + rndn(g, size)
+                             : ORC_DATA_VA - 1 - rndn(g, 8);
+    }
+    return ORC_DATA_VA + 0x100 + rndn(g, ORC_PAGE - 0x200);
+}
+
+static void rnd_mem(struct gen *g, struct ins *in, unsigned size)
+{
+    rnd_mem_at(g, in, size, rnd_target(g, size));
+}
+
+/* r/m operand: register (not reserved) or memory. */
+static void rnd_rm(struct gen *g, struct ins *in, unsigned size, unsigned mem_pct)
+{
+    in->has_modrm = true;
+    if (chance(g, mem_pct)) {
+        rnd_mem(g, in, size);
+    } else {
+        in->mem = false;
+        in->rm = rnd_reg(g, true);
+    }
+}
+
+static void emit8(struct gen *g, uint8_t b)
+{
+    if (g->len < ORC_CODE_MAX) {
+        g->c->code[g->len] = b;
+    }
+    g->len++;
+}
+
+static void emitn(struct gen *g, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        emit8(g, (uint8_t)(v >> (8 * i)));
+    }
+}
+
+static void encode(struct gen *g, const struct ins *in)
+{
+    for (unsigned i = 0; i < in->npfx; i++) {
+        emit8(g, in->pfx[i]);
+    }
+    unsigned rex = 0;
+    if (!g->c->mode32) {
+        rex = (in->rexw ? 8u : 0u) | ((in->reg >> 3) & 1u) << 2;
+        if (in->has_modrm && in->mem) {
+            if (in->index >= 0) {
+                rex |= ((unsigned)in->index >> 3 & 1u) << 1;
+            }
+            if (in->base >= 0 && in->base < 16) {
+                rex |= (unsigned)in->base >> 3 & 1u;
+            }
+        } else if (in->has_modrm) {
+            rex |= in->rm >> 3 & 1u;
+        } else {
+            rex |= in->rm >> 3 & 1u; /* opcode+reg forms carry the register in rm */
+        }
+        if (rex || in->rex_force) {
+            emit8(g, (uint8_t)(0x40 | rex));
+        }
+    }
+    for (unsigned i = 0; i < in->nop; i++) {
+        emit8(g, in->op[i]);
+    }
+    if (in->has_modrm) {
+        unsigned reg = in->reg & 7;
+        if (!in->mem) {
+            emit8(g, (uint8_t)(0xc0 | reg << 3 | (in->rm & 7)));
+        } else if (in->base == 16) {
+            emit8(g, (uint8_t)(reg << 3 | 5));
+            /* RIP-relative: disp = target - end of instruction */
+            uint64_t end = ORC_CODE_VA + g->len + 4 + in->immsz;
+            emitn(g, (uint64_t)((int64_t)in->disp - (int64_t)end), 4);
+        } else {
+            unsigned base = (unsigned)in->base & 7;
+            unsigned mod = in->dispsz == 0 ? 0 : in->dispsz == 1 ? 1 : 2;
+            if (mod == 0 && base == 5) {
+                mod = 1; /* [rbp]/[r13] need a displacement: use disp8 = 0 */
+            }
+            if (in->index >= 0 || base == 4) {
+                unsigned idx = in->index >= 0 ? ((unsigned)in->index & 7) : 4;
+                emit8(g, (uint8_t)(mod << 6 | reg << 3 | 4));
+                emit8(g, (uint8_t)(in->scale << 6 | idx << 3 | base));
+            } else {
+                emit8(g, (uint8_t)(mod << 6 | reg << 3 | base));
+            }
+            if (mod == 1) {
+                emit8(g, (uint8_t)in->disp);
+            } else if (mod == 2) {
+                emitn(g, (uint32_t)in->disp, 4);
+            }
+        }
+    }
+    emitn(g, in->imm, in->immsz);
+}
+
+/* Fix up a memory operand whose displacement had to become disp8 = 0 with mod 0 + base 5:
+ * encode() then used disp 0 while rnd_mem_at() assumed in->disp. Keep them in step. */
+static void fix_mem(struct ins *in)
+{
+    if (in->mem && in->base >= 0 && in->base < 16 && in->dispsz == 0 && (in->base & 7) == 5) {
+        in->dispsz = 1;
+    }
+}
+
+static void size_prefix(struct gen *g, struct ins *in, unsigned size)
+{
+    if (size == 2) {
+        in->pfx[in->npfx++] = 0x66;
+    }
+    if (size == 8) {
+        in->rexw = true;
+    }
+    if (size == 1 && !g->c->mode32 && chance(g, 30)) {
+        in->rex_force = true;
+    }
+}
+
+static uint64_t imm_for(struct gen *g, unsigned immsz)
+{
+    uint64_t v = rnd_val(g);
+    return immsz == 8 ? v : v & ((1ull << (8 * immsz)) - 1);
+}
+
+static void set_op(struct gen *g, unsigned map_op)
+{
+    g->c->opcode = (uint16_t)map_op;
+}
+
+static void finish_ins(struct gen *g, struct ins *in)
+{
+    fix_mem(in);
+    encode(g, in);
+}
+
+static uint32_t shift_undef(unsigned grp, unsigned count, unsigned size)
+{
+    unsigned bits = size * 8;
+    unsigned masked = count & (size == 8 ? 0x3f : 0x1f);
+    if (masked == 0) {
+        return 0;
+    }
+    uint32_t u = 0;
+    if (grp <= 3) { /* ROL ROR RCL RCR: only CF and OF change */
+        if (masked != 1) {
+            u |= FL_OF;
+        }
+        return u;
+    }
+    u |= FL_AF;
+    if (masked != 1) {
+        u |= FL_OF;
+    }
+    if (grp != 7 && masked >= bits) { /* SHL/SHR: CF undefined when count >= width */
+        u |= FL_CF;
+    }
+    return u;
+}
+
+/* ---- templates ---- */
+
+/* ADD OR ADC SBB AND SUB XOR CMP in all forms. */
+static void t_alu(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned aop = rndn(g, 8);
+    unsigned size = rnd_size(g);
+    unsigned form = rndn(g, 4);
+    size_prefix(g, &in, size);
+    in.nop = 1;
+    if (form == 0) { /* op r/m, reg  (00 01) */
+        in.op[0] = (uint8_t)(aop << 3 | (size == 1 ? 0 : 1));
+        in.reg = rnd_reg(g, true);
+        rnd_rm(g, &in, size, 50);
+    } else if (form == 1) { /* op reg, r/m (02 03) */
+        in.op[0] = (uint8_t)(aop << 3 | (size == 1 ? 2 : 3));
+        rnd_rm(g, &in, size, 50);
+        in.reg = rnd_reg(g, true);
+    } else if (form == 2) { /* group 1: 80 81 83 */
+        unsigned o = size == 1 ? 0x80 : (chance(g, 50) ? 0x83 : 0x81);
+        in.op[0] = (uint8_t)o;
+        in.reg = aop;
+        rnd_rm(g, &in, size, 50);
+        in.immsz = (o == 0x81) ? (size == 2 ? 2 : 4) : 1;
+        in.imm = imm_for(g, in.immsz);
+    } else { /* AL/eAX, imm (04 05) */
+        in.op[0] = (uint8_t)(aop << 3 | (size == 1 ? 4 : 5));
+        in.rm = 0;
+        in.immsz = size == 1 ? 1 : size == 2 ? 2 : 4;
+        in.imm = imm_for(g, in.immsz);
+    }
+    if (in.mem && aop != 7 && form != 1 && chance(g, 20)) {
+        memmove(in.pfx + 1, in.pfx, in.npfx);
+        in.pfx[0] = 0xf0; /* LOCK */
+        in.npfx++;
+    }
+    set_op(g, in.op[0]);
+    g->c->flags_undef = (aop == 1 || aop == 4 || aop == 6) ? FL_AF : 0;
+    finish_ins(g, &in);
+}
+
+/* Chains of register ALU ops: lazy flags consumed by the next instruction (ADC/SBB/INC...). */
+static void t_alu_chain(struct gen *g)
+{
+    unsigned n = 2 + rndn(g, 4);
+    bool af_undef = false;
+    for (unsigned k = 0; k < n; k++) {
+        struct ins in = {0};
+        unsigned size = rnd_size(g);
+        size_prefix(g, &in, size);
+        in.has_modrm = true;
+        in.rm = rnd_reg(g, true);
+        in.nop = 1;
+        unsigned kind = rndn(g, 6);
+        if (kind <= 2) {
+            unsigned aop = rndn(g, 8);
+            in.op[0] = (uint8_t)(aop << 3 | (size == 1 ? 0 : 1));
+            in.reg = rnd_reg(g, true);
+            af_undef = aop == 1 || aop == 4 || aop == 6;
+        } else if (kind == 3) { /* INC/DEC/NOT/NEG */
+            unsigned which = rndn(g, 4);
+            if (which < 2) {
+                in.op[0] = size == 1 ? 0xfe : 0xff;
+                in.reg = which;
+                af_undef = false;
+            } else {
+                in.op[0] = size == 1 ? 0xf6 : 0xf7;
+                in.reg = which;
+                if (which == 3) {
+                    af_undef = false;
+                }
+            }
+        } else if (kind == 4) { /* shift by 1 or CMC/STC/CLC */
+            if (chance(g, 50)) {
+                in.op[0] = size == 1 ? 0xd0 : 0xd1;
+                in.reg = rndn(g, 8);
+                if (in.reg >= 4) {
+                    af_undef = true;
+                }
+            } else {
+                static const uint8_t f[] = {0xf5, 0xf8, 0xf9};
+                in = (struct ins){0};
+                in.nop = 1;
+                in.op[0] = f[rndn(g, 3)];
+            }
+        } else { /* SETcc / CMOVcc consume flags */
+            if (chance(g, 50)) {
+                in = (struct ins){0};
+                in.has_modrm = true;
+                in.rm = rnd_reg(g, true);
+                in.rex_force = !g->c->mode32 && chance(g, 30);
+                in.nop = 2;
+                in.op[0] = 0x0f;
+                in.op[1] = (uint8_t)(0x90 + rndn(g, 16));
+            } else {
+                if (size == 1) {
+                    in.rexw = false;
+                    in.rex_force = false;
+                    in.npfx = 0;
+                }
+                in.nop = 2;
+                in.op[0] = 0x0f;
+                in.op[1] = (uint8_t)(0x40 + rndn(g, 16));
+                in.reg = rnd_reg(g, true);
+            }
+        }
+        if (k == n - 1) {
+            set_op(g, in.nop == 2 ? 0x100u | in.op[1] : in.op[0]);
+        }
+        finish_ins(g, &in);
+    }
+    g->c->flags_undef = af_undef ? FL_AF : 0;
+}
+
+/* INC DEC NOT NEG (FE/FF /0 /1, F6/F7 /2 /3), 40-4F in 32-bit mode. */
+static void t_unary(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned size = rnd_size(g);
+    if (g->c->mode32 && size != 1 && chance(g, 30)) {
+        size_prefix(g, &in, size);
+        in.nop = 1;
+        in.op[0] = (uint8_t)(0x40 + rndn(g, 16));
+        set_op(g, in.op[0]);
+        finish_ins(g, &in);
+        return;
+    }
+    size_prefix(g, &in, size);
+    unsigned which = rndn(g, 4);
+    in.nop = 1;
+    in.op[0] = which < 2 ? (size == 1 ? 0xfe : 0xff) : (size == 1 ? 0xf6 : 0xf7);
+    in.reg = which;
+    rnd_rm(g, &in, size, 40);
+    if (in.mem && chance(g, 20)) {
+        memmove(in.pfx + 1, in.pfx, in.npfx);
+        in.pfx[0] = 0xf0;
+        in.npfx++;
+    }
+    set_op(g, in.op[0]);
+    finish_ins(g, &in);
+}
+
+/* TEST 84/85, A8/A9, F6/F7 /0. */
+static void t_test(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned size = rnd_size(g);
+    size_prefix(g, &in, size);
+    in.nop = 1;
+    switch (rndn(g, 3)) {
+    case 0:
+        in.op[0] = size == 1 ? 0x84 : 0x85;
+        in.reg = rnd_reg(g, true);
+        rnd_rm(g, &in, size, 40);
+        break;
+    case 1:
+        in.op[0] = size == 1 ? 0xa8 : 0xa9;
+        in.immsz = size == 1 ? 1 : size == 2 ? 2 : 4;
+        in.imm = imm_for(g, in.immsz);
+        break;
+    default:
+        in.op[0] = size == 1 ? 0xf6 : 0xf7;
+        in.reg = 0;
+        rnd_rm(g, &in, size, 40);
+        in.immsz = size == 1 ? 1 : size == 2 ? 2 : 4;
+        in.imm = imm_for(g, in.immsz);
+        break;
+    }
+    set_op(g, in.op[0]);
+    g->c->flags_undef = FL_AF;
+    finish_ins(g, &in);
+}
+
+static unsigned rnd_count(struct gen *g)
+{
+    return chance(g, 30) ? rndn(g, 3) : rndn(g, 71);
+}
+
+/* ROL ROR RCL RCR SHL SHR SAL SAR by 1, CL and imm8 with counts 0..70. */
+static void t_shift(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned size = rnd_size(g);
+    size_prefix(g, &in, size);
+    unsigned grp = rndn(g, 8);
+    unsigned form = rndn(g, 3);
+    unsigned count;
+    in.nop = 1;
+    in.reg = grp;
+    if (form == 0) {
+        in.op[0] = size == 1 ? 0xd0 : 0xd1;
+        count = 1;
+    } else if (form == 1) {
+        in.op[0] = size == 1 ? 0xd2 : 0xd3;
+        count = rnd_count(g);
+        g->c->r[R_CX] = (rnd(g) & ~0xffull) | count;
+        g->reserved |= 1u << R_CX;
+    } else {
+        in.op[0] = size == 1 ? 0xc0 : 0xc1;
+        count = rnd_count(g);
+        in.immsz = 1;
+        in.imm = count;
+    }
+    rnd_rm(g, &in, size, 30);
+    if (grp == 6) {
+        grp = 4; /* SAL alias */
+    }
+    g->c->flags_undef = shift_undef(grp, count, size);
+    set_op(g, in.op[0]);
+    finish_ins(g, &in);
+}
+
+/* SHLD/SHRD imm8 and CL (0F A4 A5 AC AD). Counts beyond the operand size are undefined. */
+static void t_shxd(struct gen *g)
+{
+    struct ins in = {0};
+    static const unsigned sz[] = {2, 4, 8};
+    unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
+    size_prefix(g, &in, size);
+    unsigned count = rndn(g, size == 2 ? 17 : 64);
+    if (size == 4) {
+        count = rndn(g, 64); /* masked to 5 bits: always defined */
+    }
+    bool cl = chance(g, 50);
+    in.nop = 2;
+    in.op[0] = 0x0f;
+    in.op[1] = (uint8_t)((chance(g, 50) ? 0xa4 : 0xac) + (cl ? 1 : 0));
+    in.reg = rnd_reg(g, true);
+    if (cl) {
+        g->c->r[R_CX] = (rnd(g) & ~0xffull) | count;
+        g->reserved |= 1u << R_CX;
+    } else {
+        in.immsz = 1;
+        in.imm = count;
+    }
+    rnd_rm(g, &in, size, 30);
+    unsigned masked = count & (size == 8 ? 63 : 31);
+    g->c->flags_undef = masked == 0 ? 0 : (FL_AF | (masked != 1 ? FL_OF : 0));
+    set_op(g, 0x100u | in.op[1]);
+    finish_ins(g, &in);
+}
+
+/* MUL IMUL DIV IDIV (F6/F7 /4-/7), IMUL r, r/m (0F AF), IMUL r, r/m, imm (69 6B). */
+static void t_muldiv(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned size = rnd_size(g);
+    unsigned form = rndn(g, 3);
+    size_prefix(g, &in, size);
+    if (form == 0 || size == 1) {
+        unsigned grp = 4 + rndn(g, 4);
+        in.nop = 1;
+        in.op[0] = size == 1 ? 0xf6 : 0xf7;
+        in.reg = grp;
+        g->reserved |= (1u << R_AX) | (1u << R_DX);
+        if (grp >= 6 && chance(g, 70)) {
+            /* keep most divisions in range: high half small relative to divisor */
+            uint64_t dx = rnd(g) & 0xff;
+            if (grp == 7 && chance(g, 50)) {
+                dx = ~0ull; /* negative dividend */
+            }
+            g->c->r[R_DX] = dx;
+            if (size == 1) {
+                g->c->r[R_AX] = (g->c->r[R_AX] & ~0xff00ull) | ((dx & 0xff) << 8);
+            }
+        }
+        rnd_rm(g, &in, size, 40);
+        if (!in.mem && (in.rm == R_AX || in.rm == R_DX) && grp >= 6) {
+            /* fine: divisor aliases the dividend (still deterministic) */
+        }
+        g->c->flags_undef = grp >= 6 ? FL_ALL : (FL_SF | FL_ZF | FL_AF | FL_PF);
+        set_op(g, in.op[0]);
+    } else if (form == 1) {
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = 0xaf;
+        in.reg = rnd_reg(g, true);
+        rnd_rm(g, &in, size, 40);
+        g->c->flags_undef = FL_SF | FL_ZF | FL_AF | FL_PF;
+        set_op(g, 0x1af);
+    } else {
+        in.nop = 1;
+        bool b = chance(g, 50);
+        in.op[0] = b ? 0x6b : 0x69;
+        in.reg = rnd_reg(g, true);
+        rnd_rm(g, &in, size, 40);
+        in.immsz = b ? 1 : (size == 2 ? 2 : 4);
+        in.imm = imm_for(g, in.immsz);
+        g->c->flags_undef = FL_SF | FL_ZF | FL_AF | FL_PF;
+        set_op(g, in.op[0]);
+    }
+    finish_ins(g, &in);
+}
+
+/* BT BTS BTR BTC with register and immediate bit offsets, register and memory bases. */
+static void t_bt(struct gen *g)
+{
+    struct ins in = {0};
+    static const unsigned sz[] = {2, 4, 8};
+    unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
+    size_prefix(g, &in, size);
+    unsigned which = rndn(g, 4);
+    in.nop = 2;
+    in.op[0] = 0x0f;
+    if (chance(g, 50)) {
+        in.op[1] = (uint8_t)(0xa3 + 8 * which);
+        unsigned r = rnd_reg(g, false);
+        in.reg = r;
+        /* the bit offset register addresses memory beyond the operand: keep it near */
+        int64_t off = (int64_t)(rnd(g) % 4096) - 1024;
+        if (!chance(g, 60)) {
+            off = (int64_t)rnd_val(g);
+        }
+        g->c->r[r] = (uint64_t)off;
+        g->reserved |= 1u << r;
+        if (chance(g, 50)) {
+            /* memory: the target must stay in the page for every offset we chose */
+            uint64_t bits = (uint64_t)off;
+            int64_t byteoff = size == 2 ? (int64_t)(int16_t)bits >> 3
+                              : size == 4 ? (int64_t)(int32_t)bits >> 3
+                                          : (int64_t)bits >> 3;
+            byteoff &= ~(int64_t)(size - 1);
+            if (byteoff < -1024 || byteoff > 1024) {
+                g->c->r[r] = (uint64_t)(rnd(g) % 4096) - 1024;
+                bits = g->c->r[r];
+                byteoff = (size == 2 ? (int64_t)(int16_t)bits
+                           : size == 4 ? (int64_t)(int32_t)bits : (int64_t)bits) >> 3;
+                byteoff &= ~(int64_t)(size - 1);
+            }
+            uint64_t t = ORC_DATA_VA + 0x400 + rndn(g, 0x800);
+            rnd_mem_at(g, &in, size, t - (uint64_t)byteoff);
+        } else {
+            in.has_modrm = true;
+            in.rm = rnd_reg(g, true);
+        }
+    } else {
+        in.op[1] = 0xba;
+        in.reg = 4 + which;
+        rnd_rm(g, &in, size, 40);
+        in.immsz = 1;
+        in.imm = rnd(g) & 0xff;
+    }
+    if (in.mem && which && chance(g, 20)) {
+        memmove(in.pfx + 1, in.pfx, in.npfx);
+        in.pfx[0] = 0xf0;
+        in.npfx++;
+    }
+    g->c->flags_undef = FL_OF | FL_SF | FL_AF | FL_PF;
+    set_op(g, 0x100u | in.op[1]);
+    finish_ins(g, &in);
+}
+
+/* BSF BSR (0F BC BD), POPCNT (F3 0F B8). */
+static void t_bitscan(struct gen *g)
+{
+    struct ins in = {0};
+    static const unsigned sz[] = {2, 4, 8};
+    unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
+    unsigned which = rndn(g, 3);
+    if (which == 2) {
+        in.pfx[in.npfx++] = 0xf3;
+    }
+    size_prefix(g, &in, size);
+    in.nop = 2;
+    in.op[0] = 0x0f;
+    in.op[1] = which == 0 ? 0xbc : which == 1 ? 0xbd : 0xb8;
+    in.reg = rnd_reg(g, true);
+    rnd_rm(g, &in, size, 40);
+    if (!in.mem && chance(g, 20)) {
+        g->c->r[in.rm] = 0;
+    }
+    g->c->flags_undef = which == 2 ? 0 : (FL_CF | FL_OF | FL_SF | FL_AF | FL_PF);
+    set_op(g, 0x100u | in.op[1]);
+    finish_ins(g, &in);
+}
+
+/* MOVZX MOVSX (0F B6 B7 BE BF), MOVSXD (63, 64-bit mode). */
+static void t_movx(struct gen *g)
+{
+    struct ins in = {0};
+    static const unsigned sz[] = {2, 4, 8};
+    unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
+    size_prefix(g, &in, size);
+    in.reg = rnd_reg(g, true);
+    if (!g->c->mode32 && chance(g, 25)) {
+        in.nop = 1;
+        in.op[0] = 0x63;
+        rnd_rm(g, &in, 4, 40);
+        set_op(g, 0x63);
+    } else {
+        unsigned o = rndn(g, 4);
+        static const uint8_t ops[] = {0xb6, 0xb7, 0xbe, 0xbf};
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = ops[o];
+        rnd_rm(g, &in, (o & 1) ? 2 : 1, 40);
+        if (!(o & 1) && !g->c->mode32 && chance(g, 30)) {
+            in.rex_force = true;
+        }
+        set_op(g, 0x100u | in.op[1]);
+    }
+    finish_ins(g, &in);
+}
+
+/* CMOVcc and SETcc over random flags. */
+static void t_cc(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned cc = rndn(g, 16);
+    in.nop = 2;
+    in.op[0] = 0x0f;
+    if (chance(g, 50)) {
+        static const unsigned sz[] = {2, 4, 8};
+        unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
+        size_prefix(g, &in, size);
+        in.op[1] = (uint8_t)(0x40 + cc);
+        in.reg = rnd_reg(g, true);
+        rnd_rm(g, &in, size, 40);
+    } else {
+        in.op[1] = (uint8_t)(0x90 + cc);
+        in.reg = rndn(g, 8);
+        rnd_rm(g, &in, 1, 30);
+        if (!g->c->mode32 && chance(g, 30)) {
+            in.rex_force = true;
+        }
+    }
+    set_op(g, 0x100u | in.op[1]);
+    finish_ins(g, &in);
+}
+
+/* Jcc rel8/rel32, JMP rel8/rel32, LOOP/LOOPE/LOOPNE/JrCXZ: taken skips one INC. */
+static void t_branch(struct gen *g)
+{
+    unsigned kind = rndn(g, 4);
+    unsigned cc = rndn(g, 16);
+    uint8_t skip[] = {0xff, 0xc0}; /* inc eax */
+    switch (kind) {
+    case 0:
+        emit8(g, (uint8_t)(0x70 + cc));
+        emit8(g, 2);
+        set_op(g, 0x70u + cc);
+        break;
+    case 1:
+        emit8(g, 0x0f);
+        emit8(g, (uint8_t)(0x80 + cc));
+        emitn(g, 2, 4);
+        set_op(g, 0x180u + cc);
+        break;
+    case 2: {
+        unsigned o = rndn(g, 4); /* E0 LOOPNE E1 LOOPE E2 LOOP E3 JrCXZ */
+        g->c->r[R_CX] = chance(g, 50) ? rndn(g, 3) : rnd_val(g);
+        if (chance(g, 30)) {
+            emit8(g, 0x67); /* ECX (CX in 32-bit mode) as the counter */
+        }
+        emit8(g, (uint8_t)(0xe0 + o));
+        emit8(g, 2);
+        set_op(g, 0xe0u + o);
+        break;
+    }
+    default:
+        if (chance(g, 50)) {
+            emit8(g, 0xeb);
+            emit8(g, 2);
+            set_op(g, 0xeb);
+        } else {
+            emit8(g, 0xe9);
+            emitn(g, 2, 4);
+            set_op(g, 0xe9);
+        }
+        break;
+    }
+    emit8(g, skip[0]);
+    emit8(g, skip[1]);
+}
+
+/* CMPXCHG XADD XCHG (incl. 90+r), CMPXCHG8B/16B. */
+static void t_xchg(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned size = rnd_size(g);
+    unsigned kind = rndn(g, 5);
+    if (kind == 4) {
+        bool b16 = !g->c->mode32 && chance(g, 50);
+        if (b16) {
+            in.rexw = true;
+        }
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = 0xc7;
+        in.reg = 1;
+        g->reserved |= (1u << R_AX) | (1u << R_DX) | (1u << R_BX) | (1u << R_CX);
+        uint64_t t = ORC_DATA_VA + 0x100 + (rndn(g, 0xd00) & ~(b16 ? 15u : 7u));
+        if (b16 && chance(g, 5)) {
+            t += 8; /* misaligned: #GP */
+        }
+        rnd_mem_at(g, &in, b16 ? 16 : 8, t);
+        if (chance(g, 50)) {
+            /* make the compare succeed: EDX:EAX = memory (from the data page pattern) */
+            uint8_t page[ORC_PAGE];
+            orc_fill_data(g->c->seed, page);
+            uint64_t lo, hi;
+            memcpy(&lo, page + (t - ORC_DATA_VA), 8);
+            memcpy(&hi, page + (t - ORC_DATA_VA) + 8, 8);
+            if (b16) {
+                g->c->r[R_AX] = lo;
+                g->c->r[R_DX] = hi;
+            } else {
+                g->c->r[R_AX] = (uint32_t)lo;
+                g->c->r[R_DX] = lo >> 32;
+            }
+        }
+        if (chance(g, 30)) {
+            in.pfx[in.npfx++] = 0xf0;
+        }
+        set_op(g, 0x1c7);
+        finish_ins(g, &in);
+        return;
+    }
+    size_prefix(g, &in, size);
+    if (kind == 3 && size != 1) {
+        in.nop = 1;
+        unsigned r = rnd_reg(g, true);
+        in.op[0] = (uint8_t)(0x90 + (r & 7));
+        in.rm = r;
+        if (r == 0 && !in.rexw && size == 4 && !g->c->mode32) {
+            in.rex_force = false; /* 90 is NOP; xchg eax,eax with no REX.B */
+        }
+        set_op(g, 0x90);
+        finish_ins(g, &in);
+        return;
+    }
+    in.reg = rnd_reg(g, true);
+    if (kind == 0) {
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = size == 1 ? 0xb0 : 0xb1;
+        g->reserved |= 1u << R_AX;
+        if (chance(g, 50)) {
+            g->c->r[R_AX] = g->c->r[in.reg]; /* often equal when rm is the same reg */
+        }
+        set_op(g, 0x100u | in.op[1]);
+    } else if (kind == 1) {
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = size == 1 ? 0xc0 : 0xc1;
+        set_op(g, 0x100u | in.op[1]);
+    } else {
+        in.nop = 1;
+        in.op[0] = size == 1 ? 0x86 : 0x87;
+        set_op(g, in.op[0]);
+    }
+    rnd_rm(g, &in, size, 50);
+    if (in.mem && chance(g, 30)) {
+        memmove(in.pfx + 1, in.pfx, in.npfx);
+        in.pfx[0] = 0xf0;
+        in.npfx++;
+    }
+    finish_ins(g, &in);
+}
+
+/* CMC CLC STC CLD STD SAHF LAHF CBW/CWDE/CDQE CWD/CDQ/CQO, XLAT, NOP forms. */
+static void t_misc(struct gen *g)
+{
+    static const uint8_t ops[] = {0xf5, 0xf8, 0xf9, 0xfc, 0xfd, 0x9e, 0x9f, 0x98, 0x99, 0xd7,
+                                  0x90};
+    unsigned k = rndn(g, sizeof(ops) + 2);
+    if (k == sizeof(ops)) { /* 0F 1F /0 long NOP with a memory form (no access) */
+        struct ins in = {0};
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = 0x1f;
+        in.has_modrm = true;
+        in.mem = true;
+        in.base = (int)rnd_reg(g, false);
+        in.index = -1;
+        in.dispsz = 4;
+        in.disp = (int32_t)rnd(g);
+        if (chance(g, 30)) {
+            in.pfx[in.npfx++] = 0x66;
+        }
+        set_op(g, 0x11f);
+        finish_ins(g, &in);
+        return;
+    }
+    if (k == sizeof(ops) + 1) { /* PAUSE */
+        emit8(g, 0xf3);
+        emit8(g, 0x90);
+        set_op(g, 0x90);
+        return;
+    }
+    uint8_t o = ops[k];
+    if (o == 0x98 || o == 0x99) {
+        unsigned size = g->c->mode32 ? 2 + 2 * rndn(g, 2) : 2u << rndn(g, 3);
+        if (size == 2) {
+            emit8(g, 0x66);
+        } else if (size == 8) {
+            emit8(g, 0x48);
+        }
+    }
+    if (o == 0xd7) { /* XLAT: [rBX + AL] */
+        uint64_t t = ORC_DATA_VA + 0x100 + rndn(g, 0xd00);
+        g->c->r[R_BX] = t - (g->c->r[R_AX] & 0xff);
+        if (g->c->mode32) {
+            g->c->r[R_BX] &= 0xffffffffu;
+        }
+    }
+    emit8(g, o);
+    set_op(g, o);
+}
+
+/* LEA with every addressing form (no memory access: base values are arbitrary). */
+static void t_lea(struct gen *g)
+{
+    struct ins in = {0};
+    static const unsigned sz[] = {2, 4, 8};
+    unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
+    size_prefix(g, &in, size);
+    if (chance(g, 20)) {
+        in.pfx[in.npfx++] = 0x67; /* 32-bit (or 16-bit) address size */
+    }
+    in.nop = 1;
+    in.op[0] = 0x8d;
+    in.reg = rnd_reg(g, true);
+    in.has_modrm = true;
+    in.mem = true;
+    in.base = chance(g, 10) ? -1 : (int)rnd_reg(g, true);
+    in.index = chance(g, 50) ? (int)rnd_reg(g, false) : -1;
+    in.scale = rndn(g, 4);
+    in.dispsz = rndn(g, 3) == 0 ? 0 : (chance(g, 50) ? 1 : 4);
+    in.disp = in.dispsz == 1 ? (int8_t)rnd(g) : (int32_t)rnd(g);
+    if (in.npfx > 0 && in.pfx[in.npfx - 1] == 0x67 && g->c->mode32) {
+        /* 16-bit addressing has its own ModRM table: emit it by hand */
+        g->len = 0;
+        for (unsigned i = 0; i < in.npfx; i++) {
+            emit8(g, in.pfx[i]);
+        }
+        emit8(g, 0x8d);
+        unsigned mod = rndn(g, 3);
+        unsigned rm = rndn(g, 8);
+        emit8(g, (uint8_t)(mod << 6 | (in.reg & 7) << 3 | rm));
+        emitn(g, rnd(g), mod == 1 ? 1 : (mod == 2 || rm == 6) ? 2 : 0);
+        set_op(g, 0x8d);
+        return;
+    }
+    if (in.base < 0) {
+        /* no base: SIB with base 101 and mod 00 means disp32 only */
+        in.base = -1;
+    }
+    if (in.base < 0) {
+        /* encode [index*scale + disp32] (or [disp32] via SIB) manually */
+        for (unsigned i = 0; i < in.npfx; i++) {
+            emit8(g, in.pfx[i]);
+        }
+        unsigned idx = in.index >= 0 ? (unsigned)in.index : 4;
+        if (!g->c->mode32) {
+            unsigned rex = (size == 8 ? 8u : 0u) | (in.reg >> 3 & 1u) << 2 | (idx >> 3 & 1u) << 1;
+            if (rex) {
+                emit8(g, (uint8_t)(0x40 | rex));
+            }
+        }
+        emit8(g, 0x8d);
+        emit8(g, (uint8_t)((in.reg & 7) << 3 | 4));
+        emit8(g, (uint8_t)(in.scale << 6 | (idx & 7) << 3 | 5));
+        emitn(g, (uint32_t)in.disp, 4);
+        set_op(g, 0x8d);
+        return;
+    }
+    set_op(g, 0x8d);
+    finish_ins(g, &in);
+}
+
+/* MOV forms: 88-8B, C6/C7, B0-BF (incl. MOVABS), A0-A3 moffs. */
+static void t_mov(struct gen *g)
+{
+    struct ins in = {0};
+    unsigned size = rnd_size(g);
+    unsigned form = rndn(g, 5);
+    size_prefix(g, &in, size);
+    in.nop = 1;
+    if (form <= 1) {
+        in.op[0] = (uint8_t)(0x88 + (form ? 2 : 0) + (size == 1 ? 0 : 1));
+        in.reg = rnd_reg(g, true);
+        rnd_rm(g, &in, size, 50);
+    } else if (form == 2) {
+        in.op[0] = size == 1 ? 0xc6 : 0xc7;
+        in.reg = 0;
+        rnd_rm(g, &in, size, 50);
+        in.immsz = size == 1 ? 1 : size == 2 ? 2 : 4;
+        in.imm = imm_for(g, in.immsz);
+    } else if (form == 3) {
+        unsigned r = rnd_reg(g, true);
+        in.op[0] = (uint8_t)((size == 1 ? 0xb0 : 0xb8) + (r & 7));
+        in.rm = r;
+        in.immsz = size;
+        in.imm = imm_for(g, size);
+    } else {
+        unsigned dir = rndn(g, 2);
+        in.op[0] = (uint8_t)(0xa0 + dir * 2 + (size == 1 ? 0 : 1));
+        in.rm = 0;
+        in.immsz = g->c->mode32 ? 4 : 8;
+        in.imm = ORC_DATA_VA + 0x100 + rndn(g, 0xd00);
+    }
+    set_op(g, in.op[0]);
+    finish_ins(g, &in);
+}
+
+/* PUSH/POP reg, imm, r/m; PUSHF/POPF; CALL/RET; ENTER/LEAVE; PUSHA/POPA (32-bit). */
+static void t_stack(struct gen *g)
+{
+    struct orc_case *c = g->c;
+    unsigned kind = rndn(g, 9);
+    c->r[R_SP] = ORC_DATA_VA + 0x800 + 8 * rndn(g, 64);
+    if (chance(g, 2)) {
+        c->r[R_SP] = ORC_DATA_VA + rndn(g, 3) * 4; /* push faults (#PF) */
+    }
+    g->reserved |= 1u << R_SP;
+    bool o16 = chance(g, 15);
+    switch (kind) {
+    case 0: { /* PUSH/POP reg */
+        unsigned r = rnd_reg(g, true);
+        if (o16) {
+            emit8(g, 0x66);
+        }
+        if (r >= 8) {
+            emit8(g, 0x41);
+        }
+        uint8_t o = (uint8_t)((chance(g, 50) ? 0x50 : 0x58) + (r & 7));
+        emit8(g, o);
+        set_op(g, o & 0xf8);
+        break;
+    }
+    case 1: /* PUSH imm */
+        if (o16) {
+            emit8(g, 0x66);
+        }
+        if (chance(g, 50)) {
+            emit8(g, 0x6a);
+            emit8(g, (uint8_t)rnd(g));
+            set_op(g, 0x6a);
+        } else {
+            emit8(g, 0x68);
+            emitn(g, rnd_val(g), o16 ? 2 : 4);
+            set_op(g, 0x68);
+        }
+        break;
+    case 2: { /* PUSH r/m (FF /6), POP r/m (8F /0) */
+        struct ins in = {0};
+        if (o16) {
+            in.pfx[in.npfx++] = 0x66;
+        }
+        bool push = chance(g, 50);
+        in.nop = 1;
+        in.op[0] = push ? 0xff : 0x8f;
+        in.reg = push ? 6 : 0;
+        rnd_rm(g, &in, 8, 60);
+        set_op(g, in.op[0]);
+        finish_ins(g, &in);
+        break;
+    }
+    case 3: /* PUSHF / POPF with a flags image without TF/AC/IF changes */
+        if (chance(g, 50)) {
+            emit8(g, 0x9c);
+            set_op(g, 0x9c);
+        } else {
+            uint8_t page[ORC_PAGE];
+            orc_fill_data(c->seed, page);
+            (void)page;
+            /* POPF reads the data page: put a harmless value there via a preceding push */
+            emit8(g, 0x68);
+            emitn(g, (rnd(g) & 0xcd5u) | 0x202u, 4);
+            emit8(g, 0x9d);
+            set_op(g, 0x9d);
+        }
+        break;
+    case 4: /* CALL rel32; JMP over; RET / RET imm16 */
+        emit8(g, 0xe8);
+        emitn(g, 2, 4);
+        emit8(g, 0xeb);
+        emit8(g, chance(g, 50) ? 1 : 3);
+        if (g->c->code[g->len - 1] == 1) {
+            emit8(g, 0xc3);
+            set_op(g, 0xc3);
+        } else {
+            emit8(g, 0xc2);
+            emitn(g, rndn(g, 5) * 8, 2);
+            set_op(g, 0xc2);
+        }
+        break;
+    case 5: /* CALL r/m indirect to the next instruction */
+        if (!c->mode32) {
+            unsigned r = rnd_reg(g, false);
+            g->reserved |= 1u << r;
+            c->r[r] = ORC_CODE_VA + (r >= 8 ? 3 : 2);
+            if (r >= 8) {
+                emit8(g, 0x41);
+            }
+            emit8(g, 0xff);
+            emit8(g, (uint8_t)(0xd0 | (r & 7)));
+            set_op(g, 0xff);
+        } else {
+            unsigned r = rnd_reg(g, false);
+            c->r[r] = ORC_CODE_VA + 2;
+            emit8(g, 0xff);
+            emit8(g, (uint8_t)(0xd0 | (r & 7)));
+            set_op(g, 0xff);
+        }
+        break;
+    case 6: /* ENTER imm16, level; LEAVE */
+        c->r[R_BP] = ORC_DATA_VA + 0x400 + 8 * rndn(g, 64);
+        if (c->mode32) {
+            c->r[R_BP] &= 0xffffffffu;
+        }
+        if (chance(g, 60)) {
+            if (o16) {
+                emit8(g, 0x66);
+            }
+            emit8(g, 0xc8);
+            emitn(g, rndn(g, 64), 2);
+            emit8(g, (uint8_t)rndn(g, 4));
+            set_op(g, 0xc8);
+        } else {
+            emit8(g, 0xc9);
+            set_op(g, 0xc9);
+        }
+        break;
+    case 7: /* PUSHA/POPA (32-bit) or PUSH/POP FS-free forms */
+        if (c->mode32) {
+            uint8_t o = chance(g, 50) ? 0x60 : 0x61;
+            if (o16) {
+                emit8(g, 0x66);
+            }
+            emit8(g, o);
+            set_op(g, o);
+        } else {
+            emit8(g, 0x50);
+            emit8(g, 0x58 + rndn(g, 8));
+            set_op(g, 0x58);
+        }
+        break;
+    default: { /* LEAVE after a pushed frame */
+        emit8(g, 0x55);
+        if (!c->mode32) {
+            emit8(g, 0x48);
+        }
+        emit8(g, 0x89);
+        emit8(g, 0xe5); /* mov rbp, rsp */
+        emit8(g, 0xc9);
+        set_op(g, 0xc9);
+        break;
+    }
+    }
+    if (c->mode32) {
+        c->r[R_SP] &= 0xffffffffu;
+    }
+}
+
+/* MOVS CMPS STOS LODS SCAS with REP/REPE/REPNE, both directions, small counts. */
+static void t_string(struct gen *g)
+{
+    struct orc_case *c = g->c;
+    static const uint8_t ops[] = {0xa4, 0xa6, 0xaa, 0xac, 0xae};
+    uint8_t o = (uint8_t)(ops[rndn(g, 5)] + rndn(g, 2));
+    unsigned size = (o & 1) ? (c->mode32 ? 2u << rndn(g, 2) : 2u << rndn(g, 3)) : 1;
+    unsigned rep = rndn(g, 3); /* none, F3, F2 */
+    uint64_t count = rndn(g, 9);
+    bool a32 = !c->mode32 && chance(g, 10);
+    if (a32 && chance(g, 50)) {
+        count |= 0xdead00000000ull; /* high bits ignored with a 32-bit counter */
+    }
+    bool down = chance(g, 50);
+    c->rflags = (c->rflags & ~0x400ull) | (down ? 0x400u : 0);
+    c->r[R_CX] = count;
+    uint64_t si = ORC_DATA_VA + 0x200 + rndn(g, 0xb00);
+    uint64_t di = ORC_DATA_VA + 0x200 + rndn(g, 0xb00);
+    if (chance(g, 20)) {
+        di = si + (chance(g, 50) ? size : -(uint64_t)size) * rndn(g, 3); /* overlap */
+    }
+    if (chance(g, 3)) {
+        di = ORC_DATA_VA + ORC_PAGE - size * rndn(g, 3); /* runs off the page: #PF midway */
+    }
+    c->r[R_SI] = si;
+    c->r[R_DI] = di;
+    g->reserved |= (1u << R_CX) | (1u << R_SI) | (1u << R_DI);
+    if (o == 0xa6 || o == 0xa7) {
+        /* make CMPS compare equal some of the time */
+    }
+    if (a32) {
+        emit8(g, 0x67);
+    }
+    if (rep == 1) {
+        emit8(g, 0xf3);
+    } else if (rep == 2) {
+        emit8(g, 0xf2);
+    }
+    if (size == 2) {
+        emit8(g, 0x66);
+    } else if (size == 8) {
+        emit8(g, 0x48);
+    }
+    emit8(g, o);
+    set_op(g, o);
+    c->flags_undef = 0;
+}
+
+/* BSWAP, MOVBE. */
+static void t_bswap(struct gen *g)
+{
+    struct ins in = {0};
+    if (chance(g, 50)) {
+        unsigned r = rnd_reg(g, true);
+        bool w = !g->c->mode32 && chance(g, 50);
+        in.rexw = w;
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = (uint8_t)(0xc8 + (r & 7));
+        in.rm = r;
+        set_op(g, 0x1c8);
+        finish_ins(g, &in);
+        return;
+    }
+    unsigned size = 2u << rndn(g, g->c->mode32 ? 2 : 3);
+    size_prefix(g, &in, size);
+    in.nop = 3;
+    in.op[0] = 0x0f;
+    in.op[1] = 0x38;
+    in.op[2] = (uint8_t)(0xf0 + rndn(g, 2));
+    in.reg = rnd_reg(g, true);
+    rnd_mem(g, &in, size);
+    set_op(g, 0x200u | in.op[2]);
+    finish_ins(g, &in);
+}
+
+/* DAA DAS AAA AAS AAM AAD (32-bit mode only). */
+static void t_bcd(struct gen *g)
+{
+    static const uint8_t ops[] = {0x27, 0x2f, 0x37, 0x3f, 0xd4, 0xd5};
+    uint8_t o = ops[rndn(g, 6)];
+    emit8(g, o);
+    set_op(g, o);
+    switch (o) {
+    case 0x27:
+    case 0x2f:
+        g->c->flags_undef = FL_OF;
+        break;
+    case 0x37:
+    case 0x3f:
+        g->c->flags_undef = FL_OF | FL_SF | FL_ZF | FL_PF;
+        break;
+    default:
+        emit8(g, chance(g, 70) ? 10 : (uint8_t)rndn(g, 20)); /* base; 0 gives AAM #DE */
+        g->c->flags_undef = FL_OF | FL_AF | FL_CF;
+        break;
+    }
+}
+
+typedef void (*tmpl_fn)(struct gen *g);
+
+struct tmpl_def {
+    const char *name;
+    tmpl_fn fn;
+    unsigned weight;
+    unsigned modes; /* 1: 64-bit, 2: 32-bit */
+};
+
+static const struct tmpl_def tmpl_defs[] = {
+    {"alu", t_alu, 10, 3},       {"alu_chain", t_alu_chain, 6, 3}, {"unary", t_unary, 4, 3},
+    {"test", t_test, 2, 3},      {"shift", t_shift, 8, 3},         {"shxd", t_shxd, 3, 3},
+    {"muldiv", t_muldiv, 6, 3},  {"bt", t_bt, 4, 3},               {"bitscan", t_bitscan, 3, 3},
+    {"movx", t_movx, 3, 3},      {"cc", t_cc, 4, 3},               {"branch", t_branch, 4, 3},
+    {"xchg", t_xchg, 4, 3},      {"misc", t_misc, 3, 3},           {"lea", t_lea, 3, 3},
+    {"mov", t_mov, 4, 3},        {"stack", t_stack, 4, 3},         {"string", t_string, 5, 3},
+    {"bswap", t_bswap, 2, 3},    {"bcd", t_bcd, 2, 2},
+};
+#define NTMPL (sizeof(tmpl_defs) / sizeof(tmpl_defs[0]))
+
+const size_t orc_ntmpls = NTMPL;
+
+const char *orc_tmpl_name(size_t i)
+{
+    return i < NTMPL ? tmpl_defs[i].name : "?";
+}
+
+int orc_tmpl_find(const char *name)
+{
+    for (size_t i = 0; i < NTMPL; i++) {
+        if (strcmp(tmpl_defs[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void rnd_fx(struct gen *g, uint8_t *fx)
+{
+    memset(fx, 0, 512);
+    uint16_t fcw = 0x037f;
+    memcpy(fx, &fcw, 2);
+    uint32_t mxcsr = 0x1f80;
+    memcpy(fx + 24, &mxcsr, 4);
+    for (unsigned i = 0; i < 32; i++) {
+        uint64_t v = rnd(g);
+        memcpy(fx + 160 + 8 * i, &v, 8);
+    }
+}
+
+void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, struct orc_case *c)
+{
+    uint64_t s = seed * 0x100000001b3ull ^ (idx + 1) * 0x9e3779b97f4a7c15ull;
+    struct gen g = {.rng = &s, .c = c};
+    memset(c, 0, sizeof(*c));
+    c->seed = orc_rand(&s);
+    c->cmp = ORC_CMP_ALL;
+    c->mode32 = orc_rand(&s) % 4 == 0;
+    unsigned t;
+    if (tmpl_only >= 0 && (size_t)tmpl_only < NTMPL) {
+        t = (unsigned)tmpl_only;
+        if (!(tmpl_defs[t].modes & 1)) {
+            c->mode32 = 1;
+        } else if (!(tmpl_defs[t].modes & 2)) {
+            c->mode32 = 0;
+        }
+    } else {
+        unsigned total = 0;
+        for (unsigned i = 0; i < NTMPL; i++) {
+            total += tmpl_defs[i].weight;
+        }
+        for (;;) {
+            unsigned pick = rndn(&g, total);
+            for (t = 0; t < NTMPL; t++) {
+                if (pick < tmpl_defs[t].weight) {
+                    break;
+                }
+                pick -= tmpl_defs[t].weight;
+            }
+            if (tmpl_defs[t].modes & (c->mode32 ? 2u : 1u)) {
+                break;
+            }
+        }
+    }
+    c->tmpl = (uint16_t)t;
+    for (unsigned i = 0; i < 16; i++) {
+        c->r[i] = rnd_val(&g);
+    }
+    c->r[R_SP] = ORC_DATA_VA + 0x800;
+    c->rflags = rnd(&g) & 0xcd5u;
+    rnd_fx(&g, c->fx);
+    tmpl_defs[t].fn(&g);
+    if (c->mode32) {
+        for (unsigned i = 0; i < 16; i++) {
+            c->r[i] &= 0xffffffffu;
+        }
+    }
+    if (g.len > ORC_CODE_MAX - 8) {
+        g.len = 0; /* cannot happen with the templates above; keep the case harmless */
+    }
+    c->code_len = (uint8_t)g.len;
+}

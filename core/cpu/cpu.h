@@ -872,6 +872,9 @@ void cpu_cpuid_init_features(struct cpu *cpu);
 uint64_t cpu_tsc_read(struct cpu *cpu);
 /* Number of vCPUs of the machine this vCPU belongs to (1 without soft_accel: unit tests). */
 int cpu_sys_ncpus(const struct cpu *cpu);
+/* MOV to/from CRn with the checks (0, -1: #GP, -2: no such register) and mode switching. */
+int cpu_sys_write_cr(struct cpu *cpu, unsigned n, uint64_t val);
+uint64_t cpu_sys_read_cr(struct cpu *cpu, unsigned n);
 /* Advertised TSC frequency when cpu->tsc_hz is 0. */
 #define CPU_SYS_DEFAULT_TSC_HZ 2000000000ull
 

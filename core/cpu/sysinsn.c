@@ -412,10 +412,7 @@ int cpu_sys_write_cr(struct cpu *cpu, unsigned n, uint64_t val)
         return 0;
     case 3:
         if (sys_is_long(cpu)) {
-            if (val & 0xfff0000000000000ull & ~0ull) {
-                return -1;
-            }
-            if (val & 0x000fff0000000000ull) {
+            if (val & 0xffffff0000000000ull) { /* above MAXPHYADDR; no PCID */
                 return -1;
             }
         } else {

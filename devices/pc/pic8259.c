@@ -242,6 +242,9 @@ int pic_ack(struct pic *pic)
                 irq2 = 7;
             }
             vector = sl->irq_base + irq2;
+            /* The slave's INT drops during INTA: a request still pending there (AEOI)
+             * makes a fresh edge on IR2 in pic_update() instead of being lost. */
+            m->lines &= ~(1u << 2);
         } else {
             vector = m->irq_base + irq;
         }

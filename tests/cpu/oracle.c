@@ -7,10 +7,10 @@
  * Exit status 0 when every case matched (Lodge #UD on an opcode counts as "not implemented"
  * unless --strict), 1 on mismatches, 77 when the native side cannot run here. */
 #include "tests/cpu/oracle.h"
+#include "tests/cpu/orc_capstone.h"
 
 #include "core/cpu/cpu.h"
 
-#include <capstone/capstone.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +66,7 @@ static const char *end_name(int end, char *buf, size_t len)
 
 static void disasm(const struct orc_case *c, FILE *f)
 {
-    csh h;
-    if (cs_open(CS_ARCH_X86, c->mode32 ? CS_MODE_32 : CS_MODE_64, &h) != CS_ERR_OK) {
-        return;
-    }
-    cs_insn *ins = NULL;
-    size_t n = cs_disasm(h, c->code, c->code_len, ORC_CODE_VA, 0, &ins);
-    for (size_t i = 0; i < n; i++) {
-        fprintf(f, "      %08" PRIx64 "  %-6s %s\n", ins[i].address, ins[i].mnemonic,
-                ins[i].op_str);
-    }
-    cs_free(ins, n);
-    cs_close(&h);
+    orc_disasm_print(c->code, c->code_len, c->mode32 ? 32 : 64, ORC_CODE_VA, f);
 }
 
 static int compare(const struct orc_case *c, const struct orc_result *n, const struct orc_result *l,
@@ -446,7 +435,8 @@ int main(int argc, char **argv)
                 st->mismatches++;
                 st->t_fail[c->tmpl]++;
                 st->fail_op[c->opcode & 0x3ff]++;
-                if (printed++ < op.max_print) {
+                /* a few per opcode, so one bug does not hide the others */
+                if (st->fail_op[c->opcode & 0x3ff] <= 2 && printed++ < op.max_print) {
                     print_case(&op, first + base + i, c, &nres[i], &lres[i], why, "MISMATCH");
                 }
                 break;
@@ -471,6 +461,15 @@ int main(int argc, char **argv)
     }
     if (op.coverage) {
         coverage_report(st);
+    }
+    if (st->mismatches) {
+        printf("mismatches by opcode:");
+        for (unsigned mop = 0; mop < 0x400; mop++) {
+            if (st->fail_op[mop]) {
+                printf(" %s%02x(%u)", mop >> 8 ? "0f " : "", mop & 0xff, st->fail_op[mop]);
+            }
+        }
+        printf("\n");
     }
     bool fail = st->mismatches > 0 || (op.strict && (st->unimpl > 0 || st->crashes > 0));
     free(cases);

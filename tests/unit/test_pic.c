@@ -197,6 +197,13 @@ static void test_auto_eoi_and_poll(void)
     CU_ASSERT_EQUAL(pic_ack(p), 0x26);
     CU_ASSERT_EQUAL(read_isr(p, 0x20), 0x00);
     pic_set_irq(p, 6, 0);
+    /* Two slave requests in AEOI: the second one is not lost behind the cascade. */
+    pic_set_irq(p, 8, 1);
+    pic_set_irq(p, 9, 1);
+    CU_ASSERT_EQUAL(pic_ack(p), 0x28);
+    CU_ASSERT_TRUE(pic_has_intr(p));
+    CU_ASSERT_EQUAL(pic_ack(p), 0x29);
+    CU_ASSERT_FALSE(pic_has_intr(p));
 
     pic_init_std(p, 0x01);
     pic_set_irq(p, 3, 1);

@@ -121,11 +121,13 @@ void *vcpu_thread_main(void *opaque)
 {
     struct machine_vcpu *v = opaque;
     struct machine *m = v->m;
+    /* Not cleared between runs: for an MMIO read the engine copies e.mmio.data (filled in
+     * by the dispatch below) back into the guest on the next vcpu_run. */
     struct accel_exit e;
     char what[96];
 
+    memset(&e, 0, sizeof(e));
     while (!atomic_load(&m->stop_vcpus)) {
-        memset(&e, 0, sizeof(e));
         int rc = m->accel->vcpu_run(v->acc, &e);
         if (rc < 0) {
             if (rc == -EINTR || rc == -EAGAIN) {

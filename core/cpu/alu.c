@@ -457,8 +457,13 @@ void op_shift(struct cpu *cpu, const struct x86_insn *in)
     }
     cnt &= size == 8 ? 63 : 31;
     if (cnt == 0) {
-        /* Count 0: no flags change; the operand is still accessed. */
-        cpu_read_rm(cpu, in, size);
+        /* Count 0: no flags change; the operand is still accessed, and a 32-bit register
+         * destination is still written (zero-extended) like any 32-bit result. */
+        rm_probe_write(cpu, in, size);
+        uint64_t v = cpu_read_rm(cpu, in, size);
+        if (size == 4 && in->mod == 3) {
+            cpu_set_reg(cpu, in->rm, 4, false, v);
+        }
         return;
     }
     rm_rmw(cpu, in, size, cnt, in->reg & 7, shift_fn);
@@ -473,10 +478,15 @@ static void shd(struct cpu *cpu, const struct x86_insn *in, bool right)
     unsigned cnt = (unsigned)((b == 0xa4 || b == 0xac) ? in->imm : cpu->r[CPU_RCX]);
     cnt &= size == 8 ? 63 : 31;
     if (cnt == 0) {
-        cpu_read_rm(cpu, in, size);
+        rm_probe_write(cpu, in, size);
+        uint64_t v = cpu_read_rm(cpu, in, size);
+        if (size == 4 && in->mod == 3) {
+            cpu_set_reg(cpu, in->rm, 4, false, v);
+        }
         return;
     }
     uint64_t src = get_reg_op(cpu, in, size);
+    rm_probe_write(cpu, in, size);
     uint64_t a = cpu_read_rm(cpu, in, size);
     uint64_t r, cfsrc;
     if (size == 2 && cnt > 16) {
@@ -496,7 +506,9 @@ static void shd(struct cpu *cpu, const struct x86_insn *in, bool right)
     cpu_write_rm(cpu, in, size, r);
     cpu->cc_op = (right ? CPU_CC_SHR8 : CPU_CC_SHL8) + alu_ccsz(size);
     cpu->cc_src = cfsrc;
-    cpu->cc_src2 = a;
+    /* OF (defined for count 1) is "the sign changed": SHL's lazy rule gives that by itself,
+     * SHR's takes the top bit of src2, so hand it old ^ new. */
+    cpu->cc_src2 = right ? a ^ r : a;
     cpu->cc_dst = r;
 }
 

@@ -152,9 +152,21 @@ static inline uint64_t rm_rmw(struct cpu *cpu, const struct x86_insn *in, unsign
         host_st(p, size, fn(cpu, old, arg, size, op));
         return old;
     }
+    /* Slow path (MMIO, code page, page crossing): check writability first, as hardware
+     * reports a faulting read-modify-write as a write (#PF W=1). */
+    cpu_probe_lin(cpu, lin, size, CPU_ACC_WRITE, cpu->mmu_idx);
     uint64_t old = ld_lin(cpu, lin, size);
     st_lin(cpu, lin, size, fn(cpu, old, arg, size, op));
     return old;
+}
+
+/* Before a read-then-write of a memory r/m operand done in two steps: fault as a write. */
+static inline void rm_probe_write(struct cpu *cpu, const struct x86_insn *in, unsigned size)
+{
+    if (in->mod != 3) {
+        uint64_t lin = cpu_seg_lin(cpu, in->seg, cpu_insn_ea(cpu, in), size, CPU_ACC_WRITE);
+        cpu_probe_lin(cpu, lin, size, CPU_ACC_WRITE, cpu->mmu_idx);
+    }
 }
 
 #endif

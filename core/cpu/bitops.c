@@ -62,6 +62,7 @@ static void bt_common(struct cpu *cpu, const struct x86_insn *in, uint64_t offse
                 old = host_ld(p, size);
                 host_st(p, size, bt_fn(cpu, old, bit, size, kind));
             } else {
+                cpu_probe_lin(cpu, lin, size, CPU_ACC_WRITE, cpu->mmu_idx);
                 old = ld_lin(cpu, lin, size);
                 st_lin(cpu, lin, size, bt_fn(cpu, old, bit, size, kind));
             }

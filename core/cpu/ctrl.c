@@ -227,16 +227,14 @@ void op_pop_rm(struct cpu *cpu, const struct x86_insn *in)
         cpu_set_reg(cpu, in->rm, in->opsize, false, v);
         return;
     }
-    /* The address is computed with the incremented RSP; a faulting store undoes the pop. */
+    /* The address is computed with the incremented RSP, but a faulting store leaves RSP
+     * as it was before the instruction. */
+    uint64_t new_rsp = cpu->r[CPU_RSP];
     uint64_t ea = cpu_insn_ea(cpu, in);
-    uint64_t lin;
-    lin = cpu_seg_lin(cpu, in->seg, ea, in->opsize, CPU_ACC_WRITE);
-    if (!cpu_lin_ptr(cpu, lin, in->opsize, CPU_ACC_WRITE, cpu->mmu_idx)) {
-        uint64_t saved = cpu->r[CPU_RSP];
-        cpu->r[CPU_RSP] = old_rsp;
-        cpu_probe_lin(cpu, lin, in->opsize, CPU_ACC_WRITE, cpu->mmu_idx);
-        cpu->r[CPU_RSP] = saved;
-    }
+    cpu->r[CPU_RSP] = old_rsp;
+    uint64_t lin = cpu_seg_lin(cpu, in->seg, ea, in->opsize, CPU_ACC_WRITE);
+    cpu_probe_lin(cpu, lin, in->opsize, CPU_ACC_WRITE, cpu->mmu_idx);
+    cpu->r[CPU_RSP] = new_rsp;
     st_lin(cpu, lin, in->opsize, v);
 }
 

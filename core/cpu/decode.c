@@ -44,17 +44,18 @@ enum { G_NONE, G_1, G_1A, G_2, G_3, G_4, G_5, G_11B, G_11V, G_8, G_9, G_COUNT };
 #define UD {x86_op_ud, D_UD}
 #define BR (D_BRANCH | D_END)
 
-#define ALU_ROW(base)                                                                          \
-    [base + 0] = {op_alu_rm_r, D_MODRM | D_BYTE | D_LOCK},                                     \
-    [base + 1] = {op_alu_rm_r, D_MODRM | D_LOCK},                                              \
+#define ALU_ROW_L(base, lock)                                                                  \
+    [base + 0] = {op_alu_rm_r, D_MODRM | D_BYTE | (lock)},                                     \
+    [base + 1] = {op_alu_rm_r, D_MODRM | (lock)},                                              \
     [base + 2] = {op_alu_r_rm, D_MODRM | D_BYTE},                                              \
     [base + 3] = {op_alu_r_rm, D_MODRM},                                                       \
     [base + 4] = {op_alu_a_imm, D_BYTE | I_B},                                                 \
     [base + 5] = {op_alu_a_imm, I_Z}
+#define ALU_ROW(base) ALU_ROW_L(base, D_LOCK)
 
 static const struct opdesc map1b[256] = {
     ALU_ROW(0x00), ALU_ROW(0x08), ALU_ROW(0x10), ALU_ROW(0x18),
-    ALU_ROW(0x20), ALU_ROW(0x28), ALU_ROW(0x30), ALU_ROW(0x38),
+    ALU_ROW(0x20), ALU_ROW(0x28), ALU_ROW(0x30), ALU_ROW_L(0x38, 0),
     [0x06] = {op_push_sreg, D_INV64},
     [0x07] = {op_pop_sreg, D_INV64 | D_END},
     [0x0e] = {op_push_sreg, D_INV64},
@@ -143,7 +144,10 @@ static const struct opdesc map1b[256] = {
     [0xcd] = {op_int, BR | I_B},
     [0xce] = {op_into, BR | D_INV64},
     [0xcf] = {op_iret, BR},
-    [0xd0 ... 0xd3] = {op_shift, D_MODRM | D_GRP(G_2)},
+    [0xd0] = {op_shift, D_MODRM | D_BYTE | D_GRP(G_2)},
+    [0xd1] = {op_shift, D_MODRM | D_GRP(G_2)},
+    [0xd2] = {op_shift, D_MODRM | D_BYTE | D_GRP(G_2)},
+    [0xd3] = {op_shift, D_MODRM | D_GRP(G_2)},
     [0xd4] = {op_aam, D_INV64 | I_B},
     [0xd5] = {op_aad, D_INV64 | I_B},
     [0xd6] = {op_salc, D_INV64},

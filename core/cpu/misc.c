@@ -189,6 +189,7 @@ void op_cmpxchg(struct cpu *cpu, const struct x86_insn *in)
             old = acc;
         }
     } else {
+        cpu_probe_lin(cpu, lin, size, CPU_ACC_WRITE, cpu->mmu_idx);
         old = ld_lin(cpu, lin, size);
         st_lin(cpu, lin, size, old == acc ? src : old);
     }
@@ -263,6 +264,7 @@ void op_cmpxchg8b(struct cpu *cpu, const struct x86_insn *in)
         old = expect;
         eq = host_cas(p, 8, &old, repl);
     } else {
+        cpu_probe_lin(cpu, lin, 8, CPU_ACC_WRITE, cpu->mmu_idx);
         old = cpu_ldlin64(cpu, lin, cpu->mmu_idx);
         eq = old == expect;
         cpu_stlin64(cpu, lin, eq ? repl : old, cpu->mmu_idx);

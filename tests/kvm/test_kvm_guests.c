@@ -31,6 +31,7 @@
 #define TM_EXIT_PORT 0x501
 #define TM_PM1A_CNT 0x604
 #define TM_TEST_PORT 0x510
+#define TM_REQ_PORT 0x520
 #define TM_TEST_MMIO 0xd0000ull
 #define TM_TEST_PATTERN 0xf1e2d3c4b5a69788ull
 #define TM_MAX_CPUS 2
@@ -72,6 +73,8 @@ struct tm_machine {
     int exit_code;                    /* last exit-port byte, -1 before any */
     bool poweroff;                    /* PM1a_CNT saw SLP_TYP=5 with SLP_EN */
     int pm_writes;                    /* every PM1a_CNT write */
+    int irq_rc, msi_rc;               /* irq_line / msi results for the request port */
+    int requests;                     /* request-port writes served */
     struct tm_access log[TM_LOG_MAX]; /* test device accesses in order */
     int nlog;
     int stop; /* atomic: all vCPU threads leave */
@@ -135,6 +138,23 @@ static void pm_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
     }
 }
 
+/* The guest asks for an interrupt: 1 = pulse GSI 1, 2 = MSI vector 0x40 to APIC 0. */
+static void req_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    struct tm_machine *m = opaque;
+    int rc = 0;
+    if (val == 1) {
+        rc = m->ops->irq_line(m->vm, 1, 1);
+        if (rc == 0) {
+            rc = m->ops->irq_line(m->vm, 1, 0);
+        }
+        m->irq_rc = rc;
+    } else if (val == 2) {
+        m->msi_rc = m->ops->msi(m->vm, 0xfee00000, 0x40);
+    }
+    m->requests++;
+}
+
 static void tm_log(struct tm_machine *m, int is_write, int is_mmio, uint64_t off, unsigned size,
                    uint64_t val)
 {
@@ -176,6 +196,7 @@ static void testmmio_write(void *opaque, uint64_t off, uint64_t val, unsigned si
 static const struct bus_ops serial_ops = {.read = serial_read, .write = serial_write};
 static const struct bus_ops exit_ops = {.read = none_read, .write = exit_write};
 static const struct bus_ops pm_ops = {.read = none_read, .write = pm_write};
+static const struct bus_ops req_ops = {.read = none_read, .write = req_write};
 static const struct bus_ops testpio_ops = {.read = testpio_read, .write = testpio_write};
 static const struct bus_ops testmmio_ops = {.read = testmmio_read, .write = testmmio_write};
 
@@ -277,6 +298,7 @@ static int tm_init(struct tm_machine *m, const char *guest, int ncpus)
     bus_register(m->pio, TM_EXIT_PORT, 1, &exit_ops, m, "exit");
     bus_register(m->pio, TM_PM1A_CNT, 2, &pm_ops, m, "pm1a_cnt");
     bus_register(m->pio, TM_TEST_PORT, 8, &testpio_ops, m, "testdev");
+    bus_register(m->pio, TM_REQ_PORT, 1, &req_ops, m, "irq-request");
     bus_register(m->mmio, TM_TEST_MMIO, 0x100, &testmmio_ops, m, "testdev");
     struct accel_vm_config cfg = {.mem = &m->mem, .pio = m->pio, .mmio = m->mmio, .ncpus = ncpus};
     if (r == 0) {
@@ -314,6 +336,18 @@ static bool tm_run(struct tm_machine *m)
     tm_stop(m);
     for (int i = 0; i < m->ncpus; i++) {
         pthread_join(m->cpu[i].thread, NULL);
+    }
+    for (int i = 0; i < m->ncpus; i++) {
+        if (m->cpu[i].err ||
+            (m->cpu[i].stopped_by_exit && m->cpu[i].last.reason != ACCEL_EXIT_SHUTDOWN)) {
+            fprintf(stderr, "\nvCPU %d stopped: %s (err %d) %s\n", i,
+                    accel_exit_name(m->cpu[i].last.reason), m->cpu[i].err,
+                    m->cpu[i].last.reason == ACCEL_EXIT_INTERNAL_ERROR ||
+                            m->cpu[i].last.reason == ACCEL_EXIT_FAIL_ENTRY
+                        ? m->cpu[i].last.error.detail
+                        : "");
+            accel_dump_vcpu(m->ops, m->cpu[i].vcpu, stderr);
+        }
     }
     if (!done) {
         fprintf(stderr, "\nguest timed out; serial so far: \"%s\"\n", m->serial);
@@ -501,6 +535,24 @@ static void test_two_vcpus(void)
     tm_fini(&m);
 }
 
+static void test_irq_line_and_msi(void)
+{
+    struct tm_machine m;
+    CU_ASSERT_EQUAL_FATAL(tm_init(&m, "irqmsi", 1), 0);
+    CU_ASSERT_TRUE(tm_run(&m));
+    CU_ASSERT_EQUAL(m.requests, 2);
+    CU_ASSERT_EQUAL(m.irq_rc, 0);
+    CU_ASSERT_EQUAL(m.msi_rc, 0);
+    CU_ASSERT_STRING_EQUAL(m.serial, "irq msi\n");
+    CU_ASSERT_EQUAL(m.exit_code, 0);
+    uint32_t c1 = 0, c2 = 0;
+    guestmem_read(&m.mem, 0x600, &c1, 4);
+    guestmem_read(&m.mem, 0x604, &c2, 4);
+    CU_ASSERT_EQUAL(c1, 1); /* one edge, one interrupt */
+    CU_ASSERT_EQUAL(c2, 1);
+    tm_fini(&m);
+}
+
 /* After vcpu_reset the same VM boots again: BSP at the reset vector, the AP back in
  * wait-for-SIPI, local APICs back to power-up state. */
 static void test_reset_and_rerun(void)
@@ -585,6 +637,7 @@ int main(void)
     CU_add_test(s, "(c) PIO and MMIO dispatch", test_io_dispatch);
     CU_add_test(s, "(d) PIT/8259 timer interrupts", test_timer_irq);
     CU_add_test(s, "(e) two vCPUs, INIT-SIPI-SIPI", test_two_vcpus);
+    CU_add_test(s, "irq_line and msi reach the guest", test_irq_line_and_msi);
     CU_add_test(s, "reset and boot again", test_reset_and_rerun);
     CU_add_test(s, "(f) ACPI power-off", test_acpi_poweroff);
     CU_add_test(s, "hypervisor CPUID leaves", test_cpuid_leaves);

@@ -36,8 +36,8 @@
 #define MBI_MMAP_LENGTH 44
 #define MBI_MMAP_ADDR 48
 #define MBI_BOOT_LOADER_NAME 64
-#define MBI_SIZE 0x100           /* through the framebuffer fields, zeroed */
-#define MB_MMAP_ENTRY 24         /* size field + 20 bytes */
+#define MBI_SIZE 0x100   /* through the framebuffer fields, zeroed */
+#define MB_MMAP_ENTRY 24 /* size field + 20 bytes */
 #define MB_MOD_ENTRY 16
 
 /* ELF32 (System V ABI, Intel386 supplement). */
@@ -54,8 +54,7 @@ static uint16_t rd16(const uint8_t *p)
 
 static uint32_t rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static void wr32(uint8_t *p, uint32_t v)
@@ -110,7 +109,8 @@ static int mb_parse_aout(const uint8_t *img, size_t len, struct boot_mb_header *
                          size_t errlen)
 {
     if (h->offset + MBH_AOUT_LEN > len) {
-        return mb_fail(err, errlen, -ENOEXEC, "multiboot header is cut short by the end of "
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "multiboot header is cut short by the end of "
                        "the file (flag bit 16 needs 32 bytes)");
     }
     const uint8_t *p = img + h->offset;
@@ -120,9 +120,10 @@ static int mb_parse_aout(const uint8_t *img, size_t len, struct boot_mb_header *
     h->bss_end_addr = rd32(p + MBH_BSS_END_ADDR);
     h->entry_addr = rd32(p + MBH_ENTRY_ADDR);
     if (h->load_addr > h->header_addr || h->header_addr - h->load_addr > h->offset) {
-        return mb_fail(err, errlen, -ENOEXEC, "multiboot header: load_addr 0x%x does not fit "
-                       "header_addr 0x%x at file offset 0x%zx", h->load_addr, h->header_addr,
-                       h->offset);
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "multiboot header: load_addr 0x%x does not fit "
+                       "header_addr 0x%x at file offset 0x%zx",
+                       h->load_addr, h->header_addr, h->offset);
     }
     size_t file_off = h->offset - (h->header_addr - h->load_addr);
     uint64_t avail = len - file_off;
@@ -130,8 +131,10 @@ static int mb_parse_aout(const uint8_t *img, size_t len, struct boot_mb_header *
     if (h->load_end_addr != 0) {
         if (h->load_end_addr < h->load_addr ||
             (uint64_t)(h->load_end_addr - h->load_addr) > avail) {
-            return mb_fail(err, errlen, -ENOEXEC, "multiboot header: load_end_addr 0x%x is "
-                           "before load_addr or past the end of the file", h->load_end_addr);
+            return mb_fail(err, errlen, -ENOEXEC,
+                           "multiboot header: load_end_addr 0x%x is "
+                           "before load_addr or past the end of the file",
+                           h->load_end_addr);
         }
         load_len = h->load_end_addr - h->load_addr;
     }
@@ -139,13 +142,16 @@ static int mb_parse_aout(const uint8_t *img, size_t len, struct boot_mb_header *
     uint64_t mem_end = load_end;
     if (h->bss_end_addr != 0) {
         if (h->bss_end_addr < load_end) {
-            return mb_fail(err, errlen, -ENOEXEC, "multiboot header: bss_end_addr 0x%x is "
-                           "below the end of the loaded image", h->bss_end_addr);
+            return mb_fail(err, errlen, -ENOEXEC,
+                           "multiboot header: bss_end_addr 0x%x is "
+                           "below the end of the loaded image",
+                           h->bss_end_addr);
         }
         mem_end = h->bss_end_addr;
     }
     if (mem_end > MB_4G || mem_end == h->load_addr) {
-        return mb_fail(err, errlen, -ENOEXEC, "multiboot header: the image is empty or "
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "multiboot header: the image is empty or "
                        "crosses 4 GiB");
     }
     h->nsegs = 1;
@@ -160,13 +166,18 @@ static int mb_parse_aout(const uint8_t *img, size_t len, struct boot_mb_header *
 static int mb_parse_elf(const uint8_t *img, size_t len, struct boot_mb_header *h, char *err,
                         size_t errlen)
 {
-    if (len < ELF_EHDR_SIZE || memcmp(img, "\x7f" "ELF", 4) != 0) {
-        return mb_fail(err, errlen, -ENOEXEC, "not an ELF image and the multiboot header "
+    if (len < ELF_EHDR_SIZE || memcmp(img,
+                                      "\x7f"
+                                      "ELF",
+                                      4) != 0) {
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "not an ELF image and the multiboot header "
                        "has no address fields (flag bit 16)");
     }
     if (img[4] != 1 || img[5] != 1 || rd16(img + 16) != ELF_ET_EXEC ||
         rd16(img + 18) != ELF_EM_386) {
-        return mb_fail(err, errlen, -ENOEXEC, "not a 32-bit little-endian i386 ELF "
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "not a 32-bit little-endian i386 ELF "
                        "executable (link with ld -m elf_i386)");
     }
     uint32_t entry = rd32(img + 24);
@@ -187,19 +198,21 @@ static int mb_parse_elf(const uint8_t *img, size_t len, struct boot_mb_header *h
         uint32_t off = rd32(ph + 4), vaddr = rd32(ph + 8), paddr = rd32(ph + 12);
         uint32_t filesz = rd32(ph + 16), memsz = rd32(ph + 20);
         if (filesz > memsz || (uint64_t)off + filesz > len) {
-            return mb_fail(err, errlen, -ENOEXEC, "ELF segment %u: file range 0x%x+0x%x is "
-                           "outside the file or larger than its memory size", i, off, filesz);
+            return mb_fail(err, errlen, -ENOEXEC,
+                           "ELF segment %u: file range 0x%x+0x%x is "
+                           "outside the file or larger than its memory size",
+                           i, off, filesz);
         }
         if ((uint64_t)paddr + memsz > MB_4G) {
-            return mb_fail(err, errlen, -ENOEXEC, "ELF segment %u at 0x%x+0x%x crosses 4 GiB",
-                           i, paddr, memsz);
+            return mb_fail(err, errlen, -ENOEXEC, "ELF segment %u at 0x%x+0x%x crosses 4 GiB", i,
+                           paddr, memsz);
         }
         if (h->nsegs == BOOT_MB_MAX_SEGS) {
             return mb_fail(err, errlen, -ENOEXEC, "more than %d ELF load segments",
                            BOOT_MB_MAX_SEGS);
         }
-        h->segs[h->nsegs++] = (struct boot_mb_seg){.addr = paddr, .memsz = memsz,
-                                                   .offset = off, .filesz = filesz};
+        h->segs[h->nsegs++] =
+            (struct boot_mb_seg){.addr = paddr, .memsz = memsz, .offset = off, .filesz = filesz};
         /* A kernel linked high but loaded low names a virtual entry: translate it the
          * way GRUB does, through the segment that holds it. */
         if (!entry_mapped && entry - vaddr < memsz) {
@@ -226,20 +239,25 @@ int boot_mb_parse(const uint8_t *img, size_t len, struct boot_mb_header *h, char
     }
     h->offset = (size_t)off;
     if (h->offset + MBH_MIN_LEN > len) {
-        return mb_fail(err, errlen, -ENOEXEC, "multiboot header is cut short by the end of "
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "multiboot header is cut short by the end of "
                        "the file");
     }
     const uint8_t *p = img + h->offset;
     h->flags = rd32(p + MBH_FLAGS);
     uint32_t sum = rd32(p + MBH_MAGIC) + h->flags + rd32(p + MBH_CHECKSUM);
     if (sum != 0) {
-        return mb_fail(err, errlen, -ENOEXEC, "multiboot header checksum is wrong (magic + "
-                       "flags + checksum = 0x%x, must be 0)", sum);
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "multiboot header checksum is wrong (magic + "
+                       "flags + checksum = 0x%x, must be 0)",
+                       sum);
     }
     uint32_t unsupported = h->flags & 0xffffu & ~BOOT_MB_HF_SUPPORTED_REQ;
     if (unsupported) {
-        return mb_fail(err, errlen, -ENOEXEC, "multiboot header requires features this "
-                       "loader lacks (flags 0x%x; only bits 0-2 are supported)", unsupported);
+        return mb_fail(err, errlen, -ENOEXEC,
+                       "multiboot header requires features this "
+                       "loader lacks (flags 0x%x; only bits 0-2 are supported)",
+                       unsupported);
     }
     h->aout = (h->flags & BOOT_MB_HF_AOUT) != 0;
     return h->aout ? mb_parse_aout(img, len, h, err, errlen)
@@ -302,16 +320,18 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
     for (int i = 0; i < h.nsegs; i++) {
         const struct boot_mb_seg *s = &h.segs[i];
         if (!mb_ram_entry(a->e820, s->addr, s->memsz)) {
-            return mb_fail(err, errlen, -ENOEXEC, "%s: segment 0x%x-0x%llx is outside guest "
-                           "RAM (see --mem)", kname, s->addr,
-                           (unsigned long long)s->addr + s->memsz - 1);
+            return mb_fail(err, errlen, -ENOEXEC,
+                           "%s: segment 0x%x-0x%llx is outside guest "
+                           "RAM (see --mem)",
+                           kname, s->addr, (unsigned long long)s->addr + s->memsz - 1);
         }
         if (mb_overlap(s->addr, s->memsz, BOOT_MB_AREA_START,
                        BOOT_MB_AREA_END - BOOT_MB_AREA_START)) {
-            return mb_fail(err, errlen, -ENOEXEC, "%s: segment 0x%x-0x%llx overlaps the boot "
-                           "loader area 0x%x-0x%x", kname, s->addr,
-                           (unsigned long long)s->addr + s->memsz - 1, BOOT_MB_AREA_START,
-                           BOOT_MB_AREA_END - 1);
+            return mb_fail(err, errlen, -ENOEXEC,
+                           "%s: segment 0x%x-0x%llx overlaps the boot "
+                           "loader area 0x%x-0x%x",
+                           kname, s->addr, (unsigned long long)s->addr + s->memsz - 1,
+                           BOOT_MB_AREA_START, BOOT_MB_AREA_END - 1);
         }
         for (int j = 0; j < i; j++) {
             if (mb_overlap(s->addr, s->memsz, h.segs[j].addr, h.segs[j].memsz)) {
@@ -323,8 +343,8 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
         kend = (uint64_t)s->addr + s->memsz > kend ? (uint64_t)s->addr + s->memsz : kend;
     }
     if (e820_type_at(a->e820, h.entry) != E820_RAM) {
-        return mb_fail(err, errlen, -ENOEXEC, "%s: entry point 0x%x is outside guest RAM",
-                       kname, h.entry);
+        return mb_fail(err, errlen, -ENOEXEC, "%s: entry point 0x%x is outside guest RAM", kname,
+                       h.entry);
     }
 
     /* Modules: page-aligned after the kernel (header flag bit 0 asks for that; we always
@@ -334,20 +354,21 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
         const struct boot_mb_module *md = &a->mods[i];
         uint64_t at = mb_fit(a->e820, next, md->size);
         if (at == 0) {
-            return mb_fail(err, errlen, -ENOSPC, "%s: module does not fit in guest RAM after "
-                           "the kernel and the modules before it (see --mem)",
+            return mb_fail(err, errlen, -ENOSPC,
+                           "%s: module does not fit in guest RAM without "
+                           "overlapping the kernel or the modules before it (see --mem)",
                            md->path ? md->path : "module");
         }
         for (int s = 0; s < h.nsegs; s++) {
             if (mb_overlap(at, md->size, h.segs[s].addr, h.segs[s].memsz)) {
-                return mb_fail(err, errlen, -ENOEXEC, "%s: module would overlap the kernel "
-                               "segment at 0x%x", md->path ? md->path : "module",
-                               h.segs[s].addr);
+                return mb_fail(err, errlen, -ENOEXEC,
+                               "%s: module would overlap the kernel "
+                               "segment at 0x%x",
+                               md->path ? md->path : "module", h.segs[s].addr);
             }
         }
         for (int j = 0; j < i; j++) {
-            if (mb_overlap(at, md->size, out->mod_start[j],
-                           out->mod_end[j] - out->mod_start[j])) {
+            if (mb_overlap(at, md->size, out->mod_start[j], out->mod_end[j] - out->mod_start[j])) {
                 return mb_fail(err, errlen, -ENOEXEC, "%s: module would overlap module %d",
                                md->path ? md->path : "module", j);
             }
@@ -365,9 +386,10 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
         strings_len += strlen(a->mods[i].cmdline ? a->mods[i].cmdline : "") + 1;
     }
     if (strings_len > BOOT_MB_AREA_END - BOOT_MB_STRINGS) {
-        return mb_fail(err, errlen, -E2BIG, "%s: command lines are too long (%llu bytes, at "
-                       "most %u)", kname, (unsigned long long)strings_len,
-                       BOOT_MB_AREA_END - BOOT_MB_STRINGS);
+        return mb_fail(err, errlen, -E2BIG,
+                       "%s: command lines are too long (%llu bytes, at "
+                       "most %u)",
+                       kname, (unsigned long long)strings_len, BOOT_MB_AREA_END - BOOT_MB_STRINGS);
     }
     if ((uint32_t)a->e820->n * MB_MMAP_ENTRY > BOOT_MB_MODS - BOOT_MB_MMAP ||
         !mb_ram_entry(a->e820, BOOT_MB_AREA_START, BOOT_MB_AREA_END - BOOT_MB_AREA_START)) {
@@ -426,8 +448,8 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
     const struct e820_entry *hi = mb_ram_entry(a->e820, E820_HIGH_START, 1);
     uint64_t mem_lower = lo ? lo->size >> 10 : 0;
     uint64_t mem_upper = hi ? (hi->addr + hi->size - E820_HIGH_START) >> 10 : 0;
-    wr32(info + MBI_FLAGS, BOOT_MB_IF_MEM | BOOT_MB_IF_CMDLINE | BOOT_MB_IF_MODS |
-                               BOOT_MB_IF_MMAP | BOOT_MB_IF_LOADER_NAME);
+    wr32(info + MBI_FLAGS, BOOT_MB_IF_MEM | BOOT_MB_IF_CMDLINE | BOOT_MB_IF_MODS | BOOT_MB_IF_MMAP |
+                               BOOT_MB_IF_LOADER_NAME);
     wr32(info + MBI_MEM_LOWER, (uint32_t)mem_lower);
     wr32(info + MBI_MEM_UPPER, (uint32_t)mem_upper);
     wr32(info + MBI_MODS_COUNT, (uint32_t)a->nmods);
@@ -452,9 +474,8 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
 /* ---- CPU state -------------------------------------------------------------------------- */
 
 static const uint64_t mb_gdt[3] = {
-    0,
-    0x00cf9b000000ffffull, /* 0x08: code, 32-bit, flat 4 GiB, accessed */
-    0x00cf93000000ffffull, /* 0x10: data, flat 4 GiB, accessed */
+    0, 0x00cf9b000000ffffull, /* 0x08: code, 32-bit, flat 4 GiB, accessed */
+    0x00cf93000000ffffull,    /* 0x10: data, flat 4 GiB, accessed */
 };
 
 static void mb_seg(struct accel_segment *s, uint16_t sel, uint8_t type)
@@ -553,8 +574,10 @@ int boot_mb_modules_read(const char *spec, struct boot_mb_module **out, int *nou
         const char *sp = strchr(item, ' ');
         size_t plen = sp ? (size_t)(sp - item) : strlen(item);
         if (plen == 0) {
-            rc = mb_fail(err, errlen, -EINVAL, "--initrd: module %d has no file name "
-                         "(use \"FILE [ARGS],FILE2 ...\")", i + 1);
+            rc = mb_fail(err, errlen, -EINVAL,
+                         "--initrd: module %d has no file name "
+                         "(use \"FILE [ARGS],FILE2 ...\")",
+                         i + 1);
             n = i;
             break;
         }

@@ -6,5 +6,7 @@
 /* lodge run: 0 guest powered off (or reset with --no-reboot), 1 engine/guest error,
  * 2 bad input. */
 int cli_run_main(int argc, char **argv);
+/* lodge img: disk image tool; 0 done, 1 failed, 2 bad usage (check: 3 leaks only). */
+int cli_img_main(int argc, char **argv);
 
 #endif

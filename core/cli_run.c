@@ -1,11 +1,14 @@
 /* lodge run: parse the command line, load the images, build and run the machine. */
 #include "core/cli.h"
 
+#include "core/boot_multiboot.h"
 #include "core/log.h"
 #include "core/machine.h"
 #include "core/options.h"
 #include "hostdrv/accel.h"
 #include "hostdrv/doctor.h"
+#include "devices/pc/debugcon.h"
+#include "devices/pc/test_exit.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -37,7 +40,15 @@ static void cli_run_usage(FILE *f)
             "                     (default stdio; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A)\n"
             "  --no-reboot        exit (status 0) when the guest resets instead of rebooting\n"
             "  --log SPEC         logging, e.g. debug or machine=info,dev.uart=trace\n"
+            "  --device test-exit[,iobase=0xf4,size=4]\n"
+            "                     a guest write of V to the ports ends the run with\n"
+            "                     exit status (V << 1) | 1\n"
+            "  --debugcon SPEC    debug port (stdio or file:PATH, [,iobase=0xe9]): guest\n"
+            "                     bytes written to it go to SPEC unbuffered\n"
             "  -h, --help         show this help\n"
+            "\n"
+            "A multiboot kernel (ELF32 or a.out kludge) takes --initrd as a module list:\n"
+            "--initrd \"FILE [ARGS],FILE2 [ARGS]\"; ARGS is that module's command line.\n"
             "\n"
             "Exit status: 0 the guest powered off, 1 the guest or the engine failed,\n"
             "2 bad command line or input files.\n");
@@ -89,6 +100,8 @@ enum {
     OPT_SERIAL,
     OPT_NO_REBOOT,
     OPT_LOG,
+    OPT_DEVICE,
+    OPT_DEBUGCON,
 };
 
 static const struct option cli_run_opts[] = {
@@ -102,12 +115,15 @@ static const struct option cli_run_opts[] = {
     {"serial", required_argument, NULL, OPT_SERIAL},
     {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
     {"log", required_argument, NULL, OPT_LOG},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"debugcon", required_argument, NULL, OPT_DEBUGCON},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 struct cli_run_args {
     const char *kernel, *initrd, *append, *bios, *accel, *serial, *log;
+    const char *test_exit, *debugcon;
     const char *mem_text;
     uint64_t mem;
     long cpus;
@@ -174,6 +190,26 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
             }
             a->serial = optarg;
             break;
+        case OPT_DEVICE: {
+            struct test_exit_config tc;
+            char why[256];
+            if (test_exit_parse(optarg, &tc, why, sizeof(why)) < 0) {
+                return cli_bad("--device", "%s", why);
+            }
+            a->test_exit = optarg;
+            break;
+        }
+        case OPT_DEBUGCON: {
+            struct debugcon_config *dc = g_new(struct debugcon_config, 1);
+            char why[256];
+            int bad = debugcon_parse(optarg, dc, why, sizeof(why));
+            g_free(dc);
+            if (bad < 0) {
+                return cli_bad("--debugcon", "%s", why);
+            }
+            a->debugcon = optarg;
+            break;
+        }
         case OPT_NO_REBOOT:
             a->no_reboot = true;
             break;
@@ -241,7 +277,20 @@ int cli_run_main(int argc, char **argv)
     if (a.kernel && (rc = cli_read_file(a.kernel, &kernel, &cfg.kernel_size)) < 0) {
         return cli_bad(a.kernel, "%s", strerror(-rc));
     }
-    if (a.initrd && (rc = cli_read_file(a.initrd, &initrd, &cfg.initrd_size)) < 0) {
+    cfg.test_exit = a.test_exit;
+    cfg.debugcon = a.debugcon;
+    /* A multiboot kernel's --initrd is a list of modules, each with a command line. */
+    struct boot_mb_module *mb_mods = NULL;
+    if (kernel && a.initrd && boot_mb_detect(kernel, cfg.kernel_size)) {
+        char why[512];
+        rc = boot_mb_modules_read(a.initrd, &mb_mods, &cfg.mb_nmodules, why, sizeof(why));
+        if (rc < 0) {
+            g_free(kernel);
+            fprintf(stderr, "lodge: %s\n", why);
+            return CLI_EXIT_USAGE;
+        }
+        cfg.mb_modules = mb_mods;
+    } else if (a.initrd && (rc = cli_read_file(a.initrd, &initrd, &cfg.initrd_size)) < 0) {
         g_free(kernel);
         return cli_bad(a.initrd, "%s", strerror(-rc));
     }
@@ -269,6 +318,7 @@ int cli_run_main(int argc, char **argv)
     }
     g_free(kernel);
     g_free(initrd);
+    boot_mb_modules_free(mb_mods, cfg.mb_nmodules);
     g_free(bios);
     return status;
 }

@@ -4,6 +4,7 @@
 #include "core/acpi.h"
 #include "core/boot_bios.h"
 #include "core/boot_linux.h"
+#include "core/boot_multiboot.h"
 #include "core/bus.h"
 #include "core/chardev.h"
 #include "core/log.h"
@@ -20,6 +21,8 @@
 #include "devices/pc/pit8254.h"
 #include "devices/pc/rtc.h"
 #include "devices/pc/uart16550.h"
+#include "devices/pc/debugcon.h"
+#include "devices/pc/test_exit.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -59,6 +62,7 @@ static void machine_post(struct machine *m, unsigned bits)
 {
     pthread_mutex_lock(&m->req_lock);
     m->req |= bits;
+    atomic_store(&m->req_pending, true);
     pthread_cond_broadcast(&m->req_cond);
     pthread_mutex_unlock(&m->req_lock);
 }
@@ -83,6 +87,17 @@ void machine_request_quit(struct machine *m, int signo)
     }
     pthread_mutex_unlock(&m->req_lock);
     machine_post(m, MACHINE_REQ_QUIT);
+}
+
+void machine_request_exit(struct machine *m, int status)
+{
+    pthread_mutex_lock(&m->req_lock);
+    if (!(m->req & MACHINE_REQ_EXIT)) {
+        m->exit_status = status;
+    }
+    pthread_mutex_unlock(&m->req_lock);
+    log_info(MACHINE_TAG, "exit with status %d requested", status);
+    machine_post(m, MACHINE_REQ_EXIT);
 }
 
 void machine_request_error(struct machine *m, const char *text)
@@ -279,6 +294,64 @@ static size_t machine_uart_rx(void *opaque, const uint8_t *buf, size_t len)
     return n > 0 ? (size_t)n : 0;
 }
 
+static void machine_test_exit_cb(void *opaque, int status)
+{
+    machine_request_exit(opaque, status);
+}
+
+/* Optional debug devices (--device test-exit, --debugcon); their ports are the user's
+ * choice, so a clash with a platform device is the user's error. */
+static int machine_add_debug_devices(struct machine *m, struct machine_error *err)
+{
+    char why[256] = "";
+    if (m->cfg.test_exit) {
+        struct test_exit_config tc;
+        if (test_exit_parse(m->cfg.test_exit, &tc, why, sizeof(why)) < 0) {
+            machine_err(err, true, "--device %s: %s", m->cfg.test_exit, why);
+            return -EINVAL;
+        }
+        m->test_exit = test_exit_new(machine_test_exit_cb, m);
+        if (!m->test_exit) {
+            machine_err(err, false, "machine: out of memory creating devices");
+            return -ENOMEM;
+        }
+        if (bus_register(m->pio, tc.iobase, tc.size, &test_exit_bus_ops, m->test_exit,
+                         "test-exit") < 0) {
+            machine_err(err, true, "--device %s: ports 0x%x-0x%x are taken by %s",
+                        m->cfg.test_exit, tc.iobase, tc.iobase + tc.size - 1,
+                        bus_lookup_name(m->pio, tc.iobase) ? bus_lookup_name(m->pio, tc.iobase)
+                                                           : "another device");
+            return -EEXIST;
+        }
+        machine_add_dev(m, &test_exit_device_ops, m->test_exit);
+    }
+    if (m->cfg.debugcon) {
+        struct debugcon_config dc;
+        if (debugcon_parse(m->cfg.debugcon, &dc, why, sizeof(why)) < 0) {
+            machine_err(err, true, "--debugcon: %s", why);
+            return -EINVAL;
+        }
+        int rc = chardev_open(dc.sink, NULL, &m->debugcon_out, why, sizeof(why));
+        if (rc < 0) {
+            machine_err(err, true, "--debugcon: %s", why);
+            return rc;
+        }
+        m->debugcon = debugcon_new(machine_uart_tx, m->debugcon_out);
+        if (!m->debugcon) {
+            machine_err(err, false, "machine: out of memory creating devices");
+            return -ENOMEM;
+        }
+        if (bus_register(m->pio, dc.iobase, 1, &debugcon_bus_ops, m->debugcon, "debugcon") < 0) {
+            machine_err(err, true, "--debugcon: port 0x%x is taken by %s", dc.iobase,
+                        bus_lookup_name(m->pio, dc.iobase) ? bus_lookup_name(m->pio, dc.iobase)
+                                                           : "another device");
+            return -EEXIST;
+        }
+        machine_add_dev(m, &debugcon_device_ops, m->debugcon);
+    }
+    return 0;
+}
+
 static void machine_serial_quit(void *opaque)
 {
     machine_request_quit(opaque, 0);
@@ -407,7 +480,7 @@ static int machine_add_devices(struct machine *m, struct machine_error *err)
         machine_err(err, false, "machine: overlapping device ranges (internal error)");
         return -EEXIST;
     }
-    return 0;
+    return machine_add_debug_devices(m, err);
 }
 
 /* ---- vCPU interrupt glue (soft engine) ------------------------------------------------ */
@@ -450,6 +523,18 @@ static int machine_load(struct machine *m, struct boot_linux_layout *layout,
             rsdp = ACPI_TABLES_BASE;
         }
     }
+    if (boot_mb_detect(m->cfg.kernel, m->cfg.kernel_size)) {
+        struct boot_mb_args mba = {
+            .kernel = m->cfg.kernel, .kernel_size = m->cfg.kernel_size,
+            .kernel_name = m->cfg.kernel_path, .mods = m->cfg.mb_modules,
+            .nmods = m->cfg.mb_nmodules, .cmdline = m->cfg.append, .e820 = &m->e820};
+        m->multiboot = true;
+        int rc = boot_mb_load(&m->mem, &mba, &m->mb_layout, err->msg, sizeof(err->msg));
+        if (rc < 0) {
+            err->user = true;
+        }
+        return rc;
+    }
     struct boot_linux_args a = {
         .kernel = m->cfg.kernel, .kernel_size = m->cfg.kernel_size,
         .kernel_name = m->cfg.kernel_path, .initrd = m->cfg.initrd,
@@ -486,7 +571,14 @@ static int machine_reset(struct machine *m, struct machine_error *err)
             return rc;
         }
     }
-    if (m->cfg.kernel) {
+    if (m->multiboot) {
+        rc = boot_mb_setup_cpu(m->accel, m->vcpus[0].acc, &m->mem, &m->mb_layout);
+        if (rc < 0) {
+            machine_err(err, false, "%s: cannot set the multiboot entry state: %s",
+                        m->accel->name, strerror(-rc));
+            return rc;
+        }
+    } else if (m->cfg.kernel) {
         rc = boot_linux_setup_cpu(m->accel, m->vcpus[0].acc, &m->mem, &layout);
         if (rc < 0) {
             machine_err(err, false, "%s: cannot set the 64-bit entry state: %s", m->accel->name,
@@ -735,10 +827,20 @@ int machine_run(struct machine *m)
         m->req = 0;
         pthread_mutex_unlock(&m->req_lock);
         machine_stop_vcpus(m);
+        /* Requests made while the vCPUs were stopping count too (e.g. a second error). */
+        pthread_mutex_lock(&m->req_lock);
+        req |= m->req;
+        m->req = 0;
+        atomic_store(&m->req_pending, false);
+        pthread_mutex_unlock(&m->req_lock);
 
         if (req & MACHINE_REQ_ERROR) {
             fputs(m->error_text ? m->error_text : "lodge: machine error\n", stderr);
             status = 1;
+            break;
+        }
+        if (req & MACHINE_REQ_EXIT) {
+            status = m->exit_status;
             break;
         }
         if (req & MACHINE_REQ_QUIT) {
@@ -810,6 +912,13 @@ void machine_free(struct machine *m)
     if (m->pci_host) {
         pci_host_free(m->pci_host);
     }
+    if (m->test_exit) {
+        test_exit_free(m->test_exit);
+    }
+    if (m->debugcon) {
+        debugcon_free(m->debugcon);
+    }
+    chardev_free(m->debugcon_out);
     for (int i = 0; i < m->nvcpus; i++) {
         if (m->vcpus[i].lapic) {
             lapic_free(m->vcpus[i].lapic);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct accel_ops;
+struct boot_mb_module;
 struct machine;
 struct machine_vcpu;
 
@@ -35,6 +36,10 @@ struct machine_config {
     const char *bios_path;
     const char *serial;             /* chardev spec for COM1: stdio, file:P, unix:P, none */
     bool no_reboot;                 /* a guest reset ends the run (status 0) */
+    const struct boot_mb_module *mb_modules; /* multiboot kernels: the --initrd list */
+    int mb_nmodules;
+    const char *debugcon;           /* --debugcon SPEC (devices/pc/debugcon.h), or NULL */
+    const char *test_exit;          /* --device test-exit[,...] SPEC, or NULL */
 };
 
 /* Why machine_new failed: user says whether the user's input is at fault (exit 2)
@@ -58,6 +63,8 @@ void machine_irq_set(struct machine *m, uint32_t line, int level);
 void machine_request_poweroff(struct machine *m);
 void machine_request_reset(struct machine *m);
 void machine_request_quit(struct machine *m, int signo);
+/* End the run with this process exit status (the test-exit device). */
+void machine_request_exit(struct machine *m, int status);
 /* Stop with an error; the first report wins. text may span lines. */
 void machine_request_error(struct machine *m, const char *text);
 

@@ -2,6 +2,7 @@
 #ifndef LODGE_CORE_MACHINE_INTERNAL_H
 #define LODGE_CORE_MACHINE_INTERNAL_H
 
+#include "core/boot_multiboot.h"
 #include "core/e820.h"
 #include "core/guestmem.h"
 #include "core/machine.h"
@@ -18,6 +19,7 @@
 #define MACHINE_REQ_RESET 0x2u
 #define MACHINE_REQ_QUIT 0x4u
 #define MACHINE_REQ_ERROR 0x8u
+#define MACHINE_REQ_EXIT 0x10u   /* exit_status says how */
 
 struct machine_vcpu {
     struct machine *m;
@@ -62,6 +64,11 @@ struct machine {
     struct acpi_pm *acpi_pm;
     struct reset_ctl *reset_ctl;
     struct pci_host *pci_host;
+    struct test_exit *test_exit;   /* --device test-exit, else NULL */
+    struct debugcon *debugcon;     /* --debugcon, else NULL */
+    struct chardev *debugcon_out;  /* its sink */
+    bool multiboot;                /* --kernel is a multiboot image */
+    struct boot_mb_layout mb_layout;
 
     struct chardev *serial;
     GMainContext *ctx;         /* host input: chardevs, signals */
@@ -73,12 +80,14 @@ struct machine {
     int nvcpus;
     struct machine_vcpu vcpus[MACHINE_MAX_CPUS];
     atomic_bool stop_vcpus;    /* run loops return as soon as they see it */
+    atomic_bool req_pending;   /* a request waits: run loops stop early, guest code halts */
 
     pthread_mutex_t req_lock;  /* req, quit_signo, error_text */
     pthread_cond_t req_cond;
     unsigned req;
     int quit_signo;
     char *error_text;
+    int exit_status;           /* for MACHINE_REQ_EXIT; the first request wins */
 };
 
 /* core/vcpu.c */

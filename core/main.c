@@ -1,13 +1,41 @@
 /* lodge: the command-line entry point. Subcommands live in their own files. */
+#include "core/cli.h"
+#include "hostdrv/doctor.h"
+
 #include <stdio.h>
 #include <string.h>
 
+static void main_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: lodge COMMAND [OPTIONS]\n"
+            "\n"
+            "commands:\n"
+            "  run      boot a guest (lodge run --help)\n"
+            "  doctor   check this host's virtualization support (lodge doctor --help)\n");
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        printf("usage: lodge COMMAND [OPTIONS]\n");
-        return argc < 2 ? 2 : 0;
+    setvbuf(stdout, NULL, _IONBF, 0); /* guest serial output must appear as it comes */
+    if (argc < 2) {
+        main_usage(stderr);
+        return 2;
     }
-    fprintf(stderr, "lodge: unknown command '%s' (try lodge --help)\n", argv[1]);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        main_usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0) {
+        return cli_run_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "img") == 0) {
+        return cli_img_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "doctor") == 0) {
+        return doctor_main(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "lodge: %s: unknown command (try lodge --help)\n", cmd);
     return 2;
 }

@@ -127,7 +127,10 @@ void *vcpu_thread_main(void *opaque)
     char what[96];
 
     memset(&e, 0, sizeof(e));
-    while (!atomic_load(&m->stop_vcpus)) {
+    /* Once the machine has a request pending (power-off, reset, error), this vCPU
+     * stops running guest code: nothing the guest does after asking for power-off
+     * should be visible. */
+    while (!atomic_load(&m->stop_vcpus) && !atomic_load(&m->req_pending)) {
         int rc = m->accel->vcpu_run(v->acc, &e);
         if (rc < 0) {
             if (rc == -EINTR || rc == -EAGAIN) {
@@ -165,7 +168,6 @@ void *vcpu_thread_main(void *opaque)
             vcpu_fail(v, what, &e);
             return NULL;
         }
-        /* A reset/poweroff request makes every run loop return here quickly. */
     }
     return NULL;
 }

@@ -4,6 +4,7 @@ set -euo pipefail
 pkgs=(
     gcc meson ninja-build pkg-config          # build
     libglib2.0-dev                            # base library
+    zlib1g-dev                                # qcow2/VMDK compressed clusters
     libcunit1-dev nasm libcapstone-dev        # tests: CUnit, tiny guests, decoder oracle
     cpio dpkg-dev apt-utils                   # test guest kit (apt-get download, dpkg-deb)
 )

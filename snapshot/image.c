@@ -60,8 +60,7 @@ static const struct image_driver *image_driver_for(enum image_format fmt)
 static void image_fmt_err(char *err, size_t errlen, const char *path, int e, const char *what)
 {
     if (err && errlen) {
-        snprintf(err, errlen, "%s: %s%s", path, what ? what : strerror(-e),
-                 e == -EACCES && !what ? "" : "");
+        snprintf(err, errlen, "%s: %s", path, what ? what : strerror(-e));
     }
 }
 
@@ -106,7 +105,7 @@ int image_file_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 
 int image_set_error(struct image *img, int errno_neg, const char *fmt, ...)
 {
-    char msg[IMAGE_ERR_LEN];
+    char msg[IMAGE_ERR_LEN - 64];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -124,7 +123,8 @@ static int image_probe_fd(int fd, enum image_format *out)
     }
     if (n >= 4 && memcmp(buf, "QFI\xfb", 4) == 0) {
         *out = IMAGE_FORMAT_QCOW2;
-    } else if (n >= 4 && memcmp(buf, "KDMV", 4) == 0) {
+    } else if ((n >= 4 && memcmp(buf, "KDMV", 4) == 0) ||
+               (n >= 21 && memcmp(buf, "# Disk DescriptorFile", 21) == 0)) {
         *out = IMAGE_FORMAT_VMDK;
     } else if (n >= 0x48 && image_le32(buf + 0x40) == 0xbeda107f) {
         *out = IMAGE_FORMAT_VDI;

@@ -33,6 +33,8 @@ enum image_format {
 #define IMAGE_OPEN_RDWR 0x1       /* read-write; default is read-only */
 #define IMAGE_OPEN_NO_BACKING 0x2 /* do not open the backing chain (reads of
                                      unallocated clusters return zeros) */
+#define IMAGE_OPEN_REPAIR 0x4     /* open read-write even if marked dirty or corrupt,
+                                     for image_check(..., repair) */
 
 /* image_block_status() results: where a byte range's content comes from */
 enum image_block_status {

@@ -875,6 +875,11 @@ int cpu_sys_ncpus(const struct cpu *cpu);
 /* MOV to/from CRn with the checks (0, -1: #GP, -2: no such register) and mode switching. */
 int cpu_sys_write_cr(struct cpu *cpu, unsigned n, uint64_t val);
 uint64_t cpu_sys_read_cr(struct cpu *cpu, unsigned n);
+/* cpu_check_interrupts polls cpu->intc only when this says so (soft_accel: after a kick,
+ * while something is pending, periodically; always without soft_accel), and re-arms it
+ * while an interrupt or NMI is pending but blocked. */
+bool cpu_sys_intr_poll(struct cpu *cpu);
+void cpu_sys_intr_rearm(struct cpu *cpu);
 /* Advertised TSC frequency when cpu->tsc_hz is 0. */
 #define CPU_SYS_DEFAULT_TSC_HZ 2000000000ull
 

@@ -2,10 +2,11 @@
  * what Lodge implements. AuthenticAMD on purpose: an Intel signature without
  * ARCH_CAPABILITIES makes Linux turn on page-table isolation, which flushes the soft TLB on
  * every kernel entry (docs/soft-cpu.md). Family 0Fh keeps Linux away from the Zen-era
- * MSRs and return-thunk mitigations. */
+ * MSRs and return-thunk mitigations; model 22h stays below the models Linux checks for
+ * AMD erratum 400 (C1E, which would need MSR C001_0055). */
 #include "core/cpu/sysint.h"
 
-#define CPUID_SIGNATURE 0x00040f12u /* family 0Fh, extended model 4, model 1, stepping 2 */
+#define CPUID_SIGNATURE 0x00020f22u /* family 0Fh, extended model 2, model 2, stepping 2 */
 #define CPUID_MAX_BASIC 0x7u
 #define CPUID_MAX_EXT 0x80000008u
 #define CPUID_HV_BASE 0x40000000u

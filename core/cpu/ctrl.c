@@ -279,17 +279,23 @@ void op_pop_sreg(struct cpu *cpu, const struct x86_insn *in)
     }
 }
 
+/* Stack writes that commit RSP only at the end: like hardware, a fault part-way leaves the
+ * earlier slots written but RSP unchanged. */
+static uint64_t stack_mask(const struct cpu *cpu)
+{
+    return cpu->stack_size == 8 ? ~0ull : cpu->stack_size == 4 ? 0xffffffffull : 0xffffull;
+}
+
 void op_pusha(struct cpu *cpu, const struct x86_insn *in)
 {
     unsigned size = in->opsize;
-    uint64_t sp = cpu->r[CPU_RSP];
-    uint64_t old_rsp = sp;
-    /* Check the whole 8-slot area first so a fault leaves RSP unchanged. */
-    uint64_t lo = (sp - 8 * size) & (cpu->stack_size == 2 ? 0xffff : 0xffffffffu);
-    cpu_seg_lin(cpu, CPU_SEG_SS, lo, 8 * size, CPU_ACC_WRITE);
+    uint64_t m = stack_mask(cpu);
+    uint64_t sp = cpu->r[CPU_RSP] & m;
     for (int r = CPU_RAX; r <= CPU_RDI; r++) {
-        cpu_push(cpu, size, r == CPU_RSP ? old_rsp : cpu->r[r]);
+        sp = (sp - size) & m;
+        cpu_st(cpu, CPU_SEG_SS, sp, size, cpu->r[r]);
     }
+    cpu->r[CPU_RSP] = (cpu->r[CPU_RSP] & ~m) | sp;
 }
 
 void op_popa(struct cpu *cpu, const struct x86_insn *in)
@@ -368,26 +374,26 @@ void op_enter(struct cpu *cpu, const struct x86_insn *in)
     unsigned level = in->imm2 & 31;
     uint64_t alloc = in->imm & 0xffff;
     uint64_t m = sp_mask(cpu);
-    uint64_t old_rsp = cpu->r[CPU_RSP], old_rbp = cpu->r[CPU_RBP];
-    cpu_push(cpu, size, cpu->r[CPU_RBP]);
-    uint64_t frame = cpu->r[CPU_RSP] & m;
+    uint64_t sp = cpu->r[CPU_RSP] & m;
+    uint64_t bp = cpu->r[CPU_RBP] & m;
+    sp = (sp - size) & m;
+    cpu_st(cpu, CPU_SEG_SS, sp, size, cpu->r[CPU_RBP]);
+    uint64_t frame = sp;
     if (level > 0) {
-        uint64_t bp = old_rbp;
         for (unsigned k = 1; k < level; k++) {
             bp = (bp - size) & m;
             uint64_t v = cpu_ld(cpu, CPU_SEG_SS, bp, size);
-            cpu_push(cpu, size, v);
+            sp = (sp - size) & m;
+            cpu_st(cpu, CPU_SEG_SS, sp, size, v);
         }
-        cpu_push(cpu, size, frame);
+        sp = (sp - size) & m;
+        cpu_st(cpu, CPU_SEG_SS, sp, size, frame);
     }
-    uint64_t new_sp = (cpu->r[CPU_RSP] - alloc) & m;
-    /* The final stack area must be writable (#SS/#PF before anything changes visibly). */
+    uint64_t new_sp = (sp - alloc) & m;
     if (alloc) {
-        uint64_t lin = cpu_seg_lin(cpu, CPU_SEG_SS, new_sp, 1, CPU_ACC_WRITE);
-        uint64_t saved = cpu->r[CPU_RSP];
-        cpu->r[CPU_RSP] = old_rsp;
-        cpu_probe_lin(cpu, lin, 1, CPU_ACC_WRITE, cpu->mmu_idx);
-        cpu->r[CPU_RSP] = saved;
+        /* The new stack top must be writable (hardware probes it, #PF included). */
+        uint64_t lin = cpu_seg_lin(cpu, CPU_SEG_SS, new_sp, size, CPU_ACC_WRITE);
+        cpu_probe_lin(cpu, lin, size, CPU_ACC_WRITE, cpu->mmu_idx);
     }
     cpu_set_reg(cpu, CPU_RBP, size, false, frame);
     set_sp_like(cpu, CPU_RSP, new_sp);

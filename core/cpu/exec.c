@@ -8,6 +8,7 @@
  * cpu_st_slow, which drops the blocks overlapping the written bytes (64-byte granules). */
 #include "core/cpu/cpu.h"
 
+#include "core/cpu/ops.h"
 #include "core/guestmem.h"
 
 #include <stdio.h>
@@ -28,6 +29,9 @@ struct cpu_block {
     uint16_t ninsn;              /* number of records */
     uint16_t bytes;              /* code bytes covered (within one page) */
     bool valid;                  /* false once invalidated (memory is reused only on flush) */
+    bool chainable;              /* ends in a plain near branch or falls through */
+    uint64_t chain_rip[2];       /* successors in the same page, by RIP (cache) */
+    struct cpu_block *chain[2];
     struct cpu_block *hash_next; /* chain in the (phys, key) hash */
     struct cpu_block *page_next; /* blocks of the same physical page */
     struct x86_insn insn[];      /* ninsn decoded instructions */
@@ -432,6 +436,19 @@ static int decode_slow(struct cpu *cpu, uint64_t lin, struct x86_insn *in)
     return r;
 }
 
+/* Whether the next block can be found from this one's chain cache: the last instruction is
+ * a plain near branch or no block-ending instruction at all (system instructions, far
+ * transfers, interrupts and mode changes always go through the full lookup). */
+static bool insn_chainable(const struct x86_insn *in)
+{
+    if (!(in->flags & X86_F_END)) {
+        return true;
+    }
+    return in->exec == op_jcc || in->exec == op_jmp_rel || in->exec == op_call_rel ||
+           in->exec == op_ret || in->exec == op_jmp_rm || in->exec == op_call_rm ||
+           in->exec == op_loop || in->exec == op_jcxz;
+}
+
 static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
                                      const uint8_t *host, struct scratch_block *scratch)
 {
@@ -496,6 +513,9 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     b->ninsn = (uint16_t)n;
     b->bytes = (uint16_t)off;
     b->valid = true;
+    b->chain[0] = b->chain[1] = NULL;
+    b->chain_rip[0] = b->chain_rip[1] = ~0ull;
+    b->chainable = insn_chainable(&tmp[n - 1]);
     memcpy(b->insn, tmp, n * sizeof(struct x86_insn));
     unsigned h = hash_phys(pa, key);
     b->hash_next = tc->hash[h];
@@ -545,24 +565,14 @@ static struct cpu_block *block_find(struct cpu *cpu, struct scratch_block *scrat
 
 /* ---- the loop ---- */
 
-int cpu_run(struct cpu *cpu, uint64_t max_insns)
+/* The block loop; runs until an exit reason is set. Kept out of cpu_run so that its locals
+ * are not live across cpu_run's setjmp (an exception longjmps out of here). */
+static void run_blocks(struct cpu *cpu, uint64_t limit)
 {
     struct scratch_block scratch;
-    const uint64_t limit = max_insns ? cpu->icount + max_insns : UINT64_MAX;
-
-    cpu->exit_reason = CPU_EXIT_NONE;
-    cpu->exc_jmp_valid = true;
-    if (setjmp(cpu->exc_jmp)) {
-        /* An exception: back to the faulting instruction, then deliver it. */
-        cpu->rip = cpu->insn_rip;
-        cpu->block_stop = false;
-        if (cpu->exit_on_exception) {
-            cpu->exc_jmp_valid = false;
-            return CPU_EXIT_EXCEPTION;
-        }
-        cpu_deliver_exception(cpu, cpu->exc_vector, cpu->exc_error);
-        cpu->exc_vector = -1;
-    }
+    struct cpu_block *prev = NULL; /* the block just run, when its successor may be chained */
+    uint64_t prev_rip = 0;         /* its first RIP */
+    uint64_t prev_gen = 0;         /* block cache generation when prev was run */
 
     for (;;) {
         if (CPU_UNLIKELY(cpu->exit_reason != CPU_EXIT_NONE)) {
@@ -588,10 +598,39 @@ int cpu_run(struct cpu *cpu, uint64_t max_insns)
         }
 
         cpu->block_stop = false;
-        struct cpu_block *b = block_find(cpu, &scratch);
-        if (!b) {
-            continue; /* internal error was requested */
+        struct cpu_block *b = NULL;
+        if (prev && prev_gen != cpu->tcache->flushes) {
+            prev = NULL;
         }
+        if (prev) {
+            /* Chained successor: same page, same mode, nothing flushed in between. */
+            uint64_t rip = cpu->rip;
+            if (prev->chain_rip[0] == rip && prev->chain[0]->valid) {
+                b = prev->chain[0];
+            } else if (prev->chain_rip[1] == rip && prev->chain[1]->valid) {
+                b = prev->chain[1];
+            }
+        }
+        if (!b) {
+            b = block_find(cpu, &scratch);
+            if (!b) {
+                prev = NULL;
+                continue; /* internal error was requested */
+            }
+            uint64_t csb = cpu->mode == CPU_MODE_LONG64 ? 0 : cpu->seg[CPU_SEG_CS].base;
+            if (prev && prev_gen == cpu->tcache->flushes && b->valid &&
+                (b->phys & CPU_PAGE_MASK) == (prev->phys & CPU_PAGE_MASK) &&
+                (((csb + cpu->rip) ^ (csb + prev_rip)) & CPU_PAGE_MASK) == 0 &&
+                b->key == prev->key) {
+                unsigned k = prev->chain[0] ? 1 : 0;
+                if (prev->chain[0] && prev->chain[1]) {
+                    k = prev->chain_rip[0] == ~0ull ? 0 : 1;
+                }
+                prev->chain[k] = b;
+                prev->chain_rip[k] = cpu->rip;
+            }
+        }
+        prev = NULL;
         unsigned n = b->ninsn;
         bool single = cpu->intr_shadow || (cpu->rflags & CPU_FL_TF);
         bool tf = cpu->rflags & CPU_FL_TF;
@@ -603,11 +642,13 @@ int cpu_run(struct cpu *cpu, uint64_t max_insns)
             n = (unsigned)(limit - cpu->icount);
         }
         const uint64_t mask = rip_mask(b->key);
+        const uint64_t b_rip = cpu->rip;
         const struct x86_insn *in = b->insn;
         unsigned i = 0;
         while (i < n) {
-            cpu->insn_rip = cpu->rip;
-            cpu->rip = (cpu->rip + in->len) & mask;
+            uint64_t rip = cpu->rip;
+            cpu->insn_rip = rip;
+            cpu->rip = (rip + in->len) & mask;
             in->exec(cpu, in);
             i++;
             cpu->icount++;
@@ -616,6 +657,11 @@ int cpu_run(struct cpu *cpu, uint64_t max_insns)
             }
             in++;
         }
+        if (i == b->ninsn && !cpu->block_stop && b->chainable && b->valid && !single) {
+            prev = b;
+            prev_rip = b_rip;
+            prev_gen = cpu->tcache->flushes;
+        }
         if (CPU_UNLIKELY(tf) && i == 1 && cpu->exc_vector < 0) {
             /* Single-step trap after the instruction (SDM vol. 3, 17.3.1.4). */
             cpu->dr[6] |= 1u << 14;
@@ -623,6 +669,27 @@ int cpu_run(struct cpu *cpu, uint64_t max_insns)
             cpu_deliver_exception(cpu, X86_EXC_DB, CPU_NO_ERROR);
         }
     }
+}
+
+int cpu_run(struct cpu *cpu, uint64_t max_insns)
+{
+    const uint64_t limit = max_insns ? cpu->icount + max_insns : UINT64_MAX;
+
+    cpu->exit_reason = CPU_EXIT_NONE;
+    cpu->exc_jmp_valid = true;
+    if (setjmp(cpu->exc_jmp)) {
+        /* An exception: back to the faulting instruction, then deliver it. */
+        cpu->rip = cpu->insn_rip;
+        cpu->block_stop = false;
+        if (cpu->exit_on_exception) {
+            cpu->exc_jmp_valid = false;
+            return CPU_EXIT_EXCEPTION;
+        }
+        cpu_deliver_exception(cpu, cpu->exc_vector, cpu->exc_error);
+        cpu->exc_vector = -1;
+    }
+
+    run_blocks(cpu, limit);
     cpu->exc_jmp_valid = false;
     return cpu->exit_reason;
 }

@@ -14,7 +14,7 @@ enum {
     FXS_FDS = 20,
     FXS_MXCSR = 24,
     FXS_MXCSR_MASK = 28,
-    FXS_ST = 32,  /* ST0..ST7, 16 bytes each */
+    FXS_ST = 32,   /* ST0..ST7, 16 bytes each */
     FXS_XMM = 160, /* XMM0..XMM15, 16 bytes each */
     FXS_SIZE = 512,
 };
@@ -107,7 +107,7 @@ void cpu_exec_fxrstor(struct cpu *cpu, const struct x86_insn *in)
     memcpy(&fcw, b + FXS_FCW, 2);
     memcpy(&fsw, b + FXS_FSW, 2);
     memcpy(&fop, b + FXS_FOP, 2);
-    f->fcw = fcw;
+    f->fcw = (uint16_t)((fcw & 0x1f3f) | 0x40); /* as FLDCW stores it */
     cpu_fpu_set_fsw(cpu, fsw);
     f->fop = fop & 0x7ff;
     uint16_t ftw = 0;

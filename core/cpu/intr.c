@@ -313,20 +313,35 @@ void cpu_int_soft(struct cpu *cpu, int vector, int kind)
 void cpu_check_interrupts(struct cpu *cpu)
 {
     const struct accel_intc *ic = cpu->intc;
-    if (!ic || cpu->intr_shadow) {
+    if (!ic || !cpu_sys_intr_poll(cpu)) {
         return;
     }
-    if (!cpu->nmi_blocked && ic->nmi_pending && ic->nmi_pending(ic->opaque)) {
-        if (ic->nmi_ack) {
-            ic->nmi_ack(ic->opaque);
+    if (cpu->intr_shadow) {
+        cpu_sys_intr_rearm(cpu);
+        return;
+    }
+    if (ic->nmi_pending && ic->nmi_pending(ic->opaque)) {
+        if (cpu->nmi_blocked) {
+            cpu_sys_intr_rearm(cpu); /* look again after IRET */
+        } else {
+            if (ic->nmi_ack) {
+                ic->nmi_ack(ic->opaque);
+            }
+            cpu->nmi_blocked = true;
+            cpu_sys_intr_rearm(cpu);
+            cpu->deliver_vector = X86_EXC_NMI;
+            sys_deliver(cpu, X86_EXC_NMI, CPU_NO_ERROR, SYS_EV_NMI);
+            cpu->deliver_vector = -1;
+            return;
         }
-        cpu->nmi_blocked = true;
-        cpu->deliver_vector = X86_EXC_NMI;
-        sys_deliver(cpu, X86_EXC_NMI, CPU_NO_ERROR, SYS_EV_NMI);
-        cpu->deliver_vector = -1;
+    }
+    if (!ic->intr_pending || !ic->intr_pending(ic->opaque)) {
         return;
     }
-    if (!(cpu->rflags & CPU_FL_IF) || !ic->intr_pending || !ic->intr_pending(ic->opaque)) {
+    /* Pending: look again at the next block whatever happens now (more may be queued,
+     * or IF is clear and STI/POPF/IRET will set it). */
+    cpu_sys_intr_rearm(cpu);
+    if (!(cpu->rflags & CPU_FL_IF)) {
         return;
     }
     int v = ic->intr_ack ? ic->intr_ack(ic->opaque) : -1;

@@ -84,7 +84,8 @@ void op_movsx(struct cpu *cpu, const struct x86_insn *in)
 
 void op_movsxd(struct cpu *cpu, const struct x86_insn *in)
 {
-    uint64_t v = cpu_read_rm(cpu, in, in->opsize == 2 ? 2 : 4);
+    /* The source is always read as a dword (AMD and Intel fault on all 4 bytes). */
+    uint64_t v = cpu_read_rm(cpu, in, 4);
     set_reg_op(cpu, in, in->opsize, in->opsize == 8 ? alu_sext(v, 4) : v);
 }
 

@@ -33,7 +33,9 @@
 #define MSR_GS_BASE 0xc0000101u
 #define MSR_KERNEL_GS_BASE 0xc0000102u
 #define MSR_TSC_AUX 0xc0000103u
+#define MSR_K8_SYSCFG 0xc0010010u
 #define MSR_K7_HWCR 0xc0010015u
+#define MSR_K8_INT_PENDING 0xc0010055u
 
 #define MSR_MTRRCAP_VALUE 0x508ull /* 8 variable ranges, fixed ranges, WC (SDM 11.11.1) */
 #define MSR_APIC_BASE_BSP (1ull << 8)
@@ -92,7 +94,9 @@ int cpu_msr_read(struct cpu *cpu, uint32_t idx, uint64_t *val)
         *val = m->apic_base;
         return 0;
     case MSR_PATCH_LEVEL:
+    case MSR_K8_SYSCFG:
     case MSR_K7_HWCR:
+    case MSR_K8_INT_PENDING:
         *val = 0;
         return 0;
     case MSR_MTRRCAP:
@@ -223,6 +227,7 @@ int cpu_msr_write(struct cpu *cpu, uint32_t idx, uint64_t val)
         cpu_tlb_flush(cpu, false);
         return 0;
     case MSR_PATCH_LEVEL:
+    case MSR_K8_SYSCFG:
     case MSR_K7_HWCR:
         return 0; /* accepted and ignored (Linux sets HWCR bits with the safe accessors) */
     case MSR_SYSENTER_CS:

@@ -42,6 +42,8 @@ struct accel_vcpu {
     pthread_mutex_t lock;   /* protects the halt/SIPI waits */
     pthread_cond_t cond;
     atomic_int kicked;      /* kick() since the last return */
+    atomic_int irq_hint;    /* the interrupt controller may have something for us */
+    unsigned poll_count;    /* blocks since the last unconditional poll */
     bool wait_sipi;         /* after INIT (APs start here): waiting for SIPI */
 };
 
@@ -52,6 +54,35 @@ int cpu_sys_ncpus(const struct cpu *cpu)
         return 1;
     }
     return v->vm->cfg.ncpus;
+}
+
+/* Polling the LAPIC takes its lock: do it only after a kick (the LAPIC kicks on every new
+ * pending interrupt), while something is pending but blocked, and every 256th block. */
+#define SOFT_POLL_EVERY 256u
+
+bool cpu_sys_intr_poll(struct cpu *cpu)
+{
+    struct accel_vcpu *v = cpu->accel;
+    if (!v) {
+        return true;
+    }
+    if (atomic_load_explicit(&v->irq_hint, memory_order_relaxed) &&
+        atomic_exchange(&v->irq_hint, 0)) {
+        return true;
+    }
+    if (++v->poll_count >= SOFT_POLL_EVERY) {
+        v->poll_count = 0;
+        return true;
+    }
+    return false;
+}
+
+void cpu_sys_intr_rearm(struct cpu *cpu)
+{
+    struct accel_vcpu *v = cpu->accel;
+    if (v) {
+        atomic_store(&v->irq_hint, 1);
+    }
 }
 
 static void engine_acquire(struct soft_engine_lock *l)
@@ -136,6 +167,7 @@ static int soft_vcpu_create(struct accel_vm *vm, int index, struct accel_vcpu **
     v->cpu->index = index;
     v->cpu->deterministic = vm->cfg.deterministic;
     v->cpu->tsc_hz = CPU_SYS_DEFAULT_TSC_HZ;
+    atomic_store(&v->irq_hint, 1);
     soft_reset_cpu(v); /* again, now that index and ncpus are known */
     *out = v;
     return 0;
@@ -476,11 +508,13 @@ static int soft_vcpu_set_intc(struct accel_vcpu *v, const struct accel_intc *int
         v->cpu->intc = NULL;
     }
     cpu_tlb_flush(v->cpu, false); /* the APIC page becomes MMIO */
+    atomic_store(&v->irq_hint, 1);
     return 0;
 }
 
 static void soft_kick(struct accel_vcpu *v)
 {
+    atomic_store(&v->irq_hint, 1);
     atomic_store(&v->kicked, 1);
     cpu_kick(v->cpu);
     pthread_mutex_lock(&v->lock);

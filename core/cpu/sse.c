@@ -37,12 +37,12 @@ static inline void xstore(union cpu_xmm *x, sse_v2di v)
 /* ------------------------------------------------------------------------------------------ */
 /* Host instruction wrappers.                                                                  */
 
-#define SSE_INT_FN(name, insn)                                                                 \
-    static void name(union cpu_xmm *d, const union cpu_xmm *s)                                 \
-    {                                                                                          \
-        sse_v2di a = xload(d), b = xload(s);                                                   \
-        __asm__(insn " %1, %0" : "+x"(a) : "x"(b));                                            \
-        xstore(d, a);                                                                          \
+#define SSE_INT_FN(name, insn)                                                                     \
+    static void name(union cpu_xmm *d, const union cpu_xmm *s)                                     \
+    {                                                                                              \
+        sse_v2di a = xload(d), b = xload(s);                                                       \
+        __asm__(insn " %1, %0" : "+x"(a) : "x"(b));                                                \
+        xstore(d, a);                                                                              \
     }
 
 SSE_INT_FN(h_punpcklbw, "punpcklbw")
@@ -137,29 +137,29 @@ SSE_INT_FN(h_phminposuw, "phminposuw")
 /* Runs `text` (operands %[a] destination, %[b] source) with the host MXCSR = csr. Returns the
  * host MXCSR afterwards in `out`. One asm statement so the compiler cannot move FP work of
  * its own between the MXCSR switch and the instruction. */
-#define SSE_FP_ASM(text, a, b, csr, out)                                                       \
-    do {                                                                                       \
-        uint32_t sv_;                                                                          \
-        __asm__ volatile("stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" text                            \
-                         "\n\tstmxcsr %[out]\n\tldmxcsr %[sv]"                                 \
-                         : [a] "+x"(a), [sv] "=m"(sv_), [out] "=m"(out)                        \
-                         : [b] "x"(b), [in] "m"(csr));                                         \
+#define SSE_FP_ASM(text, a, b, csr, out)                                                           \
+    do {                                                                                           \
+        uint32_t sv_;                                                                              \
+        __asm__ volatile("stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" text                                 \
+                         "\n\tstmxcsr %[out]\n\tldmxcsr %[sv]"                                     \
+                         : [a] "+x"(a), [sv] "=m"(sv_), [out] "=m"(out)                            \
+                         : [b] "x"(b), [in] "m"(csr));                                             \
     } while (0)
 
-#define SSE_FP_FN(name, insn)                                                                  \
-    static uint32_t name(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr)               \
-    {                                                                                          \
-        sse_v2di a = xload(d), b = xload(s);                                                   \
-        uint32_t out;                                                                          \
-        SSE_FP_ASM(insn " %[b], %[a]", a, b, csr, out);                                        \
-        xstore(d, a);                                                                          \
-        return out;                                                                            \
+#define SSE_FP_FN(name, insn)                                                                      \
+    static uint32_t name(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr)                   \
+    {                                                                                              \
+        sse_v2di a = xload(d), b = xload(s);                                                       \
+        uint32_t out;                                                                              \
+        SSE_FP_ASM(insn " %[b], %[a]", a, b, csr, out);                                            \
+        xstore(d, a);                                                                              \
+        return out;                                                                                \
     }
 
-#define SSE_FP_4(op)                                                                           \
-    SSE_FP_FN(h_##op##ps, #op "ps")                                                            \
-    SSE_FP_FN(h_##op##pd, #op "pd")                                                            \
-    SSE_FP_FN(h_##op##ss, #op "ss")                                                            \
+#define SSE_FP_4(op)                                                                               \
+    SSE_FP_FN(h_##op##ps, #op "ps")                                                                \
+    SSE_FP_FN(h_##op##pd, #op "pd")                                                                \
+    SSE_FP_FN(h_##op##ss, #op "ss")                                                                \
     SSE_FP_FN(h_##op##sd, #op "sd")
 
 SSE_FP_4(sqrt)
@@ -190,27 +190,27 @@ SSE_FP_FN(h_haddps, "haddps")
 SSE_FP_FN(h_hsubpd, "hsubpd")
 SSE_FP_FN(h_hsubps, "hsubps")
 
-#define SSE_CMP_CASE(insn, n)                                                                  \
-    case n:                                                                                    \
-        SSE_FP_ASM(insn " $" #n ", %[b], %[a]", a, b, csr, out);                               \
+#define SSE_CMP_CASE(insn, n)                                                                      \
+    case n:                                                                                        \
+        SSE_FP_ASM(insn " $" #n ", %[b], %[a]", a, b, csr, out);                                   \
         break;
-#define SSE_CMP_FN(name, insn)                                                                 \
-    static uint32_t name(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm) \
-    {                                                                                          \
-        sse_v2di a = xload(d), b = xload(s);                                                   \
-        uint32_t out = 0;                                                                      \
-        switch (imm & 7) {                                                                     \
-            SSE_CMP_CASE(insn, 0)                                                              \
-            SSE_CMP_CASE(insn, 1)                                                              \
-            SSE_CMP_CASE(insn, 2)                                                              \
-            SSE_CMP_CASE(insn, 3)                                                              \
-            SSE_CMP_CASE(insn, 4)                                                              \
-            SSE_CMP_CASE(insn, 5)                                                              \
-            SSE_CMP_CASE(insn, 6)                                                              \
-            SSE_CMP_CASE(insn, 7)                                                              \
-        }                                                                                      \
-        xstore(d, a);                                                                          \
-        return out;                                                                            \
+#define SSE_CMP_FN(name, insn)                                                                     \
+    static uint32_t name(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm)     \
+    {                                                                                              \
+        sse_v2di a = xload(d), b = xload(s);                                                       \
+        uint32_t out = 0;                                                                          \
+        switch (imm & 7) {                                                                         \
+            SSE_CMP_CASE(insn, 0)                                                                  \
+            SSE_CMP_CASE(insn, 1)                                                                  \
+            SSE_CMP_CASE(insn, 2)                                                                  \
+            SSE_CMP_CASE(insn, 3)                                                                  \
+            SSE_CMP_CASE(insn, 4)                                                                  \
+            SSE_CMP_CASE(insn, 5)                                                                  \
+            SSE_CMP_CASE(insn, 6)                                                                  \
+            SSE_CMP_CASE(insn, 7)                                                                  \
+        }                                                                                          \
+        xstore(d, a);                                                                              \
+        return out;                                                                                \
     }
 
 SSE_CMP_FN(h_cmpps, "cmpps")
@@ -220,21 +220,21 @@ SSE_CMP_FN(h_cmpsd, "cmpsd")
 
 /* ROUND*: the rounding mode is put into the host MXCSR, so only "use MXCSR.RC" with and
  * without precision suppression are needed as immediates. */
-#define SSE_ROUND_FN(name, insn)                                                               \
-    static uint32_t name(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm) \
-    {                                                                                          \
-        sse_v2di a = xload(d), b = xload(s);                                                   \
-        uint32_t out;                                                                          \
-        if (!(imm & 4)) {                                                                      \
-            csr = (csr & ~CPU_MXCSR_RC) | ((imm & 3u) << 13);                                  \
-        }                                                                                      \
-        if (imm & 8) {                                                                         \
-            SSE_FP_ASM(insn " $12, %[b], %[a]", a, b, csr, out);                               \
-        } else {                                                                               \
-            SSE_FP_ASM(insn " $4, %[b], %[a]", a, b, csr, out);                                \
-        }                                                                                      \
-        xstore(d, a);                                                                          \
-        return out;                                                                            \
+#define SSE_ROUND_FN(name, insn)                                                                   \
+    static uint32_t name(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm)     \
+    {                                                                                              \
+        sse_v2di a = xload(d), b = xload(s);                                                       \
+        uint32_t out;                                                                              \
+        if (!(imm & 4)) {                                                                          \
+            csr = (csr & ~CPU_MXCSR_RC) | ((imm & 3u) << 13);                                      \
+        }                                                                                          \
+        if (imm & 8) {                                                                             \
+            SSE_FP_ASM(insn " $12, %[b], %[a]", a, b, csr, out);                                   \
+        } else {                                                                                   \
+            SSE_FP_ASM(insn " $4, %[b], %[a]", a, b, csr, out);                                    \
+        }                                                                                          \
+        xstore(d, a);                                                                              \
+        return out;                                                                                \
     }
 
 SSE_ROUND_FN(h_roundps, "roundps")
@@ -243,22 +243,22 @@ SSE_ROUND_FN(h_roundss, "roundss")
 SSE_ROUND_FN(h_roundsd, "roundsd")
 
 /* (U)COMISS/SD: returns the host MXCSR, flags in *zpc (ZF bit 0, PF bit 1, CF bit 2). */
-#define SSE_COMI_FN(name, insn)                                                                \
-    static uint32_t name(const union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr,         \
-                         unsigned *zpc)                                                        \
-    {                                                                                          \
-        sse_v2di a = xload(d), b = xload(s);                                                   \
-        uint32_t out, sv;                                                                      \
-        uint8_t z, p, c;                                                                       \
-        __asm__ volatile("stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" insn " %[b], %[a]\n\t"          \
-                         "setz %[z]\n\tsetp %[p]\n\tsetc %[c]\n\t"                             \
-                         "stmxcsr %[out]\n\tldmxcsr %[sv]"                                     \
-                         : [sv] "=m"(sv), [out] "=m"(out), [z] "=q"(z), [p] "=q"(p),           \
-                           [c] "=q"(c)                                                         \
-                         : [a] "x"(a), [b] "x"(b), [in] "m"(csr)                               \
-                         : "cc");                                                              \
-        *zpc = z | (p << 1) | (c << 2);                                                        \
-        return out;                                                                            \
+#define SSE_COMI_FN(name, insn)                                                                    \
+    static uint32_t name(const union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr,             \
+                         unsigned *zpc)                                                            \
+    {                                                                                              \
+        sse_v2di a = xload(d), b = xload(s);                                                       \
+        uint32_t out, sv;                                                                          \
+        uint8_t z, p, c;                                                                           \
+        __asm__ volatile(                                                                          \
+            "stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" insn " %[b], %[a]\n\t"                            \
+            "setz %[z]\n\tsetp %[p]\n\tsetc %[c]\n\t"                                              \
+            "stmxcsr %[out]\n\tldmxcsr %[sv]"                                                      \
+            : [sv] "=m"(sv), [out] "=m"(out), [z] "=&q"(z), [p] "=&q"(p), [c] "=&q"(c)             \
+            : [a] "x"(a), [b] "x"(b), [in] "m"(csr)                                                \
+            : "cc");                                                                               \
+        *zpc = z | (p << 1) | (c << 2);                                                            \
+        return out;                                                                                \
     }
 
 SSE_COMI_FN(h_comiss, "comiss")
@@ -267,17 +267,17 @@ SSE_COMI_FN(h_comisd, "comisd")
 SSE_COMI_FN(h_ucomisd, "ucomisd")
 
 /* Integer -> scalar FP (CVTSI2SS/SD). */
-#define SSE_CVTSI_FN(name, insn, type)                                                         \
-    static uint32_t name(union cpu_xmm *d, type v, uint32_t csr)                               \
-    {                                                                                          \
-        sse_v2di a = xload(d);                                                                 \
-        uint32_t out, sv;                                                                      \
-        __asm__ volatile("stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" insn " %[b], %[a]\n\t"          \
-                         "stmxcsr %[out]\n\tldmxcsr %[sv]"                                     \
-                         : [a] "+x"(a), [sv] "=m"(sv), [out] "=m"(out)                         \
-                         : [b] "r"(v), [in] "m"(csr));                                         \
-        xstore(d, a);                                                                          \
-        return out;                                                                            \
+#define SSE_CVTSI_FN(name, insn, type)                                                             \
+    static uint32_t name(union cpu_xmm *d, type v, uint32_t csr)                                   \
+    {                                                                                              \
+        sse_v2di a = xload(d);                                                                     \
+        uint32_t out, sv;                                                                          \
+        __asm__ volatile("stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" insn " %[b], %[a]\n\t"               \
+                         "stmxcsr %[out]\n\tldmxcsr %[sv]"                                         \
+                         : [a] "+x"(a), [sv] "=m"(sv), [out] "=m"(out)                             \
+                         : [b] "r"(v), [in] "m"(csr));                                             \
+        xstore(d, a);                                                                              \
+        return out;                                                                                \
     }
 
 SSE_CVTSI_FN(h_cvtsi2ss32, "cvtsi2ssl", int32_t)
@@ -286,18 +286,18 @@ SSE_CVTSI_FN(h_cvtsi2sd32, "cvtsi2sdl", int32_t)
 SSE_CVTSI_FN(h_cvtsi2sd64, "cvtsi2sdq", int64_t)
 
 /* Scalar FP -> integer (CVT(T)SS2SI, CVT(T)SD2SI). */
-#define SSE_CVT2SI_FN(name, insn, type)                                                        \
-    static uint32_t name(const union cpu_xmm *s, type *r, uint32_t csr)                        \
-    {                                                                                          \
-        sse_v2di b = xload(s);                                                                 \
-        uint32_t out, sv;                                                                      \
-        type v;                                                                                \
-        __asm__ volatile("stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" insn " %[b], %[r]\n\t"          \
-                         "stmxcsr %[out]\n\tldmxcsr %[sv]"                                     \
-                         : [r] "=r"(v), [sv] "=m"(sv), [out] "=m"(out)                         \
-                         : [b] "x"(b), [in] "m"(csr));                                         \
-        *r = v;                                                                                \
-        return out;                                                                            \
+#define SSE_CVT2SI_FN(name, insn, type)                                                            \
+    static uint32_t name(const union cpu_xmm *s, type *r, uint32_t csr)                            \
+    {                                                                                              \
+        sse_v2di b = xload(s);                                                                     \
+        uint32_t out, sv;                                                                          \
+        type v;                                                                                    \
+        __asm__ volatile("stmxcsr %[sv]\n\tldmxcsr %[in]\n\t" insn " %[b], %[r]\n\t"               \
+                         "stmxcsr %[out]\n\tldmxcsr %[sv]"                                         \
+                         : [r] "=&r"(v), [sv] "=m"(sv), [out] "=m"(out)                            \
+                         : [b] "x"(b), [in] "m"(csr));                                             \
+        *r = v;                                                                                    \
+        return out;                                                                                \
     }
 
 SSE_CVT2SI_FN(h_cvtss2si32, "cvtss2si", uint32_t)
@@ -365,8 +365,7 @@ enum { SSE_U16 = 17 }; /* size code: 16 bytes without the alignment rule */
 
 /* Load the memory operand of size 2/4/8/16 (zero-filled above), raising #GP(0) when a
  * 16-byte operand of an aligned form is misaligned. */
-static void sse_ld_mem(struct cpu *cpu, const struct x86_insn *in, union cpu_xmm *t,
-                       unsigned size)
+static void sse_ld_mem(struct cpu *cpu, const struct x86_insn *in, union cpu_xmm *t, unsigned size)
 {
     uint64_t ea = cpu_insn_ea(cpu, in);
     memset(t, 0, sizeof(*t));
@@ -393,8 +392,8 @@ static void sse_ld_mem(struct cpu *cpu, const struct x86_insn *in, union cpu_xmm
 }
 
 /* The xmm/m operand: the register, or the memory operand loaded into t. */
-static const union cpu_xmm *sse_src(struct cpu *cpu, const struct x86_insn *in,
-                                    union cpu_xmm *t, unsigned size)
+static const union cpu_xmm *sse_src(struct cpu *cpu, const struct x86_insn *in, union cpu_xmm *t,
+                                    unsigned size)
 {
     if (in->mod == 3) {
         return &cpu->fpu.xmm[in->rm];
@@ -450,8 +449,7 @@ static void sse_fp_done(struct cpu *cpu, uint32_t out)
     if (CPU_UNLIKELY(unmasked != 0)) {
         uint32_t pre = f & (MX_IE | MX_DE | MX_ZE);
         cpu->fpu.mxcsr |= (pre & unmasked) ? pre : f;
-        cpu_raise(cpu, (cpu->cr4 & CPU_CR4_OSXMMEXCPT) ? X86_EXC_XM : X86_EXC_UD,
-                  CPU_NO_ERROR);
+        cpu_raise(cpu, (cpu->cr4 & CPU_CR4_OSXMMEXCPT) ? X86_EXC_XM : X86_EXC_UD, CPU_NO_ERROR);
     }
     cpu->fpu.mxcsr |= f;
 }
@@ -518,13 +516,13 @@ static void xmm_fpop(struct cpu *cpu, const struct x86_insn *in, sse_fp_fn fn, u
 
 struct sse_int_op {
     sse_int_fn fn;
-    uint8_t mmx;   /* MMX_LANE/HIGH/CONCAT; 0xff: no MMX form */
+    uint8_t mmx;    /* MMX_LANE/HIGH/CONCAT; 0xff: no MMX form */
     sse_int_fn mfn; /* function for the MMX form when it differs (PUNPCKH*) */
 };
 
 #define NO_MMX 0xff
 static const struct sse_int_op sse_int_ops[256] = {
-    [0x14] = {h_punpckldq, NO_MMX, NULL},  /* UNPCKLPS (66: UNPCKLPD below) */
+    [0x14] = {h_punpckldq, NO_MMX, NULL}, /* UNPCKLPS (66: UNPCKLPD below) */
     [0x15] = {h_punpckhdq, NO_MMX, NULL},
     [0x54] = {h_pand, NO_MMX, NULL},
     [0x55] = {h_pandn, NO_MMX, NULL},
@@ -738,8 +736,10 @@ static void op_mov_10_17(struct cpu *cpu, const struct x86_insn *in)
                 r->q[0] = d->q[0];
             }
         } else {
-            sse_st_mem(cpu, in, d, in->simd <= X86_SIMD_66 ? SSE_U16
-                                   : in->simd == X86_SIMD_F3 ? 4 : 8);
+            sse_st_mem(cpu, in, d,
+                       in->simd <= X86_SIMD_66   ? SSE_U16
+                       : in->simd == X86_SIMD_F3 ? 4
+                                                 : 8);
         }
         return;
     case 0x12:
@@ -1247,7 +1247,14 @@ void cpu_exec_sse(struct cpu *cpu, const struct x86_insn *in)
         return;
     }
     switch (op) {
-    case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: case 0x15: case 0x16: case 0x17:
+    case 0x10:
+    case 0x11:
+    case 0x12:
+    case 0x13:
+    case 0x14:
+    case 0x15:
+    case 0x16:
+    case 0x17:
         op_mov_10_17(cpu, in);
         return;
     case 0x28: /* MOVAPS/MOVAPD */
@@ -1347,8 +1354,8 @@ void cpu_exec_sse(struct cpu *cpu, const struct x86_insn *in)
 
 struct sse38_op {
     sse_int_fn fn;
-    uint8_t mmx;     /* MMX_LANE/MMX_CONCAT or NO_MMX */
-    uint32_t feat;   /* CPUID.1:ECX bit */
+    uint8_t mmx;   /* MMX_LANE/MMX_CONCAT or NO_MMX */
+    uint32_t feat; /* CPUID.1:ECX bit */
 };
 
 static const struct sse38_op sse38_ops[256] = {
@@ -1534,10 +1541,20 @@ void cpu_exec_sse38(struct cpu *cpu, const struct x86_insn *in)
     case 0x17:
         op_ptest(cpu, in);
         return;
-    case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25:
+    case 0x20:
+    case 0x21:
+    case 0x22:
+    case 0x23:
+    case 0x24:
+    case 0x25:
         op_pmovx(cpu, in, true);
         return;
-    case 0x30: case 0x31: case 0x32: case 0x33: case 0x34: case 0x35:
+    case 0x30:
+    case 0x31:
+    case 0x32:
+    case 0x33:
+    case 0x34:
+    case 0x35:
         op_pmovx(cpu, in, false);
         return;
     case 0x2a: /* MOVNTDQA */
@@ -1593,8 +1610,7 @@ static void op_palignr(struct cpu *cpu, const struct x86_insn *in)
     cpu->fpu.xmm[in->reg] = r;
 }
 
-static uint32_t h_dp(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm,
-                     bool pd)
+static uint32_t h_dp(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm, bool pd)
 {
     union cpu_xmm a = {.q = {0, 0}}, b = {.q = {0, 0}}, z = {.q = {0, 0}};
     uint32_t out;
@@ -1701,7 +1717,9 @@ static void op_pinsr(struct cpu *cpu, const struct x86_insn *in)
     cpu_fpu_check_sse(cpu);
     union cpu_xmm *x = &cpu->fpu.xmm[in->reg];
     if (op == 0x20) {
-        x->b[imm & 15] = (uint8_t)cpu_read_rm(cpu, in, 1);
+        /* The register form reads the low byte of a 32-bit register (never AH..BH). */
+        x->b[imm & 15] = in->mod == 3 ? (uint8_t)cpu->r[in->rm]
+                                      : cpu_ld8(cpu, in->seg, cpu_insn_ea(cpu, in));
     } else if (op == 0x22) {
         uint64_t v = cpu_read_rm(cpu, in, w ? 8 : 4);
         if (w) {
@@ -1774,12 +1792,12 @@ static void op_pcmpstr(struct cpu *cpu, const struct x86_insn *in)
         }
     }
     /* bool_res(i, j): element i of a against element j of b, with the validity overrides. */
-#define PCMP_BOOL(i, j)                                                                        \
-    (((i) >= la && (j) >= lb) ? (agg >= 2)                                                     \
-     : ((i) >= la)            ? (agg == 3)                                                     \
-     : ((j) >= lb)            ? false                                                          \
-     : agg == 1 ? (((i) & 1) ? bv[j] <= av[i] : bv[j] >= av[i])                               \
-                : (av[i] == bv[j]))
+#define PCMP_BOOL(i, j)                                                                            \
+    (((i) >= la && (j) >= lb) ? (agg >= 2)                                                         \
+     : ((i) >= la)            ? (agg == 3)                                                         \
+     : ((j) >= lb)            ? false                                                              \
+     : agg == 1               ? (((i)&1) ? bv[j] <= av[i] : bv[j] >= av[i])                        \
+                              : (av[i] == bv[j]))
     uint32_t res1 = 0;
     for (unsigned j = 0; j < n; j++) {
         bool bit = false;
@@ -1822,8 +1840,8 @@ static void op_pcmpstr(struct cpu *cpu, const struct x86_insn *in)
     if (op & 1) { /* index */
         uint32_t idx = n;
         if (res2) {
-            idx = (imm & 0x40) ? 31u - (uint32_t)__builtin_clz(res2)
-                               : (uint32_t)__builtin_ctz(res2);
+            idx =
+                (imm & 0x40) ? 31u - (uint32_t)__builtin_clz(res2) : (uint32_t)__builtin_ctz(res2);
         }
         cpu->r[CPU_RCX] = idx;
     } else { /* mask into XMM0 */
@@ -1864,7 +1882,10 @@ void cpu_exec_sse3a(struct cpu *cpu, const struct x86_insn *in)
     }
     sse_need(cpu, CPU_F1_ECX_SSE41);
     switch (op) {
-    case 0x08: case 0x09: case 0x0a: case 0x0b: { /* ROUNDPS/PD/SS/SD */
+    case 0x08:
+    case 0x09:
+    case 0x0a:
+    case 0x0b: { /* ROUNDPS/PD/SS/SD */
         static const uint8_t sizes[4] = {16, 16, 4, 8};
         cpu_fpu_check_sse(cpu);
         union cpu_xmm t;
@@ -1898,10 +1919,15 @@ void cpu_exec_sse3a(struct cpu *cpu, const struct x86_insn *in)
     case 0x0e:
         op_blend_imm(cpu, in, 2);
         return;
-    case 0x14: case 0x15: case 0x16: case 0x17:
+    case 0x14:
+    case 0x15:
+    case 0x16:
+    case 0x17:
         op_pextr(cpu, in);
         return;
-    case 0x20: case 0x21: case 0x22:
+    case 0x20:
+    case 0x21:
+    case 0x22:
         op_pinsr(cpu, in);
         return;
     case 0x40:

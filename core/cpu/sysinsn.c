@@ -363,6 +363,8 @@ void cpu_sys_clts(struct cpu *cpu, const struct x86_insn *in)
 
 /* ---- control registers ---- */
 
+void cpu_sys_mov_dr(struct cpu *cpu, const struct x86_insn *in);
+
 #define SYS_CR4_ALLOWED (CPU_CR4_TSD | CPU_CR4_PSE | CPU_CR4_PAE | CPU_CR4_PGE | CPU_CR4_PCE | \
                          CPU_CR4_OSFXSR | CPU_CR4_OSXMMEXCPT)
 #define SYS_CR0_WRITABLE (CPU_CR0_PE | CPU_CR0_MP | CPU_CR0_EM | CPU_CR0_TS | CPU_CR0_ET | \
@@ -474,6 +476,10 @@ uint64_t cpu_sys_read_cr(struct cpu *cpu, unsigned n)
 void cpu_sys_mov_cr(struct cpu *cpu, const struct x86_insn *in)
 {
     unsigned n = in->reg;
+    if ((in->op & 0xff) == 0x21 || (in->op & 0xff) == 0x23) {
+        cpu_sys_mov_dr(cpu, in); /* the decoder sends 0F 20-23 here */
+        return;
+    }
     if (n != 0 && n != 2 && n != 3 && n != 4 && n != 8) {
         cpu_raise_ud(cpu);
     }

@@ -1,71 +1,99 @@
 /* The x87 FPU of the soft CPU (opcodes D8-DF and FWAIT).
  *
- * Registers are kept in the 80-bit extended format. Every operation whose result depends on
- * rounding, precision control or the x87's special-value rules runs as the host's own x87
- * instruction inside one asm statement: load the guest's control word with all exceptions
- * masked, load the operands, execute, read the status word, store the results. So results,
- * condition codes (C0-C3, e.g. FPREM's quotient bits) and exception flags are those of real
- * hardware. This file keeps the guest's stack (TOP, tags), decides stack faults and which
+ * Registers are kept in the 80-bit extended format (written through the union's raw view and
+ * handed to asm as long double, hence the "memory" clobbers: no type-based reordering). Every
+ * operation whose result depends on rounding, precision control or the x87's special-value rules
+ * runs as the host's own x87 instruction inside one asm statement: load the guest's control word
+ * with all exceptions masked, load the operands, execute, read the status word, store the results.
+ * So results, condition codes (C0-C3, e.g. FPREM's quotient bits) and exception flags are those of
+ * real hardware. This file keeps the guest's stack (TOP, tags), decides stack faults and which
  * unmasked exceptions suppress a result, and reports pending exceptions as #MF on the next
  * waiting instruction (SDM vol. 1, 8.6). With CR0.NE = 0 the legacy FERR#/IRQ13 path is not
  * modelled: pending exceptions are then simply not reported. */
 #include "core/cpu/cpu.h"
 
-#define FSW_EXC 0x003fu   /* IE DE ZE OE UE PE */
-#define FSW_COND 0x4700u  /* C0 C1 C2 C3 */
-#define FSW_PRE 0x0007u   /* IE DE ZE: exceptions that suppress the result when unmasked */
+#define FSW_EXC 0x003fu  /* IE DE ZE OE UE PE */
+#define FSW_COND 0x4700u /* C0 C1 C2 C3 */
+#define FSW_PRE 0x0007u  /* IE DE ZE: exceptions that suppress the result when unmasked */
 #define TAG_EMPTY 3u
 
 /* ------------------------------------------------------------------------------------------ */
 /* Host x87 execution.                                                                         */
 
+/* The environment every host operation starts from (FLDENV, 32-bit protected layout): the
+ * guest's control word, its condition codes (instructions that leave some C bits undefined
+ * in practice keep them, so the host must start from the guest's), an empty stack. */
+struct x87_henv {
+    uint16_t cw, res0;
+    uint16_t sw, res1;
+    uint16_t tw, res2;
+    uint32_t ip, op_cs, dp, ds;
+};
+
 enum x87_hop {
-    HOP_ADD, HOP_SUB, HOP_MUL, HOP_DIV, HOP_PREM, HOP_PREM1, HOP_SCALE, /* st0 op st1 -> st0 */
-    HOP_SQRT, HOP_RNDINT, HOP_F2XM1, HOP_SIN, HOP_COS,                 /* st0 -> st0 */
-    HOP_SINCOS, HOP_PTAN, HOP_XTRACT,                                  /* st0 -> st0, st1 */
-    HOP_PATAN, HOP_YL2X, HOP_YL2XP1,                                   /* st0, st1 -> one */
-    HOP_COM, HOP_UCOM, HOP_TST,                                        /* status only */
+    HOP_ADD,
+    HOP_SUB,
+    HOP_MUL,
+    HOP_DIV,
+    HOP_PREM,
+    HOP_PREM1,
+    HOP_SCALE, /* st0 op st1 -> st0 */
+    HOP_SQRT,
+    HOP_RNDINT,
+    HOP_F2XM1,
+    HOP_SIN,
+    HOP_COS, /* st0 -> st0 */
+    HOP_SINCOS,
+    HOP_PTAN,
+    HOP_XTRACT, /* st0 -> st0, st1 */
+    HOP_PATAN,
+    HOP_YL2X,
+    HOP_YL2XP1, /* st0, st1 -> one */
+    HOP_COM,
+    HOP_UCOM,
+    HOP_TST, /* status only */
 };
 
 /* Shapes of the asm: A two in, result in st0, st1 discarded; B one in one out; C one in,
  * two out (a = new ST0, b = new ST1); D two in, the popped result in a; E compares. */
-#define X87_PRO "fnstcw %[sv]\n\tfldcw %[cw]\n\t"
+#define X87_PRO "fnstcw %[sv]\n\tfldenv %[cw]\n\t"
 #define X87_EPI "\n\tfldcw %[sv]"
 
-#define X87_SHAPE_A(insn)                                                                      \
-    __asm__ volatile(X87_PRO "fldt %[b]\n\tfldt %[a]\n\tfnclex\n\t" insn                       \
-                             "\n\tfnstsw %[sw]\n\tfstpt %[a]\n\tfstp %%st(0)" X87_EPI           \
-                     : [a] "+m"(*a), [sw] "=m"(sw), [sv] "=m"(sv)                              \
-                     : [b] "m"(*b), [cw] "m"(cw)                                               \
-                     : "st", "st(1)")
-#define X87_SHAPE_B(insn)                                                                      \
-    __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\t" insn                                    \
-                             "\n\tfnstsw %[sw]\n\tfstpt %[a]" X87_EPI                           \
-                     : [a] "+m"(*a), [sw] "=m"(sw), [sv] "=m"(sv)                              \
-                     : [cw] "m"(cw)                                                            \
-                     : "st")
-#define X87_SHAPE_C(insn)                                                                      \
-    __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\t" insn                                    \
-                             "\n\tfnstsw %[sw]\n\tfstpt %[a]\n\tfstpt %[b]" X87_EPI             \
-                     : [a] "+m"(*a), [b] "=m"(*b), [sw] "=m"(sw), [sv] "=m"(sv)                \
-                     : [cw] "m"(cw)                                                            \
-                     : "st", "st(1)")
-#define X87_SHAPE_D(insn)                                                                      \
-    __asm__ volatile(X87_PRO "fldt %[b]\n\tfldt %[a]\n\tfnclex\n\t" insn                       \
-                             "\n\tfnstsw %[sw]\n\tfstpt %[a]" X87_EPI                           \
-                     : [a] "+m"(*a), [sw] "=m"(sw), [sv] "=m"(sv)                              \
-                     : [b] "m"(*b), [cw] "m"(cw)                                               \
-                     : "st", "st(1)")
-#define X87_SHAPE_E(insn)                                                                      \
-    __asm__ volatile(X87_PRO "fldt %[b]\n\tfldt %[a]\n\tfnclex\n\t" insn                       \
-                             "\n\tfnstsw %[sw]\n\tfstp %%st(0)\n\tfstp %%st(0)" X87_EPI         \
-                     : [sw] "=m"(sw), [sv] "=m"(sv)                                            \
-                     : [a] "m"(*a), [b] "m"(*b), [cw] "m"(cw)                                  \
-                     : "st", "st(1)")
+#define X87_SHAPE_A(insn)                                                                          \
+    __asm__ volatile(X87_PRO "fldt %[b]\n\tfldt %[a]\n\tfnclex\n\t" insn                           \
+                             "\n\tfnstsw %[sw]\n\tfnclex\n\tfstpt %[a]\n\tfstp %%st(0)" X87_EPI    \
+                     : [a] "+m"(*a), [sw] "=m"(sw), [sv] "=m"(sv)                                  \
+                     : [b] "m"(*b), [cw] "m"(*cwp)                                                 \
+                     : "st", "st(1)", "memory")
+#define X87_SHAPE_B(insn)                                                                          \
+    __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\t" insn                                        \
+                             "\n\tfnstsw %[sw]\n\tfnclex\n\tfstpt %[a]" X87_EPI                    \
+                     : [a] "+m"(*a), [sw] "=m"(sw), [sv] "=m"(sv)                                  \
+                     : [cw] "m"(*cwp)                                                              \
+                     : "st", "memory")
+#define X87_SHAPE_C(insn)                                                                          \
+    __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\t" insn                                        \
+                             "\n\tfnstsw %[sw]\n\tfnclex\n\tfstpt %[a]\n\tfstpt %[b]" X87_EPI      \
+                     : [a] "+m"(*a), [b] "=m"(*b), [sw] "=m"(sw), [sv] "=m"(sv)                    \
+                     : [cw] "m"(*cwp)                                                              \
+                     : "st", "st(1)", "memory")
+#define X87_SHAPE_D(insn)                                                                          \
+    __asm__ volatile(X87_PRO "fldt %[b]\n\tfldt %[a]\n\tfnclex\n\t" insn                           \
+                             "\n\tfnstsw %[sw]\n\tfnclex\n\tfstpt %[a]" X87_EPI                    \
+                     : [a] "+m"(*a), [sw] "=m"(sw), [sv] "=m"(sv)                                  \
+                     : [b] "m"(*b), [cw] "m"(*cwp)                                                 \
+                     : "st", "st(1)", "memory")
+#define X87_SHAPE_E(insn)                                                                          \
+    __asm__ volatile(X87_PRO "fldt %[b]\n\tfldt %[a]\n\tfnclex\n\t" insn                           \
+                             "\n\tfnstsw %[sw]\n\tfnclex\n\tfstp %%st(0)\n\tfstp %%st(0)" X87_EPI  \
+                     : [sw] "=m"(sw), [sv] "=m"(sv)                                                \
+                     : [a] "m"(*a), [b] "m"(*b), [cw] "m"(*cwp)                                    \
+                     : "st", "st(1)", "memory")
 
 /* Runs op with the host control word cw; a and b are 80-bit values (see the shapes).
  * Returns the host status word after the instruction. */
-static uint16_t x87_host(enum x87_hop op, uint16_t cw, long double *a, long double *b)
+static uint16_t x87_host(enum x87_hop op, const struct x87_henv *cwp, long double *a,
+                         long double *b)
 {
     uint16_t sw = 0, sv;
     switch (op) {
@@ -130,11 +158,11 @@ static uint16_t x87_host(enum x87_hop op, uint16_t cw, long double *a, long doub
         X87_SHAPE_E("fucom %%st(1)");
         break;
     case HOP_TST:
-        __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\tftst\n\tfnstsw %[sw]\n\t"
+        __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\tftst\n\tfnstsw %[sw]\n\tfnclex\n\t"
                                  "fstp %%st(0)" X87_EPI
                          : [sw] "=m"(sw), [sv] "=m"(sv)
-                         : [a] "m"(*a), [cw] "m"(cw)
-                         : "st");
+                         : [a] "m"(*a), [cw] "m"(*cwp)
+                         : "st", "memory");
         break;
     }
     return sw;
@@ -144,14 +172,16 @@ static uint16_t x87_host(enum x87_hop op, uint16_t cw, long double *a, long doub
 enum x87_fmt { FMT_F32, FMT_F64, FMT_F80, FMT_I16, FMT_I32, FMT_I64, FMT_BCD };
 static const uint8_t fmt_size[7] = {4, 8, 10, 2, 4, 8, 10};
 
-#define X87_LOAD(insn)                                                                         \
-    __asm__ volatile(X87_PRO "fnclex\n\t" insn " %[m]\n\tfnstsw %[sw]\n\tfstpt %[r]" X87_EPI  \
-                     : [r] "=m"(*r), [sw] "=m"(sw), [sv] "=m"(sv)                              \
-                     : [m] "m"(*(const uint8_t(*)[10])mem), [cw] "m"(cw)                       \
-                     : "st")
+#define X87_LOAD(insn)                                                                             \
+    __asm__ volatile(X87_PRO "fnclex\n\t" insn                                                     \
+                             " %[m]\n\tfnstsw %[sw]\n\tfnclex\n\tfstpt %[r]" X87_EPI               \
+                     : [r] "=m"(*r), [sw] "=m"(sw), [sv] "=m"(sv)                                  \
+                     : [m] "m"(*(const uint8_t(*)[10])mem), [cw] "m"(*cwp)                         \
+                     : "st", "memory")
 
 /* Convert the memory operand image mem (fmt) to 80 bits in *r. Returns the host status. */
-static uint16_t x87_host_load(enum x87_fmt fmt, uint16_t cw, const void *mem, long double *r)
+static uint16_t x87_host_load(enum x87_fmt fmt, const struct x87_henv *cwp, const void *mem,
+                              long double *r)
 {
     uint16_t sw = 0, sv;
     switch (fmt) {
@@ -180,15 +210,16 @@ static uint16_t x87_host_load(enum x87_fmt fmt, uint16_t cw, const void *mem, lo
     return sw;
 }
 
-#define X87_STORE(insn)                                                                        \
-    __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\t" insn " %[m]\n\tfnstsw %[sw]" X87_EPI   \
-                     : [m] "=m"(*(uint8_t(*)[10])mem), [sw] "=m"(sw), [sv] "=m"(sv)            \
-                     : [a] "m"(*a), [cw] "m"(cw)                                               \
-                     : "st")
+#define X87_STORE(insn)                                                                            \
+    __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\t" insn                                        \
+                             " %[m]\n\tfnstsw %[sw]\n\tfnclex" X87_EPI                             \
+                     : [m] "=m"(*(uint8_t(*)[10])mem), [sw] "=m"(sw), [sv] "=m"(sv)                \
+                     : [a] "m"(*a), [cw] "m"(*cwp)                                                 \
+                     : "st", "memory")
 
 /* Convert *a to fmt into mem (10 bytes available); trunc selects FISTTP. */
-static uint16_t x87_host_store(enum x87_fmt fmt, bool trunc, uint16_t cw, const long double *a,
-                               void *mem)
+static uint16_t x87_host_store(enum x87_fmt fmt, bool trunc, const struct x87_henv *cwp,
+                               const long double *a, void *mem)
 {
     uint16_t sw = 0, sv;
     switch (fmt) {
@@ -229,15 +260,71 @@ static uint16_t x87_host_store(enum x87_fmt fmt, bool trunc, uint16_t cw, const 
     return sw;
 }
 
-/* FLD1 .. FLDZ (D9 E8-EE): rounded per the guest's RC like the hardware does. */
-static uint16_t x87_host_const(unsigned k, uint16_t cw, long double *r)
+/* D8/DA/DC/DE with a memory operand: ST(0) op m32fp/m32int/m64fp/m16int, executed with the
+ * memory operand itself so that operand-conversion exceptions combine like the hardware's.
+ * kind is the /r of the opcode (FCOMP runs as FCOM: the caller pops). */
+#define X87_MARITH(insn)                                                                           \
+    __asm__ volatile(X87_PRO "fldt %[a]\n\tfnclex\n\t" insn " %[m]\n\tfnstsw %[sw]\n\t"            \
+                             "fnclex\n\tfstpt %[a]" X87_EPI                                        \
+                     : [a] "+m"(*a), [sw] "=m"(sw), [sv] "=m"(sv)                                  \
+                     : [m] "m"(*(const uint8_t(*)[8])mem), [cw] "m"(*cwp)                          \
+                     : "st", "memory")
+#define X87_MARITH_KINDS(pre, sfx)                                                                 \
+    switch (kind) {                                                                                \
+    case 0:                                                                                        \
+        X87_MARITH(pre "add" sfx);                                                                 \
+        break;                                                                                     \
+    case 1:                                                                                        \
+        X87_MARITH(pre "mul" sfx);                                                                 \
+        break;                                                                                     \
+    case 2:                                                                                        \
+    case 3:                                                                                        \
+        X87_MARITH(pre "com" sfx);                                                                 \
+        break;                                                                                     \
+    case 4:                                                                                        \
+        X87_MARITH(pre "sub" sfx);                                                                 \
+        break;                                                                                     \
+    case 5:                                                                                        \
+        X87_MARITH(pre "subr" sfx);                                                                \
+        break;                                                                                     \
+    case 6:                                                                                        \
+        X87_MARITH(pre "div" sfx);                                                                 \
+        break;                                                                                     \
+    default:                                                                                       \
+        X87_MARITH(pre "divr" sfx);                                                                \
+        break;                                                                                     \
+    }
+
+static uint16_t x87_host_marith(unsigned kind, unsigned opcode, const struct x87_henv *cwp,
+                                long double *a, const void *mem)
 {
     uint16_t sw = 0, sv;
-#define X87_CONST(insn)                                                                        \
-    __asm__ volatile(X87_PRO "fnclex\n\t" insn "\n\tfnstsw %[sw]\n\tfstpt %[r]" X87_EPI       \
-                     : [r] "=m"(*r), [sw] "=m"(sw), [sv] "=m"(sv)                              \
-                     : [cw] "m"(cw)                                                            \
-                     : "st")
+    switch (opcode) {
+    case 0: /* D8: m32fp */
+        X87_MARITH_KINDS("f", "s")
+        break;
+    case 2: /* DA: m32int */
+        X87_MARITH_KINDS("fi", "l")
+        break;
+    case 4: /* DC: m64fp */
+        X87_MARITH_KINDS("f", "l")
+        break;
+    default: /* DE: m16int */
+        X87_MARITH_KINDS("fi", "s")
+        break;
+    }
+    return sw;
+}
+
+/* FLD1 .. FLDZ (D9 E8-EE): rounded per the guest's RC like the hardware does. */
+static uint16_t x87_host_const(unsigned k, const struct x87_henv *cwp, long double *r)
+{
+    uint16_t sw = 0, sv;
+#define X87_CONST(insn)                                                                            \
+    __asm__ volatile(X87_PRO "fnclex\n\t" insn "\n\tfnstsw %[sw]\n\tfnclex\n\tfstpt %[r]" X87_EPI  \
+                     : [r] "=m"(*r), [sw] "=m"(sw), [sv] "=m"(sv)                                  \
+                     : [cw] "m"(*cwp)                                                              \
+                     : "st", "memory")
     switch (k) {
     case 0:
         X87_CONST("fld1");
@@ -314,23 +401,33 @@ static void x87_set_indefinite(union cpu_fpreg *r)
     r->raw.sexp = 0xffff;
 }
 
-static inline uint16_t x87_host_cw(const struct cpu *cpu)
+/* The host runs with the guest's precision, rounding and OE/UE/PE masks, so an unmasked
+ * overflow or underflow yields the hardware's exponent-biased result; IE/DE/ZE stay masked
+ * on the host (an unmasked one suppresses the result anyway) and every asm statement clears
+ * the host's pending exceptions before a waiting instruction could report them. */
+static inline struct x87_henv x87_henv_of(const struct cpu *cpu)
 {
-    return (uint16_t)(cpu->fpu.fcw | FSW_EXC);
+    struct x87_henv e = {.cw = (uint16_t)(cpu->fpu.fcw | FSW_PRE),
+                         .sw = (uint16_t)(cpu->fpu.fsw & FSW_COND),
+                         .tw = 0xffff};
+    return e;
 }
+#define X87_HOSTENV(cpu) ((const struct x87_henv[]){x87_henv_of(cpu)})
 
 /* Record exception flags; sets ES/B for unmasked ones. Returns false when an unmasked
  * pre-computation exception (IE, DE, ZE) means the destination must stay unchanged. */
 static bool x87_flags(struct cpu *cpu, uint16_t exc)
 {
     exc &= FSW_EXC;
-    cpu->fpu.fsw |= exc;
     uint16_t unmasked = exc & ~cpu->fpu.fcw & FSW_EXC;
+    if (unmasked & FSW_PRE) {
+        /* No computation happened: the post-computation flags of the masked run are void. */
+        cpu->fpu.fsw |= (exc & FSW_PRE) | CPU_FSW_ES | CPU_FSW_B;
+        return false;
+    }
+    cpu->fpu.fsw |= exc;
     if (unmasked) {
         cpu->fpu.fsw |= CPU_FSW_ES | CPU_FSW_B;
-        if (unmasked & FSW_PRE) {
-            return false;
-        }
     }
     return true;
 }
@@ -480,7 +577,7 @@ static void x87_arith(struct cpu *cpu, unsigned kind, unsigned di, const union c
         a.raw.sexp = (rev ? s : x87_st(cpu, di))->raw.sexp;
         b.raw.mant = (rev ? x87_st(cpu, di) : s)->raw.mant;
         b.raw.sexp = (rev ? x87_st(cpu, di) : s)->raw.sexp;
-        uint16_t hsw = x87_host(arith_hop[kind], x87_host_cw(cpu), &a.ld, &b.ld);
+        uint16_t hsw = x87_host(arith_hop[kind], X87_HOSTENV(cpu), &a.ld, &b.ld);
         x87_cond_from(cpu, hsw);
         if (!x87_flags(cpu, hsw)) {
             return;
@@ -501,8 +598,9 @@ static void x87_compare(struct cpu *cpu, unsigned bi, const union cpu_fpreg *bv,
     uint16_t c = CPU_FSW_C0 | CPU_FSW_C2 | CPU_FSW_C3; /* unordered */
     bool b_empty = !bv && !tst && x87_empty(cpu, bi);
     if (x87_empty(cpu, 0) || b_empty) {
+        /* Unordered either way; an unmasked fault only suppresses the pops. */
         if (!x87_underflow(cpu)) {
-            return;
+            pops = 0;
         }
     } else {
         union cpu_fpreg a, b;
@@ -512,10 +610,13 @@ static void x87_compare(struct cpu *cpu, unsigned bi, const union cpu_fpreg *bv,
         if (!tst) {
             b.raw = (bv ? bv : x87_st(cpu, bi))->raw;
         }
-        uint16_t hsw = x87_host(tst ? HOP_TST : unord ? HOP_UCOM : HOP_COM, x87_host_cw(cpu),
-                                &a.ld, &b.ld);
+        uint16_t hsw = x87_host(tst     ? HOP_TST
+                                : unord ? HOP_UCOM
+                                        : HOP_COM,
+                                X87_HOSTENV(cpu), &a.ld, &b.ld);
+        /* An unmasked invalid operand still sets the condition codes; only the pops stay. */
         if (!x87_flags(cpu, hsw)) {
-            return;
+            pops = 0;
         }
         c = hsw & (CPU_FSW_C0 | CPU_FSW_C2 | CPU_FSW_C3);
     }
@@ -546,7 +647,7 @@ static void x87_unary(struct cpu *cpu, enum x87_hop hop)
     }
     memset(&a, 0, sizeof(a));
     a.raw = x87_st(cpu, 0)->raw;
-    uint16_t hsw = x87_host(hop, x87_host_cw(cpu), &a.ld, NULL);
+    uint16_t hsw = x87_host(hop, X87_HOSTENV(cpu), &a.ld, NULL);
     x87_cond_from(cpu, hsw);
     if (x87_flags(cpu, hsw)) {
         x87_write(cpu, 0, &a);
@@ -567,7 +668,7 @@ static void x87_binary(struct cpu *cpu, enum x87_hop hop, bool pop)
         memset(&b, 0, sizeof(b));
         a.raw = x87_st(cpu, 0)->raw;
         b.raw = x87_st(cpu, 1)->raw;
-        uint16_t hsw = x87_host(hop, x87_host_cw(cpu), &a.ld, &b.ld);
+        uint16_t hsw = x87_host(hop, X87_HOSTENV(cpu), &a.ld, &b.ld);
         x87_cond_from(cpu, hsw);
         if (!x87_flags(cpu, hsw)) {
             return;
@@ -605,16 +706,13 @@ static void x87_push2(struct cpu *cpu, enum x87_hop hop)
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
     a.raw = x87_st(cpu, 0)->raw;
-    unsigned e = a.raw.sexp & 0x7fff;
-    if (hop != HOP_XTRACT && e != 0x7fff && e >= 0x3fff + 63) {
-        /* |x| >= 2^63: out of range, C2 = 1, nothing pushed (SDM FPTAN/FSINCOS). */
-        cpu->fpu.fsw = (uint16_t)((cpu->fpu.fsw & ~CPU_FSW_C1) | CPU_FSW_C2);
-        return;
-    }
-    uint16_t hsw = x87_host(hop, x87_host_cw(cpu), &a.ld, &b.ld);
+    uint16_t hsw = x87_host(hop, X87_HOSTENV(cpu), &a.ld, &b.ld);
     x87_cond_from(cpu, hsw);
     if (!x87_flags(cpu, hsw)) {
         return;
+    }
+    if (hop != HOP_XTRACT && (hsw & CPU_FSW_C2)) {
+        return; /* operand out of range: C2 = 1, ST(0) unchanged, nothing pushed */
     }
     x87_write(cpu, 0, &b);
     cpu->fpu.top = (cpu->fpu.top - 1) & 7;
@@ -624,33 +722,28 @@ static void x87_push2(struct cpu *cpu, enum x87_hop hop)
 /* ------------------------------------------------------------------------------------------ */
 /* Memory operands.                                                                            */
 
-/* Load a memory operand of format fmt and convert it (flags recorded). False when an
- * unmasked exception suppresses the operation. */
-static bool x87_load_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt fmt,
-                         union cpu_fpreg *out)
-{
-    uint8_t buf[16] = {0};
-    cpu_ld_buf(cpu, in->seg, cpu_insn_ea(cpu, in), buf, fmt_size[fmt]);
-    memset(out, 0, sizeof(*out));
-    uint16_t hsw = x87_host_load(fmt, x87_host_cw(cpu), buf, &out->ld);
-    return x87_flags(cpu, hsw);
-}
-
 static void x87_fld_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt fmt)
 {
     union cpu_fpreg v;
     uint8_t buf[16] = {0};
     cpu_ld_buf(cpu, in->seg, cpu_insn_ea(cpu, in), buf, fmt_size[fmt]);
     memset(&v, 0, sizeof(v));
-    uint16_t hsw = x87_host_load(fmt, x87_host_cw(cpu), buf, &v.ld);
-    if (!x87_flags(cpu, hsw)) {
+    uint16_t hsw = x87_host_load(fmt, X87_HOSTENV(cpu), buf, &v.ld);
+    /* An unmasked denormal operand is reported but the value is still loaded (measured). */
+    uint16_t exc = hsw & FSW_EXC;
+    if (exc & ~cpu->fpu.fcw & CPU_FSW_IE) {
+        x87_flags(cpu, exc);
         return;
+    }
+    cpu->fpu.fsw |= exc;
+    if (exc & ~cpu->fpu.fcw & FSW_EXC) {
+        cpu->fpu.fsw |= CPU_FSW_ES | CPU_FSW_B;
     }
     x87_push(cpu, &v);
 }
 
-static void x87_fst_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt fmt,
-                        bool trunc, bool pop)
+static void x87_fst_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt fmt, bool trunc,
+                        bool pop)
 {
     union cpu_fpreg a;
     uint8_t buf[16] = {0};
@@ -667,12 +760,13 @@ static void x87_fst_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt
     } else {
         a.raw = x87_st(cpu, 0)->raw;
     }
-    uint16_t hsw = x87_host_store(fmt, trunc, x87_host_cw(cpu), &a.ld, buf);
+    uint16_t hsw = x87_host_store(fmt, trunc, X87_HOSTENV(cpu), &a.ld, buf);
     exc = hsw & FSW_EXC;
     /* Any unmasked exception other than precision leaves memory unchanged. */
     if (!(exc & ~cpu->fpu.fcw & (FSW_EXC & ~0x20u))) {
         cpu_st_buf(cpu, in->seg, cpu_insn_ea(cpu, in), buf, fmt_size[fmt]);
     } else {
+        cpu->fpu.fsw = (uint16_t)((cpu->fpu.fsw & ~CPU_FSW_C1) | (hsw & CPU_FSW_C1));
         x87_flags(cpu, exc);
         return;
     }
@@ -816,14 +910,14 @@ static void x87_fldenv(struct cpu *cpu, const struct x86_insn *in, bool restore)
     }
 }
 
-static void x87_fldcw(struct cpu *cpu, uint16_t cw)
+static void x87_fldcw(struct cpu *cpu, const struct x87_henv *cwp)
 {
     cpu->fpu.fcw = (uint16_t)((cw & 0x1f3f) | 0x40);
     /* ES/B follow whether any recorded exception is now unmasked. */
     if (cpu->fpu.fsw & ~cpu->fpu.fcw & FSW_EXC) {
         cpu->fpu.fsw |= CPU_FSW_ES | CPU_FSW_B;
     } else {
-        cpu->fpu.fsw &= (uint16_t)~(CPU_FSW_ES | CPU_FSW_B);
+        cpu->fpu.fsw &= (uint16_t) ~(CPU_FSW_ES | CPU_FSW_B);
     }
 }
 
@@ -843,13 +937,20 @@ static void x87_mem(struct cpu *cpu, const struct x86_insn *in, unsigned op, uns
             }
             return;
         }
-        if (!x87_load_mem(cpu, in, fmt, &v)) {
-            return;
-        }
+        uint8_t buf[8] = {0};
+        cpu_ld_buf(cpu, in->seg, cpu_insn_ea(cpu, in), buf, fmt_size[fmt]);
+        memset(&v, 0, sizeof(v));
+        v.raw = x87_st(cpu, 0)->raw;
+        uint16_t hsw = x87_host_marith(r, op, X87_HOSTENV(cpu), &v.ld, buf);
+        /* The condition codes are set even when an unmasked exception is reported. */
+        x87_cond_from(cpu, hsw);
+        bool ok = x87_flags(cpu, hsw);
         if (r == 2 || r == 3) {
-            x87_compare(cpu, 0, &v, false, false, r == 3, false);
-        } else {
-            x87_arith(cpu, r, 0, &v, -1, false);
+            if (ok && r == 3) {
+                x87_pop(cpu);
+            }
+        } else if (ok) {
+            x87_write(cpu, 0, &v);
         }
         return;
     }
@@ -973,6 +1074,7 @@ static void x87_fst_reg(struct cpu *cpu, unsigned i, bool pop)
         v = *x87_st(cpu, 0);
     }
     x87_write(cpu, i, &v);
+    cpu->fpu.fsw &= (uint16_t)~CPU_FSW_C1;
     if (pop) {
         x87_pop(cpu);
     }
@@ -1036,8 +1138,7 @@ static void x87_fcmov(struct cpu *cpu, unsigned cc, unsigned i)
     cpu->fpu.fsw &= (uint16_t)~CPU_FSW_C1;
 }
 
-static void x87_reg(struct cpu *cpu, const struct x86_insn *in, unsigned op, unsigned r,
-                    unsigned i)
+static void x87_reg(struct cpu *cpu, const struct x86_insn *in, unsigned op, unsigned r, unsigned i)
 {
     static const uint8_t fcmov_cc[4] = {0x2, 0x4, 0x6, 0xa}; /* B E BE U (P) */
     switch (op) {
@@ -1097,7 +1198,7 @@ static void x87_reg(struct cpu *cpu, const struct x86_insn *in, unsigned op, uns
             }
             union cpu_fpreg v;
             memset(&v, 0, sizeof(v));
-            x87_host_const(i, x87_host_cw(cpu), &v.ld);
+            x87_host_const(i, X87_HOSTENV(cpu), &v.ld);
             x87_push(cpu, &v);
             return;
         }
@@ -1177,7 +1278,7 @@ static void x87_reg(struct cpu *cpu, const struct x86_insn *in, unsigned op, uns
             case 4:
                 return;
             case 2: /* FNCLEX */
-                cpu->fpu.fsw &= (uint16_t)~(FSW_EXC | CPU_FSW_SF | CPU_FSW_ES | CPU_FSW_B);
+                cpu->fpu.fsw &= (uint16_t) ~(FSW_EXC | CPU_FSW_SF | CPU_FSW_ES | CPU_FSW_B);
                 return;
             case 3:
                 cpu_fpu_init_x87(cpu);
@@ -1275,8 +1376,8 @@ void cpu_exec_x87(struct cpu *cpu, const struct x86_insn *in)
     }
     bool control = x87_is_control(op, r, in->mod, i);
     /* FLDCW/FLDENV/FRSTOR wait; FNSTCW/FNSTENV/FNSAVE/FNSTSW/FNCLEX/FNINIT do not. */
-    bool waits = !control || (in->mod != 3 && ((op == 1 && (r == 4 || r == 5)) ||
-                                               (op == 5 && r == 4)));
+    bool waits =
+        !control || (in->mod != 3 && ((op == 1 && (r == 4 || r == 5)) || (op == 5 && r == 4)));
     if (waits) {
         cpu_fpu_check_pending(cpu);
     }

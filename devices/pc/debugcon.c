@@ -40,8 +40,7 @@ int debugcon_parse(const char *spec, struct debugcon_config *cfg, char *err, siz
         errno = 0;
         unsigned long v = strtoul(num, &end, 0);
         if (!*num || *num == '-' || errno || *end || v > 0xffff) {
-            return debugcon_fail(err, errlen, "iobase '%s' is not a port number 0..0xffff",
-                                 num);
+            return debugcon_fail(err, errlen, "iobase '%s' is not a port number 0..0xffff", num);
         }
         cfg->iobase = (uint16_t)v;
         len = (size_t)(opt - spec);
@@ -53,8 +52,7 @@ int debugcon_parse(const char *spec, struct debugcon_config *cfg, char *err, siz
     cfg->sink[len] = '\0';
     if (strcmp(cfg->sink, "stdio") != 0 &&
         (strncmp(cfg->sink, "file:", 5) != 0 || cfg->sink[5] == '\0')) {
-        return debugcon_fail(err, errlen, "unknown sink '%s' (use stdio or file:PATH)",
-                             cfg->sink);
+        return debugcon_fail(err, errlen, "unknown sink '%s' (use stdio or file:PATH)", cfg->sink);
     }
     return 0;
 }
@@ -100,8 +98,7 @@ static void debugcon_bus_write(void *opaque, uint64_t off, uint64_t val, unsigne
     debugcon_write(opaque, off, val, size);
 }
 
-const struct bus_ops debugcon_bus_ops = {.read = debugcon_bus_read,
-                                         .write = debugcon_bus_write};
+const struct bus_ops debugcon_bus_ops = {.read = debugcon_bus_read, .write = debugcon_bus_write};
 
 /* No guest-visible state: an empty, versioned section keeps snapshots uniform. */
 static const struct vmstate_field debugcon_fields[] = {

@@ -79,8 +79,7 @@ int test_exit_parse(const char *spec, struct test_exit_config *cfg, char *err, s
     }
     free(copy);
     if (rc == 0 && (uint32_t)cfg->iobase + cfg->size > 0x10000) {
-        rc = test_exit_fail(err, errlen, "ports 0x%x+%u run past 0xffff", cfg->iobase,
-                            cfg->size);
+        rc = test_exit_fail(err, errlen, "ports 0x%x+%u run past 0xffff", cfg->iobase, cfg->size);
     }
     return rc;
 }
@@ -112,8 +111,8 @@ void test_exit_write(struct test_exit *t, uint64_t off, uint64_t val, unsigned s
      * guest can never produce status 0 (which would look like a clean power-off). */
     uint64_t mask = size >= 4 ? 0xffffffffull : (1ull << (8 * size)) - 1;
     int status = (int)(((val & mask) << 1) | 1);
-    log_info(TEST_EXIT_TAG, "guest wrote 0x%llx: exit status %d",
-             (unsigned long long)(val & mask), status);
+    log_info(TEST_EXIT_TAG, "guest wrote 0x%llx: exit status %d", (unsigned long long)(val & mask),
+             status);
     if (t->exit_fn) {
         t->exit_fn(t->opaque, status);
     }
@@ -129,8 +128,7 @@ static void test_exit_bus_write(void *opaque, uint64_t off, uint64_t val, unsign
     test_exit_write(opaque, off, val, size);
 }
 
-const struct bus_ops test_exit_bus_ops = {.read = test_exit_bus_read,
-                                          .write = test_exit_bus_write};
+const struct bus_ops test_exit_bus_ops = {.read = test_exit_bus_read, .write = test_exit_bus_write};
 
 /* No guest-visible state: an empty, versioned section keeps snapshots uniform. */
 static const struct vmstate_field test_exit_fields[] = {

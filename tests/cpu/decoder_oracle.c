@@ -152,6 +152,11 @@ static const char *capstone_wrong(const uint8_t *b, size_t n, int mode, int lodg
          * shrinks it. */
         return "REX.W/F2/F3 do not change the immediate of 68/C2/E8/E9";
     }
+    if (mode == X86_MODE_64 && rexw && p66 && (op == 0xe8 || op == 0xe9) &&
+        lodge_len == (int)o + 5) {
+        /* REX.W overrides 66: the operand size is 64 bits and the displacement rel32 */
+        return "REX.W overrides 66 on E8/E9 (rel32)";
+    }
     if (mode == X86_MODE_64 && (rexw || prep) && p66 && (op == 0x68 || op == 0xc2)) {
         /* 66 + REX.W: REX.W wins (PUSH imm32); RET imm16 is always iw. With F2/F3 the 66
          * still selects the 16-bit operand size (PUSH imm16). */
@@ -292,7 +297,8 @@ static void run_random(struct dstats *st, const struct dopts *op)
             exit(2);
         }
     }
-    uint64_t s = op->seed * 0x9e3779b97f4a7c15ull + 7;
+    uint64_t t = op->seed;
+    uint64_t s = orc_rand(&t); /* scrambled: consecutive seeds must not share a stream */
     uint8_t b[16];
     for (uint64_t i = 0; i < op->random; i++) {
         int mode = (int)(i % 3);

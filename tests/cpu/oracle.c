@@ -31,6 +31,7 @@ struct opts {
     bool coverage;
     bool verbose;
     unsigned max_print;
+    unsigned per_op; /* mismatches printed per opcode */
 };
 
 struct stats {
@@ -111,7 +112,8 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
         if (c->gpr_undef & (1u << i)) {
             continue;
         }
-        if ((n->r[i] ^ l->r[i]) & rmask) {
+        uint64_t m = rmask & (i == c->undef_reg ? ~c->undef_bits : ~0ull);
+        if ((n->r[i] ^ l->r[i]) & m) {
             o += (size_t)snprintf(why + o, len - o, "%s native %#" PRIx64 " Lodge %#" PRIx64
                                   "; ", rn[i], n->r[i] & rmask, l->r[i] & rmask);
         }
@@ -194,6 +196,20 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
     return why[0] ? CMP_MISMATCH : CMP_OK;
 }
 
+/* Opcodes with the register in the low 3 bits count as one family. */
+static void record_hit(struct stats *st, unsigned mop)
+{
+    unsigned base = mop & ~7u;
+    bool family = mop == 0x1c8 || mop == 0x1c9 || base == 0x50 || base == 0x58 ||
+                  base == 0x90 || base == 0xb0 || base == 0xb8 || base == 0x1c8;
+    if (family) {
+        for (unsigned i = 0; i < 8; i++) {
+            st->hits[base + i]++;
+        }
+    }
+    st->hits[mop]++;
+}
+
 static void print_case(const struct opts *op, uint64_t idx, const struct orc_case *c,
                        const struct orc_result *n, const struct orc_result *l, const char *why,
                        const char *kind)
@@ -212,7 +228,39 @@ static void print_case(const struct opts *op, uint64_t idx, const struct orc_cas
         static const char *const rn[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp",
                                          "rsi", "rdi", "r8",  "r9",  "r10", "r11",
                                          "r12", "r13", "r14", "r15"};
-        printf("  in:  rflags=%#" PRIx64 "\n", c->rflags);
+        uint32_t mx;
+        uint16_t fcw, fsw;
+        memcpy(&mx, c->fx + 24, 4);
+        memcpy(&fcw, c->fx, 2);
+        memcpy(&fsw, c->fx + 2, 2);
+        printf("  in:  rflags=%#" PRIx64 " mxcsr=%#x fcw=%#x fsw=%#x ftw(abridged)=%#x\n",
+               c->rflags, mx, fcw, fsw, c->fx[4]);
+        for (unsigned i = 0; i < 16; i++) {
+            uint64_t a[2], nn[2], ll[2];
+            memcpy(a, c->fx + 160 + 16 * i, 16);
+            memcpy(nn, n->fx + 160 + 16 * i, 16);
+            memcpy(ll, l->fx + 160 + 16 * i, 16);
+            if ((c->cmp & ORC_CMP_XMM) && (memcmp(a, nn, 16) ||
+                                           memcmp(nn, ll, 16))) {
+                printf("  xmm%-2u in %016" PRIx64 "%016" PRIx64 " native %016" PRIx64
+                       "%016" PRIx64 " Lodge %016" PRIx64 "%016" PRIx64 "\n",
+                       i, a[1], a[0], nn[1], nn[0], ll[1], ll[0]);
+            }
+        }
+        for (unsigned i = 0; i < 8; i++) {
+            uint64_t a, nn, ll;
+            uint16_t ae, ne, le;
+            memcpy(&a, c->fx + 32 + 16 * i, 8);
+            memcpy(&ae, c->fx + 40 + 16 * i, 2);
+            memcpy(&nn, n->fx + 32 + 16 * i, 8);
+            memcpy(&ne, n->fx + 40 + 16 * i, 2);
+            memcpy(&ll, l->fx + 32 + 16 * i, 8);
+            memcpy(&le, l->fx + 40 + 16 * i, 2);
+            if ((c->cmp & ORC_CMP_X87) && (a != nn || ae != ne || nn != ll || ne != le)) {
+                printf("  st%u in %04x:%016" PRIx64 " native %04x:%016" PRIx64
+                       " Lodge %04x:%016" PRIx64 "\n", i, ae, a, ne, nn, le, ll);
+            }
+        }
         for (unsigned i = 0; i < 16; i++) {
             printf("  %-3s in %016" PRIx64 "  native %016" PRIx64 "  Lodge %016" PRIx64 "\n",
                    rn[i], c->r[i], n->r[i], l->r[i]);
@@ -222,13 +270,16 @@ static void print_case(const struct opts *op, uint64_t idx, const struct orc_cas
                end_name(n->end, b1, sizeof(b1)), n->rflags, n->rip,
                end_name(l->end, b2, sizeof(b2)), l->rflags, l->rip);
     }
-    printf("  replay: %s --seed %" PRIu64 " --case %" PRIu64 " -v\n", "tests/cpu/oracle",
-           op->seed, idx);
+    printf("  replay: %s --seed %" PRIu64 "%s%s --case %" PRIu64 " -v\n", "tests/cpu/oracle",
+           op->seed, op->tmpl >= 0 ? " --tmpl " : "",
+           op->tmpl >= 0 ? orc_tmpl_name((size_t)op->tmpl) : "", idx);
 }
 
-/* Opcodes (map | byte) the decoder implements: some ModRM form decodes without X86_F_UD
- * in 64-bit or 32-bit mode. Prefix bytes and escapes are left out. */
-static bool decoder_implements(unsigned mop)
+/* Whether Lodge executes opcode mop (map | byte) in some form: each mandatory prefix (none,
+ * 66, F3, F2) x each ModRM /digit, register and memory forms, in 64-bit and 32-bit mode; the
+ * opcode counts as implemented when one of them does not raise #UD at its first byte.
+ * Prefix bytes and map escapes are left out. */
+static bool lodge_implements(struct orc_lodge *l, unsigned mop)
 {
     unsigned map = mop >> 8, opb = mop & 0xff;
     if (map == 0) {
@@ -243,55 +294,82 @@ static bool decoder_implements(unsigned mop)
     if (map == 1 && (opb == 0x38 || opb == 0x3a)) {
         return false;
     }
-    for (int mode = X86_MODE_32; mode <= X86_MODE_64; mode++) {
-        if (mode == X86_MODE_64 && map == 0 && opb >= 0x40 && opb <= 0x4f) {
-            continue;
+    struct orc_case c;
+    struct orc_result r;
+    static const uint8_t mand[] = {0, 0x66, 0xf3, 0xf2};
+    for (int mode32 = 0; mode32 < 2; mode32++) {
+        if (!mode32 && map == 0 && opb >= 0x40 && opb <= 0x4f) {
+            continue; /* REX in 64-bit mode */
         }
-        for (unsigned m = 0; m < 256; m += 8) {
-            uint8_t b[16] = {0};
-            size_t k = 0;
-            if (map >= 1) {
-                b[k++] = 0x0f;
-            }
-            if (map == 2) {
-                b[k++] = 0x38;
-            } else if (map == 3) {
-                b[k++] = 0x3a;
-            }
-            b[k++] = (uint8_t)opb;
-            b[k++] = (uint8_t)(m | (m >= 0xc0 ? 0 : 0)); /* each /digit, mod 0..3 */
-            struct x86_insn in;
-            int r = x86_decode(&in, b, sizeof(b), mode);
-            if (r > 0 && !(in.flags & X86_F_UD)) {
-                return true;
+        for (unsigned p = 0; p < 4; p++) {
+            for (unsigned m = 0; m < 256; m += 8) {
+                unsigned modrm = (m & 0x38) | (m >= 0x80 ? 0xc0 : 0x00) | 0x03; /* [rbx] / rbx */
+                memset(&c, 0, sizeof(c));
+                c.mode32 = (uint8_t)mode32;
+                for (unsigned i = 0; i < 16; i++) {
+                    c.r[i] = ORC_DATA_VA + 0x800;
+                }
+                uint16_t fcw = 0x37f;
+                uint32_t mx = 0x1f80;
+                memcpy(c.fx, &fcw, 2);
+                memcpy(c.fx + 24, &mx, 4);
+                size_t k = 0;
+                if (p) {
+                    c.code[k++] = mand[p];
+                }
+                if (map >= 1) {
+                    c.code[k++] = 0x0f;
+                }
+                if (map == 2) {
+                    c.code[k++] = 0x38;
+                } else if (map == 3) {
+                    c.code[k++] = 0x3a;
+                }
+                c.code[k++] = (uint8_t)opb;
+                c.code[k++] = (uint8_t)modrm;
+                k += 8; /* zero immediates / displacements */
+                c.code_len = (uint8_t)k;
+                orc_lodge_run(l, &c, &r);
+                if (!(r.end == X86_EXC_UD && r.rip == ORC_CODE_VA)) {
+                    return true;
+                }
             }
         }
     }
     return false;
 }
 
-static void coverage_report(const struct stats *st)
+static const char *map_name(unsigned mop)
 {
-    unsigned missing = 0;
-    printf("coverage: opcodes the decoder implements that no matching case exercised:\n ");
+    static const char *const mp[] = {"", "0f ", "0f38 ", "0f3a "};
+    return mp[(mop >> 8) & 3];
+}
+
+static void coverage_report(const struct stats *st, struct orc_lodge *l)
+{
+    unsigned missing = 0, impl = 0;
+    printf("coverage: opcodes Lodge executes (not #UD) that no matching case exercised:\n ");
     for (unsigned mop = 0; mop < 0x400; mop++) {
-        if (st->hits[mop] || !decoder_implements(mop)) {
+        if (!lodge_implements(l, mop)) {
             continue;
         }
-        static const char *const mp[] = {"", "0f ", "0f38 ", "0f3a "};
-        printf(" %s%02x", mp[mop >> 8], mop & 0xff);
+        impl++;
+        if (st->hits[mop]) {
+            continue;
+        }
+        printf(" %s%02x", map_name(mop), mop & 0xff);
         if (++missing % 16 == 0) {
             printf("\n ");
         }
     }
-    printf("\n  (%u opcodes)\n", missing);
+    printf("\n  (%u of %u implemented opcodes not exercised)\n", missing, impl);
     unsigned nun = 0;
     for (unsigned mop = 0; mop < 0x400; mop++) {
         if (st->unimpl_op[mop]) {
             if (nun++ == 0) {
                 printf("not implemented (Lodge #UD where the host executes):\n ");
             }
-            printf(" %s%02x(%u)", mop >> 8 ? "0f " : "", mop & 0xff, st->unimpl_op[mop]);
+            printf(" %s%02x(%u)", map_name(mop), mop & 0xff, st->unimpl_op[mop]);
         }
     }
     if (nun) {
@@ -308,6 +386,7 @@ static int parse(int argc, char **argv, struct opts *op)
     op->tmpl = -1;
     op->one_case = -1;
     op->max_print = 10;
+    op->per_op = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -322,6 +401,9 @@ static int parse(int argc, char **argv, struct opts *op)
             i++;
         } else if (!strcmp(a, "--case") && v) {
             op->one_case = (int64_t)strtoll(v, NULL, 0);
+            i++;
+        } else if (!strcmp(a, "--per-op") && v) {
+            op->per_op = (unsigned)strtoul(v, NULL, 0);
             i++;
         } else if (!strcmp(a, "--max-print") && v) {
             op->max_print = (unsigned)strtoul(v, NULL, 0);
@@ -346,7 +428,7 @@ static int parse(int argc, char **argv, struct opts *op)
         } else {
             fprintf(stderr,
                     "usage: oracle [--seed N] [--count M] [--batch B] [--tmpl NAME] "
-                    "[--case I] [--strict] [--coverage] [--max-print K] [-v]\n");
+                    "[--case I] [--strict] [--coverage] [--max-print K] [--per-op K] [-v]\n");
             return -1;
         }
     }
@@ -367,6 +449,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "oracle: cannot create the Lodge CPU\n");
         return 1;
     }
+    uint32_t f1_ecx = orc_lodge_f1_ecx(lodge);
     uint64_t first = 0, count = op.count;
     if (op.one_case >= 0) {
         first = (uint64_t)op.one_case;
@@ -389,7 +472,7 @@ int main(int argc, char **argv)
     for (uint64_t base = 0; base < count; base += batch) {
         size_t n = (size_t)(count - base < batch ? count - base : batch);
         for (size_t i = 0; i < n; i++) {
-            orc_gen_case(op.seed, first + base + i, op.tmpl, &cases[i]);
+            orc_gen_case(op.seed, first + base + i, op.tmpl, f1_ecx, &cases[i]);
         }
         struct orc_native_job job;
         int rc = orc_native_start(&job, cases, n);
@@ -412,7 +495,7 @@ int main(int argc, char **argv)
             st->t_cases[c->tmpl]++;
             switch (r) {
             case CMP_OK:
-                st->hits[c->opcode & 0x3ff]++;
+                record_hit(st, c->opcode & 0x3ffu);
                 break;
             case CMP_UNIMPL:
                 st->unimpl++;
@@ -436,7 +519,7 @@ int main(int argc, char **argv)
                 st->t_fail[c->tmpl]++;
                 st->fail_op[c->opcode & 0x3ff]++;
                 /* a few per opcode, so one bug does not hide the others */
-                if (st->fail_op[c->opcode & 0x3ff] <= 2 && printed++ < op.max_print) {
+                if (st->fail_op[c->opcode & 0x3ff] <= op.per_op && printed++ < op.max_print) {
                     print_case(&op, first + base + i, c, &nres[i], &lres[i], why, "MISMATCH");
                 }
                 break;
@@ -460,13 +543,13 @@ int main(int argc, char **argv)
         }
     }
     if (op.coverage) {
-        coverage_report(st);
+        coverage_report(st, lodge);
     }
     if (st->mismatches) {
         printf("mismatches by opcode:");
         for (unsigned mop = 0; mop < 0x400; mop++) {
             if (st->fail_op[mop]) {
-                printf(" %s%02x(%u)", mop >> 8 ? "0f " : "", mop & 0xff, st->fail_op[mop]);
+                printf(" %s%02x(%u)", map_name(mop), mop & 0xff, st->fail_op[mop]);
             }
         }
         printf("\n");

@@ -56,6 +56,8 @@ struct orc_case {
     uint32_t flags_undef;  /* RFLAGS bits the SDM leaves undefined after this code */
     uint32_t cmp;          /* ORC_CMP_* */
     uint32_t gpr_undef;    /* GPRs (bit n) whose value is undefined afterwards */
+    uint64_t undef_bits;   /* bits of GPR undef_reg that are undefined afterwards */
+    uint8_t undef_reg;
     uint16_t tmpl;         /* template index */
     uint16_t opcode;       /* X86_MAP_* | opcode of the instruction under test (coverage) */
     uint8_t code[ORC_CODE_MAX];
@@ -119,12 +121,23 @@ struct orc_lodge;
 struct orc_lodge *orc_lodge_new(void);
 void orc_lodge_free(struct orc_lodge *l);
 void orc_lodge_run(struct orc_lodge *l, const struct orc_case *c, struct orc_result *res);
+/* CPUID.1:ECX as Lodge advertises it (the generator skips what is not advertised). */
+uint32_t orc_lodge_f1_ecx(const struct orc_lodge *l);
 
 /* Generator (orc_gen.c). */
 extern const size_t orc_ntmpls;
 const char *orc_tmpl_name(size_t i);
 int orc_tmpl_find(const char *name); /* index or -1 */
 /* Build case number idx of run seed into c (all templates, or only tmpl_only when >= 0). */
-void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, struct orc_case *c);
+void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx,
+                  struct orc_case *c);
+/* CPUID.1:ECX bits the generator looks at (same as cpu.h). */
+#define ORC_F1_SSE3 (1u << 0)
+#define ORC_F1_SSSE3 (1u << 9)
+#define ORC_F1_CX16 (1u << 13)
+#define ORC_F1_SSE41 (1u << 19)
+#define ORC_F1_SSE42 (1u << 20)
+#define ORC_F1_MOVBE (1u << 22)
+#define ORC_F1_POPCNT (1u << 23)
 
 #endif

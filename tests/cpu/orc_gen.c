@@ -21,6 +21,7 @@ struct gen {
     struct orc_case *c;
     unsigned len;      /* bytes emitted */
     uint32_t reserved; /* registers that hold addresses: not picked as random operands */
+    uint32_t f1_ecx;   /* CPUID.1:ECX the CPU under test advertises */
 };
 
 /* One instruction to encode. */
@@ -692,7 +693,7 @@ static void t_bitscan(struct gen *g)
     struct ins in = {0};
     static const unsigned sz[] = {2, 4, 8};
     unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
-    unsigned which = rndn(g, 3);
+    unsigned which = rndn(g, (g->f1_ecx & ORC_F1_POPCNT) ? 3 : 2);
     if (which == 2) {
         in.pfx[in.npfx++] = 0xf3;
     }
@@ -716,9 +717,13 @@ static void t_movx(struct gen *g)
     struct ins in = {0};
     static const unsigned sz[] = {2, 4, 8};
     unsigned size = sz[rndn(g, g->c->mode32 ? 2 : 3)];
+    bool movsxd = !g->c->mode32 && chance(g, 25);
+    if (movsxd && size == 2) {
+        size = 4; /* 66 63: AMD reads 32 bits, Intel 16 (docs/cpu-oracle.md) */
+    }
     size_prefix(g, &in, size);
     in.reg = rnd_reg(g, true);
-    if (!g->c->mode32 && chance(g, 25)) {
+    if (movsxd) {
         in.nop = 1;
         in.op[0] = 0x63;
         rnd_rm(g, &in, 4, 40);
@@ -816,7 +821,7 @@ static void t_xchg(struct gen *g)
     unsigned size = rnd_size(g);
     unsigned kind = rndn(g, 5);
     if (kind == 4) {
-        bool b16 = !g->c->mode32 && chance(g, 50);
+        bool b16 = !g->c->mode32 && (g->f1_ecx & ORC_F1_CX16) && chance(g, 50);
         if (b16) {
             in.rexw = true;
         }
@@ -1242,7 +1247,7 @@ static void t_string(struct gen *g)
 static void t_bswap(struct gen *g)
 {
     struct ins in = {0};
-    if (chance(g, 50)) {
+    if (chance(g, 50) || !(g->f1_ecx & ORC_F1_MOVBE)) {
         unsigned r = rnd_reg(g, true);
         bool w = !g->c->mode32 && chance(g, 50);
         in.rexw = w;
@@ -1289,6 +1294,877 @@ static void t_bcd(struct gen *g)
     }
 }
 
+
+/* ---- SSE / MMX ---- */
+
+enum { SF_XX, SF_XXR, SF_XXI, SF_XG, SF_XGI, SF_GX, SF_GXI, SF_XGS, SF_XGSI, SF_SHIFTI, SF_CRC };
+#define PN 1u  /* no prefix (MMX form for integer opcodes) */
+#define P66 2u
+#define PF3 4u
+#define PF2 8u
+#define SX_MEM 0x10u /* r/m must be memory */
+#define SX_REG 0x20u /* r/m must be a register */
+#define SX_MMX 0x40u /* the no-prefix form is MMX (mm registers) */
+
+struct sse_op {
+    uint16_t op;   /* map | opcode */
+    uint8_t pfx;   /* allowed mandatory prefixes */
+    uint8_t form;  /* SF_* */
+    uint8_t flags; /* SX_* */
+};
+
+static const struct sse_op sse_ops[] = {
+    {0x110, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x111, PN | P66 | PF3 | PF2, SF_XXR, 0},
+    {0x112, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x113, PN | P66, SF_XXR, SX_MEM},
+    {0x114, PN | P66, SF_XX, 0},             {0x115, PN | P66, SF_XX, 0},
+    {0x116, PN | P66 | PF3, SF_XX, 0},       {0x117, PN | P66, SF_XXR, SX_MEM},
+    {0x128, PN | P66, SF_XX, 0},             {0x129, PN | P66, SF_XXR, 0},
+    {0x12a, PF3 | PF2, SF_XG, 0},            {0x12b, PN | P66, SF_XXR, SX_MEM},
+    {0x12c, PF3 | PF2, SF_GX, 0},            {0x12d, PF3 | PF2, SF_GX, 0},
+    {0x12e, PN | P66, SF_XX, 0},             {0x12f, PN | P66, SF_XX, 0},
+    {0x150, PN | P66, SF_GX, SX_REG},        {0x151, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x154, PN | P66, SF_XX, 0},             {0x155, PN | P66, SF_XX, 0},
+    {0x156, PN | P66, SF_XX, 0},             {0x157, PN | P66, SF_XX, 0},
+    {0x158, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x159, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x15a, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x15b, PN | P66 | PF3, SF_XX, 0},
+    {0x15c, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x15d, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x15e, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x15f, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x160, PN | P66, SF_XX, SX_MMX},        {0x161, PN | P66, SF_XX, SX_MMX},
+    {0x162, PN | P66, SF_XX, SX_MMX},        {0x163, PN | P66, SF_XX, SX_MMX},
+    {0x164, PN | P66, SF_XX, SX_MMX},        {0x165, PN | P66, SF_XX, SX_MMX},
+    {0x166, PN | P66, SF_XX, SX_MMX},        {0x167, PN | P66, SF_XX, SX_MMX},
+    {0x168, PN | P66, SF_XX, SX_MMX},        {0x169, PN | P66, SF_XX, SX_MMX},
+    {0x16a, PN | P66, SF_XX, SX_MMX},        {0x16b, PN | P66, SF_XX, SX_MMX},
+    {0x16c, P66, SF_XX, 0},                  {0x16d, P66, SF_XX, 0},
+    {0x16e, PN | P66, SF_XG, SX_MMX},        {0x16f, PN | P66 | PF3, SF_XX, SX_MMX},
+    {0x170, PN | P66 | PF3 | PF2, SF_XXI, SX_MMX},
+    {0x171, PN | P66, SF_SHIFTI, SX_MMX | SX_REG},
+    {0x172, PN | P66, SF_SHIFTI, SX_MMX | SX_REG},
+    {0x173, PN | P66, SF_SHIFTI, SX_MMX | SX_REG},
+    {0x174, PN | P66, SF_XX, SX_MMX},        {0x175, PN | P66, SF_XX, SX_MMX},
+    {0x176, PN | P66, SF_XX, SX_MMX},        {0x17c, P66 | PF2, SF_XX, 0},
+    {0x17d, P66 | PF2, SF_XX, 0},            {0x17e, PN | P66, SF_XGS, SX_MMX},
+    {0x17e, PF3, SF_XX, 0},                  {0x17f, PN | P66 | PF3, SF_XXR, SX_MMX},
+    {0x1c2, PN | P66 | PF3 | PF2, SF_XXI, 0}, {0x1c4, PN | P66, SF_XGI, SX_MMX},
+    {0x1c5, PN | P66, SF_GXI, SX_MMX | SX_REG}, {0x1c6, PN | P66, SF_XXI, 0},
+    {0x1d0, P66 | PF2, SF_XX, 0},            {0x1d1, PN | P66, SF_XX, SX_MMX},
+    {0x1d2, PN | P66, SF_XX, SX_MMX},        {0x1d3, PN | P66, SF_XX, SX_MMX},
+    {0x1d4, PN | P66, SF_XX, SX_MMX},        {0x1d5, PN | P66, SF_XX, SX_MMX},
+    {0x1d6, P66, SF_XXR, 0},                 {0x1d7, PN | P66, SF_GX, SX_MMX | SX_REG},
+    {0x1d8, PN | P66, SF_XX, SX_MMX},        {0x1d9, PN | P66, SF_XX, SX_MMX},
+    {0x1da, PN | P66, SF_XX, SX_MMX},        {0x1db, PN | P66, SF_XX, SX_MMX},
+    {0x1dc, PN | P66, SF_XX, SX_MMX},        {0x1dd, PN | P66, SF_XX, SX_MMX},
+    {0x1de, PN | P66, SF_XX, SX_MMX},        {0x1df, PN | P66, SF_XX, SX_MMX},
+    {0x1e0, PN | P66, SF_XX, SX_MMX},        {0x1e1, PN | P66, SF_XX, SX_MMX},
+    {0x1e2, PN | P66, SF_XX, SX_MMX},        {0x1e3, PN | P66, SF_XX, SX_MMX},
+    {0x1e4, PN | P66, SF_XX, SX_MMX},        {0x1e5, PN | P66, SF_XX, SX_MMX},
+    {0x1e6, P66 | PF3 | PF2, SF_XX, 0},      {0x1e7, PN | P66, SF_XXR, SX_MMX | SX_MEM},
+    {0x1e8, PN | P66, SF_XX, SX_MMX},        {0x1e9, PN | P66, SF_XX, SX_MMX},
+    {0x1ea, PN | P66, SF_XX, SX_MMX},        {0x1eb, PN | P66, SF_XX, SX_MMX},
+    {0x1ec, PN | P66, SF_XX, SX_MMX},        {0x1ed, PN | P66, SF_XX, SX_MMX},
+    {0x1ee, PN | P66, SF_XX, SX_MMX},        {0x1ef, PN | P66, SF_XX, SX_MMX},
+    {0x1f0, PF2, SF_XX, SX_MEM},             {0x1f1, PN | P66, SF_XX, SX_MMX},
+    {0x1f2, PN | P66, SF_XX, SX_MMX},        {0x1f3, PN | P66, SF_XX, SX_MMX},
+    {0x1f4, PN | P66, SF_XX, SX_MMX},        {0x1f5, PN | P66, SF_XX, SX_MMX},
+    {0x1f6, PN | P66, SF_XX, SX_MMX},        {0x1f8, PN | P66, SF_XX, SX_MMX},
+    {0x1f9, PN | P66, SF_XX, SX_MMX},        {0x1fa, PN | P66, SF_XX, SX_MMX},
+    {0x1fb, PN | P66, SF_XX, SX_MMX},        {0x1fc, PN | P66, SF_XX, SX_MMX},
+    {0x1fd, PN | P66, SF_XX, SX_MMX},        {0x1fe, PN | P66, SF_XX, SX_MMX},
+    /* 0F 38: SSSE3 (MMX forms too), SSE4.1, SSE4.2, CRC32 */
+    {0x200, PN | P66, SF_XX, SX_MMX},        {0x201, PN | P66, SF_XX, SX_MMX},
+    {0x202, PN | P66, SF_XX, SX_MMX},        {0x203, PN | P66, SF_XX, SX_MMX},
+    {0x204, PN | P66, SF_XX, SX_MMX},        {0x205, PN | P66, SF_XX, SX_MMX},
+    {0x206, PN | P66, SF_XX, SX_MMX},        {0x207, PN | P66, SF_XX, SX_MMX},
+    {0x208, PN | P66, SF_XX, SX_MMX},        {0x209, PN | P66, SF_XX, SX_MMX},
+    {0x20a, PN | P66, SF_XX, SX_MMX},        {0x20b, PN | P66, SF_XX, SX_MMX},
+    {0x210, P66, SF_XX, 0},                  {0x214, P66, SF_XX, 0},
+    {0x215, P66, SF_XX, 0},                  {0x217, P66, SF_XX, 0},
+    {0x21c, PN | P66, SF_XX, SX_MMX},        {0x21d, PN | P66, SF_XX, SX_MMX},
+    {0x21e, PN | P66, SF_XX, SX_MMX},        {0x220, P66, SF_XX, 0},
+    {0x221, P66, SF_XX, 0},                  {0x222, P66, SF_XX, 0},
+    {0x223, P66, SF_XX, 0},                  {0x224, P66, SF_XX, 0},
+    {0x225, P66, SF_XX, 0},                  {0x228, P66, SF_XX, 0},
+    {0x229, P66, SF_XX, 0},                  {0x22a, P66, SF_XX, SX_MEM},
+    {0x22b, P66, SF_XX, 0},                  {0x230, P66, SF_XX, 0},
+    {0x231, P66, SF_XX, 0},                  {0x232, P66, SF_XX, 0},
+    {0x233, P66, SF_XX, 0},                  {0x234, P66, SF_XX, 0},
+    {0x235, P66, SF_XX, 0},                  {0x237, P66, SF_XX, 0},
+    {0x238, P66, SF_XX, 0},                  {0x239, P66, SF_XX, 0},
+    {0x23a, P66, SF_XX, 0},                  {0x23b, P66, SF_XX, 0},
+    {0x23c, P66, SF_XX, 0},                  {0x23d, P66, SF_XX, 0},
+    {0x23e, P66, SF_XX, 0},                  {0x23f, P66, SF_XX, 0},
+    {0x240, P66, SF_XX, 0},                  {0x241, P66, SF_XX, 0},
+    {0x2f0, PF2, SF_CRC, 0},                 {0x2f1, PF2, SF_CRC, 0},
+    /* 0F 3A */
+    {0x308, P66, SF_XXI, 0},                 {0x309, P66, SF_XXI, 0},
+    {0x30a, P66, SF_XXI, 0},                 {0x30b, P66, SF_XXI, 0},
+    {0x30c, P66, SF_XXI, 0},                 {0x30d, P66, SF_XXI, 0},
+    {0x30e, P66, SF_XXI, 0},                 {0x30f, PN | P66, SF_XXI, SX_MMX},
+    {0x314, P66, SF_XGSI, 0},                {0x315, P66, SF_XGSI, 0},
+    {0x316, P66, SF_XGSI, 0},                {0x317, P66, SF_XGSI, 0},
+    {0x320, P66, SF_XGI, 0},                 {0x321, P66, SF_XXI, 0},
+    {0x322, P66, SF_XGI, 0},                 {0x340, P66, SF_XXI, 0},
+    {0x341, P66, SF_XXI, 0},                 {0x342, P66, SF_XXI, 0},
+    {0x360, P66, SF_XXI, 0},                 {0x361, P66, SF_XXI, 0},
+    {0x362, P66, SF_XXI, 0},                 {0x363, P66, SF_XXI, 0},
+};
+
+static uint32_t rnd_f32(struct gen *g)
+{
+    static const uint32_t sp[] = {0, 0x80000000u, 0x3f800000u, 0xbfc00000u, 0x7f800000u,
+                                  0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7fa00000u,
+                                  0x00000001u, 0x807fffffu, 0x00800000u, 0x7f7fffffu,
+                                  0x4f000000u, 0xcf000000u, 0x3effffffu, 0x3f000000u,
+                                  0x4b000001u};
+    switch (rndn(g, 4)) {
+    case 0:
+        return sp[rndn(g, sizeof(sp) / sizeof(sp[0]))];
+    case 1: { /* a modest number: exponent near 0 */
+        uint32_t m = (uint32_t)rnd(g) & 0x807fffffu;
+        return m | (uint32_t)(120 + rndn(g, 20)) << 23;
+    }
+    default:
+        return (uint32_t)rnd(g);
+    }
+}
+
+static uint64_t rnd_f64(struct gen *g)
+{
+    static const uint64_t sp[] = {0, 0x8000000000000000ull, 0x3ff0000000000000ull,
+                                  0xbff8000000000000ull, 0x7ff0000000000000ull,
+                                  0xfff0000000000000ull, 0x7ff8000000000000ull,
+                                  0x7ff4000000000000ull, 1, 0x800fffffffffffffull,
+                                  0x0010000000000000ull, 0x7fefffffffffffffull,
+                                  0x41e0000000000000ull, 0xc3e0000000000000ull,
+                                  0x3fe0000000000000ull, 0x4330000000000001ull};
+    switch (rndn(g, 4)) {
+    case 0:
+        return sp[rndn(g, sizeof(sp) / sizeof(sp[0]))];
+    case 1: {
+        uint64_t m = rnd(g) & 0x800fffffffffffffull;
+        return m | (uint64_t)(1015 + rndn(g, 20)) << 52;
+    }
+    default:
+        return rnd(g);
+    }
+}
+
+static void rnd_xmm(struct gen *g, uint8_t *x)
+{
+    unsigned kind = rndn(g, 3);
+    for (unsigned i = 0; i < 4; i++) {
+        if (kind == 0) {
+            uint32_t v = rnd_f32(g);
+            memcpy(x + 4 * i, &v, 4);
+        } else if (kind == 1 && (i & 1) == 0) {
+            uint64_t v = rnd_f64(g);
+            memcpy(x + 4 * i, &v, 8);
+        } else if (kind == 2) {
+            uint32_t v = (uint32_t)rnd_val(g);
+            memcpy(x + 4 * i, &v, 4);
+        }
+    }
+}
+
+static uint64_t sse_target(struct gen *g, unsigned size)
+{
+    uint64_t t = ORC_DATA_VA + 0x100 + (rndn(g, ORC_PAGE - 0x200) & ~15u);
+    if (chance(g, 12)) {
+        t += 1 + rndn(g, 15); /* misaligned: #GP for the aligned forms */
+    }
+    if (chance(g, 2)) {
+        t = ORC_DATA_VA + ORC_PAGE - size + 1 + rndn(g, size); /* crosses into no page */
+    }
+    return t;
+}
+
+/* CPUID.1:ECX feature an entry needs (SSE/SSE2 are baseline on x86-64). */
+static uint32_t sse_feature(const struct sse_op *e)
+{
+    unsigned map = e->op >> 8, o = e->op & 0xff;
+    if (map == 1) {
+        if (o == 0x7c || o == 0x7d || o == 0xd0 || o == 0xf0 || (o == 0x12 && e->pfx != 0) ||
+            o == 0x16) {
+            return ORC_F1_SSE3; /* conservative: entries mixing SSE/SSE3 forms */
+        }
+        return 0;
+    }
+    if (map == 2) {
+        if (o <= 0x0b || (o >= 0x1c && o <= 0x1e)) {
+            return ORC_F1_SSSE3;
+        }
+        return (o == 0x37 || o >= 0xf0) ? ORC_F1_SSE42 : ORC_F1_SSE41;
+    }
+    if (o == 0x0f) {
+        return ORC_F1_SSSE3;
+    }
+    return o >= 0x60 ? ORC_F1_SSE42 : ORC_F1_SSE41;
+}
+
+static void t_sse(struct gen *g)
+{
+    struct orc_case *c = g->c;
+    const struct sse_op *e;
+    for (;;) {
+        e = &sse_ops[rndn(g, sizeof(sse_ops) / sizeof(sse_ops[0]))];
+        uint32_t need = sse_feature(e);
+        if ((g->f1_ecx & need) == need) {
+            break;
+        }
+    }
+    unsigned pfxs[4], np = 0;
+    for (unsigned b = 0; b < 4; b++) {
+        if (e->pfx & (1u << b)) {
+            pfxs[np++] = b;
+        }
+    }
+    unsigned p = pfxs[rndn(g, np)];
+    bool mmx = p == 0 && (e->flags & SX_MMX);
+    struct ins in = {0};
+    static const uint8_t mand[] = {0, 0x66, 0xf3, 0xf2};
+    if (e->form == SF_CRC && (e->op & 0xff) == 0xf1 && chance(g, 25)) {
+        in.pfx[in.npfx++] = 0x66; /* CRC32 r32, r/m16 */
+    }
+    if (p) {
+        in.pfx[in.npfx++] = mand[p];
+    }
+    unsigned map = e->op >> 8;
+    in.op[0] = 0x0f;
+    if (map == 1) {
+        in.op[1] = (uint8_t)e->op;
+        in.nop = 2;
+    } else {
+        in.op[1] = map == 2 ? 0x38 : 0x3a;
+        in.op[2] = (uint8_t)e->op;
+        in.nop = 3;
+    }
+    in.has_modrm = true;
+    unsigned nx = (c->mode32 || mmx) ? 8 : 16;
+    bool gpr_rm = e->form == SF_XG || e->form == SF_XGI || e->form == SF_XGS ||
+                  e->form == SF_XGSI || e->form == SF_CRC;
+    bool gpr_reg = e->form == SF_GX || e->form == SF_GXI || e->form == SF_CRC;
+    in.reg = gpr_reg ? rnd_reg(g, true) : rndn(g, nx);
+    if (e->form == SF_SHIFTI) {
+        static const unsigned d71[] = {2, 4, 6}, d73[] = {2, 3, 6, 7};
+        in.reg = (e->op & 0xff) == 0x73 ? d73[rndn(g, mmx ? 2 : 4) * (mmx ? 2 : 1) % 4]
+                                          : d71[rndn(g, 3)];
+        if ((e->op & 0xff) == 0x73 && mmx) {
+            in.reg = chance(g, 50) ? 2 : 6;
+        }
+    }
+    bool mem;
+    if (e->flags & SX_MEM) {
+        mem = true;
+    } else if (e->flags & SX_REG) {
+        mem = false;
+    } else {
+        mem = chance(g, 35);
+    }
+    if (!c->mode32 && (gpr_rm || gpr_reg) && chance(g, 40)) {
+        in.rexw = true;
+    }
+    if (e->op == 0x360 || e->op == 0x361) { /* PCMPESTR*: lengths in EAX/EDX */
+        c->r[R_AX] = chance(g, 70) ? rndn(g, 20) : rnd_val(g);
+        c->r[R_DX] = chance(g, 70) ? rndn(g, 20) : rnd_val(g);
+        g->reserved |= (1u << R_AX) | (1u << R_DX);
+    }
+    if (mem) {
+        rnd_mem_at(g, &in, 16, sse_target(g, 16));
+    } else {
+        in.mem = false;
+        in.rm = gpr_rm ? rnd_reg(g, true) : rndn(g, nx);
+    }
+    if (e->form == SF_XXI || e->form == SF_XGI || e->form == SF_GXI || e->form == SF_XGSI ||
+        e->form == SF_SHIFTI) {
+        in.immsz = 1;
+        in.imm = rnd(g) & 0xff;
+        if ((e->op == 0x1c2)) {
+            in.imm &= 7;
+        }
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        rnd_xmm(g, c->fx + 160 + 16 * i);
+    }
+    if (mmx) {
+        /* MMX registers alias the x87 mantissas: random contents, stack left as is */
+        for (unsigned i = 0; i < 8; i++) {
+            uint64_t v = rnd_val(g);
+            memcpy(c->fx + 32 + 16 * i, &v, 8);
+        }
+    }
+    uint32_t mxcsr = 0x1f80;
+    if (chance(g, 50)) {
+        mxcsr |= (uint32_t)rndn(g, 4) << 13; /* rounding */
+    }
+    if (chance(g, 20)) {
+        mxcsr |= 0x8040; /* FTZ, DAZ */
+    }
+    if (chance(g, 20)) {
+        mxcsr |= (uint32_t)rnd(g) & 0x3f; /* sticky flags already set */
+    }
+    if (chance(g, 8)) {
+        mxcsr &= ~((uint32_t)rnd(g) & 0x1f80); /* unmask some: #XM */
+    }
+    memcpy(c->fx + 24, &mxcsr, 4);
+    uint32_t mask = 0xffff;
+    memcpy(c->fx + 28, &mask, 4);
+    c->flags_undef = 0;
+    set_op(g, e->op);
+    finish_ins(g, &in);
+    if (mmx && chance(g, 20)) {
+        emit8(g, 0x0f); /* EMMS: tags back to empty */
+        emit8(g, 0x77);
+    }
+    if (chance(g, 2)) {
+        /* MASKMOVDQU / MASKMOVQ: byte-masked store to DS:rDI */
+        g->len = 0;
+        bool mq = chance(g, 40);
+        c->r[R_DI] = ORC_DATA_VA + 0x100 + rndn(g, 0xd00);
+        if (!mq) {
+            emit8(g, 0x66);
+        }
+        emit8(g, 0x0f);
+        emit8(g, 0xf7);
+        emit8(g, (uint8_t)(0xc0 | rndn(g, 64)));
+        set_op(g, 0x1f7);
+    }
+}
+
+/* ---- x87 ---- */
+
+static void rnd_f80(struct gen *g, uint8_t *out)
+{
+    uint64_t m = rnd(g) | (1ull << 63);
+    uint16_t se;
+    switch (rndn(g, 10)) {
+    case 0:
+        m = 0;
+        se = (uint16_t)(rndn(g, 2) << 15);
+        break;
+    case 1:
+        m = 1ull << 63;
+        se = (uint16_t)(0x3fff + rndn(g, 3) - 1) | (uint16_t)(rndn(g, 2) << 15);
+        break;
+    case 2:
+        se = 0x7fff | (uint16_t)(rndn(g, 2) << 15); /* inf / NaN */
+        m = chance(g, 40) ? (1ull << 63) : (chance(g, 50) ? 0xc000000000000000ull | rnd(g) >> 3
+                                                          : 0x8000000000000001ull);
+        break;
+    case 3:
+        se = (uint16_t)(rndn(g, 2) << 15); /* denormal */
+        m >>= 1 + rndn(g, 60);
+        break;
+    case 4:
+        se = (uint16_t)(0x3fff + 62) | (uint16_t)(rndn(g, 2) << 15); /* large integer */
+        break;
+    default:
+        se = (uint16_t)(0x3fff - 20 + rndn(g, 60)) | (uint16_t)(rndn(g, 2) << 15);
+        if (chance(g, 30)) {
+            m &= ~0xffffffffull; /* fewer significant bits: exact results */
+        }
+        break;
+    }
+    memcpy(out, &m, 8);
+    memcpy(out + 8, &se, 2);
+}
+
+#define X87_C0 0x01u /* fsw_undef bits: FSW >> 8 */
+#define X87_C1 0x02u
+#define X87_C2 0x04u
+#define X87_C3 0x40u
+#define X87_CCA (X87_C0 | X87_C2 | X87_C3)
+
+/* FCMOVcc and FCOMI/FUCOMI(P): the SDM says C1 is cleared; AMD hardware leaves it unchanged,
+ * so C1 is not compared for them (docs/cpu-oracle.md). */
+struct x87_op {
+    uint8_t op;    /* D8..DF */
+    uint8_t mrm;   /* fixed ModRM for register forms (low 3 bits get i when plus_i) */
+    uint8_t kind;  /* 0: memory /digit (mrm = digit), 1: register, 2: register + st(i) */
+    uint8_t undef; /* FSW condition codes undefined afterwards */
+};
+
+static const struct x87_op x87_ops[] = {
+    /* D8/DC memory arithmetic (m32fp/m64fp), DA/DE (m32int/m16int) */
+    {0xd8, 0, 0, X87_CCA}, {0xd8, 1, 0, X87_CCA}, {0xd8, 2, 0, 0},       {0xd8, 3, 0, 0},
+    {0xd8, 4, 0, X87_CCA}, {0xd8, 5, 0, X87_CCA}, {0xd8, 6, 0, X87_CCA}, {0xd8, 7, 0, X87_CCA},
+    {0xdc, 0, 0, X87_CCA}, {0xdc, 1, 0, X87_CCA}, {0xdc, 2, 0, 0},       {0xdc, 3, 0, 0},
+    {0xdc, 4, 0, X87_CCA}, {0xdc, 5, 0, X87_CCA}, {0xdc, 6, 0, X87_CCA}, {0xdc, 7, 0, X87_CCA},
+    {0xda, 0, 0, X87_CCA}, {0xda, 1, 0, X87_CCA}, {0xda, 2, 0, 0},       {0xda, 4, 0, X87_CCA},
+    {0xda, 6, 0, X87_CCA}, {0xde, 0, 0, X87_CCA}, {0xde, 3, 0, 0},       {0xde, 5, 0, X87_CCA},
+    {0xde, 7, 0, X87_CCA},
+    /* register arithmetic */
+    {0xd8, 0xc0, 2, X87_CCA}, {0xd8, 0xc8, 2, X87_CCA}, {0xd8, 0xd0, 2, 0}, {0xd8, 0xd8, 2, 0},
+    {0xd8, 0xe0, 2, X87_CCA}, {0xd8, 0xe8, 2, X87_CCA}, {0xd8, 0xf0, 2, X87_CCA},
+    {0xd8, 0xf8, 2, X87_CCA}, {0xdc, 0xc0, 2, X87_CCA}, {0xdc, 0xc8, 2, X87_CCA},
+    {0xdc, 0xe0, 2, X87_CCA}, {0xdc, 0xe8, 2, X87_CCA}, {0xdc, 0xf0, 2, X87_CCA},
+    {0xdc, 0xf8, 2, X87_CCA}, {0xde, 0xc0, 2, X87_CCA}, {0xde, 0xc8, 2, X87_CCA},
+    {0xde, 0xe0, 2, X87_CCA}, {0xde, 0xe8, 2, X87_CCA}, {0xde, 0xf0, 2, X87_CCA},
+    {0xde, 0xf8, 2, X87_CCA}, {0xde, 0xd9, 1, 0},
+    /* loads, stores, constants, misc */
+    {0xd9, 0, 0, X87_CCA},    {0xd9, 2, 0, X87_CCA},    {0xd9, 3, 0, X87_CCA},
+    {0xd9, 7, 0, X87_CCA | X87_C1},                     {0xd9, 0xc0, 2, X87_CCA},
+    {0xd9, 0xc8, 2, X87_CCA}, {0xd9, 0xd0, 1, X87_CCA}, {0xd9, 0xe0, 1, X87_CCA},
+    {0xd9, 0xe1, 1, X87_CCA}, {0xd9, 0xe4, 1, 0},       {0xd9, 0xe5, 1, 0},
+    {0xd9, 0xe8, 1, X87_CCA}, {0xd9, 0xe9, 1, X87_CCA}, {0xd9, 0xea, 1, X87_CCA},
+    {0xd9, 0xeb, 1, X87_CCA}, {0xd9, 0xec, 1, X87_CCA}, {0xd9, 0xed, 1, X87_CCA},
+    {0xd9, 0xee, 1, X87_CCA}, {0xd9, 0xf4, 1, X87_CCA}, {0xd9, 0xf5, 1, 0},
+    {0xd9, 0xf6, 1, X87_CCA}, {0xd9, 0xf7, 1, X87_CCA}, {0xd9, 0xf8, 1, 0},
+    {0xd9, 0xfa, 1, X87_CCA}, {0xd9, 0xfc, 1, X87_CCA}, {0xd9, 0xfd, 1, X87_CCA},
+    {0xdb, 0, 0, X87_CCA},    {0xdb, 1, 0, X87_CCA},    {0xdb, 2, 0, X87_CCA},
+    {0xdb, 3, 0, X87_CCA},    {0xdb, 5, 0, X87_CCA},    {0xdb, 7, 0, X87_CCA},
+    {0xdb, 0xc0, 2, X87_CCA | X87_C1}, {0xdb, 0xc8, 2, X87_CCA | X87_C1}, {0xdb, 0xd0, 2, X87_CCA | X87_C1},
+    {0xdb, 0xd8, 2, X87_CCA | X87_C1}, {0xda, 0xc0, 2, X87_CCA | X87_C1}, {0xda, 0xc8, 2, X87_CCA | X87_C1},
+    {0xda, 0xd0, 2, X87_CCA | X87_C1}, {0xda, 0xd8, 2, X87_CCA | X87_C1}, {0xda, 0xe9, 1, 0},
+    {0xdb, 0xe2, 1, X87_CCA | X87_C1},                  {0xdb, 0xe3, 1, 0},
+    {0xdb, 0xe8, 2, X87_C1},       {0xdb, 0xf0, 2, X87_C1},
+    {0xdd, 0, 0, X87_CCA},    {0xdd, 1, 0, X87_CCA},    {0xdd, 2, 0, X87_CCA},
+    {0xdd, 3, 0, X87_CCA},    {0xdd, 7, 0, X87_CCA | X87_C1},
+    {0xdd, 0xc0, 2, X87_CCA | X87_C1},                  {0xdd, 0xd0, 2, X87_CCA},
+    {0xdd, 0xd8, 2, X87_CCA}, {0xdd, 0xe0, 2, 0},       {0xdd, 0xe8, 2, 0},
+    {0xdf, 0, 0, X87_CCA},    {0xdf, 1, 0, X87_CCA},    {0xdf, 2, 0, X87_CCA},
+    {0xdf, 3, 0, X87_CCA},    {0xdf, 4, 0, X87_CCA},    {0xdf, 5, 0, X87_CCA},
+    {0xdf, 6, 0, X87_CCA},    {0xdf, 7, 0, X87_CCA},    {0xdf, 0xe0, 1, X87_CCA | X87_C1},
+    {0xdf, 0xe8, 2, X87_C1},       {0xdf, 0xf0, 2, X87_C1},
+};
+
+static void t_x87(struct gen *g)
+{
+    struct orc_case *c = g->c;
+    const struct x87_op *e = &x87_ops[rndn(g, sizeof(x87_ops) / sizeof(x87_ops[0]))];
+    /* stack: n valid registers from TOP */
+    unsigned n = chance(g, 10) ? rndn(g, 9) : 2 + rndn(g, 5);
+    unsigned top = (8 - n + (chance(g, 20) ? rndn(g, 8) : 0)) & 7;
+    uint16_t fcw = 0x037f;
+    if (chance(g, 50)) {
+        fcw = (uint16_t)((fcw & ~0x0f00u) | (rndn(g, 4) << 10) | ((rndn(g, 3) + 1) << 8));
+        fcw &= (uint16_t)~0x0100u; /* PC 01 is reserved */
+    }
+    bool unmasked = chance(g, 6);
+    if (unmasked) {
+        fcw &= (uint16_t)~(rnd(g) & 0x3du);
+    }
+    uint16_t fsw = (uint16_t)(top << 11) | (uint16_t)(rnd(g) & 0x4700u);
+    uint8_t abr = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        rnd_f80(g, c->fx + 32 + 16 * i);
+        if (i < n) {
+            abr |= (uint8_t)(1u << ((top + i) & 7));
+        }
+    }
+    memcpy(c->fx + 0, &fcw, 2);
+    memcpy(c->fx + 2, &fsw, 2);
+    c->fx[4] = abr;
+    struct ins in = {0};
+    in.nop = 1;
+    in.op[0] = e->op;
+    in.has_modrm = true;
+    if (e->kind == 0) {
+        in.reg = e->mrm;
+        rnd_mem_at(g, &in, 10, rnd_target(g, 10));
+    } else {
+        in.has_modrm = false;
+        in.nop = 2;
+        in.op[1] = (uint8_t)(e->mrm | (e->kind == 2 ? rndn(g, 8) : 0));
+    }
+    c->fsw_undef = e->undef;
+    c->flags_undef = 0;
+    set_op(g, e->op);
+    finish_ins(g, &in);
+    if (unmasked) {
+        emit8(g, 0x9b); /* FWAIT: deliver a pending unmasked exception (#MF) */
+    }
+}
+
+
+/* System and privileged instructions at CPL 3: mostly #GP(0) or #UD on both sides; segment
+ * register reads/loads, far transfers through the user code selectors (Linux's GDT), INT n
+ * through DPL-0 gates (#GP(n*8+2)), fences, prefetches, CLFLUSH, LDMXCSR/STMXCSR, RDTSC. */
+static void t_sys(struct gen *g)
+{
+    struct orc_case *c = g->c;
+    bool m32 = c->mode32;
+    unsigned k = rndn(g, 25);
+    struct ins in = {0};
+    switch (k) {
+    case 0: { /* HLT CLI STI IN OUT INS OUTS: #GP(0) at IOPL 0 */
+        static const uint8_t o[] = {0xf4, 0xfa, 0xfb, 0xec, 0xed, 0xee, 0xef, 0x6c, 0x6d, 0x6e,
+                                    0x6f};
+        uint8_t b = o[rndn(g, sizeof(o))];
+        emit8(g, b);
+        set_op(g, b);
+        break;
+    }
+    case 1: { /* IN/OUT imm8 */
+        uint8_t b = (uint8_t)(0xe4 + rndn(g, 4));
+        emit8(g, b);
+        emit8(g, (uint8_t)rnd(g));
+        set_op(g, b);
+        break;
+    }
+    case 2: { /* 0F 06 CLTS, 0F 08 INVD, 0F 09 WBINVD, 0F 30 WRMSR, 0F 32 RDMSR, 0F 33 RDPMC,
+               * 0F 07 SYSRET, 0F 35 SYSEXIT, 0F 0B UD2 */
+        static const uint8_t o[] = {0x06, 0x08, 0x09, 0x30, 0x32, 0x33, 0x07, 0x35, 0x0b};
+        uint8_t b = o[rndn(g, sizeof(o))];
+        emit8(g, 0x0f);
+        emit8(g, b);
+        set_op(g, 0x100u | b);
+        break;
+    }
+    case 3: /* MOV CRn/DRn */
+        emit8(g, 0x0f);
+        emit8(g, (uint8_t)(0x20 + rndn(g, 4)));
+        emit8(g, (uint8_t)(0xc0 | rndn(g, 64)));
+        set_op(g, 0x100u | g->c->code[g->len - 2]);
+        break;
+    case 4: /* LGDT/LIDT/LMSW (0F 01 /2 /3 /6), LLDT/LTR (0F 00 /2 /3): #GP(0) */
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        if (chance(g, 60)) {
+            static const unsigned d[] = {2, 3, 6};
+            in.op[1] = 0x01;
+            in.reg = d[rndn(g, 3)];
+        } else {
+            in.op[1] = 0x00;
+            in.reg = 2 + rndn(g, 2);
+        }
+        rnd_mem(g, &in, 10);
+        set_op(g, 0x100u | in.op[1]);
+        finish_ins(g, &in);
+        break;
+    case 5: /* INT n through a DPL-0 gate: #GP(n * 8 + 2) */
+    {
+        unsigned n;
+        do {
+            n = rndn(g, 256);
+        } while (n == 3 || n == 4 || n == 0x80);
+        emit8(g, 0xcd);
+        emit8(g, (uint8_t)n);
+        set_op(g, 0xcd);
+        break;
+    }
+    case 6: /* MOV r/m, Sreg (8C): ES CS SS DS FS GS */
+        in.nop = 1;
+        in.op[0] = 0x8c;
+        in.reg = rndn(g, 6);
+        if (chance(g, 30)) {
+            in.pfx[in.npfx++] = 0x66;
+        } else if (!m32 && chance(g, 30)) {
+            in.rexw = true;
+        }
+        rnd_rm(g, &in, 2, 40);
+        set_op(g, 0x8c);
+        finish_ins(g, &in);
+        break;
+    case 7: { /* MOV Sreg, r/m (8E) for ES SS DS: 0x2b loads, others fault */
+        static const unsigned sr[] = {0, 2, 3};
+        in.nop = 1;
+        in.op[0] = 0x8e;
+        in.reg = sr[rndn(g, 3)];
+        in.has_modrm = true;
+        in.rm = rnd_reg(g, false);
+        static const uint16_t sel[] = {0x2b, 0x2b, 0, 0x23, 0x33, 0x10, 0x18, 0x2b | 0x4,
+                                       0x28, 0x29, 0xfff8};
+        uint64_t v = sel[rndn(g, sizeof(sel) / sizeof(sel[0]))];
+        if (chance(g, 10)) {
+            v = rnd(g) & 0xffff;
+        }
+        c->r[in.rm] = (rnd(g) & ~0xffffull) | v;
+        g->reserved |= 1u << in.rm;
+        set_op(g, 0x8e);
+        finish_ins(g, &in);
+        break;
+    }
+    case 8: /* PUSH/POP ES SS DS (32-bit), PUSH FS/GS */
+        c->r[R_SP] = ORC_DATA_VA + 0x800 + 8 * rndn(g, 64);
+        g->reserved |= 1u << R_SP;
+        if (m32) {
+            static const uint8_t o[] = {0x06, 0x07, 0x16, 0x17, 0x1e, 0x1f, 0x0e};
+            uint8_t b = o[rndn(g, sizeof(o))];
+            if ((b & 1) && b != 0x0e) {
+                /* POP Sreg: push a selector first */
+                static const uint8_t sel[] = {0x2b, 0x2b, 0x00, 0x23, 0x10, 0x2f, 0x28};
+                emit8(g, 0x6a);
+                emit8(g, sel[rndn(g, sizeof(sel))]);
+            }
+            emit8(g, b);
+            set_op(g, b);
+        } else {
+            emit8(g, 0x0f);
+            emit8(g, chance(g, 50) ? 0xa0 : 0xa8);
+            set_op(g, 0x100u | g->c->code[g->len - 1]);
+        }
+        break;
+    case 9: /* far JMP/CALL through 0x23 (32-bit) or 0x33 (64-bit, FF /5 /3 m16:32); RETF */
+        c->r[R_SP] = ORC_DATA_VA + 0x800 + 8 * rndn(g, 64);
+        g->reserved |= 1u << R_SP;
+        if (m32 && chance(g, 50)) {
+            uint32_t t;
+            if (chance(g, 50)) { /* jmp far 0x23:end */
+                emit8(g, 0xea);
+                t = (uint32_t)ORC_CODE_VA + 7;
+                emitn(g, t, 4);
+                emitn(g, chance(g, 85) ? 0x23 : 0x2b, 2);
+                set_op(g, 0xea);
+            } else { /* call far 0x23:retf; jmp over it */
+                emit8(g, 0x9a);
+                t = (uint32_t)ORC_CODE_VA + 9;
+                emitn(g, t, 4);
+                emitn(g, 0x23, 2);
+                emit8(g, 0xeb);
+                emit8(g, 0x01);
+                emit8(g, 0xcb);
+                set_op(g, 0x9a);
+            }
+        } else {
+            /* push cs-selector; push target; retf (64-bit: REX.W) */
+            uint16_t sel = m32 ? 0x23 : 0x33;
+            if (chance(g, 10)) {
+                sel = 0x2b; /* data selector: #GP(0x28). A mode switch would break the tail */
+            }
+            emit8(g, 0x6a);
+            emit8(g, (uint8_t)sel);
+            emit8(g, 0x68);
+            unsigned len = m32 ? 8 : 9; /* 6a xx 68 imm32 [48] cb */
+            emitn(g, (uint32_t)ORC_CODE_VA + len, 4);
+            if (!m32) {
+                emit8(g, 0x48);
+            }
+            emit8(g, 0xcb);
+            set_op(g, 0xcb);
+        }
+        break;
+    case 10: /* fences, PREFETCH*, CLFLUSH, NOP hints with memory operands */
+        if (chance(g, 40)) {
+            emit8(g, 0x0f);
+            emit8(g, 0xae);
+            emit8(g, (uint8_t)(0xe8 + 8 * rndn(g, 3)));
+            set_op(g, 0x1ae);
+        } else {
+            in.nop = 2;
+            in.op[0] = 0x0f;
+            static const uint8_t o[] = {0x0d, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0xae};
+            in.op[1] = o[rndn(g, sizeof(o))];
+            in.reg = in.op[1] == 0x0d ? rndn(g, 2) : in.op[1] == 0x18 ? rndn(g, 4)
+                     : in.op[1] == 0xae ? 7 : rndn(g, 8);
+            rnd_mem(g, &in, 1);
+            set_op(g, 0x100u | in.op[1]);
+            finish_ins(g, &in);
+        }
+        break;
+    case 11: /* STMXCSR; MOV m32, imm32 + LDMXCSR m32 (bit 17, AMD's MM, never set) */
+    {
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = 0xae;
+        in.reg = 2 + rndn(g, 2);
+        rnd_mem(g, &in, 4);
+        if (in.reg == 2) {
+            struct ins st = in;
+            st.nop = 1;
+            st.op[0] = 0xc7;
+            st.reg = 0;
+            st.immsz = 4;
+            uint32_t v = 0x1f80u | ((uint32_t)rnd(g) & 0x603fu);
+            if (chance(g, 15)) {
+                v ^= 1u << (16 + rndn(g, 16) + 0) % 32;
+                v &= ~(1u << 17);
+            }
+            st.imm = v;
+            finish_ins(g, &st);
+        }
+        set_op(g, 0x1ae);
+        finish_ins(g, &in);
+        break;
+    }
+    case 12: /* RDTSC: values differ by nature; only the outcome is compared */
+        emit8(g, 0x0f);
+        emit8(g, 0x31);
+        c->gpr_undef = (1u << R_AX) | (1u << R_DX);
+        set_op(g, 0x131);
+        break;
+    case 13: /* CPUID: Lodge's model differs from the host's; only the outcome */
+        emit8(g, 0x0f);
+        emit8(g, 0xa2);
+        c->gpr_undef = 0xf;
+        set_op(g, 0x1a2);
+        break;
+    case 14: /* MOVNTI */
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = 0xc3;
+        in.reg = rnd_reg(g, true);
+        in.rexw = !m32 && chance(g, 50);
+        rnd_mem(g, &in, 8);
+        set_op(g, 0x1c3);
+        finish_ins(g, &in);
+        break;
+    case 15: /* LSS r, m16:32 with 0x2b or a bad selector */
+    {
+        uint64_t t = ORC_DATA_VA + 0x100 + rndn(g, 0xd00);
+        uint8_t page[ORC_PAGE];
+        orc_fill_data(c->seed, page);
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = 0xb2;
+        in.reg = rnd_reg(g, true);
+        rnd_mem_at(g, &in, 6, t);
+        set_op(g, 0x1b2);
+        finish_ins(g, &in);
+        break;
+    }
+    case 16: /* UD2, UD1, UD0-like and other #UD encodings */
+    {
+        static const uint8_t o[][3] = {{0x0f, 0x0b, 0}, {0x0f, 0xb9, 0xc0}, {0x0f, 0xff, 0xc0},
+                                       {0xd6, 0, 0},     {0x0f, 0x04, 0},    {0x0f, 0x0a, 0},
+                                       {0x0f, 0x0c, 0},  {0x0f, 0x36, 0},    {0x0f, 0x39, 0},
+                                       {0xf0, 0x90, 0},  {0xf0, 0x01, 0xc0}};
+        unsigned i = rndn(g, sizeof(o) / sizeof(o[0]));
+        for (unsigned j = 0; j < 3 && (j == 0 || o[i][j]); j++) {
+            emit8(g, o[i][j]);
+        }
+        set_op(g, o[i][0] == 0x0f ? 0x100u | o[i][1] : o[i][0]);
+        break;
+    }
+    case 17: /* INTO (32-bit, OF clear: no-op) and 64-bit #UD forms of legacy opcodes */
+        if (m32) {
+            c->rflags &= ~0x800ull;
+            emit8(g, 0xce);
+            set_op(g, 0xce);
+        } else {
+            static const uint8_t o[] = {0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f,
+                                        0x37, 0x3f, 0x60, 0x61, 0x62, 0xce, 0xd4, 0xd5, 0x9a,
+                                        0xea, 0xc4, 0xc5, 0x82};
+            uint8_t b = o[rndn(g, sizeof(o))];
+            emit8(g, b);
+            emit8(g, 0xc0);
+            emitn(g, 0, 6);
+            set_op(g, b);
+        }
+        break;
+    case 18: /* BOUND (62) in 32-bit mode: #BR or nothing */
+        if (m32) {
+            in.nop = 1;
+            in.op[0] = 0x62;
+            in.reg = rnd_reg(g, true);
+            rnd_mem(g, &in, 8);
+            set_op(g, 0x62);
+            finish_ins(g, &in);
+        } else {
+            emit8(g, 0x0f);
+            emit8(g, 0x0b);
+            set_op(g, 0x10b);
+        }
+        break;
+    case 19: /* SAHF/LAHF/PUSHF/POPF with IF/IOPL bits in the image (ignored at CPL 3) */
+        c->r[R_SP] = ORC_DATA_VA + 0x800 + 8 * rndn(g, 64);
+        g->reserved |= 1u << R_SP;
+        emit8(g, 0x68);
+        emitn(g, (rnd(g) & 0x3cd5u) | 0x202u | (chance(g, 50) ? 0x4000u : 0), 4);
+        emit8(g, 0x9d);
+        set_op(g, 0x9d);
+        break;
+    case 20: /* 66 E8/E9 rel16 in 64-bit mode (AMD: IP truncated to 16 bits) or 32-bit */
+        emit8(g, 0x66);
+        emit8(g, chance(g, 50) ? 0xe8 : 0xe9);
+        emitn(g, rnd(g) & 0xff, 2);
+        c->r[R_SP] = ORC_DATA_VA + 0x800;
+        set_op(g, g->c->code[1]);
+        break;
+    case 21: /* LAR/LSL on Linux's fixed selectors, null and out-of-limit ones */
+    {
+        static const uint16_t sel[] = {0x10, 0x18, 0x23, 0x2b, 0x33, 0x13, 0x2a, 0,
+                                       0x3, 0xfff8, 0x1000};
+        in.nop = 2;
+        in.op[0] = 0x0f;
+        in.op[1] = (uint8_t)(0x02 + rndn(g, 2));
+        in.reg = rnd_reg(g, true);
+        in.has_modrm = true;
+        in.rm = rnd_reg(g, false);
+        if (chance(g, 30)) {
+            in.pfx[in.npfx++] = 0x66;
+        } else if (!m32 && chance(g, 30)) {
+            in.rexw = true;
+        }
+        c->r[in.rm] = (rnd(g) & ~0xffffull) | sel[rndn(g, sizeof(sel) / sizeof(sel[0]))];
+        g->reserved |= 1u << in.rm;
+        if (in.op[1] == 0x02) {
+            /* LAR: bits 19:16 of the result are undefined (SDM LAR: "masked by 00FxFF00H") */
+            c->undef_reg = (uint8_t)in.reg;
+            c->undef_bits = 0xf0000;
+        }
+        set_op(g, 0x100u | in.op[1]);
+        finish_ins(g, &in);
+        break;
+    }
+    case 23: /* IRET to the same privilege level; RETF imm16 */
+        c->r[R_SP] = ORC_DATA_VA + 0x800 + 8 * rndn(g, 64);
+        g->reserved |= 1u << R_SP;
+        if (chance(g, 50)) {
+            if (m32) { /* pushfd; push 0x23; push end; iretd */
+                emit8(g, 0x9c);
+                emit8(g, 0x6a);
+                emit8(g, 0x23);
+                emit8(g, 0x68);
+                emitn(g, (uint32_t)ORC_CODE_VA + 9, 4);
+                emit8(g, 0xcf);
+            } else { /* push 0x2b; push rsp; pushfq; push 0x33; push end; iretq */
+                emit8(g, 0x6a);
+                emit8(g, 0x2b);
+                emit8(g, 0x54);
+                emit8(g, 0x9c);
+                emit8(g, 0x6a);
+                emit8(g, 0x33);
+                emit8(g, 0x68);
+                emitn(g, (uint32_t)ORC_CODE_VA + 13, 4);
+                emit8(g, 0x48);
+                emit8(g, 0xcf);
+            }
+            set_op(g, 0xcf);
+        } else { /* push cs; push end; retf imm16 */
+            emit8(g, 0x6a);
+            emit8(g, m32 ? 0x23 : 0x33);
+            emit8(g, 0x68);
+            emitn(g, (uint32_t)ORC_CODE_VA + (m32 ? 10 : 11), 4);
+            if (!m32) {
+                emit8(g, 0x48);
+            }
+            emit8(g, 0xca);
+            emitn(g, 8 * rndn(g, 4), 2);
+            set_op(g, 0xca);
+        }
+        break;
+    case 22: /* MOV to/from segment via 8C/8E with 32-bit r/m memory */
+    {
+        in.nop = 1;
+        in.op[0] = 0x8c;
+        in.reg = rndn(g, 6);
+        rnd_mem(g, &in, 2);
+        set_op(g, 0x8c);
+        finish_ins(g, &in);
+        break;
+    }
+    case 24: /* SALC (D6): #UD in 64-bit mode, reserved in 32-bit */
+        emit8(g, 0xd6);
+        set_op(g, 0xd6);
+        break;
+    default: /* LOCK on a register form / on a non-lockable opcode: #UD */
+    {
+        static const uint8_t o[][3] = {{0xf0, 0x01, 0xc0}, {0xf0, 0x89, 0x03}, {0xf0, 0x8b, 0x03},
+                                       {0xf0, 0xf7, 0x13}, {0xf0, 0x0f, 0xa3}};
+        unsigned i = rndn(g, 5);
+        for (unsigned j = 0; j < 3; j++) {
+            emit8(g, o[i][j]);
+        }
+        if (i == 4) {
+            emit8(g, 0x03);
+        }
+        c->r[R_BX] = ORC_DATA_VA + 0x800;
+        set_op(g, o[i][1] == 0x0f ? 0x100u | o[i][2] : o[i][1]);
+        break;
+    }
+    }
+}
+
 typedef void (*tmpl_fn)(struct gen *g);
 
 struct tmpl_def {
@@ -1305,7 +2181,8 @@ static const struct tmpl_def tmpl_defs[] = {
     {"movx", t_movx, 3, 3},      {"cc", t_cc, 4, 3},               {"branch", t_branch, 4, 3},
     {"xchg", t_xchg, 4, 3},      {"misc", t_misc, 3, 3},           {"lea", t_lea, 3, 3},
     {"mov", t_mov, 4, 3},        {"stack", t_stack, 4, 3},         {"string", t_string, 5, 3},
-    {"bswap", t_bswap, 2, 3},    {"bcd", t_bcd, 2, 2},
+    {"bswap", t_bswap, 2, 3},    {"bcd", t_bcd, 2, 2},          {"sse", t_sse, 30, 3},
+    {"x87", t_x87, 12, 3},       {"sys", t_sys, 6, 3},
 };
 #define NTMPL (sizeof(tmpl_defs) / sizeof(tmpl_defs[0]))
 
@@ -1339,10 +2216,11 @@ static void rnd_fx(struct gen *g, uint8_t *fx)
     }
 }
 
-void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, struct orc_case *c)
+void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx,
+                  struct orc_case *c)
 {
     uint64_t s = seed * 0x100000001b3ull ^ (idx + 1) * 0x9e3779b97f4a7c15ull;
-    struct gen g = {.rng = &s, .c = c};
+    struct gen g = {.rng = &s, .c = c, .f1_ecx = f1_ecx};
     memset(c, 0, sizeof(*c));
     c->seed = orc_rand(&s);
     c->cmp = ORC_CMP_ALL;

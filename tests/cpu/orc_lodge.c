@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ORC_PT_BASE 0x1000ull /* PML4; PDPT, PD, PT follow in the next pages */
+#define ORC_PT_BASE 0x1000ull /* PML4; PDPT, PD, PT, low PT follow in the next pages */
+#define ORC_GDT_BASE 0x8000ull /* Linux's x86-64 GDT layout (supervisor page) */
+#define ORC_IDT_BASE 0x9000ull /* 256 interrupt gates, DPL 0 except 3, 4 and 0x80 */
 
 struct orc_lodge {
     struct guestmem gm; /* page tables + code page + data page */
@@ -33,6 +35,26 @@ static void orc_lodge_paging(struct orc_lodge *l)
     pd[(ORC_CODE_VA >> 21) & 511] = (ORC_PT_BASE + 0x3000) | urw;
     pt[(ORC_CODE_VA >> 12) & 511] = ORC_CODE_VA | urw;
     pt[(ORC_DATA_VA >> 12) & 511] = ORC_DATA_VA | urw;
+    /* GDT and IDT pages: supervisor-only, like the kernel's */
+    uint64_t *ptlow = guestmem_ptr(&l->gm, ORC_PT_BASE + 0x4000, ORC_PAGE);
+    pd[0] = (ORC_PT_BASE + 0x4000) | urw;
+    ptlow[ORC_GDT_BASE >> 12] = ORC_GDT_BASE | 0x3;
+    ptlow[ORC_IDT_BASE >> 12] = ORC_IDT_BASE | 0x3;
+    /* Descriptors as Linux sets them (arch/x86/include/asm/segment.h): 0x10 kernel CS64,
+     * 0x18 kernel DS, 0x23 user CS32, 0x2b user DS, 0x33 user CS64. */
+    uint64_t *gdt = guestmem_ptr(&l->gm, ORC_GDT_BASE, ORC_PAGE);
+    gdt[1] = 0x00cf9b000000ffffull; /* kernel CS32 */
+    gdt[2] = 0x00af9b000000ffffull; /* kernel CS64 */
+    gdt[3] = 0x00cf93000000ffffull; /* kernel DS */
+    gdt[4] = 0x00cffb000000ffffull; /* user CS32 */
+    gdt[5] = 0x00cff3000000ffffull; /* user DS */
+    gdt[6] = 0x00affb000000ffffull; /* user CS64 */
+    uint64_t *idt = guestmem_ptr(&l->gm, ORC_IDT_BASE, ORC_PAGE);
+    for (unsigned v = 0; v < 256; v++) {
+        unsigned dpl = (v == 3 || v == 4 || v == 0x80) ? 3 : 0;
+        idt[2 * v] = 0x0000800000100000ull | (0xeull << 40) | ((uint64_t)dpl << 45);
+        idt[2 * v + 1] = 0;
+    }
 }
 
 static const uint32_t orc_data_attr = CPU_SEGA_P | CPU_SEGA_S | CPU_SEGA_RW | CPU_SEGA_ACCESSED |
@@ -67,6 +89,10 @@ struct orc_lodge *orc_lodge_new(void)
     cpu->cr4 = CPU_CR4_PAE | CPU_CR4_OSFXSR | CPU_CR4_OSXMMEXCPT;
     cpu->efer = CPU_EFER_SCE | CPU_EFER_LME | CPU_EFER_LMA | CPU_EFER_NXE;
     cpu->cr3 = ORC_PT_BASE;
+    cpu->gdtr.base = ORC_GDT_BASE;
+    cpu->gdtr.limit = 8 * 16 - 1;
+    cpu->idtr.base = ORC_IDT_BASE;
+    cpu->idtr.limit = 256 * 16 - 1;
     cpu->cpl = 3;
     cpu_set_seg(cpu, CPU_SEG_SS, 0x2b, 0, 0xffffffffu, orc_data_attr);
     cpu_set_seg(cpu, CPU_SEG_DS, 0x2b, 0, 0xffffffffu, orc_data_attr);
@@ -164,10 +190,23 @@ void orc_lodge_run(struct orc_lodge *l, const struct orc_case *c, struct orc_res
     orc_fill_data(c->seed, l->before);
     memcpy(l->data, l->before, ORC_PAGE);
 
+    /* the native stub reloads DS/ES each case; SS/FS/GS stay as Linux set them */
+    cpu_set_seg(cpu, CPU_SEG_DS, 0x2b, 0, 0xffffffffu, orc_data_attr);
+    cpu_set_seg(cpu, CPU_SEG_ES, 0x2b, 0, 0xffffffffu, orc_data_attr);
+    if (cpu->seg[CPU_SEG_SS].sel != 0x2b || cpu->seg[CPU_SEG_SS].attr != orc_data_attr) {
+        cpu_set_seg(cpu, CPU_SEG_SS, 0x2b, 0, 0xffffffffu, orc_data_attr);
+    }
+    if (cpu->seg[CPU_SEG_FS].sel != 0 || cpu->seg[CPU_SEG_GS].sel != 0) {
+        cpu_set_seg(cpu, CPU_SEG_FS, 0, 0, 0xffffffffu, orc_data_attr);
+        cpu_set_seg(cpu, CPU_SEG_GS, 0, 0, 0xffffffffu, orc_data_attr);
+    }
     uint32_t cs_attr = c->mode32 ? (orc_code_attr | CPU_SEGA_DB) : (orc_code_attr | CPU_SEGA_L);
-    if (cpu->seg[CPU_SEG_CS].attr != cs_attr) {
+    if (cpu->seg[CPU_SEG_CS].attr != cs_attr ||
+        cpu->seg[CPU_SEG_CS].sel != (c->mode32 ? 0x23 : 0x33)) {
         cpu_set_seg(cpu, CPU_SEG_CS, c->mode32 ? 0x23 : 0x33, 0, 0xffffffffu, cs_attr);
     }
+    cpu->cpl = 3;
+    cpu_update_mode(cpu);
     memcpy(cpu->r, c->r, sizeof(cpu->r));
     cpu_set_rflags(cpu, (c->rflags & 0xcd5u) | 0x202u);
     cpu->rip = ORC_CODE_VA;
@@ -199,4 +238,9 @@ void orc_lodge_run(struct orc_lodge *l, const struct orc_case *c, struct orc_res
     orc_lodge_save_fx(cpu, res->fx);
     orc_diff_data(l->before, l->data, res);
     cpu->exc_vector = -1;
+}
+
+uint32_t orc_lodge_f1_ecx(const struct orc_lodge *l)
+{
+    return l->cpu->feat.f1_ecx;
 }

@@ -29,6 +29,9 @@ orc_native_enter:
         push %r15
         movq %rsp, HOST_RSP
         fxsave64 HOST_FX
+        movl $0x2b, %eax        /* DS/ES = user data in both modes: MOV r/m,Sreg sees 0x2b */
+        movw %ax, %ds
+        movw %ax, %es
         test %edi, %edi
         jnz 1f
         fxrstor64 IN_FX
@@ -51,10 +54,7 @@ orc_native_enter:
         movq IN_R + 0x70, %r14
         movq IN_R + 0x78, %r15
         jmp *CODE_ENTRY
-1:      /* 32-bit case: flat DS/ES for compatibility mode, then a far jump to 0x23:code */
-        movl $0x2b, %eax
-        movw %ax, %ds
-        movw %ax, %es
+1:      /* 32-bit case: a far jump to 0x23:code */
         fxrstor64 IN_FX
         pushq IN_FLAGS
         popfq

@@ -1,0 +1,328 @@
+/* virtio-blk device (virtio 1.1, 5.2). */
+#include "devices/virtio/virtio_blk.h"
+
+#include "core/log.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLK_TAG "dev.virtio.blk"
+#define BLK_WORKERS 2
+#define BLK_HDR_LEN 16
+#define BLK_SEG_LEN 16 /* struct virtio_blk_discard_write_zeroes */
+#define BLK_MAX_RANGE_SECTORS 0x3fffffu
+
+struct blk_req {
+    struct virtio_blk *b;
+    unsigned q;
+    struct virtq_elem e; /* the chain, pointers into guest RAM */
+};
+
+struct virtio_blk {
+    struct virtio_dev_ops ops;         /* per instance: features depend on the backend */
+    struct virtio_pci *vp;             /* transport */
+    struct virtio_blk_backend be;      /* the disk */
+    char serial[VIRTIO_BLK_ID_BYTES];  /* GET_ID answer, zero padded (5.2.6) */
+    GThreadPool *pool;                 /* I/O workers */
+    pthread_mutex_t lock;              /* inflight */
+    pthread_cond_t idle;               /* signalled when inflight drops to 0 */
+    unsigned inflight;                 /* requests popped but not yet pushed */
+};
+
+static uint32_t blk_config_read(void *dev, unsigned off, unsigned size)
+{
+    struct virtio_blk *b = dev;
+    uint8_t c[VIRTIO_BLK_CONFIG_LEN] = {0};
+    uint64_t cap = b->be.length / VIRTIO_BLK_SECTOR;
+    for (int i = 0; i < 8; i++) {
+        c[VIRTIO_BLK_CFG_CAPACITY + i] = (uint8_t)(cap >> (8 * i));
+    }
+    uint32_t words[][2] = {
+        {VIRTIO_BLK_CFG_SEG_MAX, VIRTIO_BLK_QUEUE_SIZE - 2},
+        {VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR},
+        {VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, BLK_MAX_RANGE_SECTORS},
+        {VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 1},
+        {VIRTIO_BLK_CFG_DISCARD_ALIGN, 1},
+        {VIRTIO_BLK_CFG_MAX_WZ_SECTORS, BLK_MAX_RANGE_SECTORS},
+        {VIRTIO_BLK_CFG_MAX_WZ_SEG, 1},
+    };
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        for (int i = 0; i < 4; i++) {
+            c[words[w][0] + i] = (uint8_t)(words[w][1] >> (8 * i));
+        }
+    }
+    c[VIRTIO_BLK_CFG_NUM_QUEUES] = 1;
+    uint32_t v = 0;
+    for (unsigned i = 0; i < size && off + i < sizeof(c); i++) {
+        v |= (uint32_t)c[off + i] << (8 * i);
+    }
+    return v;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* Checks [sector, sector + bytes) against the disk; the byte offset on success. */
+static bool blk_range(const struct virtio_blk *b, uint64_t sector, uint64_t bytes, uint64_t *off)
+{
+    if (sector > UINT64_MAX / VIRTIO_BLK_SECTOR) {
+        return false;
+    }
+    uint64_t o = sector * VIRTIO_BLK_SECTOR;
+    if (o > b->be.length || bytes > b->be.length - o) {
+        return false;
+    }
+    *off = o;
+    return true;
+}
+
+/* Transfers between the disk and a list of guest buffers (skipping `skip` bytes
+ * of the list and stopping after len bytes). */
+static int blk_rw(struct virtio_blk *b, const struct iovec *iov, unsigned n, size_t skip,
+                  uint64_t len, uint64_t off, bool write)
+{
+    for (unsigned i = 0; i < n && len > 0; i++) {
+        size_t l = iov[i].iov_len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        uint8_t *p = (uint8_t *)iov[i].iov_base + skip;
+        uint64_t c = l - skip;
+        skip = 0;
+        if (c > len) {
+            c = len;
+        }
+        int rc = write ? b->be.pwrite(b->be.opaque, p, c, off) : b->be.pread(b->be.opaque, p, c, off);
+        if (rc < 0) {
+            return rc;
+        }
+        off += c;
+        len -= c;
+    }
+    return 0;
+}
+
+static uint8_t blk_ranges(struct virtio_blk *b, const struct virtq_elem *e, uint32_t type)
+{
+    int (*op)(void *, uint64_t, uint64_t) = type == VIRTIO_BLK_T_DISCARD ? b->be.discard
+                                                                          : b->be.write_zeroes;
+    if (!op) {
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+    if (b->be.readonly) {
+        return VIRTIO_BLK_S_IOERR;
+    }
+    uint64_t data = e->out_len - BLK_HDR_LEN;
+    if (data == 0 || data % BLK_SEG_LEN || data / BLK_SEG_LEN > 1) {
+        return VIRTIO_BLK_S_UNSUPP; /* max_*_seg is 1 */
+    }
+    uint8_t seg[BLK_SEG_LEN];
+    virtq_iov_to_buf(e->iov, e->nout, BLK_HDR_LEN, seg, sizeof(seg));
+    uint64_t sector = le64(seg);
+    uint32_t nsec = le32(seg + 8);
+    uint32_t flags = le32(seg + 12);
+    uint64_t off;
+    if ((type == VIRTIO_BLK_T_DISCARD && flags) || (flags & ~1u) || nsec > BLK_MAX_RANGE_SECTORS) {
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+    if (!blk_range(b, sector, (uint64_t)nsec * VIRTIO_BLK_SECTOR, &off)) {
+        return VIRTIO_BLK_S_IOERR;
+    }
+    return op(b->be.opaque, off, (uint64_t)nsec * VIRTIO_BLK_SECTOR) < 0 ? VIRTIO_BLK_S_IOERR
+                                                                         : VIRTIO_BLK_S_OK;
+}
+
+/* Runs one request; returns the used length (bytes written to the driver). */
+static uint32_t blk_execute(struct virtio_blk *b, struct virtq_elem *e)
+{
+    uint8_t hdr[BLK_HDR_LEN];
+    virtq_iov_to_buf(e->iov, e->nout, 0, hdr, sizeof(hdr));
+    uint32_t type = le32(hdr);
+    uint64_t sector = le64(hdr + 8);
+    struct iovec *in = e->iov + e->nout;
+    uint64_t data_in = e->in_len - 1; /* the last writable byte is the status */
+    uint64_t written = 0;
+    uint8_t status = VIRTIO_BLK_S_OK;
+    uint64_t off;
+    switch (type) {
+    case VIRTIO_BLK_T_IN:
+        if (data_in % VIRTIO_BLK_SECTOR || !blk_range(b, sector, data_in, &off)) {
+            status = VIRTIO_BLK_S_IOERR;
+        } else if (blk_rw(b, in, e->nin, 0, data_in, off, false) < 0) {
+            status = VIRTIO_BLK_S_IOERR;
+        } else {
+            written = data_in;
+        }
+        break;
+    case VIRTIO_BLK_T_OUT: {
+        uint64_t data = e->out_len - BLK_HDR_LEN;
+        if (b->be.readonly || data % VIRTIO_BLK_SECTOR || !blk_range(b, sector, data, &off) ||
+            blk_rw(b, e->iov, e->nout, BLK_HDR_LEN, data, off, true) < 0) {
+            status = VIRTIO_BLK_S_IOERR;
+        }
+        break;
+    }
+    case VIRTIO_BLK_T_FLUSH:
+        if (b->be.flush && b->be.flush(b->be.opaque) < 0) {
+            status = VIRTIO_BLK_S_IOERR;
+        }
+        break;
+    case VIRTIO_BLK_T_GET_ID: {
+        uint64_t n = data_in < VIRTIO_BLK_ID_BYTES ? data_in : VIRTIO_BLK_ID_BYTES;
+        written = virtq_iov_from_buf(in, e->nin, 0, b->serial, (size_t)n);
+        break;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        status = blk_ranges(b, e, type);
+        break;
+    default:
+        status = VIRTIO_BLK_S_UNSUPP;
+        break;
+    }
+    virtq_iov_from_buf(in, e->nin, (size_t)data_in, &status, 1);
+    return (uint32_t)(written + 1);
+}
+
+static void blk_done(struct virtio_blk *b)
+{
+    pthread_mutex_lock(&b->lock);
+    if (--b->inflight == 0) {
+        pthread_cond_broadcast(&b->idle);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_worker(gpointer data, gpointer user)
+{
+    struct blk_req *r = data;
+    struct virtio_blk *b = r->b;
+    uint32_t len = blk_execute(b, &r->e);
+    virtio_pci_push(b->vp, r->q, &r->e, len);
+    free(r);
+    blk_done(b);
+}
+
+static void blk_queue_notify(void *dev, unsigned q)
+{
+    struct virtio_blk *b = dev;
+    for (;;) {
+        struct blk_req *r = malloc(sizeof(*r));
+        if (!r) {
+            return; /* the next kick retries */
+        }
+        r->b = b;
+        r->q = q;
+        int rc = virtio_pci_pop(b->vp, q, &r->e);
+        if (rc <= 0) {
+            free(r);
+            return;
+        }
+        if (r->e.out_len < BLK_HDR_LEN || r->e.in_len < 1) {
+            free(r);
+            virtio_pci_set_needs_reset(b->vp, "request without header or status byte");
+            return;
+        }
+        pthread_mutex_lock(&b->lock);
+        b->inflight++;
+        pthread_mutex_unlock(&b->lock);
+        g_thread_pool_push(b->pool, r, NULL);
+    }
+}
+
+void virtio_blk_drain(struct virtio_blk *b)
+{
+    pthread_mutex_lock(&b->lock);
+    while (b->inflight) {
+        pthread_cond_wait(&b->idle, &b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_reset(void *dev)
+{
+    virtio_blk_drain(dev);
+}
+
+struct virtio_blk *virtio_blk_new(const struct guestmem *mem, const struct virtio_blk_backend *be,
+                                  const char *serial)
+{
+    if (!be->pread || !be->pwrite) {
+        return NULL;
+    }
+    struct virtio_blk *b = calloc(1, sizeof(*b));
+    if (!b) {
+        return NULL;
+    }
+    b->be = *be;
+    if (serial) {
+        memcpy(b->serial, serial, strnlen(serial, sizeof(b->serial)));
+    }
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->idle, NULL);
+    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+                 (1ull << VIRTIO_BLK_F_FLUSH);
+    if (be->readonly) {
+        f |= 1ull << VIRTIO_BLK_F_RO;
+    }
+    if (be->discard && !be->readonly) {
+        f |= 1ull << VIRTIO_BLK_F_DISCARD;
+    }
+    if (be->write_zeroes && !be->readonly) {
+        f |= 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+    }
+    b->ops = (struct virtio_dev_ops){
+        .name = "virtio-blk",
+        .device_id = VIRTIO_ID_BLOCK,
+        .class_code = 0x010000, /* mass storage, SCSI: what QEMU and guests expect */
+        .features = f,
+        .num_queues = 1,
+        .queue_size = VIRTIO_BLK_QUEUE_SIZE,
+        .config_len = VIRTIO_BLK_CONFIG_LEN,
+        .config_read = blk_config_read,
+        .queue_notify = blk_queue_notify,
+        .reset = blk_reset,
+    };
+    b->pool = g_thread_pool_new(blk_worker, NULL, BLK_WORKERS, FALSE, NULL);
+    b->vp = virtio_pci_new(&b->ops, b, mem);
+    if (!b->pool || !b->vp) {
+        virtio_blk_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void virtio_blk_free(struct virtio_blk *b)
+{
+    if (!b) {
+        return;
+    }
+    if (b->pool) {
+        g_thread_pool_free(b->pool, FALSE, TRUE);
+    }
+    virtio_pci_free(b->vp);
+    pthread_cond_destroy(&b->idle);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+struct virtio_pci *virtio_blk_transport(struct virtio_blk *b)
+{
+    return b->vp;
+}

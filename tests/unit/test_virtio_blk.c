@@ -1,0 +1,354 @@
+/* Unit tests for devices/virtio/virtio_blk over the modern PCI transport with an
+ * in-memory disk: identity, feature negotiation, the request types, range and
+ * read-only checks, MSI-X completion interrupts and malformed requests. */
+#include "devices/virtio/virtio_blk.h"
+#include "virtio_harness.h"
+
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QN 16
+#define DISK_SECTORS 64
+
+struct memdisk {
+    uint8_t data[DISK_SECTORS * 512]; /* contents */
+    int flushes;                      /* flush calls */
+    int fail;                         /* make every call fail with -EIO */
+};
+
+static int md_pread(void *o, void *buf, uint64_t len, uint64_t off)
+{
+    struct memdisk *m = o;
+    if (m->fail || off + len > sizeof(m->data)) {
+        return -EIO;
+    }
+    memcpy(buf, m->data + off, len);
+    return 0;
+}
+
+static int md_pwrite(void *o, const void *buf, uint64_t len, uint64_t off)
+{
+    struct memdisk *m = o;
+    if (m->fail || off + len > sizeof(m->data)) {
+        return -EIO;
+    }
+    memcpy(m->data + off, buf, len);
+    return 0;
+}
+
+static int md_flush(void *o)
+{
+    struct memdisk *m = o;
+    m->flushes++;
+    return m->fail ? -EIO : 0;
+}
+
+static int md_zero(void *o, uint64_t off, uint64_t len)
+{
+    struct memdisk *m = o;
+    memset(m->data + off, 0, len);
+    return 0;
+}
+
+struct msi_log {
+    int n;          /* messages */
+    uint32_t data;  /* last data */
+};
+
+static int msi_record(void *opaque, uint64_t addr, uint32_t data)
+{
+    struct msi_log *l = opaque;
+    l->n++;
+    l->data = data;
+    return 0;
+}
+
+static struct vdrv drv;
+static struct memdisk disk;
+static struct virtio_blk *blk;
+static struct virtio_pci *vp;
+static uint16_t next_head;
+
+static void setup_dev(bool readonly)
+{
+    vdrv_free(&drv);
+    CU_ASSERT_EQUAL_FATAL(vdrv_init(&drv, QN), 0);
+    memset(&disk, 0, sizeof(disk));
+    for (unsigned i = 0; i < sizeof(disk.data); i++) {
+        disk.data[i] = (uint8_t)(i / 512 + 1);
+    }
+    struct virtio_blk_backend be = {.opaque = &disk, .pread = md_pread, .pwrite = md_pwrite,
+                                    .flush = md_flush, .discard = md_zero,
+                                    .write_zeroes = md_zero, .length = sizeof(disk.data),
+                                    .readonly = readonly};
+    blk = virtio_blk_new(&drv.mem, &be, "lodge-disk-0");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(blk);
+    vp = virtio_blk_transport(blk);
+    next_head = 0;
+}
+
+static void teardown_dev(void)
+{
+    virtio_blk_free(blk);
+    blk = NULL;
+}
+
+/* Submits header + optional data + status as a 3-descriptor chain; waits for the
+ * device; returns the status byte (0xee when untouched) and the used length. */
+static uint8_t submit(uint32_t type, uint64_t sector, uint64_t data_gpa, uint32_t data_len,
+                      bool data_writable, uint32_t *used_len)
+{
+    uint64_t hdr = vdrv_alloc(&drv, 16), st = vdrv_alloc(&drv, 1);
+    uint8_t h[16] = {0};
+    memcpy(h, &type, 4);
+    memcpy(h + 8, &sector, 8);
+    guestmem_write(&drv.mem, hdr, h, 16);
+    uint8_t ee = 0xee;
+    guestmem_write(&drv.mem, st, &ee, 1);
+    uint16_t d0 = next_head, d1 = (uint16_t)((d0 + 1) % QN), d2 = (uint16_t)((d0 + 2) % QN);
+    next_head = (uint16_t)((d0 + 3) % QN);
+    if (data_len) {
+        vdrv_desc(&drv, VDRV_DESC, d0, hdr, 16, VIRTQ_DESC_F_NEXT, d1);
+        vdrv_desc(&drv, VDRV_DESC, d1, data_gpa, data_len,
+                  VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0), d2);
+        vdrv_desc(&drv, VDRV_DESC, d2, st, 1, VIRTQ_DESC_F_WRITE, 0);
+    } else {
+        vdrv_desc(&drv, VDRV_DESC, d0, hdr, 16, VIRTQ_DESC_F_NEXT, d1);
+        vdrv_desc(&drv, VDRV_DESC, d1, st, 1, VIRTQ_DESC_F_WRITE, 0);
+    }
+    uint16_t before = vdrv_used_idx(&drv);
+    vdrv_publish(&drv, d0);
+    vdrv_kick(vp, 0);
+    virtio_blk_drain(blk);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), (uint16_t)(before + 1));
+    uint32_t id = 0, len = 0;
+    vdrv_used_elem(&drv, before, &id, &len);
+    CU_ASSERT_EQUAL(id, d0);
+    if (used_len) {
+        *used_len = len;
+    }
+    uint8_t s;
+    guestmem_read(&drv.mem, st, &s, 1);
+    return s;
+}
+
+static void test_identity_and_config(void)
+{
+    setup_dev(false);
+    struct pci_dev *pd = virtio_pci_pci(vp);
+    CU_ASSERT_EQUAL(pci_dev_config_read(pd, PCI_VENDOR_ID, 2), 0x1af4);
+    CU_ASSERT_EQUAL(pci_dev_config_read(pd, PCI_DEVICE_ID, 2), 0x1042);
+    CU_ASSERT_EQUAL(pci_dev_config_read(pd, PCI_REVISION_ID, 1), 1);
+    CU_ASSERT_TRUE(pci_dev_config_read(pd, PCI_SUBSYSTEM_ID, 2) >= 0x40);
+    /* The four virtio structures plus the PCI cfg window are vendor capabilities
+     * pointing into BAR4. */
+    int types = 0;
+    unsigned p = pci_dev_config_read(pd, PCI_CAPABILITY_LIST, 1);
+    while (p) {
+        if (pci_dev_config_read(pd, p, 1) == PCI_CAP_ID_VNDR) {
+            unsigned t = pci_dev_config_read(pd, p + 3, 1);
+            types |= 1 << t;
+            if (t != VIRTIO_PCI_CAP_PCI_CFG) {
+                CU_ASSERT_EQUAL(pci_dev_config_read(pd, p + 4, 1), VIRTIO_PCI_BAR_MAIN);
+            }
+            if (t == VIRTIO_PCI_CAP_NOTIFY_CFG) {
+                CU_ASSERT_EQUAL(pci_dev_config_read(pd, p + 16, 4), VIRTIO_PCI_NOTIFY_MULT);
+            }
+        }
+        p = pci_dev_config_read(pd, p + 1, 1);
+    }
+    CU_ASSERT_EQUAL(types, 0x3e);
+    /* Device config: capacity in sectors. */
+    uint64_t cap = virtio_pci_main_read(vp, VIRTIO_PCI_DEVCFG_OFF + VIRTIO_BLK_CFG_CAPACITY, 4);
+    CU_ASSERT_EQUAL(cap, DISK_SECTORS);
+    CU_ASSERT_EQUAL(virtio_pci_main_read(vp, VIRTIO_PCI_DEVCFG_OFF + VIRTIO_BLK_CFG_BLK_SIZE, 4),
+                    512);
+    /* Offered features: VERSION_1 in the high word, FLUSH/DISCARD in the low. */
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
+    CU_ASSERT_TRUE(virtio_pci_main_read(vp, VIRTIO_PCI_COMMON_DF, 4) & 1);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
+    uint32_t lo = (uint32_t)virtio_pci_main_read(vp, VIRTIO_PCI_COMMON_DF, 4);
+    CU_ASSERT_TRUE(lo & (1u << VIRTIO_BLK_F_FLUSH));
+    CU_ASSERT_TRUE(lo & (1u << VIRTIO_BLK_F_DISCARD));
+    CU_ASSERT_TRUE(lo & (1u << VIRTIO_F_EVENT_IDX));
+    CU_ASSERT_FALSE(lo & (1u << VIRTIO_BLK_F_RO));
+    CU_ASSERT_EQUAL(virtio_pci_main_read(vp, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+    teardown_dev();
+}
+
+static void test_feature_negotiation(void)
+{
+    setup_dev(false);
+    uint8_t base = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+    /* Without VERSION_1 FEATURES_OK does not stick (legacy drivers refused). */
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_STATUS, base, 1);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_GF, 1u << VIRTIO_BLK_F_FLUSH, 4);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_STATUS, base | VIRTIO_STATUS_FEATURES_OK, 1);
+    CU_ASSERT_EQUAL(virtio_pci_status(vp) & VIRTIO_STATUS_FEATURES_OK, 0);
+    /* Unknown feature bits are refused too. */
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_GF, 1 | (1u << 20), 4);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_STATUS, base | VIRTIO_STATUS_FEATURES_OK, 1);
+    CU_ASSERT_EQUAL(virtio_pci_status(vp) & VIRTIO_STATUS_FEATURES_OK, 0);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_GF, 1, 4);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_STATUS, base | VIRTIO_STATUS_FEATURES_OK, 1);
+    CU_ASSERT_TRUE(virtio_pci_status(vp) & VIRTIO_STATUS_FEATURES_OK);
+    CU_ASSERT_EQUAL(virtio_pci_features(vp),
+                    (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_FLUSH));
+    /* Frozen after FEATURES_OK. */
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_GF, 0, 4);
+    CU_ASSERT_EQUAL(virtio_pci_features(vp) >> 32, 1);
+    /* Reset clears everything. */
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+    CU_ASSERT_EQUAL(virtio_pci_status(vp), 0);
+    CU_ASSERT_EQUAL(virtio_pci_features(vp), 0);
+    teardown_dev();
+}
+
+static void test_read_write_flush_id(void)
+{
+    setup_dev(false);
+    CU_ASSERT_TRUE(vdrv_start(&drv, vp, 1ull << VIRTIO_BLK_F_FLUSH, 0) &
+                   VIRTIO_STATUS_DRIVER_OK);
+    uint32_t len;
+    /* Read sectors 2..3. */
+    uint64_t buf = vdrv_alloc(&drv, 1024);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_IN, 2, buf, 1024, true, &len), VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(len, 1025);
+    uint8_t got[1024];
+    guestmem_read(&drv.mem, buf, got, sizeof(got));
+    CU_ASSERT_EQUAL(got[0], 3);
+    CU_ASSERT_EQUAL(got[1023], 4);
+    /* Write sector 5. */
+    uint64_t wb = vdrv_alloc(&drv, 512);
+    memset(guestmem_ptr_rw(&drv.mem, wb, 512), 0x5a, 512);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_OUT, 5, wb, 512, false, &len), VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(len, 1);
+    CU_ASSERT_EQUAL(disk.data[5 * 512], 0x5a);
+    CU_ASSERT_EQUAL(disk.data[6 * 512 - 1], 0x5a);
+    CU_ASSERT_EQUAL(disk.data[6 * 512], 7);
+    /* Flush reaches the backend. */
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(disk.flushes, 1);
+    /* GET_ID: 20 bytes, zero padded. */
+    uint64_t idb = vdrv_alloc(&drv, 20);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_GET_ID, 0, idb, 20, true, &len), VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(len, 21);
+    char id[20];
+    guestmem_read(&drv.mem, idb, id, 20);
+    CU_ASSERT_EQUAL(memcmp(id, "lodge-disk-0\0\0\0\0\0\0\0\0", 20), 0);
+    /* Unknown type. */
+    CU_ASSERT_EQUAL(submit(99, 0, 0, 0, false, NULL), VIRTIO_BLK_S_UNSUPP);
+    /* Beyond the end of the disk, and a sector number that overflows bytes. */
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_IN, DISK_SECTORS - 1, buf, 1024, true, NULL),
+                    VIRTIO_BLK_S_IOERR);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_OUT, 1ull << 60, wb, 512, false, NULL),
+                    VIRTIO_BLK_S_IOERR);
+    /* Backend failure is an I/O error, not a crash. */
+    disk.fail = 1;
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_IN, 0, buf, 512, true, NULL), VIRTIO_BLK_S_IOERR);
+    disk.fail = 0;
+    CU_ASSERT_EQUAL(virtio_pci_status(vp) & VIRTIO_STATUS_NEEDS_RESET, 0);
+    teardown_dev();
+}
+
+static void test_discard_write_zeroes(void)
+{
+    setup_dev(false);
+    vdrv_start(&drv, vp, (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES), 0);
+    uint64_t seg = vdrv_alloc(&drv, 16);
+    uint8_t s[16] = {0};
+    uint64_t sector = 10;
+    uint32_t n = 2;
+    memcpy(s, &sector, 8);
+    memcpy(s + 8, &n, 4);
+    guestmem_write(&drv.mem, seg, s, 16);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_WRITE_ZEROES, 0, seg, 16, false, NULL), VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(disk.data[10 * 512], 0);
+    CU_ASSERT_EQUAL(disk.data[12 * 512 - 1], 0);
+    CU_ASSERT_EQUAL(disk.data[12 * 512], 13);
+    sector = DISK_SECTORS - 1; /* runs off the end */
+    memcpy(s, &sector, 8);
+    guestmem_write(&drv.mem, seg, s, 16);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_DISCARD, 0, seg, 16, false, NULL), VIRTIO_BLK_S_IOERR);
+    teardown_dev();
+}
+
+static void test_readonly(void)
+{
+    setup_dev(true);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
+    CU_ASSERT_TRUE(virtio_pci_main_read(vp, VIRTIO_PCI_COMMON_DF, 4) & (1u << VIRTIO_BLK_F_RO));
+    vdrv_start(&drv, vp, 1ull << VIRTIO_BLK_F_RO, 0);
+    uint64_t wb = vdrv_alloc(&drv, 512);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_OUT, 0, wb, 512, false, NULL), VIRTIO_BLK_S_IOERR);
+    CU_ASSERT_EQUAL(disk.data[0], 1);
+    teardown_dev();
+}
+
+static void test_msix_completion(void)
+{
+    setup_dev(false);
+    struct msi_log log = {0};
+    struct pci_dev *pd = virtio_pci_pci(vp);
+    struct pci_msi_sink sink = {.send = msi_record, .opaque = &log};
+    pci_dev_attach(pd, NULL, NULL, NULL, &sink);
+    vdrv_start(&drv, vp, 0, 0);
+    /* Enable MSI-X, program vector 1 (queue 0), unmask it. */
+    unsigned c = pci_dev_config_read(pd, PCI_CAPABILITY_LIST, 1);
+    while (pci_dev_config_read(pd, c, 1) != PCI_CAP_ID_MSIX) {
+        c = pci_dev_config_read(pd, c + 1, 1);
+    }
+    pci_dev_config_write(pd, c + 2, PCI_MSIX_CTRL_ENABLE, 2);
+    pci_dev_bar_write(pd, VIRTIO_PCI_BAR_MSIX, 16, 0xfee00000, 4);
+    pci_dev_bar_write(pd, VIRTIO_PCI_BAR_MSIX, 24, 0x51, 4);
+    pci_dev_bar_write(pd, VIRTIO_PCI_BAR_MSIX, 28, 0, 4);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_Q_MSIX, 1, 2);
+    CU_ASSERT_EQUAL(virtio_pci_main_read(vp, VIRTIO_PCI_COMMON_Q_MSIX, 2), 1);
+    /* A vector the table does not have reads back as NO_VECTOR. */
+    virtio_pci_main_write(vp, VIRTIO_PCI_COMMON_MSIX, 500, 2);
+    CU_ASSERT_EQUAL(virtio_pci_main_read(vp, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_PCI_NO_VECTOR);
+    uint64_t buf = vdrv_alloc(&drv, 512);
+    submit(VIRTIO_BLK_T_IN, 0, buf, 512, true, NULL);
+    CU_ASSERT_EQUAL(log.n, 1);
+    CU_ASSERT_EQUAL(log.data, 0x51);
+    teardown_dev();
+}
+
+static void test_malformed_request(void)
+{
+    setup_dev(false);
+    vdrv_start(&drv, vp, 0, 0);
+    /* A header of 8 bytes and no writable status byte. */
+    uint64_t hdr = vdrv_alloc(&drv, 8);
+    vdrv_desc(&drv, VDRV_DESC, 0, hdr, 8, 0, 0);
+    vdrv_publish(&drv, 0);
+    vdrv_kick(vp, 0);
+    virtio_blk_drain(blk);
+    CU_ASSERT_TRUE(virtio_pci_status(vp) & VIRTIO_STATUS_NEEDS_RESET);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 0);
+    teardown_dev();
+}
+
+int main(void)
+{
+    CU_initialize_registry();
+    CU_pSuite s = CU_add_suite("virtio_blk", NULL, NULL);
+    CU_add_test(s, "identity and config", test_identity_and_config);
+    CU_add_test(s, "feature negotiation", test_feature_negotiation);
+    CU_add_test(s, "read, write, flush, get-id", test_read_write_flush_id);
+    CU_add_test(s, "discard and write-zeroes", test_discard_write_zeroes);
+    CU_add_test(s, "read-only disk", test_readonly);
+    CU_add_test(s, "MSI-X completion", test_msix_completion);
+    CU_add_test(s, "malformed request", test_malformed_request);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    vdrv_free(&drv);
+    return fails ? 1 : 0;
+}

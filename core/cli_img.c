@@ -24,19 +24,18 @@
 
 static void cli_img_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lodge img COMMAND [OPTIONS]\n"
-            "\n"
-            "  create [-f raw|qcow2] [-b BACKING [-F FMT]] [-o cluster_size=N] FILE [SIZE]\n"
-            "  info [--json] FILE\n"
-            "  check [--repair] FILE\n"
-            "  convert [-f FMT] [-O raw|qcow2] [-c] [-p] [-o cluster_size=N] SRC DST\n"
-            "  resize [--shrink] FILE [+|-]SIZE\n"
-            "  commit FILE\n"
-            "  rebase [-u] -b NEWBACKING [-F FMT] FILE   (-b \"\" removes the backing file)\n"
-            "\n"
-            "SIZE is bytes or a number with K, M, G or T. Formats: raw, qcow2 (read and\n"
-            "write), vmdk and vdi (read only: convert from them).\n");
+    fprintf(f, "usage: lodge img COMMAND [OPTIONS]\n"
+               "\n"
+               "  create [-f raw|qcow2] [-b BACKING [-F FMT]] [-o cluster_size=N] FILE [SIZE]\n"
+               "  info [--json] FILE\n"
+               "  check [--repair] FILE\n"
+               "  convert [-f FMT] [-O raw|qcow2] [-c] [-p] [-o cluster_size=N] SRC DST\n"
+               "  resize [--shrink] FILE [+|-]SIZE\n"
+               "  commit FILE\n"
+               "  rebase [-u] -b NEWBACKING [-F FMT] FILE   (-b \"\" removes the backing file)\n"
+               "\n"
+               "SIZE is bytes or a number with K, M, G or T. Formats: raw, qcow2 (read and\n"
+               "write), vmdk and vdi (read only: convert from them).\n");
 }
 
 static int cli_img_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -646,8 +645,8 @@ static int cli_img_rebase(int argc, char **argv)
     }
     const char *path = argv[optind];
     struct image *img, *newb = NULL;
-    if (cli_img_open(path, IMAGE_FORMAT_AUTO, IMAGE_OPEN_RDWR | (unsafe ? IMAGE_OPEN_NO_BACKING : 0),
-                     &img)) {
+    if (cli_img_open(path, IMAGE_FORMAT_AUTO,
+                     IMAGE_OPEN_RDWR | (unsafe ? IMAGE_OPEN_NO_BACKING : 0), &img)) {
         return CLI_IMG_FAIL;
     }
     if (image_get_format(img) != IMAGE_FORMAT_QCOW2) {
@@ -659,7 +658,8 @@ static int cli_img_rebase(int argc, char **argv)
     if (*nb) {
         char *bpath = NULL;
         const char *slash = strrchr(path, '/');
-        if (nb[0] != '/' && slash && asprintf(&bpath, "%.*s/%s", (int)(slash - path), path, nb) < 0) {
+        if (nb[0] != '/' && slash &&
+            asprintf(&bpath, "%.*s/%s", (int)(slash - path), path, nb) < 0) {
             image_close(img);
             return CLI_IMG_FAIL;
         }
@@ -724,7 +724,7 @@ int cli_img_main(int argc, char **argv)
         const char *name;
         int (*fn)(int argc, char **argv);
     } cmds[] = {
-        {"create", cli_img_create}, {"info", cli_img_info},     {"check", cli_img_check},
+        {"create", cli_img_create},   {"info", cli_img_info},     {"check", cli_img_check},
         {"convert", cli_img_convert}, {"resize", cli_img_resize}, {"commit", cli_img_commit},
         {"rebase", cli_img_rebase},
     };

@@ -4,6 +4,7 @@
 #include "core/boot_multiboot.h"
 #include "core/log.h"
 #include "core/machine.h"
+#include "core/machine_pci.h"
 #include "core/options.h"
 #include "hostdrv/accel.h"
 #include "hostdrv/doctor.h"
@@ -43,6 +44,13 @@ static void cli_run_usage(FILE *f)
             "  --device test-exit[,iobase=0xf4,size=4]\n"
             "                     a guest write of V to the ports ends the run with\n"
             "                     exit status (V << 1) | 1\n"
+            "  --drive file=F[,format=raw|qcow2][,readonly=on]\n"
+            "                     a virtio-blk disk (up to 4)\n"
+            "  --device virtio-rng | virtio-serial\n"
+            "                     entropy device / multiport serial device\n"
+            "  --virtio-port name=NAME[,console=on],chardev=SPEC\n"
+            "                     a virtio-serial port (/dev/virtio-ports/NAME in the\n"
+            "                     guest) backed by SPEC: stdio, file:PATH, unix:PATH, none\n"
             "  --debugcon SPEC    debug port (stdio or file:PATH, [,iobase=0xe9]): guest\n"
             "                     bytes written to it go to SPEC unbuffered\n"
             "  -h, --help         show this help\n"
@@ -102,6 +110,8 @@ enum {
     OPT_LOG,
     OPT_DEVICE,
     OPT_DEBUGCON,
+    OPT_DRIVE,
+    OPT_VIRTIO_PORT,
 };
 
 static const struct option cli_run_opts[] = {
@@ -117,6 +127,8 @@ static const struct option cli_run_opts[] = {
     {"log", required_argument, NULL, OPT_LOG},
     {"device", required_argument, NULL, OPT_DEVICE},
     {"debugcon", required_argument, NULL, OPT_DEBUGCON},
+    {"drive", required_argument, NULL, OPT_DRIVE},
+    {"virtio-port", required_argument, NULL, OPT_VIRTIO_PORT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -128,6 +140,7 @@ struct cli_run_args {
     uint64_t mem;
     long cpus;
     bool no_reboot;
+    struct machine_pci_config pci; /* --drive, --device virtio-*, --virtio-port */
 };
 
 /* Returns -1 to go on, or an exit status. */
@@ -190,9 +203,21 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
             }
             a->serial = optarg;
             break;
+        case OPT_DRIVE:
+        case OPT_VIRTIO_PORT: {
+            char why[256];
+            if ((c == OPT_DRIVE ? machine_pci_parse_drive : machine_pci_parse_port)(
+                    &a->pci, optarg, why, sizeof(why)) < 0) {
+                return cli_bad(c == OPT_DRIVE ? "--drive" : "--virtio-port", "%s", why);
+            }
+            break;
+        }
         case OPT_DEVICE: {
             struct test_exit_config tc;
             char why[256];
+            if (machine_pci_parse_device(&a->pci, optarg) > 0) {
+                break;
+            }
             if (test_exit_parse(optarg, &tc, why, sizeof(why)) < 0) {
                 return cli_bad("--device", "%s", why);
             }
@@ -278,6 +303,7 @@ int cli_run_main(int argc, char **argv)
         return cli_bad(a.kernel, "%s", strerror(-rc));
     }
     cfg.test_exit = a.test_exit;
+    cfg.pci = &a.pci;
     cfg.debugcon = a.debugcon;
     /* A multiboot kernel's --initrd is a list of modules, each with a command line. */
     struct boot_mb_module *mb_mods = NULL;

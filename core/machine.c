@@ -9,6 +9,7 @@
 #include "core/chardev.h"
 #include "core/log.h"
 #include "core/machine_internal.h"
+#include "core/machine_pci.h"
 #include "core/timer.h"
 #include "devices/irq.h"
 #include "devices/pc/acpi_pm.h"
@@ -65,6 +66,13 @@ static void machine_post(struct machine *m, unsigned bits)
     atomic_store(&m->req_pending, true);
     pthread_cond_broadcast(&m->req_cond);
     pthread_mutex_unlock(&m->req_lock);
+    /* Get every vCPU out of guest code now, not when the control thread gets to it:
+     * an engine that dispatches I/O itself would otherwise run on past a power-off. */
+    for (int i = 0; i < m->nvcpus; i++) {
+        if (m->vcpus[i].started) {
+            vcpu_kick(&m->vcpus[i]);
+        }
+    }
 }
 
 void machine_request_poweroff(struct machine *m)
@@ -215,6 +223,26 @@ static void machine_ioapic_deliver(void *opaque, uint8_t dest, bool dest_logical
 {
     machine_apic_message(opaque, -1, dest, LAPIC_SH_NONE, dest_logical, delivery_mode, vector,
                          level_trigger);
+}
+
+/* An MSI write (Intel SDM vol. 3, 11.11): address 0xFEE[dest][RH][DM]x, data
+ * [trigger][level][mode][vector]; the soft engine routes it like an IOAPIC message. */
+int machine_msi(struct machine *m, uint64_t addr, uint32_t data)
+{
+    if (m->kernel_irqchip) {
+        return m->accel->msi ? m->accel->msi(m->vm, addr, data) : -ENOSYS;
+    }
+    if ((addr >> 20) != 0xfee) {
+        log_warn(MACHINE_TAG, "MSI to 0x%llx dropped: not the APIC window",
+                 (unsigned long long)addr);
+        return -EINVAL;
+    }
+    uint32_t dest = (uint32_t)(addr >> 12) & 0xff;
+    bool logical = (addr >> 2) & 1;
+    uint8_t mode = (uint8_t)((data >> 8) & 7);
+    /* MSIs are edges: no remote IRR or EOI broadcast to wait for. */
+    machine_apic_message(m, -1, dest, LAPIC_SH_NONE, logical, mode, (uint8_t)data, false);
+    return 0;
 }
 
 static void machine_lapic_kick(void *opaque)
@@ -480,7 +508,11 @@ static int machine_add_devices(struct machine *m, struct machine_error *err)
         machine_err(err, false, "machine: overlapping device ranges (internal error)");
         return -EEXIST;
     }
-    return machine_add_debug_devices(m, err);
+    rc = machine_add_debug_devices(m, err);
+    if (rc < 0) {
+        return rc;
+    }
+    return machine_pci_add_devices(m, err);
 }
 
 /* ---- vCPU interrupt glue (soft engine) ------------------------------------------------ */
@@ -555,6 +587,7 @@ static int machine_reset(struct machine *m, struct machine_error *err)
             m->devs[i].ops->reset(m->devs[i].dev);
         }
     }
+    machine_pci_reset(m);
     if (m->rtc) {
         machine_cmos_memory(m);
     }
@@ -595,7 +628,10 @@ static void *machine_loop_main(void *opaque)
 {
     struct machine *m = opaque;
     g_main_context_push_thread_default(m->ctx);
-    g_main_loop_run(m->loop);
+    /* Not g_main_loop_run: a quit that comes before the loop starts would be lost. */
+    while (!atomic_load(&m->loop_quit)) {
+        g_main_context_iteration(m->ctx, TRUE);
+    }
     g_main_context_pop_thread_default(m->ctx);
     return NULL;
 }
@@ -707,7 +743,6 @@ int machine_new(const struct machine_config *cfg, struct machine **out, struct m
     m->mmio = bus_new("mmio");
     m->tq = timerq_new(false);
     m->ctx = g_main_context_new();
-    m->loop = g_main_loop_new(m->ctx, FALSE);
     if (!m->pio || !m->mmio || !m->tq) {
         machine_err(err, false, "machine: out of memory");
         machine_free(m);
@@ -876,7 +911,8 @@ void machine_free(struct machine *m)
     }
     machine_stop_vcpus(m);
     if (m->loop_started) {
-        g_main_loop_quit(m->loop);
+        atomic_store(&m->loop_quit, true);
+        g_main_context_wakeup(m->ctx);
         pthread_join(m->loop_thread, NULL);
     }
     for (int i = 0; i < 3; i++) {
@@ -939,15 +975,13 @@ void machine_free(struct machine *m)
     if (m->pic) {
         pic_free(m->pic);
     }
+    machine_pci_free(m); /* before the buses its BARs sit on */
     chardev_free(m->serial); /* restores the terminal */
     if (m->pio) {
         bus_free(m->pio);
     }
     if (m->mmio) {
         bus_free(m->mmio);
-    }
-    if (m->loop) {
-        g_main_loop_unref(m->loop);
     }
     if (m->ctx) {
         g_main_context_unref(m->ctx);

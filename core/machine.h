@@ -15,6 +15,7 @@ struct accel_ops;
 struct boot_mb_module;
 struct machine;
 struct machine_vcpu;
+struct machine_pci_config;
 
 #define MACHINE_MIN_MEM (32ull << 20)
 #define MACHINE_MAX_CPUS 64
@@ -36,10 +37,12 @@ struct machine_config {
     const char *bios_path;
     const char *serial;             /* chardev spec for COM1: stdio, file:P, unix:P, none */
     bool no_reboot;                 /* a guest reset ends the run (status 0) */
+    const struct machine_pci_config *pci; /* virtio devices (core/machine_pci.h), or NULL */
     const struct boot_mb_module *mb_modules; /* multiboot kernels: the --initrd list */
     int mb_nmodules;
     const char *debugcon;           /* --debugcon SPEC (devices/pc/debugcon.h), or NULL */
     const char *test_exit;          /* --device test-exit[,...] SPEC, or NULL */
+    uint32_t fb_width, fb_height;   /* linear framebuffer at MACHINE_FB_BASE (0: none) */
 };
 
 /* Why machine_new failed: user says whether the user's input is at fault (exit 2)
@@ -58,6 +61,8 @@ void machine_free(struct machine *m);
 
 /* Drive an interrupt line (see the header comment for numbering). Any thread. */
 void machine_irq_set(struct machine *m, uint32_t line, int level);
+/* Deliver an MSI (address/data as a device wrote them). 0 or -errno. Any thread. */
+int machine_msi(struct machine *m, uint64_t addr, uint32_t data);
 
 /* Requests; any thread, including device callbacks on a vCPU thread. */
 void machine_request_poweroff(struct machine *m);
@@ -67,5 +72,53 @@ void machine_request_quit(struct machine *m, int signo);
 void machine_request_exit(struct machine *m, int status);
 /* Stop with an error; the first report wins. text may span lines. */
 void machine_request_error(struct machine *m, const char *text);
+
+
+/* ---- UI hooks: control socket and display (core/machine_ui.c) ---------------------- */
+
+/* Linear framebuffer (XRGB8888) placed as guest memory in the PCI hole; direct Linux
+ * boot describes it in boot_params.screen_info (VIDEO_TYPE_VLFB). */
+#define MACHINE_FB_BASE 0xFD000000ull
+#define MACHINE_FB_MAX_SIZE (16ull << 20)
+
+enum machine_state {
+    MACHINE_STATE_RUNNING,
+    MACHINE_STATE_PAUSED,
+    MACHINE_STATE_STOPPED,   /* machine_run returned or has not started */
+};
+
+enum machine_event {
+    MACHINE_EVENT_RUNNING,   /* started or resumed */
+    MACHINE_EVENT_PAUSED,
+    MACHINE_EVENT_RESET,
+    MACHINE_EVENT_POWEROFF,  /* the guest powered off */
+    MACHINE_EVENT_STOPPED,   /* the run ends (any reason) */
+};
+
+/* Called on the thread running machine_run; must not block long. */
+typedef void (*machine_event_fn)(void *opaque, enum machine_event ev);
+
+struct machine_fb {
+    uint64_t gpa;
+    uint8_t *hva;
+    int fd;                  /* memfd holding the pixels */
+    uint64_t size;
+    uint32_t width, height, stride;
+};
+
+/* Set before machine_run. */
+void machine_set_event_cb(struct machine *m, machine_event_fn fn, void *opaque);
+enum machine_state machine_get_state(struct machine *m);
+/* Stop/restart the vCPUs; both wait (up to a second) until the state changed.
+ * 0, -EALREADY (already in that state) or -ETIMEDOUT/-ESHUTDOWN. Any thread but the
+ * one running machine_run. */
+int machine_pause(struct machine *m);
+int machine_resume(struct machine *m);
+/* ACPI power button press (the guest decides what to do). */
+void machine_power_button(struct machine *m);
+/* Set-1 scancode bytes to the PS/2 keyboard. 0 or -errno. */
+int machine_key_event(struct machine *m, const uint8_t *scancode, size_t n);
+/* The framebuffer, or -ENODEV when the machine has none. */
+int machine_get_fb(struct machine *m, struct machine_fb *out);
 
 #endif

@@ -20,6 +20,8 @@
 #define MACHINE_REQ_QUIT 0x4u
 #define MACHINE_REQ_ERROR 0x8u
 #define MACHINE_REQ_EXIT 0x10u   /* exit_status says how */
+#define MACHINE_REQ_PAUSE 0x20u  /* machine_pause (core/machine_ui.c) */
+#define MACHINE_REQ_RESUME 0x40u
 
 struct machine_vcpu {
     struct machine *m;
@@ -64,6 +66,7 @@ struct machine {
     struct acpi_pm *acpi_pm;
     struct reset_ctl *reset_ctl;
     struct pci_host *pci_host;
+    struct machine_pci *pci;   /* PCI devices (core/machine_pci.c), or NULL */
     struct test_exit *test_exit;   /* --device test-exit, else NULL */
     struct debugcon *debugcon;     /* --debugcon, else NULL */
     struct chardev *debugcon_out;  /* its sink */
@@ -72,9 +75,9 @@ struct machine {
 
     struct chardev *serial;
     GMainContext *ctx;         /* host input: chardevs, signals */
-    GMainLoop *loop;
     pthread_t loop_thread;
     bool loop_started;
+    atomic_bool loop_quit;     /* tells the main loop thread to return */
     GSource *sig_src[3];
 
     int nvcpus;
@@ -88,10 +91,20 @@ struct machine {
     int quit_signo;
     char *error_text;
     int exit_status;           /* for MACHINE_REQ_EXIT; the first request wins */
+    _Atomic int state;         /* enum machine_state; changes under req_lock + req_cond */
+    machine_event_fn event_fn; /* UI listener (core/machine_ui.c), or NULL */
+    void *event_opaque;
 };
 
 /* core/vcpu.c */
 void *vcpu_thread_main(void *opaque);
 void vcpu_kick(struct machine_vcpu *v);
+
+/* core/machine_ui.c */
+void machine_emit(struct machine *m, enum machine_event ev);
+void machine_set_state(struct machine *m, enum machine_state st);
+/* Called by machine_run with the vCPUs stopped after a pause request; returns the
+ * requests still to handle (0: resumed). */
+unsigned machine_wait_paused(struct machine *m, unsigned req);
 
 #endif

@@ -169,5 +169,10 @@ void *vcpu_thread_main(void *opaque)
             return NULL;
         }
     }
+    if (log_enabled(VCPU_TAG, LOG_LEVEL_DEBUG)) {
+        /* Where the guest was when the machine stopped it (hangs, slow boots). */
+        log_debug(VCPU_TAG, "vCPU %d stopped; state:", v->index);
+        accel_dump_vcpu(m->accel, v->acc, stderr);
+    }
     return NULL;
 }

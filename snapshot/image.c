@@ -279,6 +279,9 @@ int image_open_backing(struct image *img, const char *name, enum image_format fm
     char err[IMAGE_ERR_LEN];
     int r = image_open_depth(path, fmt, 0, depth + 1, &img->backing, err, sizeof(err));
     free(path);
+    if (r == -ELOOP) {
+        return image_set_error(img, r, "backing chain too long (a loop?)");
+    }
     if (r < 0) {
         return image_set_error(img, r, "backing file: %s", err);
     }
@@ -303,8 +306,7 @@ int image_read_backing(struct image *img, void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
-int image_create(const char *path, const struct image_create_opts *opts, char *err,
-                 size_t errlen)
+int image_create(const char *path, const struct image_create_opts *opts, char *err, size_t errlen)
 {
     uint64_t size = opts->size;
     if (opts->backing) {

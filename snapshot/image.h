@@ -30,11 +30,13 @@ enum image_format {
 };
 
 /* image_open() flags */
-#define IMAGE_OPEN_RDWR 0x1       /* read-write; default is read-only */
-#define IMAGE_OPEN_NO_BACKING 0x2 /* do not open the backing chain (reads of
-                                     unallocated clusters return zeros) */
-#define IMAGE_OPEN_REPAIR 0x4     /* open read-write even if marked dirty or corrupt,
-                                     for image_check(..., repair) */
+#define IMAGE_OPEN_RDWR 0x1 /* read-write; default is read-only */
+#define IMAGE_OPEN_NO_BACKING                                                                      \
+    0x2 /* do not open the backing chain (reads of                                                 \
+           unallocated clusters return zeros) */
+#define IMAGE_OPEN_REPAIR                                                                          \
+    0x4 /* open read-write even if marked dirty or corrupt,                                        \
+           for image_check(..., repair) */
 
 /* image_block_status() results: where a byte range's content comes from */
 enum image_block_status {
@@ -52,8 +54,8 @@ struct image_create_opts {
     uint64_t size;            /* virtual size in bytes; 0 with a backing file: its size */
     const char *backing;      /* backing file name as stored (relative to the image's folder) */
     enum image_format backing_format; /* AUTO: probe the backing file */
-    unsigned cluster_bits;    /* qcow2 cluster size as a power of two; 0 = 16 (64 KiB) */
-    unsigned qcow2_version;   /* 2 or 3; 0 = 3 */
+    unsigned cluster_bits;            /* qcow2 cluster size as a power of two; 0 = 16 (64 KiB) */
+    unsigned qcow2_version;           /* 2 or 3; 0 = 3 */
 };
 
 const char *image_format_name(enum image_format fmt);
@@ -64,8 +66,7 @@ int image_format_parse(const char *name, enum image_format *out);
  * known magic are raw. */
 int image_probe(const char *path, enum image_format *out, char *err, size_t errlen);
 
-int image_create(const char *path, const struct image_create_opts *opts, char *err,
-                 size_t errlen);
+int image_create(const char *path, const struct image_create_opts *opts, char *err, size_t errlen);
 
 /* Open PATH as FMT (AUTO probes). On failure returns -errno and fills ERR. */
 int image_open(const char *path, enum image_format fmt, int flags, struct image **out, char *err,
@@ -78,7 +79,8 @@ int image_pread(struct image *img, void *buf, uint64_t len, uint64_t off);
 int image_pwrite(struct image *img, const void *buf, uint64_t len, uint64_t off);
 /* Make every completed write durable (data, then metadata in dependency order). */
 int image_flush(struct image *img);
-/* Drop data in a range; it then reads as zeros. Parts of clusters may stay. */
+/* Drop data in a range (a guest's TRIM/UNMAP). Whole clusters in it then read as
+ * zeros; the partial clusters at either end may keep their data. */
 int image_discard(struct image *img, uint64_t off, uint64_t len);
 int image_write_zeroes(struct image *img, uint64_t off, uint64_t len);
 
@@ -112,11 +114,11 @@ int image_set_backing(struct image *img, const char *name, enum image_format fmt
 
 /* Consistency check (qcow2; other formats report nothing to check). */
 struct image_check_result {
-    uint64_t corruptions;  /* references the metadata gets wrong */
-    uint64_t leaks;        /* clusters with a refcount but no reference */
-    uint64_t repaired;     /* refcounts fixed by repair */
+    uint64_t corruptions; /* references the metadata gets wrong */
+    uint64_t leaks;       /* clusters with a refcount but no reference */
+    uint64_t repaired;    /* refcounts fixed by repair */
     uint64_t allocated_clusters;
-    bool checked;          /* false: format has no metadata to check */
+    bool checked; /* false: format has no metadata to check */
 };
 /* Print a line per problem to LOG (may be NULL). With REPAIR rebuilds refcounts
  * from the references found; the image must be open read-write. */

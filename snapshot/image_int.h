@@ -34,13 +34,13 @@ struct image {
     pthread_mutex_t lock;
     int fd;
     char *path;
-    int flags;          /* IMAGE_OPEN_* */
-    uint64_t length;    /* virtual size in bytes */
+    int flags;       /* IMAGE_OPEN_* */
+    uint64_t length; /* virtual size in bytes */
     uint64_t cluster_size;
     struct image *backing;
     char *backing_name;
     enum image_format backing_format;
-    void *priv;         /* driver state */
+    void *priv; /* driver state */
     char err[IMAGE_ERR_LEN];
 };
 
@@ -68,8 +68,8 @@ char *image_resolve_relative(const char *base_path, const char *name);
  * IMG's lock; the backing has its own. */
 int image_read_backing(struct image *img, void *buf, uint64_t len, uint64_t off);
 
-int qcow2_create(const char *path, const struct image_create_opts *opts, uint64_t size,
-                 char *err, size_t errlen);
+int qcow2_create(const char *path, const struct image_create_opts *opts, uint64_t size, char *err,
+                 size_t errlen);
 
 static inline uint16_t image_le16(const uint8_t *p)
 {
@@ -77,8 +77,7 @@ static inline uint16_t image_le16(const uint8_t *p)
 }
 static inline uint32_t image_le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 static inline uint64_t image_le64(const uint8_t *p)
 {

@@ -3,6 +3,8 @@
  * resize and backing-file rewrites. Refcounts and allocation: qcow2_refcount.c. */
 #include "snapshot/qcow2.h"
 
+#include "core/log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -123,7 +125,10 @@ int qcow2_cache_get(struct image *img, struct qcow2_cache *c, uint64_t off, bool
         }
     }
     if (victim->offset && victim->dirty) {
-        int r = qcow2_cache_write_slot(img, c, victim);
+        /* For L2 tables write every dirty one: a single refcount flush then
+         * covers them all, instead of one fdatasync per eviction. */
+        int r = c->is_l2 ? qcow2_cache_write_dirty(img, c, NULL)
+                         : qcow2_cache_write_slot(img, c, victim);
         if (r < 0) {
             return r;
         }
@@ -683,8 +688,7 @@ static int qcow2_write_compressed(struct image *img, const void *buf, uint64_t o
     }
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) !=
-        Z_OK) {
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
         free(out);
         return -ENOMEM;
     }
@@ -834,8 +838,8 @@ static int qcow2_resize(struct image *img, uint64_t new_size)
 
 /* Build the header extension area + backing name into cluster 0's buffer H. */
 static int qcow2_build_header_tail(uint8_t *h, size_t cs, uint32_t header_length,
-                                   const char *backing, enum image_format bfmt,
-                                   const uint8_t *keep, size_t keep_len)
+                                   const char *backing, enum image_format bfmt, const uint8_t *keep,
+                                   size_t keep_len)
 {
     size_t pos = header_length;
     if (backing && bfmt != IMAGE_FORMAT_AUTO) {
@@ -937,8 +941,8 @@ static void qcow2_free_state(struct qcow2 *q)
 static void qcow2_close(struct image *img)
 {
     struct qcow2 *q = qcow2_state(img);
-    if (q && (img->flags & IMAGE_OPEN_RDWR)) {
-        qcow2_flush_all(img);
+    if (q && (img->flags & IMAGE_OPEN_RDWR) && qcow2_flush_all(img) < 0) {
+        log_error("img", "%s", img->err);
     }
     qcow2_free_state(q);
     img->priv = NULL;
@@ -1022,15 +1026,14 @@ static int qcow2_open(struct image *img, int depth)
     q->file_end = (uint64_t)st.st_size;
     q->version = image_be32(h0 + 4);
     if (q->version != 2 && q->version != 3) {
-        return qcow2_open_fail(img, image_set_error(img, -ENOTSUP,
-                                                    "qcow2 version %u not supported",
-                                                    q->version));
+        return qcow2_open_fail(
+            img, image_set_error(img, -ENOTSUP, "qcow2 version %u not supported", q->version));
     }
     q->cluster_bits = image_be32(h0 + 20);
     if (q->cluster_bits < QCOW2_MIN_CLUSTER_BITS || q->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        return qcow2_open_fail(
-            img, image_set_error(img, -EUCLEAN, "corrupt qcow2: cluster_bits %u out of range",
-                                 q->cluster_bits));
+        return qcow2_open_fail(img, image_set_error(img, -EUCLEAN,
+                                                    "corrupt qcow2: cluster_bits %u out of range",
+                                                    q->cluster_bits));
     }
     q->cs = 1ull << q->cluster_bits;
     q->l2_entries = q->cs / 8;
@@ -1059,20 +1062,25 @@ static int qcow2_open(struct image *img, int depth)
         q->refcount_order = image_be32(h0 + 96);
         q->header_length = image_be32(h0 + 100);
         if (q->header_length < 104 || q->header_length > q->cs || (q->header_length & 7)) {
-            return qcow2_open_fail(
-                img, image_set_error(img, -EUCLEAN, "corrupt qcow2: header length %u",
-                                     q->header_length));
+            return qcow2_open_fail(img,
+                                   image_set_error(img, -EUCLEAN, "corrupt qcow2: header length %u",
+                                                   q->header_length));
         }
         if (q->incompat & ~QCOW2_INCOMPAT_KNOWN) {
-            return qcow2_open_fail(
-                img, image_set_error(img, -ENOTSUP,
-                                     "qcow2 incompatible features 0x%llx not supported",
-                                     (unsigned long long)(q->incompat & ~QCOW2_INCOMPAT_KNOWN)));
+            uint64_t bad = q->incompat & ~QCOW2_INCOMPAT_KNOWN;
+            const char *what = bad == (1u << 2)   ? " (external data file)"
+                               : bad == (1u << 3) ? " (compression type other than zlib)"
+                               : bad == (1u << 4) ? " (extended L2 entries)"
+                                                  : "";
+            return qcow2_open_fail(img, image_set_error(img, -ENOTSUP,
+                                                        "qcow2 incompatible features 0x%llx%s "
+                                                        "not supported",
+                                                        (unsigned long long)bad, what));
         }
         if (q->refcount_order > 6) {
-            return qcow2_open_fail(
-                img, image_set_error(img, -EUCLEAN, "corrupt qcow2: refcount_order %u",
-                                     q->refcount_order));
+            return qcow2_open_fail(img, image_set_error(img, -EUCLEAN,
+                                                        "corrupt qcow2: refcount_order %u",
+                                                        q->refcount_order));
         }
     }
     q->rb_entries = (q->cs * 8) >> q->refcount_order;
@@ -1099,10 +1107,11 @@ static int qcow2_open(struct image *img, int depth)
     uint64_t span = q->cs * q->l2_entries;
     uint64_t need = img->length / span + (img->length % span != 0);
     if ((uint64_t)q->l1_size * 8 > QCOW2_MAX_L1_BYTES || q->l1_size < need) {
-        return qcow2_open_fail(
-            img, image_set_error(img, -EUCLEAN, "corrupt qcow2: L1 table size %u wrong for %llu "
-                                                "bytes",
-                                 q->l1_size, (unsigned long long)img->length));
+        return qcow2_open_fail(img,
+                               image_set_error(img, -EUCLEAN,
+                                               "corrupt qcow2: L1 table size %u wrong for %llu "
+                                               "bytes",
+                                               q->l1_size, (unsigned long long)img->length));
     }
     if (q->l1_size) {
         int r = qcow2_check_offset(img, q->l1_offset, (uint64_t)q->l1_size * 8, true, "L1 table");
@@ -1131,8 +1140,7 @@ static int qcow2_open(struct image *img, int depth)
                                                     "corrupt qcow2: refcount table size %u",
                                                     q->rct_clusters));
     }
-    int r = qcow2_check_offset(img, q->rct_offset, q->rct_clusters * q->cs, true,
-                               "refcount table");
+    int r = qcow2_check_offset(img, q->rct_offset, q->rct_clusters * q->cs, true, "refcount table");
     if (r < 0) {
         return qcow2_open_fail(img, r);
     }
@@ -1201,8 +1209,8 @@ static int qcow2_open(struct image *img, int depth)
     return 0;
 }
 
-int qcow2_create(const char *path, const struct image_create_opts *opts, uint64_t size,
-                 char *err, size_t errlen)
+int qcow2_create(const char *path, const struct image_create_opts *opts, uint64_t size, char *err,
+                 size_t errlen)
 {
     unsigned cb = opts->cluster_bits ? opts->cluster_bits : 16;
     unsigned version = opts->qcow2_version ? opts->qcow2_version : 3;
@@ -1247,7 +1255,9 @@ int qcow2_create(const char *path, const struct image_create_opts *opts, uint64_
         uint8_t type, bit;
         const char *name;
     } features[] = {
-        {0, 0, "dirty bit"}, {0, 1, "corrupt bit"}, {1, 0, "lazy refcounts"},
+        {0, 0, "dirty bit"},
+        {0, 1, "corrupt bit"},
+        {1, 0, "lazy refcounts"},
     };
     size_t nf = sizeof(features) / sizeof(features[0]);
     uint8_t ft[8 + 3 * 48] = {0};

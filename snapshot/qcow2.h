@@ -87,16 +87,16 @@ struct qcow2 {
     uint64_t file_end;  /* bytes: every cluster at or past this is free */
     uint64_t free_hint; /* cluster index: no free cluster below it */
     struct qcow2_cache l2c, rbc;
-    bool l2_unsynced;   /* L2 tables written since the last fdatasync */
-    bool data_unsynced; /* data or refcount blocks written since the last fdatasync */
+    bool l2_unsynced;       /* L2 tables written since the last fdatasync */
+    bool data_unsynced;     /* data or refcount blocks written since the last fdatasync */
     uint64_t *pending_free; /* host offsets/lengths, pairs, freed after the L1 is durable */
     size_t n_pending, cap_pending;
     uint64_t comp_pos; /* next free byte of the cluster compressed data is packed into */
     uint8_t *ext_keep; /* header extensions we keep verbatim when rewriting the header */
     size_t ext_keep_len;
-    uint8_t *cbuf;        /* one decompressed cluster */
-    uint64_t cbuf_entry;  /* L2 entry cbuf holds (0 = none) */
-    uint8_t *zbuf;        /* compressed input, 2 clusters */
+    uint8_t *cbuf;       /* one decompressed cluster */
+    uint64_t cbuf_entry; /* L2 entry cbuf holds (0 = none) */
+    uint8_t *zbuf;       /* compressed input, 2 clusters */
 };
 
 static inline struct qcow2 *qcow2_state(struct image *img)

@@ -418,8 +418,7 @@ static void qcow2_check_report(struct qcow2_checker *ck, const char *fmt, ...)
     fputc('\n', ck->log);
 }
 
-static void qcow2_check_add(struct qcow2_checker *ck, uint64_t off, uint64_t len,
-                            const char *what)
+static void qcow2_check_add(struct qcow2_checker *ck, uint64_t off, uint64_t len, const char *what)
 {
     if (len == 0) {
         return;
@@ -637,53 +636,60 @@ int qcow2_check(struct image *img, bool repair, struct image_check_result *res, 
     if (r == 0) {
         r = qcow2_check_snapshots(&ck);
     }
-    uint64_t limit = ck.nclusters;
-    for (uint64_t k = 0; k < q->rct_entries; k++) {
-        if (q->rct[k] & QCOW2_REFT_OFFSET_MASK) {
-            uint64_t e = (k + 1) * q->rb_entries;
-            if (e > limit) {
-                limit = e;
-            }
-        }
+    /* Compare stored and counted refcounts one refcount block range at a time:
+     * ranges without a block can only be checked for missing references. */
+    uint64_t nranges = (ck.nclusters + q->rb_entries - 1) / q->rb_entries;
+    if (q->rct_entries > nranges) {
+        nranges = q->rct_entries;
     }
-    for (uint64_t c = 0; c < limit && r == 0; c++) {
-        uint64_t stored = 0;
-        uint64_t want = c < ck.nclusters ? ck.ref[c] : 0;
-        bool has_rb = qcow2_has_refblock(q, c / q->rb_entries);
-        if (has_rb) {
-            uint64_t rbo = q->rct[c / q->rb_entries] & QCOW2_REFT_OFFSET_MASK;
-            if ((rbo & (q->cs - 1)) || rbo + q->cs > ck.file_size) {
-                c = (c / q->rb_entries + 1) * q->rb_entries - 1;
-                continue;
-            }
-            r = qcow2_get_refcount(img, c, &stored);
-            if (r < 0) {
-                break;
-            }
-        }
-        if (want) {
-            res->allocated_clusters++;
-        }
-        if (stored == want) {
+    for (uint64_t k = 0; k < nranges && r == 0; k++) {
+        uint64_t first = k * q->rb_entries;
+        bool has_rb = qcow2_has_refblock(q, k);
+        if (!has_rb && first >= ck.nclusters) {
             continue;
         }
-        if (stored < want) {
-            res->corruptions++;
-            qcow2_check_report(&ck, "ERROR cluster %llu refcount=%llu reference=%llu",
-                               (unsigned long long)c, (unsigned long long)stored,
-                               (unsigned long long)want);
-        } else {
-            res->leaks++;
-            qcow2_check_report(&ck, "Leaked cluster %llu refcount=%llu reference=%llu",
-                               (unsigned long long)c, (unsigned long long)stored,
-                               (unsigned long long)want);
+        if (has_rb) {
+            uint64_t rbo = q->rct[k] & QCOW2_REFT_OFFSET_MASK;
+            if ((rbo & (q->cs - 1)) || rbo + q->cs > ck.file_size) {
+                continue; /* already counted as a corruption */
+            }
         }
-        if (repair && has_rb && want <= q->refcount_max) {
-            r = qcow2_update_refcount(img, c, (int64_t)want - (int64_t)stored);
-            res->repaired++;
-        } else if (repair) {
-            qcow2_check_report(&ck, "cannot repair cluster %llu: no refcount block",
-                               (unsigned long long)c);
+        for (uint64_t c = first; c < first + q->rb_entries && r == 0; c++) {
+            if (!has_rb && c >= ck.nclusters) {
+                break;
+            }
+            uint64_t stored = 0;
+            uint64_t want = c < ck.nclusters ? ck.ref[c] : 0;
+            if (has_rb) {
+                r = qcow2_get_refcount(img, c, &stored);
+                if (r < 0) {
+                    break;
+                }
+            }
+            if (want) {
+                res->allocated_clusters++;
+            }
+            if (stored == want) {
+                continue;
+            }
+            if (stored < want) {
+                res->corruptions++;
+                qcow2_check_report(&ck, "ERROR cluster %llu refcount=%llu reference=%llu",
+                                   (unsigned long long)c, (unsigned long long)stored,
+                                   (unsigned long long)want);
+            } else {
+                res->leaks++;
+                qcow2_check_report(&ck, "Leaked cluster %llu refcount=%llu reference=%llu",
+                                   (unsigned long long)c, (unsigned long long)stored,
+                                   (unsigned long long)want);
+            }
+            if (repair && has_rb && want <= q->refcount_max) {
+                r = qcow2_update_refcount(img, c, (int64_t)want - (int64_t)stored);
+                res->repaired++;
+            } else if (repair) {
+                qcow2_check_report(&ck, "cannot repair cluster %llu: no refcount block",
+                                   (unsigned long long)c);
+            }
         }
     }
     if (r == 0) {

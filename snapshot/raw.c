@@ -36,8 +36,7 @@ static int raw_pread(struct image *img, void *buf, uint64_t len, uint64_t off)
 {
     int r = image_file_pread(img->fd, buf, len, off);
     if (r < 0) {
-        return image_set_error(img, r, "read at 0x%llx: %s", (unsigned long long)off,
-                               strerror(-r));
+        return image_set_error(img, r, "read at 0x%llx: %s", (unsigned long long)off, strerror(-r));
     }
     return 0;
 }

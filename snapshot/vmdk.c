@@ -18,15 +18,15 @@
 #define VMDK_MAX_GRAIN (64ull << 20)
 
 struct vmdk {
-    uint32_t flags;        /* SparseExtentHeader.flags */
-    uint64_t grain_bytes;  /* grainSize * 512 */
-    uint64_t gte_per_gt;   /* numGTEsPerGT */
-    uint32_t *gd;          /* grain directory: GT sector offsets */
+    uint32_t flags;       /* SparseExtentHeader.flags */
+    uint64_t grain_bytes; /* grainSize * 512 */
+    uint64_t gte_per_gt;  /* numGTEsPerGT */
+    uint32_t *gd;         /* grain directory: GT sector offsets */
     uint64_t gd_entries;
-    uint32_t *gt;          /* one cached grain table */
-    uint64_t gt_sector;    /* its sector (0 = none cached) */
-    uint8_t *grain;        /* one inflated grain */
-    uint64_t grain_index;  /* which (UINT64_MAX = none) */
+    uint32_t *gt;         /* one cached grain table */
+    uint64_t gt_sector;   /* its sector (0 = none cached) */
+    uint8_t *grain;       /* one inflated grain */
+    uint64_t grain_index; /* which (UINT64_MAX = none) */
     uint64_t file_size;
 };
 
@@ -97,13 +97,13 @@ static int vmdk_open(struct image *img, int depth)
         vmdk_parse_header(h, &vh);
     }
     if (vh.version < 1 || vh.version > 3) {
-        return vmdk_fail(img, image_set_error(img, -ENOTSUP, "vmdk version %u not supported",
-                                              vh.version));
+        return vmdk_fail(
+            img, image_set_error(img, -ENOTSUP, "vmdk version %u not supported", vh.version));
     }
     v->flags = vh.flags;
     if (vh.grain_size == 0 || (vh.grain_size & (vh.grain_size - 1)) ||
-        vh.grain_size * 512 > VMDK_MAX_GRAIN || vh.gte_per_gt == 0 ||
-        vh.gte_per_gt > (1u << 20) || vh.capacity > (1ull << 46)) {
+        vh.grain_size * 512 > VMDK_MAX_GRAIN || vh.gte_per_gt == 0 || vh.gte_per_gt > (1u << 20) ||
+        vh.capacity > (1ull << 46)) {
         return vmdk_fail(img, image_set_error(img, -EUCLEAN, "corrupt vmdk: bad geometry"));
     }
     v->grain_bytes = vh.grain_size * 512;

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #define RAM_SIZE (64ull << 20)
-#define PT_BASE 0x1000ull     /* PML4, PDPT, PD, then the page tables */
+#define PT_BASE 0x1000ull /* PML4, PDPT, PD, then the page tables */
 #define GDT_BASE 0x30000ull
-#define HLT_STUB 0x31000ull   /* LSTAR: the guest's exit syscall lands on HLT at CPL 0 */
+#define HLT_STUB 0x31000ull /* LSTAR: the guest's exit syscall lands on HLT at CPL 0 */
 #define STACK_TOP (RAM_SIZE - 0x100000)
 
 static double now(void)
@@ -151,8 +151,7 @@ static int run_lodge(const char *path, uint64_t *icount, double *secs, int *code
     const uint32_t data = CPU_SEGA_P | CPU_SEGA_S | CPU_SEGA_RW | CPU_SEGA_ACCESSED |
                           (3u << CPU_SEGA_DPL_SHIFT) | CPU_SEGA_DB | CPU_SEGA_G;
     const uint32_t cs64 = CPU_SEGA_P | CPU_SEGA_S | CPU_SEGA_CODE | CPU_SEGA_RW |
-                          CPU_SEGA_ACCESSED | (3u << CPU_SEGA_DPL_SHIFT) | CPU_SEGA_G |
-                          CPU_SEGA_L;
+                          CPU_SEGA_ACCESSED | (3u << CPU_SEGA_DPL_SHIFT) | CPU_SEGA_G | CPU_SEGA_L;
     cpu->cr0 = CPU_CR0_PE | CPU_CR0_MP | CPU_CR0_ET | CPU_CR0_NE | CPU_CR0_WP | CPU_CR0_PG;
     cpu->cr4 = CPU_CR4_PAE | CPU_CR4_OSFXSR | CPU_CR4_OSXMMEXCPT;
     cpu->efer = CPU_EFER_SCE | CPU_EFER_LME | CPU_EFER_LMA | CPU_EFER_NXE;
@@ -241,8 +240,8 @@ int main(int argc, char **argv)
     printf("cpu bench: %s: %.1f M guest instructions (Lodge's count)\n", guest, mi);
     printf("  native   %8.3f s  %9.1f MIPS  exit %d\n", tn, mi / tn, cn);
     if (have_qemu) {
-        printf("  qemu     %8.3f s  %9.1f MIPS  exit %d (qemu-x86_64 user mode, incl. start)\n",
-               tq, mi / tq, cq);
+        printf("  qemu     %8.3f s  %9.1f MIPS  exit %d (qemu-x86_64 user mode, incl. start)\n", tq,
+               mi / tq, cq);
     } else {
         printf("  qemu     (qemu-x86_64 not found: apt-get install qemu-user)\n");
     }
@@ -254,8 +253,7 @@ int main(int argc, char **argv)
         printf("  ratio Lodge/native speed %.4f (native is %.1fx faster)\n", tn / tl, tl / tn);
     }
     if (cl != cn || (have_qemu && cq != cn)) {
-        printf("  RESULT MISMATCH: exit codes differ (native %d, qemu %d, Lodge %d)\n", cn, cq,
-               cl);
+        printf("  RESULT MISMATCH: exit codes differ (native %d, qemu %d, Lodge %d)\n", cn, cq, cl);
         return 1;
     }
     return 0;

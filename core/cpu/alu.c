@@ -4,8 +4,9 @@
 #include "core/cpu/alu_impl.h"
 #include "core/cpu/ops.h"
 
-/* op: 0 ADD 1 OR 2 ADC 3 SBB 4 AND 5 SUB 6 XOR 7 CMP (the ModRM /digit order). */
-static uint64_t alu_op(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size, unsigned op)
+/* op: 0 ADD 1 OR 2 ADC 3 SBB 4 AND 5 SUB 6 XOR 7 CMP (the ModRM /digit order). Inlined
+ * into per-operation handlers below so that the switch folds away. */
+static inline __attribute__((always_inline)) uint64_t alu_op(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size, unsigned op)
 {
     uint64_t mask = alu_mask(size);
     unsigned sz = alu_ccsz(size);
@@ -54,24 +55,33 @@ static uint64_t alu_op(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size, u
     return r;
 }
 
-static void alu_rm(struct cpu *cpu, const struct x86_insn *in, unsigned op, uint64_t b)
+static uint64_t alu_op_any(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size, unsigned op)
+{
+    return alu_op(cpu, a, b, size, op);
+}
+
+static inline __attribute__((always_inline)) void alu_rm(struct cpu *cpu,
+                                                         const struct x86_insn *in,
+                                                         unsigned op, uint64_t b)
 {
     unsigned size = in->opsize;
     if (op == 7) {
         alu_op(cpu, cpu_read_rm(cpu, in, size), b, size, 7);
         return;
     }
-    rm_rmw(cpu, in, size, b, op, alu_op);
+    if (in->mod == 3) {
+        uint64_t a = cpu_get_reg(cpu, in->rm, size, insn_rex(in));
+        cpu_set_reg(cpu, in->rm, size, insn_rex(in), alu_op(cpu, a, b, size, op));
+        return;
+    }
+    rm_rmw(cpu, in, size, b, op, alu_op_any);
 }
 
-void op_alu_rm_r(struct cpu *cpu, const struct x86_insn *in)
+static inline __attribute__((always_inline)) void alu_r_rm(struct cpu *cpu,
+                                                           const struct x86_insn *in,
+                                                           unsigned op)
 {
-    alu_rm(cpu, in, (in->op >> 3) & 7, get_reg_op(cpu, in, in->opsize));
-}
-
-void op_alu_r_rm(struct cpu *cpu, const struct x86_insn *in)
-{
-    unsigned size = in->opsize, op = (in->op >> 3) & 7;
+    unsigned size = in->opsize;
     uint64_t b = cpu_read_rm(cpu, in, size);
     uint64_t r = alu_op(cpu, get_reg_op(cpu, in, size), b, size, op);
     if (op != 7) {
@@ -79,19 +89,44 @@ void op_alu_r_rm(struct cpu *cpu, const struct x86_insn *in)
     }
 }
 
-void op_alu_a_imm(struct cpu *cpu, const struct x86_insn *in)
+static inline __attribute__((always_inline)) void alu_a_imm(struct cpu *cpu,
+                                                            const struct x86_insn *in,
+                                                            unsigned op)
 {
-    unsigned size = in->opsize, op = (in->op >> 3) & 7;
+    unsigned size = in->opsize;
     uint64_t r = alu_op(cpu, cpu_get_reg(cpu, CPU_RAX, size, false), in->imm, size, op);
     if (op != 7) {
         cpu_set_reg(cpu, CPU_RAX, size, false, r);
     }
 }
 
-void op_alu_rm_imm(struct cpu *cpu, const struct x86_insn *in)
-{
-    alu_rm(cpu, in, in->reg & 7, in->imm);
-}
+/* One handler per operation and form (the decoder picks them by opcode). */
+#define ALU_HANDLERS(name, op)                                                                 \
+    void op_##name##_rm_r(struct cpu *cpu, const struct x86_insn *in)                         \
+    {                                                                                          \
+        alu_rm(cpu, in, op, get_reg_op(cpu, in, in->opsize));                                  \
+    }                                                                                          \
+    void op_##name##_r_rm(struct cpu *cpu, const struct x86_insn *in)                         \
+    {                                                                                          \
+        alu_r_rm(cpu, in, op);                                                                 \
+    }                                                                                          \
+    void op_##name##_a_imm(struct cpu *cpu, const struct x86_insn *in)                        \
+    {                                                                                          \
+        alu_a_imm(cpu, in, op);                                                                \
+    }                                                                                          \
+    void op_##name##_rm_imm(struct cpu *cpu, const struct x86_insn *in)                       \
+    {                                                                                          \
+        alu_rm(cpu, in, op, in->imm);                                                          \
+    }
+
+ALU_HANDLERS(add, 0)
+ALU_HANDLERS(or, 1)
+ALU_HANDLERS(adc, 2)
+ALU_HANDLERS(sbb, 3)
+ALU_HANDLERS(and, 4)
+ALU_HANDLERS(sub, 5)
+ALU_HANDLERS(xor, 6)
+ALU_HANDLERS(cmp, 7)
 
 void op_test_rm_r(struct cpu *cpu, const struct x86_insn *in)
 {

@@ -40,6 +40,9 @@ struct x86_insn;
 
 #define CPU_LIKELY(x) __builtin_expect(!!(x), 1)
 #define CPU_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* The memory/operand fast paths are small once specialised on a constant size: force them
+ * inline into every handler (GCC's heuristics otherwise leave calls on the hot path). */
+#define CPU_INLINE static inline
 
 /* ------------------------------------------------------------------------------------------ */
 /* Register and segment numbering (the x86 encoding order).                                    */
@@ -581,13 +584,13 @@ void *cpu_phys_ptr(struct cpu *cpu, uint64_t pa, unsigned size);
 /* Whether a physical page holds translated code. */
 bool cpu_page_has_code(struct cpu *cpu, uint64_t pa);
 
-static inline bool cpu_is_canonical(uint64_t lin)
+CPU_INLINE bool cpu_is_canonical(uint64_t lin)
 {
     return (uint64_t)(((int64_t)lin << 16) >> 16) == lin;
 }
 
 /* Segmented offset -> linear address, with the access checks. size in bytes. */
-static inline uint64_t cpu_seg_lin(struct cpu *cpu, int seg, uint64_t off, unsigned size,
+CPU_INLINE uint64_t cpu_seg_lin(struct cpu *cpu, int seg, uint64_t off, unsigned size,
                                    int acc)
 {
     const struct cpu_seg *s = &cpu->seg[seg];
@@ -606,7 +609,7 @@ static inline uint64_t cpu_seg_lin(struct cpu *cpu, int seg, uint64_t off, unsig
 }
 
 /* TLB fast path: host pointer or NULL. */
-static inline void *cpu_tlb_probe(struct cpu *cpu, uint64_t lin, unsigned size, int acc,
+CPU_INLINE void *cpu_tlb_probe(struct cpu *cpu, uint64_t lin, unsigned size, int acc,
                                   int mmu)
 {
     const struct cpu_tlb_entry *e = &cpu->tlb[mmu][(lin >> 12) & (CPU_TLB_SIZE - 1)];
@@ -619,7 +622,7 @@ static inline void *cpu_tlb_probe(struct cpu *cpu, uint64_t lin, unsigned size, 
 }
 
 #define CPU_DEFINE_LIN_ACCESS(bits, type)                                                      \
-    static inline type cpu_ldlin##bits(struct cpu *cpu, uint64_t lin, int mmu)               \
+    CPU_INLINE type cpu_ldlin##bits(struct cpu *cpu, uint64_t lin, int mmu)               \
     {                                                                                          \
         void *p = cpu_tlb_probe(cpu, lin, sizeof(type), CPU_ACC_READ, mmu);                   \
         if (CPU_LIKELY(p != NULL)) {                                                           \
@@ -629,7 +632,7 @@ static inline void *cpu_tlb_probe(struct cpu *cpu, uint64_t lin, unsigned size, 
         }                                                                                      \
         return (type)cpu_ld_slow(cpu, lin, sizeof(type), mmu);                                 \
     }                                                                                          \
-    static inline void cpu_stlin##bits(struct cpu *cpu, uint64_t lin, type v, int mmu)      \
+    CPU_INLINE void cpu_stlin##bits(struct cpu *cpu, uint64_t lin, type v, int mmu)      \
     {                                                                                          \
         void *p = cpu_tlb_probe(cpu, lin, sizeof(type), CPU_ACC_WRITE, mmu);                  \
         if (CPU_LIKELY(p != NULL)) {                                                           \
@@ -638,12 +641,12 @@ static inline void *cpu_tlb_probe(struct cpu *cpu, uint64_t lin, unsigned size, 
         }                                                                                      \
         cpu_st_slow(cpu, lin, sizeof(type), v, mmu);                                           \
     }                                                                                          \
-    static inline type cpu_ld##bits(struct cpu *cpu, int seg, uint64_t off)                  \
+    CPU_INLINE type cpu_ld##bits(struct cpu *cpu, int seg, uint64_t off)                  \
     {                                                                                          \
         uint64_t lin = cpu_seg_lin(cpu, seg, off, sizeof(type), CPU_ACC_READ);                \
         return cpu_ldlin##bits(cpu, lin, cpu->mmu_idx);                                        \
     }                                                                                          \
-    static inline void cpu_st##bits(struct cpu *cpu, int seg, uint64_t off, type v)          \
+    CPU_INLINE void cpu_st##bits(struct cpu *cpu, int seg, uint64_t off, type v)          \
     {                                                                                          \
         uint64_t lin = cpu_seg_lin(cpu, seg, off, sizeof(type), CPU_ACC_WRITE);               \
         cpu_stlin##bits(cpu, lin, v, cpu->mmu_idx);                                            \
@@ -700,13 +703,13 @@ void cpu_st_buf(struct cpu *cpu, int seg, uint64_t off, const void *src, size_t 
 
 /* ---- operands ---- */
 
-static inline uint64_t cpu_addr_mask(unsigned addrsize)
+CPU_INLINE uint64_t cpu_addr_mask(unsigned addrsize)
 {
     return addrsize == 8 ? ~0ull : addrsize == 4 ? 0xffffffffull : 0xffffull;
 }
 
 /* Effective address (offset within in->seg) of the ModRM memory operand. */
-static inline uint64_t cpu_insn_ea(const struct cpu *cpu, const struct x86_insn *in)
+CPU_INLINE uint64_t cpu_insn_ea(const struct cpu *cpu, const struct x86_insn *in)
 {
     uint64_t ea = (uint64_t)(int64_t)in->disp;
     if (in->ea_base == X86_EA_RIP) {
@@ -723,7 +726,7 @@ static inline uint64_t cpu_insn_ea(const struct cpu *cpu, const struct x86_insn 
 
 /* Register read/write by size. Byte registers 4-7 are AH/CH/DH/BH unless a REX prefix was
  * present (then SPL/BPL/SIL/DIL). A 32-bit write zero-extends to 64 bits. */
-static inline uint64_t cpu_get_reg(const struct cpu *cpu, unsigned n, unsigned size, bool rex)
+CPU_INLINE uint64_t cpu_get_reg(const struct cpu *cpu, unsigned n, unsigned size, bool rex)
 {
     switch (size) {
     case 1:
@@ -740,7 +743,7 @@ static inline uint64_t cpu_get_reg(const struct cpu *cpu, unsigned n, unsigned s
     }
 }
 
-static inline void cpu_set_reg(struct cpu *cpu, unsigned n, unsigned size, bool rex,
+CPU_INLINE void cpu_set_reg(struct cpu *cpu, unsigned n, unsigned size, bool rex,
                                uint64_t v)
 {
     switch (size) {
@@ -855,9 +858,6 @@ void cpu_sys_arpl(struct cpu *cpu, const struct x86_insn *in);    /* 63 outside 
  * the page size shift (12, 21, 22, 30) so INVLPG drops every 4 KiB piece of a large page. */
 #define CPU_TLB_G_GLOBAL 0x80u
 #define CPU_TLB_G_SHIFT 0x3fu
-/* A physical page just got translated code: make every TLB write entry mapping it take the
- * slow path (sets CPU_TLB_CODE). For exec.c when it marks a page as holding code. */
-void cpu_tlb_protect_code(struct cpu *cpu, uint64_t pa);
 
 /* MSR access without privilege checks (RDMSR/WRMSR after their checks, accel get/set_msr).
  * 0, or -EINVAL for an unknown MSR / a value the CPU refuses (the caller raises #GP(0)). */
@@ -877,9 +877,10 @@ int cpu_sys_write_cr(struct cpu *cpu, unsigned n, uint64_t val);
 uint64_t cpu_sys_read_cr(struct cpu *cpu, unsigned n);
 /* cpu_check_interrupts polls cpu->intc only when this says so (soft_accel: after a kick,
  * while something is pending, periodically; always without soft_accel), and re-arms it
- * while an interrupt or NMI is pending but blocked. */
+ * while an interrupt or NMI is pending but blocked (until_if: poll again once RFLAGS.IF is
+ * set). */
 bool cpu_sys_intr_poll(struct cpu *cpu);
-void cpu_sys_intr_rearm(struct cpu *cpu);
+void cpu_sys_intr_rearm(struct cpu *cpu, bool until_if);
 /* Advertised TSC frequency when cpu->tsc_hz is 0. */
 #define CPU_SYS_DEFAULT_TSC_HZ 2000000000ull
 

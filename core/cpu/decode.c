@@ -44,18 +44,18 @@ enum { G_NONE, G_1, G_1A, G_2, G_3, G_4, G_5, G_11B, G_11V, G_8, G_9, G_COUNT };
 #define UD {x86_op_ud, D_UD}
 #define BR (D_BRANCH | D_END)
 
-#define ALU_ROW_L(base, lock)                                                                  \
-    [base + 0] = {op_alu_rm_r, D_MODRM | D_BYTE | (lock)},                                     \
-    [base + 1] = {op_alu_rm_r, D_MODRM | (lock)},                                              \
-    [base + 2] = {op_alu_r_rm, D_MODRM | D_BYTE},                                              \
-    [base + 3] = {op_alu_r_rm, D_MODRM},                                                       \
-    [base + 4] = {op_alu_a_imm, D_BYTE | I_B},                                                 \
-    [base + 5] = {op_alu_a_imm, I_Z}
-#define ALU_ROW(base) ALU_ROW_L(base, D_LOCK)
+#define ALU_ROW_L(base, name, lock)                                                            \
+    [base + 0] = {op_##name##_rm_r, D_MODRM | D_BYTE | (lock)},                                \
+    [base + 1] = {op_##name##_rm_r, D_MODRM | (lock)},                                         \
+    [base + 2] = {op_##name##_r_rm, D_MODRM | D_BYTE},                                         \
+    [base + 3] = {op_##name##_r_rm, D_MODRM},                                                  \
+    [base + 4] = {op_##name##_a_imm, D_BYTE | I_B},                                            \
+    [base + 5] = {op_##name##_a_imm, I_Z}
+#define ALU_ROW(base, name) ALU_ROW_L(base, name, D_LOCK)
 
 static const struct opdesc map1b[256] = {
-    ALU_ROW(0x00), ALU_ROW(0x08), ALU_ROW(0x10), ALU_ROW(0x18),
-    ALU_ROW(0x20), ALU_ROW(0x28), ALU_ROW(0x30), ALU_ROW_L(0x38, 0),
+    ALU_ROW(0x00, add), ALU_ROW(0x08, or), ALU_ROW(0x10, adc), ALU_ROW(0x18, sbb),
+    ALU_ROW(0x20, and), ALU_ROW(0x28, sub), ALU_ROW(0x30, xor), ALU_ROW_L(0x38, cmp, 0),
     [0x06] = {op_push_sreg, D_INV64},
     [0x07] = {op_pop_sreg, D_INV64 | D_END},
     [0x0e] = {op_push_sreg, D_INV64},
@@ -270,9 +270,9 @@ static const struct opdesc map0f[256] = {
 /* Groups: the ModRM.reg-selected entry replaces handler and adds flags. */
 static const struct opdesc groups[G_COUNT][8] = {
     [G_1] = {
-        {op_alu_rm_imm, D_LOCK}, {op_alu_rm_imm, D_LOCK}, {op_alu_rm_imm, D_LOCK},
-        {op_alu_rm_imm, D_LOCK}, {op_alu_rm_imm, D_LOCK}, {op_alu_rm_imm, D_LOCK},
-        {op_alu_rm_imm, D_LOCK}, {op_alu_rm_imm, 0},
+        {op_add_rm_imm, D_LOCK}, {op_or_rm_imm, D_LOCK}, {op_adc_rm_imm, D_LOCK},
+        {op_sbb_rm_imm, D_LOCK}, {op_and_rm_imm, D_LOCK}, {op_sub_rm_imm, D_LOCK},
+        {op_xor_rm_imm, D_LOCK}, {op_cmp_rm_imm, 0},
     },
     [G_1A] = {{op_pop_rm, 0}, UD, UD, UD, UD, UD, UD, UD},
     [G_2] = {

@@ -317,18 +317,18 @@ void cpu_check_interrupts(struct cpu *cpu)
         return;
     }
     if (cpu->intr_shadow) {
-        cpu_sys_intr_rearm(cpu);
+        cpu_sys_intr_rearm(cpu, false);
         return;
     }
     if (ic->nmi_pending && ic->nmi_pending(ic->opaque)) {
         if (cpu->nmi_blocked) {
-            cpu_sys_intr_rearm(cpu); /* look again after IRET */
+            cpu_sys_intr_rearm(cpu, false); /* look again after IRET */
         } else {
             if (ic->nmi_ack) {
                 ic->nmi_ack(ic->opaque);
             }
             cpu->nmi_blocked = true;
-            cpu_sys_intr_rearm(cpu);
+            cpu_sys_intr_rearm(cpu, false);
             cpu->deliver_vector = X86_EXC_NMI;
             sys_deliver(cpu, X86_EXC_NMI, CPU_NO_ERROR, SYS_EV_NMI);
             cpu->deliver_vector = -1;
@@ -338,12 +338,12 @@ void cpu_check_interrupts(struct cpu *cpu)
     if (!ic->intr_pending || !ic->intr_pending(ic->opaque)) {
         return;
     }
-    /* Pending: look again at the next block whatever happens now (more may be queued,
-     * or IF is clear and STI/POPF/IRET will set it). */
-    cpu_sys_intr_rearm(cpu);
+    /* Pending: look again when IF is set, or at the next block (more may be queued). */
     if (!(cpu->rflags & CPU_FL_IF)) {
+        cpu_sys_intr_rearm(cpu, true);
         return;
     }
+    cpu_sys_intr_rearm(cpu, false);
     int v = ic->intr_ack ? ic->intr_ack(ic->opaque) : -1;
     if (v < 0 || v > 255) {
         return;

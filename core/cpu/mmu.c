@@ -327,16 +327,3 @@ void cpu_tlb_flush_page(struct cpu *cpu, uint64_t lin)
         }
     }
 }
-
-void cpu_tlb_protect_code(struct cpu *cpu, uint64_t pa)
-{
-    uint64_t page = pa & CPU_PAGE_MASK;
-    for (int m = 0; m < CPU_MMU_COUNT; m++) {
-        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
-            struct cpu_tlb_entry *e = &cpu->tlb[m][i];
-            if (e->paddr == page && !(e->tag_write & (CPU_TLB_INVALID | CPU_TLB_MMIO))) {
-                e->tag_write |= CPU_TLB_CODE;
-            }
-        }
-    }
-}

@@ -8,10 +8,21 @@
 #define X86_OP(name) void name(struct cpu *cpu, const struct x86_insn *in)
 
 /* alu.c */
-X86_OP(op_alu_rm_r);     /* 00,01,08,09,...: op r/m, reg */
-X86_OP(op_alu_r_rm);     /* 02,03,...: op reg, r/m */
-X86_OP(op_alu_a_imm);    /* 04,05,...: op AL/eAX, imm */
-X86_OP(op_alu_rm_imm);   /* 80-83 */
+/* ADD OR ADC SBB AND SUB XOR CMP, each in the forms r/m,reg (00) reg,r/m (02) acc,imm (04)
+ * and r/m,imm (80-83 /digit). */
+#define X86_ALU_OPS(name)                                                                      \
+    X86_OP(op_##name##_rm_r);                                                                  \
+    X86_OP(op_##name##_r_rm);                                                                  \
+    X86_OP(op_##name##_a_imm);                                                                 \
+    X86_OP(op_##name##_rm_imm)
+X86_ALU_OPS(add);
+X86_ALU_OPS(or);
+X86_ALU_OPS(adc);
+X86_ALU_OPS(sbb);
+X86_ALU_OPS(and);
+X86_ALU_OPS(sub);
+X86_ALU_OPS(xor);
+X86_ALU_OPS(cmp);
 X86_OP(op_test_rm_r);    /* 84,85 */
 X86_OP(op_test_a_imm);   /* A8,A9 */
 X86_OP(op_test_rm_imm);  /* F6/F7 /0 /1 */

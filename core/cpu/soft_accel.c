@@ -44,6 +44,7 @@ struct accel_vcpu {
     atomic_int kicked;      /* kick() since the last return */
     atomic_int irq_hint;    /* the interrupt controller may have something for us */
     unsigned poll_count;    /* blocks since the last unconditional poll */
+    bool wait_if;           /* an interrupt is pending but RFLAGS.IF was clear */
     bool wait_sipi;         /* after INIT (APs start here): waiting for SIPI */
 };
 
@@ -70,6 +71,10 @@ bool cpu_sys_intr_poll(struct cpu *cpu)
         atomic_exchange(&v->irq_hint, 0)) {
         return true;
     }
+    if (v->wait_if && (cpu->rflags & CPU_FL_IF)) {
+        v->wait_if = false;
+        return true;
+    }
     if (++v->poll_count >= SOFT_POLL_EVERY) {
         v->poll_count = 0;
         return true;
@@ -77,10 +82,15 @@ bool cpu_sys_intr_poll(struct cpu *cpu)
     return false;
 }
 
-void cpu_sys_intr_rearm(struct cpu *cpu)
+void cpu_sys_intr_rearm(struct cpu *cpu, bool until_if)
 {
     struct accel_vcpu *v = cpu->accel;
-    if (v) {
+    if (!v) {
+        return;
+    }
+    if (until_if) {
+        v->wait_if = true;
+    } else {
         atomic_store(&v->irq_hint, 1);
     }
 }
@@ -232,6 +242,9 @@ static bool soft_wait_halted(struct accel_vcpu *v)
         soft_timed_wait(v);
     }
     pthread_mutex_unlock(&v->lock);
+    if (woke) {
+        atomic_store(&v->irq_hint, 1); /* deliver it at once: no kick may have come */
+    }
     return woke;
 }
 

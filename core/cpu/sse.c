@@ -21,6 +21,8 @@ typedef uint32_t (*sse_fp_fn)(union cpu_xmm *d, const union cpu_xmm *s, uint32_t
 #define MX_IE 0x01u
 #define MX_DE 0x02u
 #define MX_ZE 0x04u
+#define MX_UE 0x10u
+#define MX_UM 0x800u
 
 static inline sse_v2di xload(const union cpu_xmm *x)
 {
@@ -480,7 +482,14 @@ enum { MMX_LANE = 0, MMX_HIGH, MMX_CONCAT };
 static void mmx_binop(struct cpu *cpu, const struct x86_insn *in, sse_int_fn fn, int kind)
 {
     cpu_fpu_check_mmx(cpu);
-    uint64_t s = mmx_src(cpu, in);
+    uint64_t s;
+    unsigned op = in->op & 0x3ff;
+    if (in->mod != 3 && op >= (X86_MAP_0F | 0x60) && op <= (X86_MAP_0F | 0x62)) {
+        /* MMX PUNPCKL* read only m32 (the low halves): no fault on the next dword. */
+        s = cpu_ld32(cpu, in->seg, cpu_insn_ea(cpu, in));
+    } else {
+        s = mmx_src(cpu, in);
+    }
     union cpu_xmm a = {.q = {mm_get(cpu, in->reg), 0}};
     union cpu_xmm b = {.q = {s, 0}};
     if (kind == MMX_CONCAT) {
@@ -500,6 +509,33 @@ static void xmm_binop(struct cpu *cpu, const struct x86_insn *in, sse_int_fn fn,
     fn(&cpu->fpu.xmm[in->reg], s);
 }
 
+/* With underflow unmasked, a tiny result signals UE even when it is exact (IEEE 754 trap
+ * semantics); the masked host run only reports tiny-and-inexact. Returns MX_UE when an
+ * add/sub/mul/div/horizontal result lane is a nonzero denormal. */
+static uint32_t sse_exact_tiny(const struct x86_insn *in, const union cpu_xmm *r)
+{
+    unsigned op = in->op & 0xff;
+    bool f64;
+    unsigned lanes;
+    if (op == 0x58 || op == 0x59 || op == 0x5c || op == 0x5e) {
+        f64 = in->simd == X86_SIMD_66 || in->simd == X86_SIMD_F2;
+        lanes = in->simd == X86_SIMD_NONE ? 4 : in->simd == X86_SIMD_66 ? 2 : 1;
+    } else if (op == 0x7c || op == 0x7d || op == 0xd0) {
+        f64 = in->simd == X86_SIMD_66;
+        lanes = f64 ? 2 : 4;
+    } else {
+        return 0;
+    }
+    for (unsigned i = 0; i < lanes; i++) {
+        bool tiny = f64 ? ((r->q[i] & 0x7ff0000000000000ull) == 0 && (r->q[i] << 1) != 0)
+                        : ((r->l[i] & 0x7f800000u) == 0 && (r->l[i] << 1) != 0);
+        if (tiny) {
+            return MX_UE;
+        }
+    }
+    return 0;
+}
+
 static void xmm_fpop(struct cpu *cpu, const struct x86_insn *in, sse_fp_fn fn, unsigned size)
 {
     cpu_fpu_check_sse(cpu);
@@ -507,6 +543,9 @@ static void xmm_fpop(struct cpu *cpu, const struct x86_insn *in, sse_fp_fn fn, u
     const union cpu_xmm *s = sse_src(cpu, in, &t, size);
     union cpu_xmm r = cpu->fpu.xmm[in->reg];
     uint32_t out = fn(&r, s, sse_csr(cpu));
+    if (CPU_UNLIKELY(!(cpu->fpu.mxcsr & MX_UM)) && !(out & MX_UE)) {
+        out |= sse_exact_tiny(in, &r);
+    }
     sse_fp_done(cpu, out);
     cpu->fpu.xmm[in->reg] = r;
 }
@@ -1610,7 +1649,10 @@ static void op_palignr(struct cpu *cpu, const struct x86_insn *in)
     cpu->fpu.xmm[in->reg] = r;
 }
 
-static uint32_t h_dp(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm, bool pd)
+/* DPPS/DPPD as the SDM's steps (multiply, then pairwise sums), each rounded per MXCSR. An
+ * unmasked exception in one step ends the instruction there (gmask: the guest's masks). */
+static uint32_t h_dp(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, unsigned imm, bool pd,
+                     uint32_t gmask)
 {
     union cpu_xmm a = {.q = {0, 0}}, b = {.q = {0, 0}}, z = {.q = {0, 0}};
     uint32_t out;
@@ -1621,21 +1663,29 @@ static uint32_t h_dp(union cpu_xmm *d, const union cpu_xmm *s, uint32_t csr, uns
             memcpy(&b.b[i * es], &s->b[i * es], es);
         }
     }
+#define DP_STEP(expr)                                                                              \
+    do {                                                                                           \
+        out |= (expr);                                                                             \
+        if (out & ~gmask & CPU_MXCSR_FLAGS) {                                                      \
+            return out;                                                                            \
+        }                                                                                          \
+    } while (0)
     /* Unselected lanes multiply +0 by +0: no flags, +0 product, like the SDM's +0.0. */
-    out = pd ? h_mulpd(&a, &b, csr) : h_mulps(&a, &b, csr);
+    out = 0;
+    DP_STEP(pd ? h_mulpd(&a, &b, csr) : h_mulps(&a, &b, csr));
     union cpu_xmm sum;
     if (pd) {
         union cpu_xmm hi = {.q = {a.q[1], 0}};
         sum = a;
-        out |= h_addsd(&sum, &hi, csr);
+        DP_STEP(h_addsd(&sum, &hi, csr));
     } else {
         union cpu_xmm t1 = {.l = {a.l[0], 0, 0, 0}}, t1b = {.l = {a.l[1], 0, 0, 0}};
         union cpu_xmm t2 = {.l = {a.l[2], 0, 0, 0}}, t2b = {.l = {a.l[3], 0, 0, 0}};
-        out |= h_addss(&t1, &t1b, csr);
-        out |= h_addss(&t2, &t2b, csr);
-        out |= h_addss(&t1, &t2, csr);
+        DP_STEP(h_addss(&t1, &t1b, csr) | h_addss(&t2, &t2b, csr));
+        DP_STEP(h_addss(&t1, &t2, csr));
         sum = t1;
     }
+#undef DP_STEP
     for (unsigned i = 0; i < n; i++) {
         memcpy(&d->b[i * es], (imm & (1u << i)) ? &sum.b[0] : &z.b[0], es);
     }
@@ -1718,8 +1768,8 @@ static void op_pinsr(struct cpu *cpu, const struct x86_insn *in)
     union cpu_xmm *x = &cpu->fpu.xmm[in->reg];
     if (op == 0x20) {
         /* The register form reads the low byte of a 32-bit register (never AH..BH). */
-        x->b[imm & 15] = in->mod == 3 ? (uint8_t)cpu->r[in->rm]
-                                      : cpu_ld8(cpu, in->seg, cpu_insn_ea(cpu, in));
+        x->b[imm & 15] =
+            in->mod == 3 ? (uint8_t)cpu->r[in->rm] : cpu_ld8(cpu, in->seg, cpu_insn_ea(cpu, in));
     } else if (op == 0x22) {
         uint64_t v = cpu_read_rm(cpu, in, w ? 8 : 4);
         if (w) {
@@ -1936,7 +1986,7 @@ void cpu_exec_sse3a(struct cpu *cpu, const struct x86_insn *in)
         union cpu_xmm t;
         const union cpu_xmm *s = sse_src(cpu, in, &t, 16);
         union cpu_xmm r = cpu->fpu.xmm[in->reg];
-        uint32_t out = h_dp(&r, s, sse_csr(cpu), imm, op == 0x41);
+        uint32_t out = h_dp(&r, s, sse_csr(cpu), imm, op == 0x41, cpu->fpu.mxcsr >> 7);
         sse_fp_done(cpu, out);
         cpu->fpu.xmm[in->reg] = r;
         return;

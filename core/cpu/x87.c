@@ -3,13 +3,15 @@
  * Registers are kept in the 80-bit extended format (written through the union's raw view and
  * handed to asm as long double, hence the "memory" clobbers: no type-based reordering). Every
  * operation whose result depends on rounding, precision control or the x87's special-value rules
- * runs as the host's own x87 instruction inside one asm statement: load the guest's control word
- * with all exceptions masked, load the operands, execute, read the status word, store the results.
- * So results, condition codes (C0-C3, e.g. FPREM's quotient bits) and exception flags are those of
- * real hardware. This file keeps the guest's stack (TOP, tags), decides stack faults and which
- * unmasked exceptions suppress a result, and reports pending exceptions as #MF on the next
- * waiting instruction (SDM vol. 1, 8.6). With CR0.NE = 0 the legacy FERR#/IRQ13 path is not
- * modelled: pending exceptions are then simply not reported. */
+ * runs as the host's own x87 instruction inside one asm statement: load an environment with the
+ * guest's control word (IE/DE/ZE masked, see x87_henv_of) and condition codes, load the operands,
+ * execute, read the status word, clear the host's pending exceptions, store the results. So
+ * results, condition codes (C0-C3, e.g. FPREM's quotient bits) and exception flags are those of
+ * real hardware (checked against the host by tests/unit/test_cpu_x87.c and the oracle). This file
+ * keeps the guest's stack (TOP, tags), decides stack faults and which unmasked exceptions suppress
+ * a result, and reports pending exceptions as #MF on the next waiting instruction (SDM vol.
+ * 1, 8.6). With CR0.NE = 0 the legacy FERR#/IRQ13 path is not modelled: pending exceptions are then
+ * simply not reported. */
 #include "core/cpu/cpu.h"
 
 #define FSW_EXC 0x003fu  /* IE DE ZE OE UE PE */
@@ -432,9 +434,14 @@ static bool x87_flags(struct cpu *cpu, uint16_t exc)
     return true;
 }
 
-/* Condition codes from the host status word. */
+/* Condition codes from the host status word. When an unmasked IE/DE/ZE suppressed the
+ * result, only C1 is cleared (measured: the others keep their values). */
 static void x87_cond_from(struct cpu *cpu, uint16_t hsw)
 {
+    if (hsw & ~cpu->fpu.fcw & FSW_PRE) {
+        cpu->fpu.fsw &= (uint16_t)~CPU_FSW_C1;
+        return;
+    }
     cpu->fpu.fsw = (uint16_t)((cpu->fpu.fsw & ~FSW_COND) | (hsw & FSW_COND));
 }
 
@@ -659,6 +666,9 @@ static void x87_binary(struct cpu *cpu, enum x87_hop hop, bool pop)
 {
     union cpu_fpreg a, b;
     if (x87_empty(cpu, 0) || x87_empty(cpu, 1)) {
+        if (hop == HOP_PREM || hop == HOP_PREM1) {
+            cpu->fpu.fsw &= (uint16_t)~CPU_FSW_C2; /* measured: "complete" */
+        }
         if (!x87_underflow(cpu)) {
             return;
         }
@@ -671,6 +681,9 @@ static void x87_binary(struct cpu *cpu, enum x87_hop hop, bool pop)
         uint16_t hsw = x87_host(hop, X87_HOSTENV(cpu), &a.ld, &b.ld);
         x87_cond_from(cpu, hsw);
         if (!x87_flags(cpu, hsw)) {
+            if (hop == HOP_PREM || hop == HOP_PREM1) {
+                cpu->fpu.fsw &= (uint16_t)~CPU_FSW_C2;
+            }
             return;
         }
     }
@@ -722,11 +735,22 @@ static void x87_push2(struct cpu *cpu, enum x87_hop hop)
 /* ------------------------------------------------------------------------------------------ */
 /* Memory operands.                                                                            */
 
+static void x87_probe_store(struct cpu *cpu, const struct x86_insn *in, unsigned size)
+{
+    uint64_t lin = cpu_seg_lin(cpu, in->seg, cpu_insn_ea(cpu, in), size, CPU_ACC_WRITE);
+    cpu_probe_lin(cpu, lin, size, CPU_ACC_WRITE, cpu->mmu_idx);
+}
+
 static void x87_fld_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt fmt)
 {
     union cpu_fpreg v;
     uint8_t buf[16] = {0};
     cpu_ld_buf(cpu, in->seg, cpu_insn_ea(cpu, in), buf, fmt_size[fmt]);
+    if (!x87_empty(cpu, 7)) {
+        /* Stack overflow wins over the conversion's exceptions (measured). */
+        x87_push(cpu, &v);
+        return;
+    }
     memset(&v, 0, sizeof(v));
     uint16_t hsw = x87_host_load(fmt, X87_HOSTENV(cpu), buf, &v.ld);
     /* An unmasked denormal operand is reported but the value is still loaded (measured). */
@@ -753,6 +777,7 @@ static void x87_fst_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt
     if (empty) {
         /* Underflow: IE + SF; masked, the indefinite of the destination format is stored. */
         if (!(cpu->fpu.fcw & CPU_FSW_IE)) {
+            x87_probe_store(cpu, in, fmt_size[fmt]);
             x87_underflow(cpu);
             return;
         }
@@ -766,6 +791,8 @@ static void x87_fst_mem(struct cpu *cpu, const struct x86_insn *in, enum x87_fmt
     if (!(exc & ~cpu->fpu.fcw & (FSW_EXC & ~0x20u))) {
         cpu_st_buf(cpu, in->seg, cpu_insn_ea(cpu, in), buf, fmt_size[fmt]);
     } else {
+        /* Nothing is stored, but an inaccessible destination still faults first. */
+        x87_probe_store(cpu, in, fmt_size[fmt]);
         cpu->fpu.fsw = (uint16_t)((cpu->fpu.fsw & ~CPU_FSW_C1) | (hsw & CPU_FSW_C1));
         x87_flags(cpu, exc);
         return;
@@ -910,7 +937,7 @@ static void x87_fldenv(struct cpu *cpu, const struct x86_insn *in, bool restore)
     }
 }
 
-static void x87_fldcw(struct cpu *cpu, const struct x87_henv *cwp)
+static void x87_fldcw(struct cpu *cpu, uint16_t cw)
 {
     cpu->fpu.fcw = (uint16_t)((cw & 0x1f3f) | 0x40);
     /* ES/B follow whether any recorded exception is now unmasked. */
@@ -942,15 +969,18 @@ static void x87_mem(struct cpu *cpu, const struct x86_insn *in, unsigned op, uns
         memset(&v, 0, sizeof(v));
         v.raw = x87_st(cpu, 0)->raw;
         uint16_t hsw = x87_host_marith(r, op, X87_HOSTENV(cpu), &v.ld, buf);
-        /* The condition codes are set even when an unmasked exception is reported. */
-        x87_cond_from(cpu, hsw);
         bool ok = x87_flags(cpu, hsw);
         if (r == 2 || r == 3) {
+            /* The condition codes are set even when an unmasked exception is reported. */
+            cpu->fpu.fsw = (uint16_t)((cpu->fpu.fsw & ~FSW_COND) | (hsw & FSW_COND));
             if (ok && r == 3) {
                 x87_pop(cpu);
             }
-        } else if (ok) {
-            x87_write(cpu, 0, &v);
+        } else {
+            x87_cond_from(cpu, hsw);
+            if (ok) {
+                x87_write(cpu, 0, &v);
+            }
         }
         return;
     }

@@ -109,8 +109,8 @@ int pci_dev_add_bar(struct pci_dev *d, int idx, enum pci_bar_type type, uint64_t
 {
     if (idx < 0 || idx >= PCI_DEV_NUM_BARS || type == PCI_BAR_NONE || size == 0 ||
         (size & (size - 1)) || (type == PCI_BAR_MEM64 && idx == PCI_DEV_NUM_BARS - 1) ||
-        (type == PCI_BAR_IO && (size < 4 || size > 256)) ||
-        (type != PCI_BAR_IO && size < 16) || (type == PCI_BAR_MEM32 && size > (1ull << 31))) {
+        (type == PCI_BAR_IO && (size < 4 || size > 256)) || (type != PCI_BAR_IO && size < 16) ||
+        (type == PCI_BAR_MEM32 && size > (1ull << 31))) {
         return -EINVAL;
     }
     if (d->bars[idx].type != PCI_BAR_NONE ||
@@ -245,8 +245,8 @@ static void pci_dev_update_mappings(struct pci_dev *d)
                 b->base = base;
                 log_debug(PCI_DEV_TAG, "%s mapped at 0x%llx", b->name, (unsigned long long)base);
             } else {
-                log_warn(PCI_DEV_TAG, "%s: cannot map at 0x%llx (overlaps another range)",
-                         b->name, (unsigned long long)base);
+                log_warn(PCI_DEV_TAG, "%s: cannot map at 0x%llx (overlaps another range)", b->name,
+                         (unsigned long long)base);
             }
         }
     }
@@ -277,8 +277,7 @@ int pci_dev_add_cap(struct pci_dev *d, uint8_t id, unsigned len)
         pci_config_set_u8(&d->cfg, d->cap_last + 1u, (uint8_t)off);
     } else {
         pci_config_set_u8(&d->cfg, PCI_CAPABILITY_LIST, (uint8_t)off);
-        pci_config_set_u16(&d->cfg, PCI_STATUS,
-                           cfg_u16(&d->cfg, PCI_STATUS) | PCI_STATUS_CAP_LIST);
+        pci_config_set_u16(&d->cfg, PCI_STATUS, cfg_u16(&d->cfg, PCI_STATUS) | PCI_STATUS_CAP_LIST);
     }
     d->cap_last = (uint8_t)off;
     d->cap_free = (uint8_t)(off + len > 0xff ? 0xff : off + len);
@@ -290,8 +289,8 @@ int pci_dev_init_msix(struct pci_dev *d, unsigned nvec, int bar, uint32_t table_
                       uint32_t pba_off)
 {
     if (nvec == 0 || nvec > PCI_MSIX_MAX_VECTORS || bar < 0 || bar >= PCI_DEV_NUM_BARS ||
-        d->bars[bar].type == PCI_BAR_NONE || d->bars[bar].type == PCI_BAR_IO ||
-        (table_off & 7) || (pba_off & 7) || d->msix_cap) {
+        d->bars[bar].type == PCI_BAR_NONE || d->bars[bar].type == PCI_BAR_IO || (table_off & 7) ||
+        (pba_off & 7) || d->msix_cap) {
         return -EINVAL;
     }
     uint64_t tlen = (uint64_t)nvec * PCI_MSIX_ENTRY_SIZE;
@@ -446,10 +445,9 @@ int pci_dev_notify(struct pci_dev *d, unsigned vector)
             return 0;
         }
         msg = pci_msix_msg(d, vector);
-    } else if (d->msi_cap &&
-               (cfg_u16(&d->cfg, d->msi_cap + 2u) & PCI_MSI_CTRL_ENABLE)) {
-        msg.addr = cfg_u32(&d->cfg, d->msi_cap + 4u) |
-                   ((uint64_t)cfg_u32(&d->cfg, d->msi_cap + 8u) << 32);
+    } else if (d->msi_cap && (cfg_u16(&d->cfg, d->msi_cap + 2u) & PCI_MSI_CTRL_ENABLE)) {
+        msg.addr =
+            cfg_u32(&d->cfg, d->msi_cap + 4u) | ((uint64_t)cfg_u32(&d->cfg, d->msi_cap + 8u) << 32);
         msg.data = cfg_u16(&d->cfg, d->msi_cap + 12u);
     } else {
         pthread_mutex_unlock(&d->lock);

@@ -84,30 +84,30 @@ struct pci_dev_bar {
     uint64_t size;             /* power of two (>= 16 for memory, >= 4 for I/O) */
     const struct bus_ops *ops; /* device handler for the non-MSI-X part */
     void *opaque;
-    bool mapped;               /* registered on a bus at base */
-    uint64_t base;             /* current mapping (valid when mapped) */
-    char name[24];             /* bus range name */
+    bool mapped;   /* registered on a bus at base */
+    uint64_t base; /* current mapping (valid when mapped) */
+    char name[24]; /* bus range name */
 };
 
 struct pci_dev {
-    pthread_mutex_t lock;                    /* see the header comment */
-    struct pci_config cfg;                   /* 256-byte config space + masks */
-    uint8_t reset_data[PCI_CONFIG_SIZE];     /* config contents at power-on */
+    pthread_mutex_t lock;                      /* see the header comment */
+    struct pci_config cfg;                     /* 256-byte config space + masks */
+    uint8_t reset_data[PCI_CONFIG_SIZE];       /* config contents at power-on */
     struct pci_dev_bar bars[PCI_DEV_NUM_BARS]; /* BAR0..5 (PCI 3.0 6.2.5.1) */
-    struct bus *pio, *mmio;                  /* buses BARs map onto (NULL: never mapped) */
-    uint8_t cap_last;                        /* offset of the last capability, 0 = none */
-    uint8_t cap_free;                        /* first free config byte for the next one */
-    struct irq_line intx;                    /* INTx# pin's line (PCI 3.0 2.2.6) */
-    bool intx_level;                         /* device's INTx request before INTx-disable */
-    struct pci_msi_sink msi;                 /* where MSI/MSI-X messages go */
-    uint8_t msi_cap;                         /* MSI capability offset, 0 = none */
-    uint8_t msix_cap;                        /* MSI-X capability offset, 0 = none */
-    unsigned msix_nvec;                      /* MSI-X table size */
-    int msix_bar;                            /* BAR holding table and PBA */
-    uint32_t msix_table_off;                 /* table offset in that BAR */
-    uint32_t msix_pba_off;                   /* PBA offset in that BAR */
-    uint8_t *msix_table;                     /* msix_nvec * 16 bytes (PCI 3.0 6.8.2.6-9) */
-    uint64_t *msix_pba;                      /* pending bits (PCI 3.0 6.8.2.10) */
+    struct bus *pio, *mmio;                    /* buses BARs map onto (NULL: never mapped) */
+    uint8_t cap_last;                          /* offset of the last capability, 0 = none */
+    uint8_t cap_free;                          /* first free config byte for the next one */
+    struct irq_line intx;                      /* INTx# pin's line (PCI 3.0 2.2.6) */
+    bool intx_level;                           /* device's INTx request before INTx-disable */
+    struct pci_msi_sink msi;                   /* where MSI/MSI-X messages go */
+    uint8_t msi_cap;                           /* MSI capability offset, 0 = none */
+    uint8_t msix_cap;                          /* MSI-X capability offset, 0 = none */
+    unsigned msix_nvec;                        /* MSI-X table size */
+    int msix_bar;                              /* BAR holding table and PBA */
+    uint32_t msix_table_off;                   /* table offset in that BAR */
+    uint32_t msix_pba_off;                     /* PBA offset in that BAR */
+    uint8_t *msix_table;                       /* msix_nvec * 16 bytes (PCI 3.0 6.8.2.6-9) */
+    uint64_t *msix_pba;                        /* pending bits (PCI 3.0 6.8.2.10) */
 };
 
 /* Sets up config space: IDs, subsystem IDs, INTx pin (1 = INTA#, 0 = none).

@@ -22,14 +22,14 @@ struct blk_req {
 };
 
 struct virtio_blk {
-    struct virtio_dev_ops ops;         /* per instance: features depend on the backend */
-    struct virtio_pci *vp;             /* transport */
-    struct virtio_blk_backend be;      /* the disk */
-    char serial[VIRTIO_BLK_ID_BYTES];  /* GET_ID answer, zero padded (5.2.6) */
-    GThreadPool *pool;                 /* I/O workers */
-    pthread_mutex_t lock;              /* inflight */
-    pthread_cond_t idle;               /* signalled when inflight drops to 0 */
-    unsigned inflight;                 /* requests popped but not yet pushed */
+    struct virtio_dev_ops ops;        /* per instance: features depend on the backend */
+    struct virtio_pci *vp;            /* transport */
+    struct virtio_blk_backend be;     /* the disk */
+    char serial[VIRTIO_BLK_ID_BYTES]; /* GET_ID answer, zero padded (5.2.6) */
+    GThreadPool *pool;                /* I/O workers */
+    pthread_mutex_t lock;             /* inflight */
+    pthread_cond_t idle;              /* signalled when inflight drops to 0 */
+    unsigned inflight;                /* requests popped but not yet pushed */
 };
 
 static uint32_t blk_config_read(void *dev, unsigned off, unsigned size)
@@ -73,8 +73,7 @@ static uint64_t le64(const uint8_t *p)
 
 static uint32_t le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 /* Checks [sector, sector + bytes) against the disk; the byte offset on success. */
@@ -108,7 +107,8 @@ static int blk_rw(struct virtio_blk *b, const struct iovec *iov, unsigned n, siz
         if (c > len) {
             c = len;
         }
-        int rc = write ? b->be.pwrite(b->be.opaque, p, c, off) : b->be.pread(b->be.opaque, p, c, off);
+        int rc =
+            write ? b->be.pwrite(b->be.opaque, p, c, off) : b->be.pread(b->be.opaque, p, c, off);
         if (rc < 0) {
             return rc;
         }
@@ -120,8 +120,8 @@ static int blk_rw(struct virtio_blk *b, const struct iovec *iov, unsigned n, siz
 
 static uint8_t blk_ranges(struct virtio_blk *b, const struct virtq_elem *e, uint32_t type)
 {
-    int (*op)(void *, uint64_t, uint64_t) = type == VIRTIO_BLK_T_DISCARD ? b->be.discard
-                                                                          : b->be.write_zeroes;
+    int (*op)(void *, uint64_t, uint64_t) =
+        type == VIRTIO_BLK_T_DISCARD ? b->be.discard : b->be.write_zeroes;
     if (!op) {
         return VIRTIO_BLK_S_UNSUPP;
     }

@@ -63,8 +63,8 @@ struct virtio_blk_backend {
     int (*flush)(void *opaque);
     int (*discard)(void *opaque, uint64_t off, uint64_t len);      /* NULL: not offered */
     int (*write_zeroes)(void *opaque, uint64_t off, uint64_t len); /* NULL: not offered */
-    uint64_t length;   /* bytes; the guest sees length / 512 sectors */
-    bool readonly;     /* offer VIRTIO_BLK_F_RO and fail writes */
+    uint64_t length; /* bytes; the guest sees length / 512 sectors */
+    bool readonly;   /* offer VIRTIO_BLK_F_RO and fail writes */
 };
 
 struct virtio_blk;

@@ -19,12 +19,12 @@
 #define CON_CONFIG_LEN 12
 
 struct con_port {
-    bool present;                      /* configured by the host */
-    bool console;                      /* port 0 as hvc console */
+    bool present;                           /* configured by the host */
+    bool console;                           /* port 0 as hvc console */
     char name[VIRTIO_CONSOLE_NAME_MAX + 1]; /* PORT_NAME payload ("" = unnamed) */
-    struct virtio_console_backend be;  /* guest -> host */
-    bool guest_ready;                  /* PORT_READY(1) seen */
-    bool guest_open;                   /* PORT_OPEN value from the guest */
+    struct virtio_console_backend be;       /* guest -> host */
+    bool guest_ready;                       /* PORT_READY(1) seen */
+    bool guest_open;                        /* PORT_OPEN value from the guest */
 };
 
 struct con_msg {
@@ -38,11 +38,11 @@ struct virtio_console {
     struct con_port ports[VIRTIO_CONSOLE_MAX_PORTS]; /* by port id */
     int next_named;                                  /* next id for a named port */
     bool driver_ready;                               /* DEVICE_READY(1) seen */
-    struct con_msg pending[CON_PENDING_MAX];         /* control messages waiting for c_ivq buffers */
+    struct con_msg pending[CON_PENDING_MAX]; /* control messages waiting for c_ivq buffers */
     unsigned npending;
-    struct virtq_elem *rx_elem;                      /* scratch for rx and control (lock) */
-    pthread_mutex_t tx_lock;                         /* guest -> host path */
-    struct virtq_elem *tx_elem;                      /* scratch for tx (tx_lock) */
+    struct virtq_elem *rx_elem; /* scratch for rx and control (lock) */
+    pthread_mutex_t tx_lock;    /* guest -> host path */
+    struct virtq_elem *tx_elem; /* scratch for tx (tx_lock) */
 };
 
 static int con_rx_queue(int id)
@@ -231,8 +231,8 @@ size_t virtio_console_port_receive(struct virtio_console *vc, int id, const uint
     if (p->present && p->guest_open) {
         unsigned q = (unsigned)con_rx_queue(id);
         while (done < len && virtio_pci_pop(vc->vp, q, vc->rx_elem) > 0) {
-            size_t n = virtq_iov_from_buf(vc->rx_elem->iov + vc->rx_elem->nout, vc->rx_elem->nin,
-                                          0, buf + done, len - done);
+            size_t n = virtq_iov_from_buf(vc->rx_elem->iov + vc->rx_elem->nout, vc->rx_elem->nin, 0,
+                                          buf + done, len - done);
             virtio_pci_push(vc->vp, q, vc->rx_elem, (uint32_t)n);
             done += n;
         }

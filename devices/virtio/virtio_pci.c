@@ -12,31 +12,31 @@
 #define VP_TAG "dev.virtio"
 
 struct vp_queue {
-    uint16_t size;       /* queue_size as the driver set it (4.1.4.3) */
-    uint16_t vector;     /* queue_msix_vector */
-    bool enabled;        /* queue_enable */
-    uint64_t desc;       /* queue_desc */
-    uint64_t avail;      /* queue_driver */
-    uint64_t used;       /* queue_device */
-    struct virtq vq;     /* ring state once enabled */
+    uint16_t size;   /* queue_size as the driver set it (4.1.4.3) */
+    uint16_t vector; /* queue_msix_vector */
+    bool enabled;    /* queue_enable */
+    uint64_t desc;   /* queue_desc */
+    uint64_t avail;  /* queue_driver */
+    uint64_t used;   /* queue_device */
+    struct virtq vq; /* ring state once enabled */
 };
 
 struct virtio_pci {
-    pthread_mutex_t lock;               /* registers below and the rings */
-    const struct virtio_dev_ops *ops;   /* device model */
+    pthread_mutex_t lock;             /* registers below and the rings */
+    const struct virtio_dev_ops *ops; /* device model */
     void *dev;
-    const struct guestmem *mem;         /* guest RAM */
-    struct pci_dev pci;                 /* config space, BARs, MSI-X */
-    uint64_t host_features;             /* device_feature (4.1.4.3) */
-    uint64_t guest_features;            /* driver_feature */
-    uint32_t dfselect;                  /* device_feature_select */
-    uint32_t gfselect;                  /* driver_feature_select */
-    uint16_t msix_config;               /* config_msix_vector */
-    uint8_t status;                     /* device_status (2.1) */
-    uint8_t config_generation;          /* config_generation (2.4) */
-    uint16_t queue_select;              /* queue_select */
-    uint8_t isr;                        /* ISR status (4.1.4.5) */
-    unsigned nvec;                      /* MSI-X vectors */
+    const struct guestmem *mem;               /* guest RAM */
+    struct pci_dev pci;                       /* config space, BARs, MSI-X */
+    uint64_t host_features;                   /* device_feature (4.1.4.3) */
+    uint64_t guest_features;                  /* driver_feature */
+    uint32_t dfselect;                        /* device_feature_select */
+    uint32_t gfselect;                        /* driver_feature_select */
+    uint16_t msix_config;                     /* config_msix_vector */
+    uint8_t status;                           /* device_status (2.1) */
+    uint8_t config_generation;                /* config_generation (2.4) */
+    uint16_t queue_select;                    /* queue_select */
+    uint8_t isr;                              /* ISR status (4.1.4.5) */
+    unsigned nvec;                            /* MSI-X vectors */
     struct vp_queue q[VIRTIO_PCI_MAX_QUEUES]; /* per-queue registers */
 };
 
@@ -82,8 +82,8 @@ void virtio_pci_config_changed(struct virtio_pci *vp)
 
 static bool vp_live(struct virtio_pci *vp, unsigned q)
 {
-    return q < vp->ops->num_queues && vp->q[q].enabled &&
-           (vp->status & VIRTIO_STATUS_DRIVER_OK) && !(vp->status & VIRTIO_STATUS_NEEDS_RESET);
+    return q < vp->ops->num_queues && vp->q[q].enabled && (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+           !(vp->status & VIRTIO_STATUS_NEEDS_RESET);
 }
 
 bool virtio_pci_queue_live(struct virtio_pci *vp, unsigned q)
@@ -282,8 +282,9 @@ static bool vp_status_write(struct virtio_pci *vp, uint8_t val)
     if ((nv & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
         uint64_t f = vp->guest_features;
         if ((f & ~vp->host_features) || !((f >> VIRTIO_F_VERSION_1) & 1)) {
-            log_warn(VP_TAG, "%s: driver features 0x%llx refused (need VERSION_1, subset of "
-                             "0x%llx)",
+            log_warn(VP_TAG,
+                     "%s: driver features 0x%llx refused (need VERSION_1, subset of "
+                     "0x%llx)",
                      vp->ops->name, (unsigned long long)f, (unsigned long long)vp->host_features);
             nv &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
         }
@@ -318,8 +319,8 @@ static void vp_common_write(struct virtio_pci *vp, uint64_t off, uint64_t val, u
     case VIRTIO_PCI_COMMON_GF:
         if (size == 4 && vp->gfselect < 2 && !(vp->status & VIRTIO_STATUS_FEATURES_OK)) {
             unsigned sh = 32 * vp->gfselect;
-            vp->guest_features = (vp->guest_features & ~(0xffffffffull << sh)) |
-                                 ((uint64_t)(uint32_t)val << sh);
+            vp->guest_features =
+                (vp->guest_features & ~(0xffffffffull << sh)) | ((uint64_t)(uint32_t)val << sh);
         }
         break;
     case VIRTIO_PCI_COMMON_MSIX:
@@ -353,8 +354,7 @@ static void vp_common_write(struct virtio_pci *vp, uint64_t off, uint64_t val, u
             if (rc < 0) {
                 pthread_mutex_unlock(&vp->lock);
                 char why[96];
-                snprintf(why, sizeof(why), "queue %u enabled with a bad size or ring address",
-                         qs);
+                snprintf(why, sizeof(why), "queue %u enabled with a bad size or ring address", qs);
                 virtio_pci_set_needs_reset(vp, why);
                 return;
             }
@@ -438,8 +438,7 @@ static const struct bus_ops vp_bar_ops = {.read = vp_bar_read, .write = vp_bar_w
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
-static int vp_add_cap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len,
-                      unsigned extra)
+static int vp_add_cap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len, unsigned extra)
 {
     int c = pci_dev_add_cap(d, PCI_CAP_ID_VNDR, 16 + extra);
     if (c < 0) {
@@ -457,9 +456,8 @@ static int vp_add_cap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t le
 struct virtio_pci *virtio_pci_new(const struct virtio_dev_ops *ops, void *dev,
                                   const struct guestmem *mem)
 {
-    if (ops->num_queues == 0 || ops->num_queues > VIRTIO_PCI_MAX_QUEUES ||
-        ops->queue_size == 0 || ops->queue_size > VIRTQ_MAX_SIZE ||
-        (ops->queue_size & (ops->queue_size - 1)) ||
+    if (ops->num_queues == 0 || ops->num_queues > VIRTIO_PCI_MAX_QUEUES || ops->queue_size == 0 ||
+        ops->queue_size > VIRTQ_MAX_SIZE || (ops->queue_size & (ops->queue_size - 1)) ||
         ops->config_len > VIRTIO_PCI_NOTIFY_OFF - VIRTIO_PCI_DEVCFG_OFF) {
         return NULL;
     }
@@ -476,9 +474,9 @@ struct virtio_pci *virtio_pci_new(const struct virtio_dev_ops *ops, void *dev,
                         (1ull << VIRTIO_F_INDIRECT_DESC) | (1ull << VIRTIO_F_EVENT_IDX);
     struct pci_dev *d = &vp->pci;
     /* Modern-only device: revision 1, subsystem ID 0x40 + type (4.1.2.1). */
-    int rc = pci_dev_init(d, VIRTIO_PCI_VENDOR, (uint16_t)(VIRTIO_PCI_DEVICE_BASE + ops->device_id),
-                          ops->class_code, 1, VIRTIO_PCI_VENDOR,
-                          (uint16_t)(0x40 + ops->device_id), 1);
+    int rc =
+        pci_dev_init(d, VIRTIO_PCI_VENDOR, (uint16_t)(VIRTIO_PCI_DEVICE_BASE + ops->device_id),
+                     ops->class_code, 1, VIRTIO_PCI_VENDOR, (uint16_t)(0x40 + ops->device_id), 1);
     if (rc < 0) {
         free(vp);
         return NULL;
@@ -487,11 +485,11 @@ struct virtio_pci *virtio_pci_new(const struct virtio_dev_ops *ops, void *dev,
     snprintf(name, sizeof(name), "%s-msix", ops->name);
     rc |= pci_dev_add_bar(d, VIRTIO_PCI_BAR_MSIX, PCI_BAR_MEM32, VIRTIO_PCI_MSIX_SIZE, NULL, NULL,
                           name);
-    rc |= pci_dev_add_bar(d, VIRTIO_PCI_BAR_MAIN, PCI_BAR_MEM32, VIRTIO_PCI_MAIN_SIZE,
-                          &vp_bar_ops, vp, ops->name);
+    rc |= pci_dev_add_bar(d, VIRTIO_PCI_BAR_MAIN, PCI_BAR_MEM32, VIRTIO_PCI_MAIN_SIZE, &vp_bar_ops,
+                          vp, ops->name);
     rc |= pci_dev_init_msix(d, vp->nvec, VIRTIO_PCI_BAR_MSIX, 0, 0x800);
-    int c = vp_add_cap(d, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN,
-                       0);
+    int c =
+        vp_add_cap(d, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN, 0);
     rc |= c < 0 ? c : 0;
     c = vp_add_cap(d, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1, 0);
     rc |= c < 0 ? c : 0;

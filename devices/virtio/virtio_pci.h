@@ -94,13 +94,13 @@
 #define VIRTIO_PCI_ISR_CONFIG 0x2
 
 struct virtio_dev_ops {
-    const char *name;       /* for logs and bus ranges: "virtio-blk" */
-    uint16_t device_id;     /* VIRTIO_ID_* */
-    uint32_t class_code;    /* PCI class << 16 | subclass << 8 | prog-if */
-    uint64_t features;      /* device-type feature bits offered */
-    unsigned num_queues;    /* 1..VIRTIO_PCI_MAX_QUEUES */
-    uint16_t queue_size;    /* maximum size of every queue, a power of two */
-    unsigned config_len;    /* bytes of device-specific config (0: none) */
+    const char *name;    /* for logs and bus ranges: "virtio-blk" */
+    uint16_t device_id;  /* VIRTIO_ID_* */
+    uint32_t class_code; /* PCI class << 16 | subclass << 8 | prog-if */
+    uint64_t features;   /* device-type feature bits offered */
+    unsigned num_queues; /* 1..VIRTIO_PCI_MAX_QUEUES */
+    uint16_t queue_size; /* maximum size of every queue, a power of two */
+    unsigned config_len; /* bytes of device-specific config (0: none) */
     /* Device config access, off + size <= config_len. */
     uint32_t (*config_read)(void *dev, unsigned off, unsigned size);
     void (*config_write)(void *dev, unsigned off, uint32_t val, unsigned size);

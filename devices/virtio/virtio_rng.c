@@ -8,9 +8,9 @@
 #define RNG_MAX_PER_BUFFER 4096 /* bytes handed out per request: the guest asks again */
 
 struct virtio_rng {
-    struct virtio_pci *vp;  /* transport */
-    struct virtq_elem *e;   /* scratch element, used on the notifying vCPU thread only */
-    pthread_mutex_t lock;   /* e */
+    struct virtio_pci *vp; /* transport */
+    struct virtq_elem *e;  /* scratch element, used on the notifying vCPU thread only */
+    pthread_mutex_t lock;  /* e */
 };
 
 static const struct virtio_dev_ops rng_ops;

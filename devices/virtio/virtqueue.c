@@ -45,8 +45,7 @@ static uint64_t vq_le64(const uint8_t *p)
 
 static uint32_t vq_le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 void virtq_init(struct virtq *vq, const struct guestmem *mem, uint16_t num, uint64_t desc,
@@ -149,8 +148,8 @@ static int vq_walk(struct virtq *vq, uint16_t head, struct virtq_elem *e)
             }
             if (len == 0 || (len % VIRTQ_DESC_SIZE) || len / VIRTQ_DESC_SIZE > VIRTQ_MAX_SEGS ||
                 !guestmem_ptr(vq->mem, addr, len)) {
-                log_warn(VQ_TAG, "bad indirect table (0x%llx, %u bytes)",
-                         (unsigned long long)addr, len);
+                log_warn(VQ_TAG, "bad indirect table (0x%llx, %u bytes)", (unsigned long long)addr,
+                         len);
                 return -EIO;
             }
             table = addr;

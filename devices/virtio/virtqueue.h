@@ -19,8 +19,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#define VIRTQ_MAX_SIZE 1024       /* largest queue size a device may offer */
-#define VIRTQ_MAX_SEGS 1024       /* buffers in one chain, indirect tables included */
+#define VIRTQ_MAX_SIZE 1024 /* largest queue size a device may offer */
+#define VIRTQ_MAX_SEGS 1024 /* buffers in one chain, indirect tables included */
 #define VIRTQ_DESC_SIZE 16
 
 #define VIRTQ_DESC_F_NEXT 1
@@ -45,10 +45,10 @@ struct virtq {
 /* One popped chain: out = device-readable buffers, in = device-writable ones, as
  * host pointers into guest RAM (valid as long as the VM's RAM is). */
 struct virtq_elem {
-    uint16_t head;        /* descriptor index to return in the used ring */
-    unsigned nout, nin;   /* counts in iov: out first, then in */
-    uint64_t out_len;     /* total readable bytes */
-    uint64_t in_len;      /* total writable bytes */
+    uint16_t head;      /* descriptor index to return in the used ring */
+    unsigned nout, nin; /* counts in iov: out first, then in */
+    uint64_t out_len;   /* total readable bytes */
+    uint64_t in_len;    /* total writable bytes */
     struct iovec iov[VIRTQ_MAX_SEGS];
 };
 

@@ -20,17 +20,17 @@
 #include <time.h>
 
 struct dstats {
-    uint64_t total;        /* instructions compared */
-    uint64_t agree;        /* both decode, same length */
-    uint64_t len_diff;     /* both decode, different length (a failure unless excluded) */
-    uint64_t excluded;     /* length differs, but Capstone is known wrong */
-    uint64_t lodge_only;   /* Lodge decodes (not #UD), Capstone rejects */
-    uint64_t cs_only;      /* Capstone decodes, Lodge says #UD (length still compared) */
-    uint64_t modrm_diff;   /* same length, ModRM presence differs */
-    uint64_t imm_diff;     /* same length, immediate size differs */
+    uint64_t total;      /* instructions compared */
+    uint64_t agree;      /* both decode, same length */
+    uint64_t len_diff;   /* both decode, different length (a failure unless excluded) */
+    uint64_t excluded;   /* length differs, but Capstone is known wrong */
+    uint64_t lodge_only; /* Lodge decodes (not #UD), Capstone rejects */
+    uint64_t cs_only;    /* Capstone decodes, Lodge says #UD (length still compared) */
+    uint64_t modrm_diff; /* same length, ModRM presence differs */
+    uint64_t imm_diff;   /* same length, immediate size differs */
     unsigned printed;
-    uint32_t key_len[3][0x500]; /* length disagreements per mode and opcode key */
-    uint32_t key_ud[3][0x500];  /* Lodge #UD where Capstone decodes */
+    uint32_t key_len[3][0x500];   /* length disagreements per mode and opcode key */
+    uint32_t key_ud[3][0x500];    /* Lodge #UD where Capstone decodes */
     uint32_t key_lodge[3][0x500]; /* Lodge decodes, Capstone rejects */
 };
 
@@ -165,6 +165,18 @@ static const char *capstone_wrong(const uint8_t *b, size_t n, int mode, int lodg
             return "66 with REX.W/F2/F3: SDM operand-size rules for 68/C2";
         }
     }
+    if (op == 0x62 && o + 5 < n && (mode == X86_MODE_64 || (b[o + 1] & 0xc0) == 0xc0) &&
+        (b[o + 3] & 0x10) && (b[o + 5] & 0xc0) == 0xc0 && ud && lodge_len == (int)o + 6) {
+        /* EVEX register form with EVEX.b (embedded rounding {er}/{sae}): no immediate unless
+         * the opcode has one; Capstone 4 counts an extra byte (vmulps zmm, zmm, zmm, {rn-sae}
+         * is 6 bytes: 62 P0 P1 P2 59 ModRM). */
+        return "EVEX {er} register form has no extra byte";
+    }
+    if (op == 0x8f && (b[o + 1] & 0x1f) == 0x0a && ud && cs->imm_size == 2) {
+        /* XOP map 0Ah (AMD TBM BEXTR/LWP*) always takes an imm32 (AMD APM vol. 3, BEXTR
+         * "8F RXB.0A 0.1111.0.00 10 /r id"); Capstone shrinks it to imm16 in 16-bit mode. */
+        return "XOP map 0Ah takes imm32";
+    }
     if ((op == 0xe8 || op == 0xe9) && p66 && !rexw && lodge_len == (int)o + 3 &&
         (prep || mode == X86_MODE_64)) {
         /* 66 selects rel16 for near CALL/JMP (SDM vol. 2A CALL: "E8 cw"; in 64-bit mode AMD
@@ -252,8 +264,8 @@ static unsigned compare_one(struct dstats *st, const struct dopts *op, struct or
     return ci.len;
 }
 
-static const uint8_t legacy_pfx[] = {0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x3e,
-                                     0x26, 0x36, 0x64, 0x65};
+static const uint8_t legacy_pfx[] = {0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e,
+                                     0x3e, 0x26, 0x36, 0x64, 0x65};
 
 static void random_insn(uint64_t *s, int mode, uint8_t *b)
 {
@@ -376,8 +388,8 @@ static int run_vmlinux(struct dstats *st, const struct dopts *op)
         memcpy(b, p + off, n - off < 16 ? (size_t)(n - off) : 16);
         off += compare_one(st, op, cs, b, X86_MODE_64, text->sh_addr + off);
     }
-    printf("decoder_oracle: %s .text: %" PRIu64 " bytes, %" PRIu64 " instructions\n",
-           op->vmlinux, n, st->total - before);
+    printf("decoder_oracle: %s .text: %" PRIu64 " bytes, %" PRIu64 " instructions\n", op->vmlinux,
+           n, st->total - before);
     orc_cs_free(cs);
     free(img);
     return 0;

@@ -37,16 +37,16 @@ struct opts {
 struct stats {
     uint64_t cases, mismatches, unimpl, crashes;
     uint64_t t_cases[64], t_fail[64], t_unimpl[64];
-    uint32_t hits[0x400];        /* opcode (map | byte) hit by a matching case */
-    uint32_t unimpl_op[0x400];   /* opcode Lodge answered with #UD */
-    uint32_t fail_op[0x400];     /* opcode with mismatches */
+    uint32_t hits[0x400];      /* opcode (map | byte) hit by a matching case */
+    uint32_t unimpl_op[0x400]; /* opcode Lodge answered with #UD */
+    uint32_t fail_op[0x400];   /* opcode with mismatches */
 };
 
 static const char *end_name(int end, char *buf, size_t len)
 {
-    static const char *const vec[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
-                                      "#DF", "?9",  "#TS", "#NP", "#SS", "#GP", "#PF", "?15",
-                                      "#MF", "#AC", "#MC", "#XM"};
+    static const char *const vec[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD",
+                                      "#NM", "#DF", "?9",  "#TS", "#NP", "#SS", "#GP",
+                                      "#PF", "?15", "#MF", "#AC", "#MC", "#XM"};
     switch (end) {
     case ORC_END_OK:
         return "end";
@@ -67,7 +67,7 @@ static const char *end_name(int end, char *buf, size_t len)
 
 static void disasm(const struct orc_case *c, FILE *f)
 {
-    orc_disasm_print(c->code, c->code_len, c->mode32 ? 32 : 64, ORC_CODE_VA, f);
+    orc_disasm_print(c->code, c->code_len, c->mode32 ? 32 : 64, ORC_CODE_VA + c->code_off, f);
 }
 
 static int compare(const struct orc_case *c, const struct orc_result *n, const struct orc_result *l,
@@ -93,17 +93,17 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
     size_t o = 0;
     uint64_t rmask = c->mode32 ? 0xffffffffull : ~0ull;
     if (n->end >= 0 && n->rip != l->rip) {
-        o += (size_t)snprintf(why + o, len - o, "fault rip native %#" PRIx64 " Lodge %#" PRIx64
-                              "; ", n->rip, l->rip);
+        o += (size_t)snprintf(why + o, len - o,
+                              "fault rip native %#" PRIx64 " Lodge %#" PRIx64 "; ", n->rip, l->rip);
     }
-    if (n->end == X86_EXC_PF && (n->cr2 != l->cr2 || (n->err & 7) != (l->err & 7))) {
+    if (n->end == X86_EXC_PF && (n->cr2 != l->cr2 || (n->err & 0x17) != (l->err & 0x17))) {
         o += (size_t)snprintf(why + o, len - o,
                               "#PF cr2/err native %#" PRIx64 "/%#x Lodge %#" PRIx64 "/%#x; ",
                               n->cr2, n->err, l->cr2, l->err);
     }
     if ((n->end == X86_EXC_GP || n->end == X86_EXC_SS) && n->err != l->err) {
-        o += (size_t)snprintf(why + o, len - o, "error code native %#x Lodge %#x; ", n->err,
-                              l->err);
+        o +=
+            (size_t)snprintf(why + o, len - o, "error code native %#x Lodge %#x; ", n->err, l->err);
     }
     static const char *const rn[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                      "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
@@ -114,29 +114,28 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
         }
         uint64_t m = rmask & (i == c->undef_reg ? ~c->undef_bits : ~0ull);
         if ((n->r[i] ^ l->r[i]) & m) {
-            o += (size_t)snprintf(why + o, len - o, "%s native %#" PRIx64 " Lodge %#" PRIx64
-                                  "; ", rn[i], n->r[i] & rmask, l->r[i] & rmask);
+            o += (size_t)snprintf(why + o, len - o, "%s native %#" PRIx64 " Lodge %#" PRIx64 "; ",
+                                  rn[i], n->r[i] & rmask, l->r[i] & rmask);
         }
     }
     uint32_t fmask = FL_CMP & ~c->flags_undef;
     if (((n->rflags ^ l->rflags) & fmask) && o < len) {
-        o += (size_t)snprintf(why + o, len - o,
-                              "rflags native %#" PRIx64 " Lodge %#" PRIx64 " (diff %#" PRIx64
-                              ", compared %#x); ",
-                              n->rflags & FL_CMP, l->rflags & FL_CMP,
-                              (n->rflags ^ l->rflags) & fmask, fmask);
+        o += (size_t)snprintf(
+            why + o, len - o,
+            "rflags native %#" PRIx64 " Lodge %#" PRIx64 " (diff %#" PRIx64 ", compared %#x); ",
+            n->rflags & FL_CMP, l->rflags & FL_CMP, (n->rflags ^ l->rflags) & fmask, fmask);
     }
     if ((n->ndiff != l->ndiff || n->mem_hash != l->mem_hash) && o < len) {
-        o += (size_t)snprintf(why + o, len - o, "memory: native %u qwords changed, Lodge %u: ",
-                              n->ndiff, l->ndiff);
+        o += (size_t)snprintf(why + o, len - o,
+                              "memory: native %u qwords changed, Lodge %u: ", n->ndiff, l->ndiff);
         for (unsigned k = 0; k < 4 && o < len; k++) {
             if (k < n->ndiff && k < ORC_MAX_DIFF) {
-                o += (size_t)snprintf(why + o, len - o, "N[+%#x]=%#" PRIx64 " ",
-                                      n->diff[k].off, n->diff[k].val);
+                o += (size_t)snprintf(why + o, len - o, "N[+%#x]=%#" PRIx64 " ", n->diff[k].off,
+                                      n->diff[k].val);
             }
             if (k < l->ndiff && k < ORC_MAX_DIFF && o < len) {
-                o += (size_t)snprintf(why + o, len - o, "L[+%#x]=%#" PRIx64 " ",
-                                      l->diff[k].off, l->diff[k].val);
+                o += (size_t)snprintf(why + o, len - o, "L[+%#x]=%#" PRIx64 " ", l->diff[k].off,
+                                      l->diff[k].val);
             }
         }
         if (o < len) {
@@ -150,8 +149,8 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
                 memcpy(a, n->fx + 160 + 16 * i, 16);
                 memcpy(b, l->fx + 160 + 16 * i, 16);
                 o += (size_t)snprintf(why + o, len - o,
-                                      "xmm%u native %016" PRIx64 "%016" PRIx64
-                                      " Lodge %016" PRIx64 "%016" PRIx64 "; ",
+                                      "xmm%u native %016" PRIx64 "%016" PRIx64 " Lodge %016" PRIx64
+                                      "%016" PRIx64 "; ",
                                       i, a[1], a[0], b[1], b[0]);
             }
         }
@@ -168,7 +167,7 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
         memcpy(&lfcw, l->fx, 2);
         memcpy(&nfsw, n->fx + 2, 2);
         memcpy(&lfsw, l->fx + 2, 2);
-        uint16_t swmask = (uint16_t)~((unsigned)c->fsw_undef << 8);
+        uint16_t swmask = (uint16_t) ~((unsigned)c->fsw_undef << 8);
         if (nfcw != lfcw || ((nfsw ^ lfsw) & swmask) || n->fx[4] != l->fx[4]) {
             o += (size_t)snprintf(why + o, len - o,
                                   "x87 fcw/fsw/tag native %#x/%#x/%#x Lodge %#x/%#x/%#x; ", nfcw,
@@ -187,8 +186,7 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
                 memcpy(&lm, l->fx + 32 + 16 * i, 8);
                 memcpy(&le, l->fx + 40 + 16 * i, 2);
                 o += (size_t)snprintf(why + o, len - o,
-                                      "st%u native %04x:%016" PRIx64 " Lodge %04x:%016" PRIx64
-                                      "; ",
+                                      "st%u native %04x:%016" PRIx64 " Lodge %04x:%016" PRIx64 "; ",
                                       i, ne, nm, le, lm);
             }
         }
@@ -200,8 +198,8 @@ static int compare(const struct orc_case *c, const struct orc_result *n, const s
 static void record_hit(struct stats *st, unsigned mop)
 {
     unsigned base = mop & ~7u;
-    bool family = mop == 0x1c8 || mop == 0x1c9 || base == 0x50 || base == 0x58 ||
-                  base == 0x90 || base == 0xb0 || base == 0xb8 || base == 0x1c8;
+    bool family = mop == 0x1c8 || mop == 0x1c9 || base == 0x50 || base == 0x58 || base == 0x90 ||
+                  base == 0xb0 || base == 0xb8 || base == 0x1c8;
     if (family) {
         for (unsigned i = 0; i < 8; i++) {
             st->hits[base + i]++;
@@ -225,9 +223,8 @@ static void print_case(const struct opts *op, uint64_t idx, const struct orc_cas
     disasm(c, stdout);
     printf("  %s\n", why);
     if (op->verbose) {
-        static const char *const rn[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp",
-                                         "rsi", "rdi", "r8",  "r9",  "r10", "r11",
-                                         "r12", "r13", "r14", "r15"};
+        static const char *const rn[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                         "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
         uint32_t mx;
         uint16_t fcw, fsw;
         memcpy(&mx, c->fx + 24, 4);
@@ -240,10 +237,9 @@ static void print_case(const struct opts *op, uint64_t idx, const struct orc_cas
             memcpy(a, c->fx + 160 + 16 * i, 16);
             memcpy(nn, n->fx + 160 + 16 * i, 16);
             memcpy(ll, l->fx + 160 + 16 * i, 16);
-            if ((c->cmp & ORC_CMP_XMM) && (memcmp(a, nn, 16) ||
-                                           memcmp(nn, ll, 16))) {
-                printf("  xmm%-2u in %016" PRIx64 "%016" PRIx64 " native %016" PRIx64
-                       "%016" PRIx64 " Lodge %016" PRIx64 "%016" PRIx64 "\n",
+            if ((c->cmp & ORC_CMP_XMM) && (memcmp(a, nn, 16) || memcmp(nn, ll, 16))) {
+                printf("  xmm%-2u in %016" PRIx64 "%016" PRIx64 " native %016" PRIx64 "%016" PRIx64
+                       " Lodge %016" PRIx64 "%016" PRIx64 "\n",
                        i, a[1], a[0], nn[1], nn[0], ll[1], ll[0]);
             }
         }
@@ -258,12 +254,13 @@ static void print_case(const struct opts *op, uint64_t idx, const struct orc_cas
             memcpy(&le, l->fx + 40 + 16 * i, 2);
             if ((c->cmp & ORC_CMP_X87) && (a != nn || ae != ne || nn != ll || ne != le)) {
                 printf("  st%u in %04x:%016" PRIx64 " native %04x:%016" PRIx64
-                       " Lodge %04x:%016" PRIx64 "\n", i, ae, a, ne, nn, le, ll);
+                       " Lodge %04x:%016" PRIx64 "\n",
+                       i, ae, a, ne, nn, le, ll);
             }
         }
         for (unsigned i = 0; i < 16; i++) {
-            printf("  %-3s in %016" PRIx64 "  native %016" PRIx64 "  Lodge %016" PRIx64 "\n",
-                   rn[i], c->r[i], n->r[i], l->r[i]);
+            printf("  %-3s in %016" PRIx64 "  native %016" PRIx64 "  Lodge %016" PRIx64 "\n", rn[i],
+                   c->r[i], n->r[i], l->r[i]);
         }
         printf("  out: native %s rflags=%#" PRIx64 " rip=%#" PRIx64 "; Lodge %s rflags=%#" PRIx64
                " rip=%#" PRIx64 "\n",
@@ -283,8 +280,8 @@ static bool lodge_implements(struct orc_lodge *l, unsigned mop)
 {
     unsigned map = mop >> 8, opb = mop & 0xff;
     if (map == 0) {
-        static const uint8_t pfx[] = {0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66,
-                                      0x67, 0xf0, 0xf2, 0xf3, 0x0f};
+        static const uint8_t pfx[] = {0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65,
+                                      0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x0f};
         for (size_t i = 0; i < sizeof(pfx); i++) {
             if (opb == pfx[i]) {
                 return false;

@@ -9,7 +9,8 @@
 
 /* Fixed addresses shared by both sides (below 2 GiB so 32-bit code and absolute addressing
  * reach them). The pages around ORC_DATA_VA are never mapped: accesses there fault (#PF). */
-#define ORC_CODE_VA 0x10000000ull
+#define ORC_CODE_VA 0x10000000ull /* two pages */
+#define ORC_CODE_SIZE 0x2000u
 #define ORC_DATA_VA 0x10010000ull
 #define ORC_CTRL_VA 0x10020000ull /* native side only: see orc_stub.S */
 #define ORC_PAGE 0x1000u
@@ -43,45 +44,47 @@
 #define ORC_CMP_ALL 0x3fu
 
 /* Outcome kinds (beyond exception vectors 0..31). */
-#define ORC_END_OK (-1)      /* reached the end of the case's code */
-#define ORC_END_CRASH (-2)   /* native child died or timed out on this case */
-#define ORC_END_HANG (-3)    /* Lodge ran out of its instruction budget */
+#define ORC_END_OK (-1)       /* reached the end of the case's code */
+#define ORC_END_CRASH (-2)    /* native child died or timed out on this case */
+#define ORC_END_HANG (-3)     /* Lodge ran out of its instruction budget */
 #define ORC_END_INTERNAL (-4) /* Lodge reported an internal error */
 
 struct orc_case {
     uint8_t fx[512] __attribute__((aligned(16))); /* FXSAVE image: x87, MXCSR, XMM0-15 */
-    uint64_t r[16];        /* GPRs in encoding order */
-    uint64_t rflags;       /* initial RFLAGS (arith flags + DF; IF and bit 1 are added) */
-    uint64_t seed;         /* per-case seed (data page contents derive from it) */
-    uint32_t flags_undef;  /* RFLAGS bits the SDM leaves undefined after this code */
-    uint32_t cmp;          /* ORC_CMP_* */
-    uint32_t gpr_undef;    /* GPRs (bit n) whose value is undefined afterwards */
-    uint64_t undef_bits;   /* bits of GPR undef_reg that are undefined afterwards */
+    uint64_t r[16];                               /* GPRs in encoding order */
+    uint64_t rflags;      /* initial RFLAGS (arith flags + DF; IF and bit 1 are added) */
+    uint64_t seed;        /* per-case seed (data page contents derive from it) */
+    uint32_t flags_undef; /* RFLAGS bits the SDM leaves undefined after this code */
+    uint32_t cmp;         /* ORC_CMP_* */
+    uint32_t gpr_undef;   /* GPRs (bit n) whose value is undefined afterwards */
+    uint64_t undef_bits;  /* bits of GPR undef_reg that are undefined afterwards */
     uint8_t undef_reg;
-    uint16_t tmpl;         /* template index */
-    uint16_t opcode;       /* X86_MAP_* | opcode of the instruction under test (coverage) */
+    uint16_t tmpl;   /* template index */
+    uint16_t opcode; /* X86_MAP_* | opcode of the instruction under test (coverage) */
     uint8_t code[ORC_CODE_MAX];
     uint8_t code_len;
-    uint8_t mode32;        /* run in a 32-bit (compatibility mode) code segment */
-    uint8_t fsw_undef;     /* x87 condition-code bits C0-C3 undefined (mask >> 8) */
+    uint16_t code_off; /* code starts at ORC_CODE_VA + code_off (crossing into page 2) */
+    uint8_t code2_absent; /* the second code page is not mapped: fetch #PF */
+    uint8_t mode32;    /* run in a 32-bit (compatibility mode) code segment */
+    uint8_t fsw_undef; /* x87 condition-code bits C0-C3 undefined (mask >> 8) */
 };
 
 struct orc_diff {
-    uint16_t off;  /* byte offset of the qword in the data page */
-    uint64_t val;  /* its new value */
+    uint16_t off; /* byte offset of the qword in the data page */
+    uint64_t val; /* its new value */
 };
 
 struct orc_result {
     uint8_t fx[512] __attribute__((aligned(16))); /* FXSAVE image after the run */
     uint64_t r[16];
     uint64_t rflags;
-    uint64_t rip;        /* where it stopped (the end of the code, or the faulting insn) */
-    uint64_t cr2;        /* #PF address */
-    int32_t end;         /* ORC_END_* or an exception vector */
-    uint32_t err;        /* exception error code */
-    uint16_t ndiff;      /* data qwords that changed (may exceed ORC_MAX_DIFF) */
+    uint64_t rip;   /* where it stopped (the end of the code, or the faulting insn) */
+    uint64_t cr2;   /* #PF address */
+    int32_t end;    /* ORC_END_* or an exception vector */
+    uint32_t err;   /* exception error code */
+    uint16_t ndiff; /* data qwords that changed (may exceed ORC_MAX_DIFF) */
     struct orc_diff diff[ORC_MAX_DIFF];
-    uint64_t mem_hash;   /* hash of the whole data page after the run */
+    uint64_t mem_hash; /* hash of the whole data page after the run */
 };
 
 /* Deterministic PRNG (splitmix64). */
@@ -129,8 +132,7 @@ extern const size_t orc_ntmpls;
 const char *orc_tmpl_name(size_t i);
 int orc_tmpl_find(const char *name); /* index or -1 */
 /* Build case number idx of run seed into c (all templates, or only tmpl_only when >= 0). */
-void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx,
-                  struct orc_case *c);
+void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx, struct orc_case *c);
 /* CPUID.1:ECX bits the generator looks at (same as cpu.h). */
 #define ORC_F1_SSE3 (1u << 0)
 #define ORC_F1_SSSE3 (1u << 9)

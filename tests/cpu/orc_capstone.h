@@ -11,15 +11,15 @@ void orc_disasm_print(const uint8_t *code, size_t len, int bits, uint64_t addr, 
 
 struct orc_cs;
 struct orc_cs_info {
-    unsigned len;          /* instruction length */
-    int has_modrm;         /* Capstone's view: a ModRM byte exists */
-    uint8_t modrm;         /* its value */
-    uint8_t modrm_offset;  /* its offset in the instruction */
-    uint8_t imm_size;      /* immediate bytes (first immediate) */
+    unsigned len;         /* instruction length */
+    int has_modrm;        /* Capstone's view: a ModRM byte exists */
+    uint8_t modrm;        /* its value */
+    uint8_t modrm_offset; /* its offset in the instruction */
+    uint8_t imm_size;     /* immediate bytes (first immediate) */
     uint8_t imm_offset;
     uint8_t disp_size;
-    unsigned id;           /* Capstone instruction id */
-    char text[192];        /* mnemonic and operands */
+    unsigned id;    /* Capstone instruction id */
+    char text[192]; /* mnemonic and operands */
 };
 struct orc_cs *orc_cs_new(int bits);
 void orc_cs_free(struct orc_cs *c);

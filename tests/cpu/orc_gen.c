@@ -33,12 +33,12 @@ struct ins {
     bool rexw;
     bool rex_force; /* REX 0x40 (SPL/BPL/SIL/DIL instead of AH..BH) */
     bool has_modrm;
-    unsigned reg;   /* ModRM.reg (register number or /digit) */
-    bool mem;       /* r/m is memory */
-    unsigned rm;    /* register when !mem */
+    unsigned reg; /* ModRM.reg (register number or /digit) */
+    bool mem;     /* r/m is memory */
+    unsigned rm;  /* register when !mem */
     /* memory operand */
-    int base;       /* -1 none; 16 = RIP */
-    int index;      /* -1 none */
+    int base;  /* -1 none; 16 = RIP */
+    int index; /* -1 none */
     unsigned scale;
     int32_t disp;
     unsigned dispsz; /* 0, 1, 4 */
@@ -65,9 +65,26 @@ static bool chance(struct gen *g, unsigned pct)
 static uint64_t rnd_val(struct gen *g)
 {
     static const uint64_t edges[] = {
-        0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000,
-        0xffffffff, 0x100000000ull, 0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull,
-        0xfffffffffffffffeull, 0x8080808080808080ull, 0x0f0f0f0f0f0f0f0full,
+        0,
+        1,
+        2,
+        0x7f,
+        0x80,
+        0xff,
+        0x100,
+        0x7fff,
+        0x8000,
+        0xffff,
+        0x7fffffff,
+        0x80000000,
+        0xffffffff,
+        0x100000000ull,
+        0x7fffffffffffffffull,
+        0x8000000000000000ull,
+        ~0ull,
+        0xfffffffffffffffeull,
+        0x8080808080808080ull,
+        0x0f0f0f0f0f0f0f0full,
     };
     switch (rndn(g, 8)) {
     case 0:
@@ -117,7 +134,7 @@ static void rnd_mem_at(struct gen *g, struct ins *in, unsigned size, uint64_t ta
     if (!g->c->mode32 && chance(g, 8)) {
         in->base = 16; /* RIP-relative: disp fixed up when encoding */
         in->index = -1;
-        in->imm = in->imm; /* no change */
+        in->imm = in->imm;          /* no change */
         in->disp = (int32_t)target; /* temporarily the absolute target */
         in->dispsz = 4;
         return;
@@ -246,7 +263,7 @@ static void encode(struct gen *g, const struct ins *in)
         } else if (in->base == 16) {
             emit8(g, (uint8_t)(reg << 3 | 5));
             /* RIP-relative: disp = target - end of instruction */
-            uint64_t end = ORC_CODE_VA + g->len + 4 + in->immsz;
+            uint64_t end = ORC_CODE_VA + g->c->code_off + g->len + 4 + in->immsz;
             emitn(g, (uint64_t)((int64_t)in->disp - (int64_t)end), 4);
         } else {
             unsigned base = (unsigned)in->base & 7;
@@ -380,7 +397,7 @@ static void t_alu(struct gen *g)
 static void t_alu_chain(struct gen *g)
 {
     unsigned n = 2 + rndn(g, 4);
-    bool af_undef = false;
+    bool af_undef = false, af_ever = false; /* AF undefined at the end / at some point */
     for (unsigned k = 0; k < n; k++) {
         struct ins in = {0};
         unsigned size = rnd_size(g);
@@ -441,12 +458,14 @@ static void t_alu_chain(struct gen *g)
                 in.reg = rnd_reg(g, true);
             }
         }
+        af_ever |= af_undef;
         if (k == n - 1) {
             set_op(g, in.nop == 2 ? 0x100u | in.op[1] : in.op[0]);
         }
         finish_ins(g, &in);
     }
-    g->c->flags_undef = af_undef ? FL_AF : 0;
+    /* a fetch fault mid-chain (second code page absent) stops where AF may be undefined */
+    g->c->flags_undef = (af_undef || (g->c->code2_absent && af_ever)) ? FL_AF : 0;
 }
 
 /* INC DEC NOT NEG (FE/FF /0 /1, F6/F7 /2 /3), 40-4F in 32-bit mode. */
@@ -653,15 +672,17 @@ static void t_bt(struct gen *g)
         if (chance(g, 50)) {
             /* memory: the target must stay in the page for every offset we chose */
             uint64_t bits = (uint64_t)off;
-            int64_t byteoff = size == 2 ? (int64_t)(int16_t)bits >> 3
+            int64_t byteoff = size == 2   ? (int64_t)(int16_t)bits >> 3
                               : size == 4 ? (int64_t)(int32_t)bits >> 3
                                           : (int64_t)bits >> 3;
             byteoff &= ~(int64_t)(size - 1);
             if (byteoff < -1024 || byteoff > 1024) {
                 g->c->r[r] = (uint64_t)(rnd(g) % 4096) - 1024;
                 bits = g->c->r[r];
-                byteoff = (size == 2 ? (int64_t)(int16_t)bits
-                           : size == 4 ? (int64_t)(int32_t)bits : (int64_t)bits) >> 3;
+                byteoff = (size == 2   ? (int64_t)(int16_t)bits
+                           : size == 4 ? (int64_t)(int32_t)bits
+                                       : (int64_t)bits) >>
+                          3;
                 byteoff &= ~(int64_t)(size - 1);
             }
             uint64_t t = ORC_DATA_VA + 0x400 + rndn(g, 0x800);
@@ -902,8 +923,7 @@ static void t_xchg(struct gen *g)
 /* CMC CLC STC CLD STD SAHF LAHF CBW/CWDE/CDQE CWD/CDQ/CQO, XLAT, NOP forms. */
 static void t_misc(struct gen *g)
 {
-    static const uint8_t ops[] = {0xf5, 0xf8, 0xf9, 0xfc, 0xfd, 0x9e, 0x9f, 0x98, 0x99, 0xd7,
-                                  0x90};
+    static const uint8_t ops[] = {0xf5, 0xf8, 0xf9, 0xfc, 0xfd, 0x9e, 0x9f, 0x98, 0x99, 0xd7, 0x90};
     unsigned k = rndn(g, sizeof(ops) + 2);
     if (k == sizeof(ops)) { /* 0F 1F /0 long NOP with a memory form (no access) */
         struct ins in = {0};
@@ -1294,11 +1314,10 @@ static void t_bcd(struct gen *g)
     }
 }
 
-
 /* ---- SSE / MMX ---- */
 
 enum { SF_XX, SF_XXR, SF_XXI, SF_XG, SF_XGI, SF_GX, SF_GXI, SF_XGS, SF_XGSI, SF_SHIFTI, SF_CRC };
-#define PN 1u  /* no prefix (MMX form for integer opcodes) */
+#define PN 1u /* no prefix (MMX form for integer opcodes) */
 #define P66 2u
 #define PF3 4u
 #define PF2 8u
@@ -1314,108 +1333,194 @@ struct sse_op {
 };
 
 static const struct sse_op sse_ops[] = {
-    {0x110, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x111, PN | P66 | PF3 | PF2, SF_XXR, 0},
-    {0x112, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x113, PN | P66, SF_XXR, SX_MEM},
-    {0x114, PN | P66, SF_XX, 0},             {0x115, PN | P66, SF_XX, 0},
-    {0x116, PN | P66 | PF3, SF_XX, 0},       {0x117, PN | P66, SF_XXR, SX_MEM},
-    {0x128, PN | P66, SF_XX, 0},             {0x129, PN | P66, SF_XXR, 0},
-    {0x12a, PF3 | PF2, SF_XG, 0},            {0x12b, PN | P66, SF_XXR, SX_MEM},
-    {0x12c, PF3 | PF2, SF_GX, 0},            {0x12d, PF3 | PF2, SF_GX, 0},
-    {0x12e, PN | P66, SF_XX, 0},             {0x12f, PN | P66, SF_XX, 0},
-    {0x150, PN | P66, SF_GX, SX_REG},        {0x151, PN | P66 | PF3 | PF2, SF_XX, 0},
-    {0x154, PN | P66, SF_XX, 0},             {0x155, PN | P66, SF_XX, 0},
-    {0x156, PN | P66, SF_XX, 0},             {0x157, PN | P66, SF_XX, 0},
-    {0x158, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x159, PN | P66 | PF3 | PF2, SF_XX, 0},
-    {0x15a, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x15b, PN | P66 | PF3, SF_XX, 0},
-    {0x15c, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x15d, PN | P66 | PF3 | PF2, SF_XX, 0},
-    {0x15e, PN | P66 | PF3 | PF2, SF_XX, 0}, {0x15f, PN | P66 | PF3 | PF2, SF_XX, 0},
-    {0x160, PN | P66, SF_XX, SX_MMX},        {0x161, PN | P66, SF_XX, SX_MMX},
-    {0x162, PN | P66, SF_XX, SX_MMX},        {0x163, PN | P66, SF_XX, SX_MMX},
-    {0x164, PN | P66, SF_XX, SX_MMX},        {0x165, PN | P66, SF_XX, SX_MMX},
-    {0x166, PN | P66, SF_XX, SX_MMX},        {0x167, PN | P66, SF_XX, SX_MMX},
-    {0x168, PN | P66, SF_XX, SX_MMX},        {0x169, PN | P66, SF_XX, SX_MMX},
-    {0x16a, PN | P66, SF_XX, SX_MMX},        {0x16b, PN | P66, SF_XX, SX_MMX},
-    {0x16c, P66, SF_XX, 0},                  {0x16d, P66, SF_XX, 0},
-    {0x16e, PN | P66, SF_XG, SX_MMX},        {0x16f, PN | P66 | PF3, SF_XX, SX_MMX},
+    {0x110, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x111, PN | P66 | PF3 | PF2, SF_XXR, 0},
+    {0x112, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x113, PN | P66, SF_XXR, SX_MEM},
+    {0x114, PN | P66, SF_XX, 0},
+    {0x115, PN | P66, SF_XX, 0},
+    {0x116, PN | P66 | PF3, SF_XX, 0},
+    {0x117, PN | P66, SF_XXR, SX_MEM},
+    {0x128, PN | P66, SF_XX, 0},
+    {0x129, PN | P66, SF_XXR, 0},
+    {0x12a, PF3 | PF2, SF_XG, 0},
+    {0x12b, PN | P66, SF_XXR, SX_MEM},
+    {0x12c, PF3 | PF2, SF_GX, 0},
+    {0x12d, PF3 | PF2, SF_GX, 0},
+    {0x12e, PN | P66, SF_XX, 0},
+    {0x12f, PN | P66, SF_XX, 0},
+    {0x150, PN | P66, SF_GX, SX_REG},
+    {0x151, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x154, PN | P66, SF_XX, 0},
+    {0x155, PN | P66, SF_XX, 0},
+    {0x156, PN | P66, SF_XX, 0},
+    {0x157, PN | P66, SF_XX, 0},
+    {0x158, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x159, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x15a, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x15b, PN | P66 | PF3, SF_XX, 0},
+    {0x15c, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x15d, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x15e, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x15f, PN | P66 | PF3 | PF2, SF_XX, 0},
+    {0x160, PN | P66, SF_XX, SX_MMX},
+    {0x161, PN | P66, SF_XX, SX_MMX},
+    {0x162, PN | P66, SF_XX, SX_MMX},
+    {0x163, PN | P66, SF_XX, SX_MMX},
+    {0x164, PN | P66, SF_XX, SX_MMX},
+    {0x165, PN | P66, SF_XX, SX_MMX},
+    {0x166, PN | P66, SF_XX, SX_MMX},
+    {0x167, PN | P66, SF_XX, SX_MMX},
+    {0x168, PN | P66, SF_XX, SX_MMX},
+    {0x169, PN | P66, SF_XX, SX_MMX},
+    {0x16a, PN | P66, SF_XX, SX_MMX},
+    {0x16b, PN | P66, SF_XX, SX_MMX},
+    {0x16c, P66, SF_XX, 0},
+    {0x16d, P66, SF_XX, 0},
+    {0x16e, PN | P66, SF_XG, SX_MMX},
+    {0x16f, PN | P66 | PF3, SF_XX, SX_MMX},
     {0x170, PN | P66 | PF3 | PF2, SF_XXI, SX_MMX},
     {0x171, PN | P66, SF_SHIFTI, SX_MMX | SX_REG},
     {0x172, PN | P66, SF_SHIFTI, SX_MMX | SX_REG},
     {0x173, PN | P66, SF_SHIFTI, SX_MMX | SX_REG},
-    {0x174, PN | P66, SF_XX, SX_MMX},        {0x175, PN | P66, SF_XX, SX_MMX},
-    {0x176, PN | P66, SF_XX, SX_MMX},        {0x17c, P66 | PF2, SF_XX, 0},
-    {0x17d, P66 | PF2, SF_XX, 0},            {0x17e, PN | P66, SF_XGS, SX_MMX},
-    {0x17e, PF3, SF_XX, 0},                  {0x17f, PN | P66 | PF3, SF_XXR, SX_MMX},
-    {0x1c2, PN | P66 | PF3 | PF2, SF_XXI, 0}, {0x1c4, PN | P66, SF_XGI, SX_MMX},
-    {0x1c5, PN | P66, SF_GXI, SX_MMX | SX_REG}, {0x1c6, PN | P66, SF_XXI, 0},
-    {0x1d0, P66 | PF2, SF_XX, 0},            {0x1d1, PN | P66, SF_XX, SX_MMX},
-    {0x1d2, PN | P66, SF_XX, SX_MMX},        {0x1d3, PN | P66, SF_XX, SX_MMX},
-    {0x1d4, PN | P66, SF_XX, SX_MMX},        {0x1d5, PN | P66, SF_XX, SX_MMX},
-    {0x1d6, P66, SF_XXR, 0},                 {0x1d7, PN | P66, SF_GX, SX_MMX | SX_REG},
-    {0x1d8, PN | P66, SF_XX, SX_MMX},        {0x1d9, PN | P66, SF_XX, SX_MMX},
-    {0x1da, PN | P66, SF_XX, SX_MMX},        {0x1db, PN | P66, SF_XX, SX_MMX},
-    {0x1dc, PN | P66, SF_XX, SX_MMX},        {0x1dd, PN | P66, SF_XX, SX_MMX},
-    {0x1de, PN | P66, SF_XX, SX_MMX},        {0x1df, PN | P66, SF_XX, SX_MMX},
-    {0x1e0, PN | P66, SF_XX, SX_MMX},        {0x1e1, PN | P66, SF_XX, SX_MMX},
-    {0x1e2, PN | P66, SF_XX, SX_MMX},        {0x1e3, PN | P66, SF_XX, SX_MMX},
-    {0x1e4, PN | P66, SF_XX, SX_MMX},        {0x1e5, PN | P66, SF_XX, SX_MMX},
-    {0x1e6, P66 | PF3 | PF2, SF_XX, 0},      {0x1e7, PN | P66, SF_XXR, SX_MMX | SX_MEM},
-    {0x1e8, PN | P66, SF_XX, SX_MMX},        {0x1e9, PN | P66, SF_XX, SX_MMX},
-    {0x1ea, PN | P66, SF_XX, SX_MMX},        {0x1eb, PN | P66, SF_XX, SX_MMX},
-    {0x1ec, PN | P66, SF_XX, SX_MMX},        {0x1ed, PN | P66, SF_XX, SX_MMX},
-    {0x1ee, PN | P66, SF_XX, SX_MMX},        {0x1ef, PN | P66, SF_XX, SX_MMX},
-    {0x1f0, PF2, SF_XX, SX_MEM},             {0x1f1, PN | P66, SF_XX, SX_MMX},
-    {0x1f2, PN | P66, SF_XX, SX_MMX},        {0x1f3, PN | P66, SF_XX, SX_MMX},
-    {0x1f4, PN | P66, SF_XX, SX_MMX},        {0x1f5, PN | P66, SF_XX, SX_MMX},
-    {0x1f6, PN | P66, SF_XX, SX_MMX},        {0x1f8, PN | P66, SF_XX, SX_MMX},
-    {0x1f9, PN | P66, SF_XX, SX_MMX},        {0x1fa, PN | P66, SF_XX, SX_MMX},
-    {0x1fb, PN | P66, SF_XX, SX_MMX},        {0x1fc, PN | P66, SF_XX, SX_MMX},
-    {0x1fd, PN | P66, SF_XX, SX_MMX},        {0x1fe, PN | P66, SF_XX, SX_MMX},
+    {0x174, PN | P66, SF_XX, SX_MMX},
+    {0x175, PN | P66, SF_XX, SX_MMX},
+    {0x176, PN | P66, SF_XX, SX_MMX},
+    {0x17c, P66 | PF2, SF_XX, 0},
+    {0x17d, P66 | PF2, SF_XX, 0},
+    {0x17e, PN | P66, SF_XGS, SX_MMX},
+    {0x17e, PF3, SF_XX, 0},
+    {0x17f, PN | P66 | PF3, SF_XXR, SX_MMX},
+    {0x1c2, PN | P66 | PF3 | PF2, SF_XXI, 0},
+    {0x1c4, PN | P66, SF_XGI, SX_MMX},
+    {0x1c5, PN | P66, SF_GXI, SX_MMX | SX_REG},
+    {0x1c6, PN | P66, SF_XXI, 0},
+    {0x1d0, P66 | PF2, SF_XX, 0},
+    {0x1d1, PN | P66, SF_XX, SX_MMX},
+    {0x1d2, PN | P66, SF_XX, SX_MMX},
+    {0x1d3, PN | P66, SF_XX, SX_MMX},
+    {0x1d4, PN | P66, SF_XX, SX_MMX},
+    {0x1d5, PN | P66, SF_XX, SX_MMX},
+    {0x1d6, P66, SF_XXR, 0},
+    {0x1d7, PN | P66, SF_GX, SX_MMX | SX_REG},
+    {0x1d8, PN | P66, SF_XX, SX_MMX},
+    {0x1d9, PN | P66, SF_XX, SX_MMX},
+    {0x1da, PN | P66, SF_XX, SX_MMX},
+    {0x1db, PN | P66, SF_XX, SX_MMX},
+    {0x1dc, PN | P66, SF_XX, SX_MMX},
+    {0x1dd, PN | P66, SF_XX, SX_MMX},
+    {0x1de, PN | P66, SF_XX, SX_MMX},
+    {0x1df, PN | P66, SF_XX, SX_MMX},
+    {0x1e0, PN | P66, SF_XX, SX_MMX},
+    {0x1e1, PN | P66, SF_XX, SX_MMX},
+    {0x1e2, PN | P66, SF_XX, SX_MMX},
+    {0x1e3, PN | P66, SF_XX, SX_MMX},
+    {0x1e4, PN | P66, SF_XX, SX_MMX},
+    {0x1e5, PN | P66, SF_XX, SX_MMX},
+    {0x1e6, P66 | PF3 | PF2, SF_XX, 0},
+    {0x1e7, PN | P66, SF_XXR, SX_MMX | SX_MEM},
+    {0x1e8, PN | P66, SF_XX, SX_MMX},
+    {0x1e9, PN | P66, SF_XX, SX_MMX},
+    {0x1ea, PN | P66, SF_XX, SX_MMX},
+    {0x1eb, PN | P66, SF_XX, SX_MMX},
+    {0x1ec, PN | P66, SF_XX, SX_MMX},
+    {0x1ed, PN | P66, SF_XX, SX_MMX},
+    {0x1ee, PN | P66, SF_XX, SX_MMX},
+    {0x1ef, PN | P66, SF_XX, SX_MMX},
+    {0x1f0, PF2, SF_XX, SX_MEM},
+    {0x1f1, PN | P66, SF_XX, SX_MMX},
+    {0x1f2, PN | P66, SF_XX, SX_MMX},
+    {0x1f3, PN | P66, SF_XX, SX_MMX},
+    {0x1f4, PN | P66, SF_XX, SX_MMX},
+    {0x1f5, PN | P66, SF_XX, SX_MMX},
+    {0x1f6, PN | P66, SF_XX, SX_MMX},
+    {0x1f8, PN | P66, SF_XX, SX_MMX},
+    {0x1f9, PN | P66, SF_XX, SX_MMX},
+    {0x1fa, PN | P66, SF_XX, SX_MMX},
+    {0x1fb, PN | P66, SF_XX, SX_MMX},
+    {0x1fc, PN | P66, SF_XX, SX_MMX},
+    {0x1fd, PN | P66, SF_XX, SX_MMX},
+    {0x1fe, PN | P66, SF_XX, SX_MMX},
     /* 0F 38: SSSE3 (MMX forms too), SSE4.1, SSE4.2, CRC32 */
-    {0x200, PN | P66, SF_XX, SX_MMX},        {0x201, PN | P66, SF_XX, SX_MMX},
-    {0x202, PN | P66, SF_XX, SX_MMX},        {0x203, PN | P66, SF_XX, SX_MMX},
-    {0x204, PN | P66, SF_XX, SX_MMX},        {0x205, PN | P66, SF_XX, SX_MMX},
-    {0x206, PN | P66, SF_XX, SX_MMX},        {0x207, PN | P66, SF_XX, SX_MMX},
-    {0x208, PN | P66, SF_XX, SX_MMX},        {0x209, PN | P66, SF_XX, SX_MMX},
-    {0x20a, PN | P66, SF_XX, SX_MMX},        {0x20b, PN | P66, SF_XX, SX_MMX},
-    {0x210, P66, SF_XX, 0},                  {0x214, P66, SF_XX, 0},
-    {0x215, P66, SF_XX, 0},                  {0x217, P66, SF_XX, 0},
-    {0x21c, PN | P66, SF_XX, SX_MMX},        {0x21d, PN | P66, SF_XX, SX_MMX},
-    {0x21e, PN | P66, SF_XX, SX_MMX},        {0x220, P66, SF_XX, 0},
-    {0x221, P66, SF_XX, 0},                  {0x222, P66, SF_XX, 0},
-    {0x223, P66, SF_XX, 0},                  {0x224, P66, SF_XX, 0},
-    {0x225, P66, SF_XX, 0},                  {0x228, P66, SF_XX, 0},
-    {0x229, P66, SF_XX, 0},                  {0x22a, P66, SF_XX, SX_MEM},
-    {0x22b, P66, SF_XX, 0},                  {0x230, P66, SF_XX, 0},
-    {0x231, P66, SF_XX, 0},                  {0x232, P66, SF_XX, 0},
-    {0x233, P66, SF_XX, 0},                  {0x234, P66, SF_XX, 0},
-    {0x235, P66, SF_XX, 0},                  {0x237, P66, SF_XX, 0},
-    {0x238, P66, SF_XX, 0},                  {0x239, P66, SF_XX, 0},
-    {0x23a, P66, SF_XX, 0},                  {0x23b, P66, SF_XX, 0},
-    {0x23c, P66, SF_XX, 0},                  {0x23d, P66, SF_XX, 0},
-    {0x23e, P66, SF_XX, 0},                  {0x23f, P66, SF_XX, 0},
-    {0x240, P66, SF_XX, 0},                  {0x241, P66, SF_XX, 0},
-    {0x2f0, PF2, SF_CRC, 0},                 {0x2f1, PF2, SF_CRC, 0},
+    {0x200, PN | P66, SF_XX, SX_MMX},
+    {0x201, PN | P66, SF_XX, SX_MMX},
+    {0x202, PN | P66, SF_XX, SX_MMX},
+    {0x203, PN | P66, SF_XX, SX_MMX},
+    {0x204, PN | P66, SF_XX, SX_MMX},
+    {0x205, PN | P66, SF_XX, SX_MMX},
+    {0x206, PN | P66, SF_XX, SX_MMX},
+    {0x207, PN | P66, SF_XX, SX_MMX},
+    {0x208, PN | P66, SF_XX, SX_MMX},
+    {0x209, PN | P66, SF_XX, SX_MMX},
+    {0x20a, PN | P66, SF_XX, SX_MMX},
+    {0x20b, PN | P66, SF_XX, SX_MMX},
+    {0x210, P66, SF_XX, 0},
+    {0x214, P66, SF_XX, 0},
+    {0x215, P66, SF_XX, 0},
+    {0x217, P66, SF_XX, 0},
+    {0x21c, PN | P66, SF_XX, SX_MMX},
+    {0x21d, PN | P66, SF_XX, SX_MMX},
+    {0x21e, PN | P66, SF_XX, SX_MMX},
+    {0x220, P66, SF_XX, 0},
+    {0x221, P66, SF_XX, 0},
+    {0x222, P66, SF_XX, 0},
+    {0x223, P66, SF_XX, 0},
+    {0x224, P66, SF_XX, 0},
+    {0x225, P66, SF_XX, 0},
+    {0x228, P66, SF_XX, 0},
+    {0x229, P66, SF_XX, 0},
+    {0x22a, P66, SF_XX, SX_MEM},
+    {0x22b, P66, SF_XX, 0},
+    {0x230, P66, SF_XX, 0},
+    {0x231, P66, SF_XX, 0},
+    {0x232, P66, SF_XX, 0},
+    {0x233, P66, SF_XX, 0},
+    {0x234, P66, SF_XX, 0},
+    {0x235, P66, SF_XX, 0},
+    {0x237, P66, SF_XX, 0},
+    {0x238, P66, SF_XX, 0},
+    {0x239, P66, SF_XX, 0},
+    {0x23a, P66, SF_XX, 0},
+    {0x23b, P66, SF_XX, 0},
+    {0x23c, P66, SF_XX, 0},
+    {0x23d, P66, SF_XX, 0},
+    {0x23e, P66, SF_XX, 0},
+    {0x23f, P66, SF_XX, 0},
+    {0x240, P66, SF_XX, 0},
+    {0x241, P66, SF_XX, 0},
+    {0x2f0, PF2, SF_CRC, 0},
+    {0x2f1, PF2, SF_CRC, 0},
     /* 0F 3A */
-    {0x308, P66, SF_XXI, 0},                 {0x309, P66, SF_XXI, 0},
-    {0x30a, P66, SF_XXI, 0},                 {0x30b, P66, SF_XXI, 0},
-    {0x30c, P66, SF_XXI, 0},                 {0x30d, P66, SF_XXI, 0},
-    {0x30e, P66, SF_XXI, 0},                 {0x30f, PN | P66, SF_XXI, SX_MMX},
-    {0x314, P66, SF_XGSI, 0},                {0x315, P66, SF_XGSI, 0},
-    {0x316, P66, SF_XGSI, 0},                {0x317, P66, SF_XGSI, 0},
-    {0x320, P66, SF_XGI, 0},                 {0x321, P66, SF_XXI, 0},
-    {0x322, P66, SF_XGI, 0},                 {0x340, P66, SF_XXI, 0},
-    {0x341, P66, SF_XXI, 0},                 {0x342, P66, SF_XXI, 0},
-    {0x360, P66, SF_XXI, 0},                 {0x361, P66, SF_XXI, 0},
-    {0x362, P66, SF_XXI, 0},                 {0x363, P66, SF_XXI, 0},
+    {0x308, P66, SF_XXI, 0},
+    {0x309, P66, SF_XXI, 0},
+    {0x30a, P66, SF_XXI, 0},
+    {0x30b, P66, SF_XXI, 0},
+    {0x30c, P66, SF_XXI, 0},
+    {0x30d, P66, SF_XXI, 0},
+    {0x30e, P66, SF_XXI, 0},
+    {0x30f, PN | P66, SF_XXI, SX_MMX},
+    {0x314, P66, SF_XGSI, 0},
+    {0x315, P66, SF_XGSI, 0},
+    {0x316, P66, SF_XGSI, 0},
+    {0x317, P66, SF_XGSI, 0},
+    {0x320, P66, SF_XGI, 0},
+    {0x321, P66, SF_XXI, 0},
+    {0x322, P66, SF_XGI, 0},
+    {0x340, P66, SF_XXI, 0},
+    {0x341, P66, SF_XXI, 0},
+    {0x342, P66, SF_XXI, 0},
+    {0x360, P66, SF_XXI, 0},
+    {0x361, P66, SF_XXI, 0},
+    {0x362, P66, SF_XXI, 0},
+    {0x363, P66, SF_XXI, 0},
 };
 
 static uint32_t rnd_f32(struct gen *g)
 {
-    static const uint32_t sp[] = {0, 0x80000000u, 0x3f800000u, 0xbfc00000u, 0x7f800000u,
-                                  0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7fa00000u,
-                                  0x00000001u, 0x807fffffu, 0x00800000u, 0x7f7fffffu,
-                                  0x4f000000u, 0xcf000000u, 0x3effffffu, 0x3f000000u,
-                                  0x4b000001u};
+    static const uint32_t sp[] = {0,           0x80000000u, 0x3f800000u, 0xbfc00000u, 0x7f800000u,
+                                  0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7fa00000u, 0x00000001u,
+                                  0x807fffffu, 0x00800000u, 0x7f7fffffu, 0x4f000000u, 0xcf000000u,
+                                  0x3effffffu, 0x3f000000u, 0x4b000001u};
     switch (rndn(g, 4)) {
     case 0:
         return sp[rndn(g, sizeof(sp) / sizeof(sp[0]))];
@@ -1430,13 +1535,22 @@ static uint32_t rnd_f32(struct gen *g)
 
 static uint64_t rnd_f64(struct gen *g)
 {
-    static const uint64_t sp[] = {0, 0x8000000000000000ull, 0x3ff0000000000000ull,
-                                  0xbff8000000000000ull, 0x7ff0000000000000ull,
-                                  0xfff0000000000000ull, 0x7ff8000000000000ull,
-                                  0x7ff4000000000000ull, 1, 0x800fffffffffffffull,
-                                  0x0010000000000000ull, 0x7fefffffffffffffull,
-                                  0x41e0000000000000ull, 0xc3e0000000000000ull,
-                                  0x3fe0000000000000ull, 0x4330000000000001ull};
+    static const uint64_t sp[] = {0,
+                                  0x8000000000000000ull,
+                                  0x3ff0000000000000ull,
+                                  0xbff8000000000000ull,
+                                  0x7ff0000000000000ull,
+                                  0xfff0000000000000ull,
+                                  0x7ff8000000000000ull,
+                                  0x7ff4000000000000ull,
+                                  1,
+                                  0x800fffffffffffffull,
+                                  0x0010000000000000ull,
+                                  0x7fefffffffffffffull,
+                                  0x41e0000000000000ull,
+                                  0xc3e0000000000000ull,
+                                  0x3fe0000000000000ull,
+                                  0x4330000000000001ull};
     switch (rndn(g, 4)) {
     case 0:
         return sp[rndn(g, sizeof(sp) / sizeof(sp[0]))];
@@ -1547,7 +1661,7 @@ static void t_sse(struct gen *g)
     if (e->form == SF_SHIFTI) {
         static const unsigned d71[] = {2, 4, 6}, d73[] = {2, 3, 6, 7};
         in.reg = (e->op & 0xff) == 0x73 ? d73[rndn(g, mmx ? 2 : 4) * (mmx ? 2 : 1) % 4]
-                                          : d71[rndn(g, 3)];
+                                        : d71[rndn(g, 3)];
         if ((e->op & 0xff) == 0x73 && mmx) {
             in.reg = chance(g, 50) ? 2 : 6;
         }
@@ -1647,8 +1761,9 @@ static void rnd_f80(struct gen *g, uint8_t *out)
         break;
     case 2:
         se = 0x7fff | (uint16_t)(rndn(g, 2) << 15); /* inf / NaN */
-        m = chance(g, 40) ? (1ull << 63) : (chance(g, 50) ? 0xc000000000000000ull | rnd(g) >> 3
-                                                          : 0x8000000000000001ull);
+        m = chance(g, 40)
+                ? (1ull << 63)
+                : (chance(g, 50) ? 0xc000000000000000ull | rnd(g) >> 3 : 0x8000000000000001ull);
         break;
     case 3:
         se = (uint16_t)(rndn(g, 2) << 15); /* denormal */
@@ -1685,46 +1800,120 @@ struct x87_op {
 
 static const struct x87_op x87_ops[] = {
     /* D8/DC memory arithmetic (m32fp/m64fp), DA/DE (m32int/m16int) */
-    {0xd8, 0, 0, X87_CCA}, {0xd8, 1, 0, X87_CCA}, {0xd8, 2, 0, 0},       {0xd8, 3, 0, 0},
-    {0xd8, 4, 0, X87_CCA}, {0xd8, 5, 0, X87_CCA}, {0xd8, 6, 0, X87_CCA}, {0xd8, 7, 0, X87_CCA},
-    {0xdc, 0, 0, X87_CCA}, {0xdc, 1, 0, X87_CCA}, {0xdc, 2, 0, 0},       {0xdc, 3, 0, 0},
-    {0xdc, 4, 0, X87_CCA}, {0xdc, 5, 0, X87_CCA}, {0xdc, 6, 0, X87_CCA}, {0xdc, 7, 0, X87_CCA},
-    {0xda, 0, 0, X87_CCA}, {0xda, 1, 0, X87_CCA}, {0xda, 2, 0, 0},       {0xda, 4, 0, X87_CCA},
-    {0xda, 6, 0, X87_CCA}, {0xde, 0, 0, X87_CCA}, {0xde, 3, 0, 0},       {0xde, 5, 0, X87_CCA},
+    {0xd8, 0, 0, X87_CCA},
+    {0xd8, 1, 0, X87_CCA},
+    {0xd8, 2, 0, 0},
+    {0xd8, 3, 0, 0},
+    {0xd8, 4, 0, X87_CCA},
+    {0xd8, 5, 0, X87_CCA},
+    {0xd8, 6, 0, X87_CCA},
+    {0xd8, 7, 0, X87_CCA},
+    {0xdc, 0, 0, X87_CCA},
+    {0xdc, 1, 0, X87_CCA},
+    {0xdc, 2, 0, 0},
+    {0xdc, 3, 0, 0},
+    {0xdc, 4, 0, X87_CCA},
+    {0xdc, 5, 0, X87_CCA},
+    {0xdc, 6, 0, X87_CCA},
+    {0xdc, 7, 0, X87_CCA},
+    {0xda, 0, 0, X87_CCA},
+    {0xda, 1, 0, X87_CCA},
+    {0xda, 2, 0, 0},
+    {0xda, 4, 0, X87_CCA},
+    {0xda, 6, 0, X87_CCA},
+    {0xde, 0, 0, X87_CCA},
+    {0xde, 3, 0, 0},
+    {0xde, 5, 0, X87_CCA},
     {0xde, 7, 0, X87_CCA},
     /* register arithmetic */
-    {0xd8, 0xc0, 2, X87_CCA}, {0xd8, 0xc8, 2, X87_CCA}, {0xd8, 0xd0, 2, 0}, {0xd8, 0xd8, 2, 0},
-    {0xd8, 0xe0, 2, X87_CCA}, {0xd8, 0xe8, 2, X87_CCA}, {0xd8, 0xf0, 2, X87_CCA},
-    {0xd8, 0xf8, 2, X87_CCA}, {0xdc, 0xc0, 2, X87_CCA}, {0xdc, 0xc8, 2, X87_CCA},
-    {0xdc, 0xe0, 2, X87_CCA}, {0xdc, 0xe8, 2, X87_CCA}, {0xdc, 0xf0, 2, X87_CCA},
-    {0xdc, 0xf8, 2, X87_CCA}, {0xde, 0xc0, 2, X87_CCA}, {0xde, 0xc8, 2, X87_CCA},
-    {0xde, 0xe0, 2, X87_CCA}, {0xde, 0xe8, 2, X87_CCA}, {0xde, 0xf0, 2, X87_CCA},
-    {0xde, 0xf8, 2, X87_CCA}, {0xde, 0xd9, 1, 0},
+    {0xd8, 0xc0, 2, X87_CCA},
+    {0xd8, 0xc8, 2, X87_CCA},
+    {0xd8, 0xd0, 2, 0},
+    {0xd8, 0xd8, 2, 0},
+    {0xd8, 0xe0, 2, X87_CCA},
+    {0xd8, 0xe8, 2, X87_CCA},
+    {0xd8, 0xf0, 2, X87_CCA},
+    {0xd8, 0xf8, 2, X87_CCA},
+    {0xdc, 0xc0, 2, X87_CCA},
+    {0xdc, 0xc8, 2, X87_CCA},
+    {0xdc, 0xe0, 2, X87_CCA},
+    {0xdc, 0xe8, 2, X87_CCA},
+    {0xdc, 0xf0, 2, X87_CCA},
+    {0xdc, 0xf8, 2, X87_CCA},
+    {0xde, 0xc0, 2, X87_CCA},
+    {0xde, 0xc8, 2, X87_CCA},
+    {0xde, 0xe0, 2, X87_CCA},
+    {0xde, 0xe8, 2, X87_CCA},
+    {0xde, 0xf0, 2, X87_CCA},
+    {0xde, 0xf8, 2, X87_CCA},
+    {0xde, 0xd9, 1, 0},
     /* loads, stores, constants, misc */
-    {0xd9, 0, 0, X87_CCA},    {0xd9, 2, 0, X87_CCA},    {0xd9, 3, 0, X87_CCA},
-    {0xd9, 7, 0, X87_CCA | X87_C1},                     {0xd9, 0xc0, 2, X87_CCA},
-    {0xd9, 0xc8, 2, X87_CCA}, {0xd9, 0xd0, 1, X87_CCA}, {0xd9, 0xe0, 1, X87_CCA},
-    {0xd9, 0xe1, 1, X87_CCA}, {0xd9, 0xe4, 1, 0},       {0xd9, 0xe5, 1, 0},
-    {0xd9, 0xe8, 1, X87_CCA}, {0xd9, 0xe9, 1, X87_CCA}, {0xd9, 0xea, 1, X87_CCA},
-    {0xd9, 0xeb, 1, X87_CCA}, {0xd9, 0xec, 1, X87_CCA}, {0xd9, 0xed, 1, X87_CCA},
-    {0xd9, 0xee, 1, X87_CCA}, {0xd9, 0xf4, 1, X87_CCA}, {0xd9, 0xf5, 1, 0},
-    {0xd9, 0xf6, 1, X87_CCA}, {0xd9, 0xf7, 1, X87_CCA}, {0xd9, 0xf8, 1, 0},
-    {0xd9, 0xfa, 1, X87_CCA}, {0xd9, 0xfc, 1, X87_CCA}, {0xd9, 0xfd, 1, X87_CCA},
-    {0xdb, 0, 0, X87_CCA},    {0xdb, 1, 0, X87_CCA},    {0xdb, 2, 0, X87_CCA},
-    {0xdb, 3, 0, X87_CCA},    {0xdb, 5, 0, X87_CCA},    {0xdb, 7, 0, X87_CCA},
-    {0xdb, 0xc0, 2, X87_CCA | X87_C1}, {0xdb, 0xc8, 2, X87_CCA | X87_C1}, {0xdb, 0xd0, 2, X87_CCA | X87_C1},
-    {0xdb, 0xd8, 2, X87_CCA | X87_C1}, {0xda, 0xc0, 2, X87_CCA | X87_C1}, {0xda, 0xc8, 2, X87_CCA | X87_C1},
-    {0xda, 0xd0, 2, X87_CCA | X87_C1}, {0xda, 0xd8, 2, X87_CCA | X87_C1}, {0xda, 0xe9, 1, 0},
-    {0xdb, 0xe2, 1, X87_CCA | X87_C1},                  {0xdb, 0xe3, 1, 0},
-    {0xdb, 0xe8, 2, X87_C1},       {0xdb, 0xf0, 2, X87_C1},
-    {0xdd, 0, 0, X87_CCA},    {0xdd, 1, 0, X87_CCA},    {0xdd, 2, 0, X87_CCA},
-    {0xdd, 3, 0, X87_CCA},    {0xdd, 7, 0, X87_CCA | X87_C1},
-    {0xdd, 0xc0, 2, X87_CCA | X87_C1},                  {0xdd, 0xd0, 2, X87_CCA},
-    {0xdd, 0xd8, 2, X87_CCA}, {0xdd, 0xe0, 2, 0},       {0xdd, 0xe8, 2, 0},
-    {0xdf, 0, 0, X87_CCA},    {0xdf, 1, 0, X87_CCA},    {0xdf, 2, 0, X87_CCA},
-    {0xdf, 3, 0, X87_CCA},    {0xdf, 4, 0, X87_CCA},    {0xdf, 5, 0, X87_CCA},
-    {0xdf, 6, 0, X87_CCA},    {0xdf, 7, 0, X87_CCA},    {0xdf, 0xe0, 1, X87_CCA | X87_C1},
-    {0xdf, 0xe8, 2, X87_C1},       {0xdf, 0xf0, 2, X87_C1},
+    {0xd9, 0, 0, X87_CCA},
+    {0xd9, 2, 0, X87_CCA},
+    {0xd9, 3, 0, X87_CCA},
+    {0xd9, 7, 0, X87_CCA | X87_C1},
+    {0xd9, 0xc0, 2, X87_CCA},
+    {0xd9, 0xc8, 2, X87_CCA},
+    {0xd9, 0xd0, 1, X87_CCA},
+    {0xd9, 0xe0, 1, X87_CCA},
+    {0xd9, 0xe1, 1, X87_CCA},
+    {0xd9, 0xe4, 1, 0},
+    {0xd9, 0xe5, 1, 0},
+    {0xd9, 0xe8, 1, X87_CCA},
+    {0xd9, 0xe9, 1, X87_CCA},
+    {0xd9, 0xea, 1, X87_CCA},
+    {0xd9, 0xeb, 1, X87_CCA},
+    {0xd9, 0xec, 1, X87_CCA},
+    {0xd9, 0xed, 1, X87_CCA},
+    {0xd9, 0xee, 1, X87_CCA},
+    {0xd9, 0xf4, 1, X87_CCA},
+    {0xd9, 0xf5, 1, 0},
+    {0xd9, 0xf6, 1, X87_CCA},
+    {0xd9, 0xf7, 1, X87_CCA},
+    {0xd9, 0xf8, 1, 0},
+    {0xd9, 0xfa, 1, X87_CCA},
+    {0xd9, 0xfc, 1, X87_CCA},
+    {0xd9, 0xfd, 1, X87_CCA},
+    {0xdb, 0, 0, X87_CCA},
+    {0xdb, 1, 0, X87_CCA},
+    {0xdb, 2, 0, X87_CCA},
+    {0xdb, 3, 0, X87_CCA},
+    {0xdb, 5, 0, X87_CCA},
+    {0xdb, 7, 0, X87_CCA},
+    {0xdb, 0xc0, 2, X87_CCA | X87_C1},
+    {0xdb, 0xc8, 2, X87_CCA | X87_C1},
+    {0xdb, 0xd0, 2, X87_CCA | X87_C1},
+    {0xdb, 0xd8, 2, X87_CCA | X87_C1},
+    {0xda, 0xc0, 2, X87_CCA | X87_C1},
+    {0xda, 0xc8, 2, X87_CCA | X87_C1},
+    {0xda, 0xd0, 2, X87_CCA | X87_C1},
+    {0xda, 0xd8, 2, X87_CCA | X87_C1},
+    {0xda, 0xe9, 1, 0},
+    {0xdb, 0xe2, 1, X87_CCA | X87_C1},
+    {0xdb, 0xe3, 1, 0},
+    {0xdb, 0xe8, 2, X87_C1},
+    {0xdb, 0xf0, 2, X87_C1},
+    {0xdd, 0, 0, X87_CCA},
+    {0xdd, 1, 0, X87_CCA},
+    {0xdd, 2, 0, X87_CCA},
+    {0xdd, 3, 0, X87_CCA},
+    {0xdd, 7, 0, X87_CCA | X87_C1},
+    {0xdd, 0xc0, 2, X87_CCA | X87_C1},
+    {0xdd, 0xd0, 2, X87_CCA},
+    {0xdd, 0xd8, 2, X87_CCA},
+    {0xdd, 0xe0, 2, 0},
+    {0xdd, 0xe8, 2, 0},
+    {0xdf, 0, 0, X87_CCA},
+    {0xdf, 1, 0, X87_CCA},
+    {0xdf, 2, 0, X87_CCA},
+    {0xdf, 3, 0, X87_CCA},
+    {0xdf, 4, 0, X87_CCA},
+    {0xdf, 5, 0, X87_CCA},
+    {0xdf, 6, 0, X87_CCA},
+    {0xdf, 7, 0, X87_CCA},
+    {0xdf, 0xe0, 1, X87_CCA | X87_C1},
+    {0xdf, 0xe8, 2, X87_C1},
+    {0xdf, 0xf0, 2, X87_C1},
 };
 
 static void t_x87(struct gen *g)
@@ -1741,7 +1930,7 @@ static void t_x87(struct gen *g)
     }
     bool unmasked = chance(g, 6);
     if (unmasked) {
-        fcw &= (uint16_t)~(rnd(g) & 0x3du);
+        fcw &= (uint16_t) ~(rnd(g) & 0x3du);
     }
     uint16_t fsw = (uint16_t)(top << 11) | (uint16_t)(rnd(g) & 0x4700u);
     uint8_t abr = 0;
@@ -1775,7 +1964,6 @@ static void t_x87(struct gen *g)
     }
 }
 
-
 /* System and privileged instructions at CPL 3: mostly #GP(0) or #UD on both sides; segment
  * register reads/loads, far transfers through the user code selectors (Linux's GDT), INT n
  * through DPL-0 gates (#GP(n*8+2)), fences, prefetches, CLFLUSH, LDMXCSR/STMXCSR, RDTSC. */
@@ -1787,8 +1975,8 @@ static void t_sys(struct gen *g)
     struct ins in = {0};
     switch (k) {
     case 0: { /* HLT CLI STI IN OUT INS OUTS: #GP(0) at IOPL 0 */
-        static const uint8_t o[] = {0xf4, 0xfa, 0xfb, 0xec, 0xed, 0xee, 0xef, 0x6c, 0x6d, 0x6e,
-                                    0x6f};
+        static const uint8_t o[] = {0xf4, 0xfa, 0xfb, 0xec, 0xed, 0xee,
+                                    0xef, 0x6c, 0x6d, 0x6e, 0x6f};
         uint8_t b = o[rndn(g, sizeof(o))];
         emit8(g, b);
         set_op(g, b);
@@ -1862,8 +2050,8 @@ static void t_sys(struct gen *g)
         in.reg = sr[rndn(g, 3)];
         in.has_modrm = true;
         in.rm = rnd_reg(g, false);
-        static const uint16_t sel[] = {0x2b, 0x2b, 0, 0x23, 0x33, 0x10, 0x18, 0x2b | 0x4,
-                                       0x28, 0x29, 0xfff8};
+        static const uint16_t sel[] = {0x2b, 0x2b,       0,    0x23, 0x33,  0x10,
+                                       0x18, 0x2b | 0x4, 0x28, 0x29, 0xfff8};
         uint64_t v = sel[rndn(g, sizeof(sel) / sizeof(sel[0]))];
         if (chance(g, 10)) {
             v = rnd(g) & 0xffff;
@@ -1944,8 +2132,10 @@ static void t_sys(struct gen *g)
             in.op[0] = 0x0f;
             static const uint8_t o[] = {0x0d, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0xae};
             in.op[1] = o[rndn(g, sizeof(o))];
-            in.reg = in.op[1] == 0x0d ? rndn(g, 2) : in.op[1] == 0x18 ? rndn(g, 4)
-                     : in.op[1] == 0xae ? 7 : rndn(g, 8);
+            in.reg = in.op[1] == 0x0d   ? rndn(g, 2)
+                     : in.op[1] == 0x18 ? rndn(g, 4)
+                     : in.op[1] == 0xae ? 7
+                                        : rndn(g, 8);
             rnd_mem(g, &in, 1);
             set_op(g, 0x100u | in.op[1]);
             finish_ins(g, &in);
@@ -2015,9 +2205,9 @@ static void t_sys(struct gen *g)
     case 16: /* UD2, UD1, UD0-like and other #UD encodings */
     {
         static const uint8_t o[][3] = {{0x0f, 0x0b, 0}, {0x0f, 0xb9, 0xc0}, {0x0f, 0xff, 0xc0},
-                                       {0xd6, 0, 0},     {0x0f, 0x04, 0},    {0x0f, 0x0a, 0},
-                                       {0x0f, 0x0c, 0},  {0x0f, 0x36, 0},    {0x0f, 0x39, 0},
-                                       {0xf0, 0x90, 0},  {0xf0, 0x01, 0xc0}};
+                                       {0xd6, 0, 0},    {0x0f, 0x04, 0},    {0x0f, 0x0a, 0},
+                                       {0x0f, 0x0c, 0}, {0x0f, 0x36, 0},    {0x0f, 0x39, 0},
+                                       {0xf0, 0x90, 0}, {0xf0, 0x01, 0xc0}};
         unsigned i = rndn(g, sizeof(o) / sizeof(o[0]));
         for (unsigned j = 0; j < 3 && (j == 0 || o[i][j]); j++) {
             emit8(g, o[i][j]);
@@ -2031,9 +2221,9 @@ static void t_sys(struct gen *g)
             emit8(g, 0xce);
             set_op(g, 0xce);
         } else {
-            static const uint8_t o[] = {0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f,
-                                        0x37, 0x3f, 0x60, 0x61, 0x62, 0xce, 0xd4, 0xd5, 0x9a,
-                                        0xea, 0xc4, 0xc5, 0x82};
+            static const uint8_t o[] = {0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27,
+                                        0x2f, 0x37, 0x3f, 0x60, 0x61, 0x62, 0xce, 0xd4,
+                                        0xd5, 0x9a, 0xea, 0xc4, 0xc5, 0x82};
             uint8_t b = o[rndn(g, sizeof(o))];
             emit8(g, b);
             emit8(g, 0xc0);
@@ -2072,8 +2262,8 @@ static void t_sys(struct gen *g)
         break;
     case 21: /* LAR/LSL on Linux's fixed selectors, null and out-of-limit ones */
     {
-        static const uint16_t sel[] = {0x10, 0x18, 0x23, 0x2b, 0x33, 0x13, 0x2a, 0,
-                                       0x3, 0xfff8, 0x1000};
+        static const uint16_t sel[] = {0x10, 0x18, 0x23, 0x2b,   0x33,  0x13,
+                                       0x2a, 0,    0x3,  0xfff8, 0x1000};
         in.nop = 2;
         in.op[0] = 0x0f;
         in.op[1] = (uint8_t)(0x02 + rndn(g, 2));
@@ -2149,8 +2339,11 @@ static void t_sys(struct gen *g)
         break;
     default: /* LOCK on a register form / on a non-lockable opcode: #UD */
     {
-        static const uint8_t o[][3] = {{0xf0, 0x01, 0xc0}, {0xf0, 0x89, 0x03}, {0xf0, 0x8b, 0x03},
-                                       {0xf0, 0xf7, 0x13}, {0xf0, 0x0f, 0xa3}};
+        static const uint8_t o[][3] = {{0xf0, 0x01, 0xc0},
+                                       {0xf0, 0x89, 0x03},
+                                       {0xf0, 0x8b, 0x03},
+                                       {0xf0, 0xf7, 0x13},
+                                       {0xf0, 0x0f, 0xa3}};
         unsigned i = rndn(g, 5);
         for (unsigned j = 0; j < 3; j++) {
             emit8(g, o[i][j]);
@@ -2165,24 +2358,128 @@ static void t_sys(struct gen *g)
     }
 }
 
+
+/* Self-modifying code: stores into the instruction stream ahead of RIP, into the same block
+ * or a later one, through RIP-relative and register addressing and REP STOS; x86 executes
+ * the new bytes (SDM vol. 3, 8.1.3), so the translated block must be dropped. */
+static void t_smc(struct gen *g)
+{
+    struct orc_case *c = g->c;
+    bool m32 = c->mode32;
+    uint64_t base = ORC_CODE_VA + c->code_off;
+    unsigned kind = rndn(g, 4);
+    unsigned gap = chance(g, 50) ? 0 : rndn(g, 40); /* NOPs between the store and the target */
+    uint8_t newimm = (uint8_t)rnd(g);
+    c->r[R_AX] = rnd_val(g);
+    switch (kind) {
+    case 0: /* mov byte [rip + d], imm8 -> the imm8 of a later "add al, imm8" (64-bit);
+             * 32-bit: mov byte [abs32], imm8 */
+        emit8(g, 0xc6);
+        emit8(g, 0x05);
+        {
+            unsigned end = g->len + 4 + 1;       /* end of this instruction */
+            unsigned target = end + gap + 1;     /* imm8 of the add */
+            uint64_t t = base + target;
+            if (m32) {
+                emitn(g, (uint32_t)t, 4);
+            } else {
+                emitn(g, (uint32_t)(target - end), 4);
+            }
+        }
+        emit8(g, newimm);
+        for (unsigned i = 0; i < gap; i++) {
+            emit8(g, 0x90);
+        }
+        emit8(g, 0x04);
+        emit8(g, (uint8_t)rnd(g));
+        set_op(g, 0xc6);
+        break;
+    case 1: { /* mov [rBX], al: patch the opcode of a later instruction (add -> sub/xor/...) */
+        static const uint8_t ops[] = {0x04, 0x0c, 0x14, 0x1c, 0x24, 0x2c, 0x34, 0x3c};
+        unsigned start = g->len;
+        unsigned target = start + 2 + gap; /* 88 03 = 2 bytes */
+        c->r[R_BX] = base + target;
+        c->r[R_AX] = (rnd(g) & ~0xffull) | ops[rndn(g, 8)];
+        g->reserved |= (1u << R_BX) | (1u << R_AX);
+        emit8(g, 0x88);
+        emit8(g, 0x03);
+        for (unsigned i = 0; i < gap; i++) {
+            emit8(g, 0x90);
+        }
+        emit8(g, 0x04);
+        emit8(g, (uint8_t)rnd(g));
+        set_op(g, 0x88);
+        break;
+    }
+    case 2: { /* rep stosw of "inc eax" (ff c0) over a run of NOPs ahead */
+        unsigned n = 1 + rndn(g, 12);
+        unsigned start = g->len;
+        unsigned stos_len = 4; /* f3 66 ab */
+        unsigned target = start + stos_len - 1 + gap;
+        stos_len = 3;
+        target = start + stos_len + gap;
+        c->r[R_DI] = base + target;
+        c->r[R_CX] = n;
+        c->r[R_AX] = (rnd(g) & ~0xffffull) | 0xc0ff;
+        c->rflags &= ~0x400ull;
+        g->reserved |= (1u << R_DI) | (1u << R_CX) | (1u << R_AX);
+        emit8(g, 0xf3);
+        emit8(g, 0x66);
+        emit8(g, 0xab);
+        for (unsigned i = 0; i < gap + 2 * n; i++) {
+            emit8(g, 0x90);
+        }
+        set_op(g, 0xab);
+        break;
+    }
+    default: { /* store a whole new instruction (mov eax, imm32) over NOPs with a dword */
+        unsigned target = g->len + 6 + gap; /* c7 03 imm32 is 6 bytes */
+        c->r[R_BX] = base + target;
+        g->reserved |= 1u << R_BX;
+        emit8(g, 0xc7);
+        emit8(g, 0x03);
+        emit8(g, 0xb8); /* the new bytes: b8 xx xx xx = mov eax, imm32 (its last byte stays) */
+        emit8(g, (uint8_t)rnd(g));
+        emit8(g, (uint8_t)rnd(g));
+        emit8(g, (uint8_t)rnd(g));
+        for (unsigned i = 0; i < gap; i++) {
+            emit8(g, 0x90);
+        }
+        emitn(g, 0x90909090u, 4);
+        emit8(g, 0x90);
+        set_op(g, 0xc7);
+        break;
+    }
+    }
+    if (m32) {
+        c->r[R_BX] &= 0xffffffffu;
+        c->r[R_DI] &= 0xffffffffu;
+    }
+}
+
 typedef void (*tmpl_fn)(struct gen *g);
 
 struct tmpl_def {
     const char *name;
     tmpl_fn fn;
     unsigned weight;
-    unsigned modes; /* 1: 64-bit, 2: 32-bit */
+    unsigned modes; /* 1: 64-bit, 2: 32-bit, 4: uses absolute code addresses (no code_off) */
 };
 
 static const struct tmpl_def tmpl_defs[] = {
-    {"alu", t_alu, 10, 3},       {"alu_chain", t_alu_chain, 6, 3}, {"unary", t_unary, 4, 3},
-    {"test", t_test, 2, 3},      {"shift", t_shift, 8, 3},         {"shxd", t_shxd, 3, 3},
-    {"muldiv", t_muldiv, 6, 3},  {"bt", t_bt, 4, 3},               {"bitscan", t_bitscan, 3, 3},
-    {"movx", t_movx, 3, 3},      {"cc", t_cc, 4, 3},               {"branch", t_branch, 4, 3},
-    {"xchg", t_xchg, 4, 3},      {"misc", t_misc, 3, 3},           {"lea", t_lea, 3, 3},
-    {"mov", t_mov, 4, 3},        {"stack", t_stack, 4, 3},         {"string", t_string, 5, 3},
-    {"bswap", t_bswap, 2, 3},    {"bcd", t_bcd, 2, 2},          {"sse", t_sse, 30, 3},
-    {"x87", t_x87, 12, 3},       {"sys", t_sys, 6, 3},
+    {"alu", t_alu, 10, 3},        {"alu_chain", t_alu_chain, 6, 3},
+    {"unary", t_unary, 4, 3},     {"test", t_test, 2, 3},
+    {"shift", t_shift, 8, 3},     {"shxd", t_shxd, 3, 3},
+    {"muldiv", t_muldiv, 6, 3},   {"bt", t_bt, 4, 3},
+    {"bitscan", t_bitscan, 3, 3}, {"movx", t_movx, 3, 3},
+    {"cc", t_cc, 4, 3},           {"branch", t_branch, 4, 3},
+    {"xchg", t_xchg, 4, 3},       {"misc", t_misc, 3, 3},
+    {"lea", t_lea, 3, 3},         {"mov", t_mov, 4, 3},
+    {"stack", t_stack, 4, 7},     {"string", t_string, 5, 3},
+    {"bswap", t_bswap, 2, 3},     {"bcd", t_bcd, 2, 2},
+    {"sse", t_sse, 30, 3},        {"x87", t_x87, 12, 3},
+    {"sys", t_sys, 6, 7},
+    {"smc", t_smc, 3, 3},
 };
 #define NTMPL (sizeof(tmpl_defs) / sizeof(tmpl_defs[0]))
 
@@ -2216,8 +2513,7 @@ static void rnd_fx(struct gen *g, uint8_t *fx)
     }
 }
 
-void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx,
-                  struct orc_case *c)
+void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx, struct orc_case *c)
 {
     uint64_t s = seed * 0x100000001b3ull ^ (idx + 1) * 0x9e3779b97f4a7c15ull;
     struct gen g = {.rng = &s, .c = c, .f1_ecx = f1_ecx};
@@ -2258,6 +2554,11 @@ void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx,
     c->r[R_SP] = ORC_DATA_VA + 0x800;
     c->rflags = rnd(&g) & 0xcd5u;
     rnd_fx(&g, c->fx);
+    if (!(tmpl_defs[t].modes & 4) && chance(&g, 5)) {
+        /* start just before the end of the first code page: instructions straddle pages */
+        c->code_off = (uint16_t)(ORC_PAGE - 1 - rndn(&g, 12));
+        c->code2_absent = chance(&g, 20); /* kept only if the code itself reaches page 2 */
+    }
     tmpl_defs[t].fn(&g);
     if (c->mode32) {
         for (unsigned i = 0; i < 16; i++) {
@@ -2268,4 +2569,8 @@ void orc_gen_case(uint64_t seed, uint64_t idx, int tmpl_only, uint32_t f1_ecx,
         g.len = 0; /* cannot happen with the templates above; keep the case harmless */
     }
     c->code_len = (uint8_t)g.len;
+    if (c->code_off + c->code_len <= ORC_PAGE) {
+        /* only the exit sequence would touch page 2: it differs between the two sides */
+        c->code2_absent = 0;
+    }
 }

@@ -11,16 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ORC_PT_BASE 0x1000ull /* PML4; PDPT, PD, PT, low PT follow in the next pages */
+#define ORC_PT_BASE 0x1000ull  /* PML4; PDPT, PD, PT, low PT follow in the next pages */
 #define ORC_GDT_BASE 0x8000ull /* Linux's x86-64 GDT layout (supervisor page) */
 #define ORC_IDT_BASE 0x9000ull /* 256 interrupt gates, DPL 0 except 3, 4 and 0x80 */
 
 struct orc_lodge {
     struct guestmem gm; /* page tables + code page + data page */
     struct cpu *cpu;
-    uint8_t *code;      /* host view of the code page */
-    uint8_t *data;      /* host view of the data page */
+    uint8_t *code; /* host view of the code page */
+    uint8_t *data; /* host view of the data page */
     uint8_t before[ORC_PAGE];
+    uint64_t *code2_pte; /* PTE of the second code page (cleared for code2_absent cases) */
 };
 
 static void orc_lodge_paging(struct orc_lodge *l)
@@ -34,6 +35,8 @@ static void orc_lodge_paging(struct orc_lodge *l)
     pdpt[(ORC_CODE_VA >> 30) & 511] = (ORC_PT_BASE + 0x2000) | urw;
     pd[(ORC_CODE_VA >> 21) & 511] = (ORC_PT_BASE + 0x3000) | urw;
     pt[(ORC_CODE_VA >> 12) & 511] = ORC_CODE_VA | urw;
+    pt[((ORC_CODE_VA >> 12) + 1) & 511] = (ORC_CODE_VA + ORC_PAGE) | urw;
+    l->code2_pte = &pt[((ORC_CODE_VA >> 12) + 1) & 511];
     pt[(ORC_DATA_VA >> 12) & 511] = ORC_DATA_VA | urw;
     /* GDT and IDT pages: supervisor-only, like the kernel's */
     uint64_t *ptlow = guestmem_ptr(&l->gm, ORC_PT_BASE + 0x4000, ORC_PAGE);
@@ -69,13 +72,13 @@ struct orc_lodge *orc_lodge_new(void)
         return NULL;
     }
     if (guestmem_add(&l->gm, "orc-pt", 0, 0x10000, false) < 0 ||
-        guestmem_add(&l->gm, "orc-code", ORC_CODE_VA, ORC_PAGE, false) < 0 ||
+        guestmem_add(&l->gm, "orc-code", ORC_CODE_VA, ORC_CODE_SIZE, false) < 0 ||
         guestmem_add(&l->gm, "orc-data", ORC_DATA_VA, ORC_PAGE, false) < 0) {
         guestmem_free(&l->gm);
         free(l);
         return NULL;
     }
-    l->code = guestmem_ptr(&l->gm, ORC_CODE_VA, ORC_PAGE);
+    l->code = guestmem_ptr(&l->gm, ORC_CODE_VA, ORC_CODE_SIZE);
     l->data = guestmem_ptr(&l->gm, ORC_DATA_VA, ORC_PAGE);
     orc_lodge_paging(l);
     struct cpu *cpu = cpu_new(&l->gm, NULL, NULL);
@@ -183,10 +186,10 @@ static void orc_lodge_save_fx(const struct cpu *cpu, uint8_t *fx)
 void orc_lodge_run(struct orc_lodge *l, const struct orc_case *c, struct orc_result *res)
 {
     struct cpu *cpu = l->cpu;
-    memcpy(l->code, c->code, c->code_len);
-    l->code[c->code_len] = 0x0f; /* UD2: the end marker */
-    l->code[c->code_len + 1] = 0x0b;
-    cpu_tcache_invalidate_phys(cpu, ORC_CODE_VA, ORC_PAGE);
+    memcpy(l->code + c->code_off, c->code, c->code_len);
+    l->code[c->code_off + c->code_len] = 0x0f; /* UD2: the end marker */
+    l->code[c->code_off + c->code_len + 1] = 0x0b;
+    cpu_tcache_invalidate_phys(cpu, ORC_CODE_VA, ORC_CODE_SIZE);
     orc_fill_data(c->seed, l->before);
     memcpy(l->data, l->before, ORC_PAGE);
 
@@ -209,19 +212,28 @@ void orc_lodge_run(struct orc_lodge *l, const struct orc_case *c, struct orc_res
     cpu_update_mode(cpu);
     memcpy(cpu->r, c->r, sizeof(cpu->r));
     cpu_set_rflags(cpu, (c->rflags & 0xcd5u) | 0x202u);
-    cpu->rip = ORC_CODE_VA;
+    cpu->rip = ORC_CODE_VA + c->code_off;
     orc_lodge_load_fx(cpu, c->fx);
     cpu->exc_vector = -1;
     cpu->halted = false;
     cpu->intr_shadow = 0;
     cpu->cr2 = 0;
 
+    if (c->code2_absent) {
+        *l->code2_pte = 0;
+        cpu_tlb_flush_page(cpu, ORC_CODE_VA + ORC_PAGE);
+    }
     int rc = cpu_run(cpu, 10000);
+    if (c->code2_absent) {
+        *l->code2_pte = (ORC_CODE_VA + ORC_PAGE) | 0x7;
+        cpu_tlb_flush_page(cpu, ORC_CODE_VA + ORC_PAGE);
+    }
     res->err = 0;
     res->cr2 = 0;
     res->rip = cpu->rip;
     if (rc == CPU_EXIT_EXCEPTION) {
-        if (cpu->exc_vector == X86_EXC_UD && cpu->rip == ORC_CODE_VA + c->code_len) {
+        if (cpu->exc_vector == X86_EXC_UD &&
+            cpu->rip == ORC_CODE_VA + c->code_off + c->code_len) {
             res->end = ORC_END_OK;
         } else {
             res->end = cpu->exc_vector;

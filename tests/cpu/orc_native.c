@@ -22,7 +22,7 @@ int orc_native_enter(int mode32);
 void orc_native_exit(void);
 void orc_native_resume(void);
 
-#define ORC_CTRL_CUR_RES 0x800 /* struct orc_result * of the running case */
+#define ORC_CTRL_CUR_RES 0x800  /* struct orc_result * of the running case */
 #define ORC_CTRL_PROGRESS 0x808 /* (shared mapping pointer) */
 
 static inline uint8_t *ctrl(unsigned off)
@@ -82,7 +82,8 @@ static void orc_native_signal(int sig, siginfo_t *si, void *ucv)
 
 static int child_setup(void)
 {
-    void *p = mmap((void *)(uintptr_t)ORC_CODE_VA, ORC_PAGE, PROT_READ | PROT_WRITE | PROT_EXEC,
+    void *p = mmap((void *)(uintptr_t)ORC_CODE_VA, ORC_CODE_SIZE,
+                   PROT_READ | PROT_WRITE | PROT_EXEC,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (p != (void *)(uintptr_t)ORC_CODE_VA) {
         return -1;
@@ -92,8 +93,7 @@ static int child_setup(void)
     if (p != (void *)(uintptr_t)ORC_DATA_VA) {
         return -1;
     }
-    p = mmap((void *)(uintptr_t)ORC_CTRL_VA, ORC_CTRL_SIZE,
-             PROT_READ | PROT_WRITE | PROT_EXEC,
+    p = mmap((void *)(uintptr_t)ORC_CTRL_VA, ORC_CTRL_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (p != (void *)(uintptr_t)ORC_CTRL_VA) {
         return -1;
@@ -127,8 +127,8 @@ static int child_setup(void)
     return 0;
 }
 
-static void child_run(const struct orc_case *cases, struct orc_result *res, size_t start,
-                      size_t n, volatile uint64_t *progress)
+static void child_run(const struct orc_case *cases, struct orc_result *res, size_t start, size_t n,
+                      volatile uint64_t *progress)
 {
     static uint8_t before[ORC_PAGE];
     uint8_t *code = (uint8_t *)(uintptr_t)ORC_CODE_VA;
@@ -138,8 +138,12 @@ static void child_run(const struct orc_case *cases, struct orc_result *res, size
         const struct orc_case *c = &cases[i];
         struct orc_result *r = &res[i];
         *progress = i;
-        memcpy(code, c->code, c->code_len);
-        orc_native_tail(code, c->code_len, c->mode32);
+        memcpy(code + c->code_off, c->code, c->code_len);
+        orc_native_tail(code + c->code_off, c->code_len, c->mode32);
+        uint64_t entry = ORC_CODE_VA + c->code_off;
+        uint32_t entry32 = (uint32_t)entry;
+        memcpy(ctrl(ORC_CTRL_CODE_ENTRY), &entry, 8);
+        memcpy(ctrl(ORC_CTRL_FAR32), &entry32, 4);
         orc_fill_data(c->seed, before);
         memcpy(data, before, ORC_PAGE);
         memcpy(ctrl(ORC_CTRL_IN_R), c->r, sizeof(c->r));
@@ -150,11 +154,18 @@ static void child_run(const struct orc_case *cases, struct orc_result *res, size
         r->end = ORC_END_OK;
         r->err = 0;
         r->cr2 = 0;
-        if (orc_native_enter(c->mode32) == 0) {
+        if (c->code2_absent) {
+            mprotect(code + ORC_PAGE, ORC_PAGE, PROT_NONE);
+        }
+        int faulted = orc_native_enter(c->mode32);
+        if (c->code2_absent) {
+            mprotect(code + ORC_PAGE, ORC_PAGE, PROT_READ | PROT_WRITE | PROT_EXEC);
+        }
+        if (faulted == 0) {
             memcpy(r->r, ctrl(ORC_CTRL_OUT_R), sizeof(r->r));
             memcpy(&r->rflags, ctrl(ORC_CTRL_OUT_FLAGS), 8);
             memcpy(r->fx, ctrl(ORC_CTRL_OUT_FX), 512);
-            r->rip = ORC_CODE_VA + c->code_len;
+            r->rip = ORC_CODE_VA + c->code_off + c->code_len;
         }
         orc_diff_data(before, data, r);
     }
@@ -180,8 +191,7 @@ int orc_native_start(struct orc_native_job *j, const struct orc_case *cases, siz
 {
     memset(j, 0, sizeof(*j));
     j->bytes = n * sizeof(struct orc_result) + 64;
-    uint8_t *shm = mmap(NULL, j->bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                        -1, 0);
+    uint8_t *shm = mmap(NULL, j->bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shm == MAP_FAILED) {
         return -errno;
     }

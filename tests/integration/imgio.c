@@ -111,6 +111,7 @@ static int imgio_crash_writer(struct image *img, const char *log, uint32_t seed)
     }
     uint64_t rs = seed * 0x2545f4914f6cdd1dull + 1;
     uint64_t size = image_length(img);
+    uint64_t cs = image_cluster_size(img);
     uint8_t *buf = malloc(256 * 1024);
     imgio_log(fd, "R\n");
     for (uint32_t n = 1;; n++) {
@@ -120,9 +121,20 @@ static int imgio_crash_writer(struct image *img, const char *log, uint32_t seed)
             len = size - off;
         }
         uint32_t s = (imgio_rand(&rs) % 8 == 0) ? IMGIO_ZERO_SEED : seed * 100000 + n;
+        bool discard = s == IMGIO_ZERO_SEED && cs && imgio_rand(&rs) % 2;
+        if (discard) {
+            /* whole clusters only: those are guaranteed to read as zeros */
+            off = off / cs * cs;
+            len = (len + cs - 1) / cs * cs;
+            if (len > size - off) {
+                len = size - off;
+            }
+        }
         imgio_log(fd, "W %" PRIu64 " %" PRIu64 " %u\n", off, len, s);
         int r;
-        if (s == IMGIO_ZERO_SEED) {
+        if (discard) {
+            r = image_discard(img, off, len);
+        } else if (s == IMGIO_ZERO_SEED) {
             r = image_write_zeroes(img, off, len);
         } else {
             imgio_fill(buf, off, len, s);

@@ -575,6 +575,216 @@ static void test_io_permission(void)
     CU_ASSERT_EQUAL(run_user(1), CPU_EXIT_EXCEPTION);
 }
 
+/* ---- legacy modes ---- */
+
+/* 32-bit protected mode with a GDT (64-bit code 0x08, data 0x10, code32 0x18, user code32
+ * 0x23, user data 0x2b, 32-bit TSS 0x30, call gate 0x38 -> 0x18:KHANDLER+0x400 with one
+ * parameter) and a 32-bit IDT. */
+static void prot_setup(void)
+{
+    cpu_harness_set_flat(&h, X86_MODE_32);
+    poke64(GDT + 0x00, 0);
+    poke64(GDT + 0x08, 0x00af9a000000ffffull);
+    poke64(GDT + 0x10, 0x00cf92000000ffffull);
+    poke64(GDT + 0x18, 0x00cf9a000000ffffull);
+    poke64(GDT + 0x20, 0x00cffa000000ffffull);
+    poke64(GDT + 0x28, 0x00cff2000000ffffull);
+    poke64(GDT + 0x30, 0x0000890000000067ull | ((TSS & 0xffffff) << 16));
+    uint64_t off = KHANDLER + 0x400;
+    poke64(GDT + 0x38, (off & 0xffff) | (0x18ull << 16) | ((off & 0xffff0000ull) << 32) |
+                           (0xecull << 40) | (1ull << 32));
+    for (int i = 0; i < 0x68; i += 8) {
+        poke64(TSS + i, 0);
+    }
+    cpu_harness_poke(&h, TSS + 4, 4, RSP0);
+    cpu_harness_poke(&h, TSS + 8, 4, 0x10);
+    for (int i = 0; i < 256; i++) {
+        poke64(IDT + i * 8, 0);
+    }
+    cpu->gdtr.base = GDT;
+    cpu->gdtr.limit = 0x3f;
+    cpu->idtr.base = IDT;
+    cpu->idtr.limit = 0x7ff;
+    cpu_set_seg(cpu, CPU_SEG_TR, 0x30, TSS, 0x67, CPU_SEGA_P | 0xb);
+    cpu->exit_on_exception = false;
+}
+
+static void set_gate32(int vec, uint64_t off, unsigned dpl)
+{
+    poke64(IDT + vec * 8, (off & 0xffff) | (0x18ull << 16) | ((off & 0xffff0000ull) << 32) |
+                              ((0x8eull | (dpl << 5)) << 40));
+}
+
+static void prot_user(void)
+{
+    uint32_t base = CPU_SEGA_P | CPU_SEGA_S | CPU_SEGA_RW | CPU_SEGA_ACCESSED | CPU_SEGA_G |
+                    CPU_SEGA_DB | (3u << CPU_SEGA_DPL_SHIFT);
+    cpu->cpl = 3;
+    cpu_set_seg(cpu, CPU_SEG_CS, 0x23, 0, 0xffffffffu, base | CPU_SEGA_CODE);
+    cpu_set_seg(cpu, CPU_SEG_SS, 0x2b, 0, 0xffffffffu, base);
+    cpu_set_seg(cpu, CPU_SEG_DS, 0x2b, 0, 0xffffffffu, base);
+    cpu->r[CPU_RSP] = USTACK;
+}
+
+static void test_prot_int_and_call_gate(void)
+{
+    /* INT from ring 3 through a 32-bit interrupt gate: TSS SS0:ESP0, 5-dword frame. */
+    prot_setup();
+    set_gate32(0x80, KHANDLER, 3);
+    LOAD(KHANDLER, 0xf4);
+    LOAD(UCODE, 0xcd, 0x80);
+    prot_user();
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, UCODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->cpl, 0);
+    CU_ASSERT_EQUAL(cpu->mode, CPU_MODE_PROT);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_CS].sel, 0x18);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_SS].sel, 0x10);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSP], RSP0 - 20);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 20, 4), UCODE + 2);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 16, 4), 0x23);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 8, 4), USTACK);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 4, 4), 0x2b);
+    /* ... and IRET back to ring 3; DS (DPL 3) stays. */
+    prot_setup();
+    set_gate32(0x80, KHANDLER, 3);
+    LOAD(KHANDLER, 0xcf);
+    prot_user();
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, UCODE, 2), CPU_EXIT_ICOUNT);
+    CU_ASSERT_EQUAL(cpu->cpl, 3);
+    CU_ASSERT_EQUAL(cpu->rip, UCODE + 2);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSP], USTACK);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_SS].sel, 0x2b);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_DS].sel, 0x2b);
+
+    /* CALL FAR through a call gate from ring 3 with one parameter, RETF 4 back. */
+    prot_setup();
+    LOAD(KHANDLER + 0x400, 0xf4);
+    LOAD(UCODE, 0x6a, 0x55, 0x9a, 0, 0, 0, 0, 0x3b, 0x00); /* push 0x55; call 0x3b:0 */
+    prot_user();
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, UCODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->cpl, 0);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_CS].sel, 0x18);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSP], RSP0 - 20);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 20, 4), UCODE + 9); /* return EIP */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 16, 4), 0x23);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 12, 4), 0x55);      /* copied parameter */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 8, 4), USTACK - 4);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 4, 4), 0x2b);
+    prot_setup();
+    LOAD(KHANDLER + 0x400, 0xca, 0x04, 0x00); /* retf 4 */
+    prot_user();
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, UCODE, 3), CPU_EXIT_ICOUNT);
+    CU_ASSERT_EQUAL(cpu->cpl, 3);
+    CU_ASSERT_EQUAL(cpu->rip, UCODE + 9);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSP], USTACK);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_CS].sel, 0x23);
+
+    /* Loading a DPL 0 data segment at CPL 3: #GP(selector). */
+    prot_setup();
+    cpu->exit_on_exception = true;
+    LOAD(UCODE, 0x66, 0xb8, 0x10, 0x00, 0x8e, 0xd8); /* mov ax, 0x10; mov ds, ax */
+    prot_user();
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, UCODE, 10), CPU_EXIT_EXCEPTION);
+    CU_ASSERT_EQUAL(cpu->exc_vector, X86_EXC_GP);
+    CU_ASSERT_EQUAL(cpu->exc_error, 0x10);
+}
+
+static void test_enter_long_mode(void)
+{
+    paging_setup(); /* builds the 4-level tables */
+    prot_setup();
+    cpu->exit_on_exception = true;
+    /* mov eax,cr4; or eax,0x20; mov cr4,eax; mov eax,PML4; mov cr3,eax;
+     * mov ecx,EFER; rdmsr; or eax,0x100; wrmsr; mov eax,cr0; or eax,0x80000000; mov cr0,eax;
+     * jmp 0x08:CODE+0x100 */
+    LOAD(CODE, 0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x20, 0x0f, 0x22, 0xe0, 0xb8, 0x00, 0x00, 0x10,
+         0x00, 0x0f, 0x22, 0xd8, 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x0d, 0x00, 0x01,
+         0x00, 0x00, 0x0f, 0x30, 0x0f, 0x20, 0xc0, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x0f, 0x22,
+         0xc0, 0xea, 0x00, 0x11, 0x00, 0x00, 0x08, 0x00);
+    LOAD(CODE + 0x100, 0x48, 0x8b, 0x03, 0xf4); /* 64-bit: mov rax, [rbx]; hlt */
+    poke64(0x20000, 0xfeedfacecafebeefull);
+    cpu->r[CPU_RBX] = 0x40020000; /* only reachable through the 1 GiB page */
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 1000), CPU_EXIT_HLT);
+    CU_ASSERT_TRUE(cpu->efer & CPU_EFER_LMA);
+    CU_ASSERT_EQUAL(cpu->mode, CPU_MODE_LONG64);
+    CU_ASSERT_EQUAL(cpu->rip, CODE + 0x104);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 0xfeedfacecafebeefull);
+
+    /* CR0.PG with EFER.LME but without CR4.PAE: #GP(0). */
+    prot_setup();
+    cpu->exit_on_exception = true;
+    cpu->efer = CPU_EFER_LME;
+    LOAD(CODE, 0x0f, 0x20, 0xc0, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x0f, 0x22, 0xc0, 0xf4);
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_EXCEPTION);
+    CU_ASSERT_EQUAL(cpu->exc_vector, X86_EXC_GP);
+    CU_ASSERT_FALSE(cpu->cr0 & CPU_CR0_PG);
+    cpu->efer = 0;
+}
+
+static void test_paging_32_and_pae(void)
+{
+    const uint64_t pdir = 0x110000, pt = 0x111000;
+    static const uint8_t rd32[] = {0x8b, 0x03, 0xf4}; /* mov eax, [ebx]; hlt */
+    /* 32-bit paging: 4 KiB pages for 0-4 MiB, a 4 MiB PSE page at 4 MiB onto PA 0. */
+    cpu_harness_set_flat(&h, X86_MODE_32);
+    cpu->exit_on_exception = true;
+    for (uint64_t i = 0; i < 1024; i++) {
+        cpu_harness_poke(&h, pdir + i * 4, 4, 0);
+        cpu_harness_poke(&h, pt + i * 4, 4, (i << 12) | P | W | U);
+    }
+    cpu_harness_poke(&h, pdir, 4, pt | P | W | U);
+    cpu_harness_poke(&h, pdir + 4, 4, 0 | P | W | U | PS);
+    cpu_harness_poke(&h, pt + 0x10 * 4, 4, 0);
+    poke64(0x20000, 0x12345678);
+    cpu->cr3 = pdir;
+    cpu->cr4 |= CPU_CR4_PSE;
+    cpu->cr0 |= CPU_CR0_PG | CPU_CR0_WP;
+    cpu_update_mode(cpu);
+    cpu_tlb_flush(cpu, false);
+    load(CODE, rd32, sizeof(rd32));
+    cpu->r[CPU_RBX] = 0x420000;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 10), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 0x12345678);
+    CU_ASSERT_TRUE(cpu_harness_peek(&h, pdir + 4, 4) & A);
+    cpu->r[CPU_RBX] = 0x10004;
+    expect_pf(cpu_harness_run(&h, CODE, 10), 0x10004, 0);
+
+    /* PAE paging without long mode: PDPTE -> PD -> PT, a 2 MiB page, NX with EFER.NXE. */
+    const uint64_t pdpt = 0x120000, pd = 0x121000, pt2 = 0x122000;
+    cpu_harness_set_flat(&h, X86_MODE_32);
+    cpu->exit_on_exception = true;
+    for (uint64_t i = 0; i < 512; i++) {
+        poke64(pd + i * 8, 0);
+        poke64(pt2 + i * 8, (i << 12) | P | W | U);
+    }
+    for (uint64_t i = 0; i < 4; i++) {
+        poke64(pdpt + i * 8, 0);
+    }
+    poke64(pdpt, pd | P);
+    poke64(pd, pt2 | P | W | U);
+    poke64(pd + 2 * 8, 0 | P | W | U | PS);
+    poke64(pt2 + 0x13 * 8, 0x13000 | P | W | U | XD);
+    cpu->cr3 = pdpt;
+    cpu->cr4 |= CPU_CR4_PAE;
+    cpu->efer = CPU_EFER_NXE;
+    cpu->cr0 |= CPU_CR0_PG | CPU_CR0_WP;
+    cpu_update_mode(cpu);
+    cpu_tlb_flush(cpu, false);
+    load(CODE, rd32, sizeof(rd32));
+    cpu->r[CPU_RBX] = 0x420000;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 10), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 0x12345678);
+    LOAD(CODE, 0xff, 0xe3); /* jmp ebx */
+    cpu->r[CPU_RBX] = 0x13000;
+    expect_pf(cpu_harness_run(&h, CODE, 10), 0x13000, CPU_PF_P | CPU_PF_I);
+    /* A PDPTE with reserved bits set: #PF with RSVD. */
+    poke64(pdpt + 8, pd | P | 0x2);
+    cpu->r[CPU_RBX] = 0x40000000;
+    load(CODE, rd32, sizeof(rd32));
+    expect_pf(cpu_harness_run(&h, CODE, 10), 0x40000000, CPU_PF_P | CPU_PF_RSVD);
+    cpu->efer = 0;
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -594,6 +804,9 @@ int main(void)
     CU_add_test(s, "cpuid_msr", test_cpuid_msr);
     CU_add_test(s, "real_mode_int", test_real_mode_int);
     CU_add_test(s, "io_permission", test_io_permission);
+    CU_add_test(s, "prot_int_and_call_gate", test_prot_int_and_call_gate);
+    CU_add_test(s, "enter_long_mode", test_enter_long_mode);
+    CU_add_test(s, "paging_32_and_pae", test_paging_32_and_pae);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

@@ -73,9 +73,8 @@ static void test_raw_io(void)
     struct image_create_opts o = {.format = IMAGE_FORMAT_RAW, .size = 100000};
     CU_ASSERT_EQUAL_FATAL(image_create(tpath("r.raw"), &o, err, sizeof(err)), 0);
     struct image *img;
-    CU_ASSERT_EQUAL_FATAL(image_open(tpath("r.raw"), IMAGE_FORMAT_AUTO, IMAGE_OPEN_RDWR, &img, err,
-                                     sizeof(err)),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        image_open(tpath("r.raw"), IMAGE_FORMAT_AUTO, IMAGE_OPEN_RDWR, &img, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(image_get_format(img), IMAGE_FORMAT_RAW);
     CU_ASSERT_EQUAL(image_length(img), 100000);
     CU_ASSERT_EQUAL(image_pwrite(img, "abcdef", 6, 99994), 0);
@@ -117,17 +116,15 @@ static void test_backing_loop(void)
     o.backing_format = IMAGE_FORMAT_QCOW2;
     CU_ASSERT_EQUAL_FATAL(image_create(tpath("loop-b.qcow2"), &o, err, sizeof(err)), 0);
     struct image *img;
-    CU_ASSERT_EQUAL_FATAL(image_open(tpath("loop-a.qcow2"), 0, IMAGE_OPEN_RDWR, &img, err,
-                                     sizeof(err)),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        image_open(tpath("loop-a.qcow2"), 0, IMAGE_OPEN_RDWR, &img, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(image_set_backing(img, "loop-b.qcow2", IMAGE_FORMAT_QCOW2), -ELOOP);
     image_close(img);
     CU_ASSERT_EQUAL(image_open(tpath("loop-a.qcow2"), 0, 0, &img, err, sizeof(err)), -ELOOP);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "backing chain too long"));
     /* without following the chain it still opens */
-    CU_ASSERT_EQUAL(image_open(tpath("loop-a.qcow2"), 0, IMAGE_OPEN_NO_BACKING, &img, err,
-                               sizeof(err)),
-                    0);
+    CU_ASSERT_EQUAL(
+        image_open(tpath("loop-a.qcow2"), 0, IMAGE_OPEN_NO_BACKING, &img, err, sizeof(err)), 0);
     CU_ASSERT_STRING_EQUAL(image_backing_name(img), "loop-b.qcow2");
     image_close(img);
     /* a missing backing file names both files */
@@ -143,11 +140,11 @@ static void test_readonly_formats(void)
     /* VMDK: a header whose grain directory lies outside the file */
     uint8_t h[512] = {0};
     memcpy(h, "KDMV", 4);
-    h[4] = 1;                         /* version */
-    h[12 + 1] = 0x08;                 /* capacity 0x800 sectors */
-    h[20] = 128;                      /* grain size in sectors */
-    h[44] = 0x00, h[45] = 0x02;       /* 512 GTEs per GT */
-    h[56 + 2] = 0x10;                 /* gdOffset 0x100000 sectors */
+    h[4] = 1;                   /* version */
+    h[12 + 1] = 0x08;           /* capacity 0x800 sectors */
+    h[20] = 128;                /* grain size in sectors */
+    h[44] = 0x00, h[45] = 0x02; /* 512 GTEs per GT */
+    h[56 + 2] = 0x10;           /* gdOffset 0x100000 sectors */
     write_file("bad.vmdk", h, sizeof(h), 65536);
     CU_ASSERT_EQUAL(image_open(tpath("bad.vmdk"), 0, 0, &img, err, sizeof(err)), -EUCLEAN);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad.vmdk: corrupt vmdk: grain directory"));
@@ -158,8 +155,8 @@ static void test_readonly_formats(void)
     h[56] = 1;
     uint8_t file[512 * 4 + 65536] = {0};
     memcpy(file, h, 512);
-    file[512] = 2;      /* GD[0] = sector 2 */
-    file[1024] = 4;     /* GT[0] = sector 4 */
+    file[512] = 2;  /* GD[0] = sector 2 */
+    file[1024] = 4; /* GT[0] = sector 4 */
     memset(file + 2048, 0xab, 65536);
     write_file("ok.vmdk", file, sizeof(file), 0);
     CU_ASSERT_EQUAL_FATAL(image_open(tpath("ok.vmdk"), 0, 0, &img, err, sizeof(err)), 0);
@@ -172,12 +169,12 @@ static void test_readonly_formats(void)
     uint8_t v[0x200] = {0};
     memcpy(v + 0x40, "\x7f\x10\xda\xbe", 4);
     memcpy(v + 0x44, "\x01\x00\x01\x00", 4);
-    v[0x4c] = 1;                       /* dynamic */
-    v[0x155] = 0x02;                   /* block map at 0x200 */
-    v[0x159] = 0x04;                   /* data at 0x400 */
-    v[0x172] = 0x10;                   /* disk size 1 MiB */
-    v[0x17a] = 0x10;                   /* block size 1 MiB */
-    v[0x181] = 0x10;                   /* 4096 blocks: map needs 16 KiB */
+    v[0x4c] = 1;     /* dynamic */
+    v[0x155] = 0x02; /* block map at 0x200 */
+    v[0x159] = 0x04; /* data at 0x400 */
+    v[0x172] = 0x10; /* disk size 1 MiB */
+    v[0x17a] = 0x10; /* block size 1 MiB */
+    v[0x181] = 0x10; /* 4096 blocks: map needs 16 KiB */
     write_file("bad.vdi", v, sizeof(v), 0x400);
     CU_ASSERT_EQUAL(image_open(tpath("bad.vdi"), 0, 0, &img, err, sizeof(err)), -EUCLEAN);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad.vdi: corrupt vdi: block map outside the file"));

@@ -6,9 +6,9 @@
 #include <errno.h>
 
 struct msi_log {
-    int n;               /* messages sent */
-    uint64_t addr[16];   /* their addresses */
-    uint32_t data[16];   /* their data */
+    int n;             /* messages sent */
+    uint64_t addr[16]; /* their addresses */
+    uint32_t data[16]; /* their data */
 };
 
 static int msi_record(void *opaque, uint64_t addr, uint32_t data)

@@ -6,8 +6,8 @@
 #include <errno.h>
 
 struct fake_bar {
-    int reads, writes;   /* accesses that reached the device */
-    uint64_t last_off;   /* offset of the last access, relative to the BAR */
+    int reads, writes; /* accesses that reached the device */
+    uint64_t last_off; /* offset of the last access, relative to the BAR */
 };
 
 static uint64_t fake_read(void *opaque, uint64_t off, unsigned size)

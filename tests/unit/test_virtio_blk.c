@@ -53,8 +53,8 @@ static int md_zero(void *o, uint64_t off, uint64_t len)
 }
 
 struct msi_log {
-    int n;          /* messages */
-    uint32_t data;  /* last data */
+    int n;         /* messages */
+    uint32_t data; /* last data */
 };
 
 static int msi_record(void *opaque, uint64_t addr, uint32_t data)
@@ -79,9 +79,13 @@ static void setup_dev(bool readonly)
     for (unsigned i = 0; i < sizeof(disk.data); i++) {
         disk.data[i] = (uint8_t)(i / 512 + 1);
     }
-    struct virtio_blk_backend be = {.opaque = &disk, .pread = md_pread, .pwrite = md_pwrite,
-                                    .flush = md_flush, .discard = md_zero,
-                                    .write_zeroes = md_zero, .length = sizeof(disk.data),
+    struct virtio_blk_backend be = {.opaque = &disk,
+                                    .pread = md_pread,
+                                    .pwrite = md_pwrite,
+                                    .flush = md_flush,
+                                    .discard = md_zero,
+                                    .write_zeroes = md_zero,
+                                    .length = sizeof(disk.data),
                                     .readonly = readonly};
     blk = virtio_blk_new(&drv.mem, &be, "lodge-disk-0");
     CU_ASSERT_PTR_NOT_NULL_FATAL(blk);
@@ -211,8 +215,7 @@ static void test_feature_negotiation(void)
 static void test_read_write_flush_id(void)
 {
     setup_dev(false);
-    CU_ASSERT_TRUE(vdrv_start(&drv, vp, 1ull << VIRTIO_BLK_F_FLUSH, 0) &
-                   VIRTIO_STATUS_DRIVER_OK);
+    CU_ASSERT_TRUE(vdrv_start(&drv, vp, 1ull << VIRTIO_BLK_F_FLUSH, 0) & VIRTIO_STATUS_DRIVER_OK);
     uint32_t len;
     /* Read sectors 2..3. */
     uint64_t buf = vdrv_alloc(&drv, 1024);
@@ -245,8 +248,7 @@ static void test_read_write_flush_id(void)
     /* Beyond the end of the disk, and a sector number that overflows bytes. */
     CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_IN, DISK_SECTORS - 1, buf, 1024, true, NULL),
                     VIRTIO_BLK_S_IOERR);
-    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_OUT, 1ull << 60, wb, 512, false, NULL),
-                    VIRTIO_BLK_S_IOERR);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_OUT, 1ull << 60, wb, 512, false, NULL), VIRTIO_BLK_S_IOERR);
     /* Backend failure is an I/O error, not a crash. */
     disk.fail = 1;
     CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_IN, 0, buf, 512, true, NULL), VIRTIO_BLK_S_IOERR);

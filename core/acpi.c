@@ -98,13 +98,21 @@ static int acpi_build_dsdt(struct acpi_builder *b, const struct acpi_config *cfg
      * NameOp '_S5_' PackageOp PkgLength NumElements BytePrefix typ BytePrefix typ Zero Zero */
     const uint8_t aml[] = {0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
                            0x0a, cfg->s5_typ, 0x0a, cfg->s5_typ, 0x00, 0x00};
-    uint32_t len = ACPI_HDR_LEN + sizeof(aml);
+    /* Scope (\_SB) { Device (PCI0) { Name (_HID, EisaId ("PNP0A03")) Name (_ADR, 0)
+     * Name (_UID, 0) } }: bus 0 with default resources and no _PRT (INTx routing is in
+     * each function's Interrupt Line register, see docs/virtio.md). */
+    const uint8_t pci[] = {0x10, 0x23, '\\', '_', 'S', 'B', '_', 0x5b, 0x82, 0x1b, 'P', 'C',
+                           'I', '0', 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03,
+                           0x08, '_', 'A', 'D', 'R', 0x00, 0x08, '_', 'U', 'I', 'D', 0x00};
+    size_t npci = cfg->pci_root ? sizeof(pci) : 0;
+    uint32_t len = (uint32_t)(ACPI_HDR_LEN + sizeof(aml) + npci);
     uint8_t *t = acpi_alloc(b, len, 16, gpa);
     if (!t) {
         return -ENOSPC;
     }
     acpi_header(t, "DSDT", len, 2);
     memcpy(t + ACPI_HDR_LEN, aml, sizeof(aml));
+    memcpy(t + ACPI_HDR_LEN + sizeof(aml), pci, npci);
     acpi_finish(t, len);
     return 0;
 }
@@ -153,7 +161,8 @@ static int acpi_build_fadt(struct acpi_builder *b, const struct acpi_config *cfg
 
 static int acpi_build_madt(struct acpi_builder *b, const struct acpi_config *cfg, uint64_t *gpa)
 {
-    uint32_t len = ACPI_HDR_LEN + 8 + 8u * (uint32_t)cfg->ncpus + 12 + 10 + 10;
+    uint32_t len = ACPI_HDR_LEN + 8 + 8u * (uint32_t)cfg->ncpus + 12 + (cfg->irq0_to_gsi2 ? 10 : 0) +
+                   10;
     uint8_t *t = acpi_alloc(b, len, 16, gpa);
     if (!t) {
         return -ENOSPC;
@@ -176,13 +185,15 @@ static int acpi_build_madt(struct acpi_builder *b, const struct acpi_config *cfg
     put32(e + 4, ACPI_IOAPIC_BASE);
     put32(e + 8, 0);           /* GSI base */
     e += 12;
-    e[0] = 2;                  /* interrupt source override: PIT IRQ0 is on GSI2 */
-    e[1] = 10;
-    e[2] = 0;                  /* ISA bus */
-    e[3] = 0;
-    put32(e + 4, 2);
-    put16(e + 8, 0);           /* conforms to the bus: edge, active high */
-    e += 10;
+    if (cfg->irq0_to_gsi2) {
+        e[0] = 2;              /* interrupt source override: PIT IRQ0 is on GSI2 */
+        e[1] = 10;
+        e[2] = 0;              /* ISA bus */
+        e[3] = 0;
+        put32(e + 4, 2);
+        put16(e + 8, 0);       /* conforms to the bus: edge, active high */
+        e += 10;
+    }
     e[0] = 2;                  /* SCI: level triggered, active high */
     e[1] = 10;
     e[2] = 0;

@@ -23,6 +23,8 @@ struct acpi_config {
     uint16_t pm_base;   /* acpi_pm block: PM1a_EVT +0, PM1a_CNT +4, PM_TMR +8, GPE0 +0x20 */
     uint8_t sci_irq;    /* SCI, level/active-high (ISA IRQ 9 on a PC) */
     uint8_t s5_typ;     /* SLP_TYP value acpi_pm treats as S5 */
+    bool irq0_to_gsi2;  /* MADT override ISA IRQ0 -> GSI2 (how the machine wires the PIT) */
+    bool pci_root;      /* add \_SB.PCI0 (PNP0A03): an ACPI guest scans PCI bus 0 only then */
 };
 
 /* Build the tables into buf, which the caller copies to guest address base. The RSDP

@@ -1,4 +1,5 @@
 #include "core/boot_linux.h"
+#include "core/boot_vmlinux.h"
 
 #include "core/e820.h"
 #include "core/guestmem.h"
@@ -6,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Zero page offsets (arch/x86/include/uapi/asm/bootparam.h). */
@@ -124,6 +126,40 @@ static int boot_linux_place_kernel(const struct boot_linux_header *h, uint64_t l
     return -ENOMEM;
 }
 
+/* Decompress the kernel on the host and place its ELF segments where the in-guest
+ * decompressor would have put them (only when the kernel sits at its link address, so no
+ * relocation is needed). -ENOTSUP means "let the guest do it". */
+static int boot_linux_inflate_on_host(struct guestmem *gm, const struct boot_linux_args *a,
+                                      const struct boot_linux_header *h,
+                                      struct boot_linux_layout *out, char *why, size_t whylen)
+{
+    if (h->version < 0x0208 || a->kernel_size < 0x250) {
+        return -ENOTSUP; /* no payload_offset/payload_length fields */
+    }
+    const uint8_t *f = a->kernel;
+    uint32_t poff = (uint32_t)f[0x248] | (uint32_t)f[0x249] << 8 | (uint32_t)f[0x24a] << 16 |
+                    (uint32_t)f[0x24b] << 24;
+    uint32_t plen = (uint32_t)f[0x24c] | (uint32_t)f[0x24d] << 8 | (uint32_t)f[0x24e] << 16 |
+                    (uint32_t)f[0x24f] << 24;
+    uint8_t *elf = NULL;
+    size_t elf_len = 0;
+    int rc = boot_vmlinux_inflate(a->kernel + h->pm_offset, h->pm_size, poff, plen, &elf,
+                                  &elf_len, why, whylen);
+    if (rc < 0) {
+        return rc;
+    }
+    uint64_t entry = 0;
+    rc = boot_vmlinux_place(gm, elf, elf_len, out->kernel_addr, out->kernel_end, &entry, why,
+                            whylen);
+    free(elf);
+    if (rc < 0) {
+        return -ENOTSUP; /* not at its link address: the guest relocates it itself */
+    }
+    out->entry64 = entry;
+    out->inflated = true;
+    return 0;
+}
+
 int boot_linux_load(struct guestmem *gm, const struct boot_linux_args *a,
                     struct boot_linux_layout *out, char *err, size_t errlen)
 {
@@ -186,6 +222,14 @@ int boot_linux_load(struct guestmem *gm, const struct boot_linux_args *a,
         guestmem_write(gm, out->cmdline_addr, cmd, clen + 1) < 0) {
         snprintf(err, errlen, "%s: cannot place kernel in guest RAM", a->kernel_name);
         return -EFAULT;
+    }
+
+    if (a->host_inflate) {
+        rc = boot_linux_inflate_on_host(gm, a, &h, out, why, sizeof(why));
+        if (rc < 0 && rc != -ENOTSUP) {
+            snprintf(err, errlen, "%s: %s", a->kernel_name, why);
+            return rc;
+        }
     }
 
     uint8_t bp[BP_SIZE];

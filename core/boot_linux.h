@@ -54,13 +54,15 @@ struct boot_linux_args {
     uint64_t low_end;          /* end of RAM below 4 GiB */
     const struct e820_table *e820;
     uint64_t rsdp_addr;        /* 0 when there are no ACPI tables */
+    bool host_inflate;         /* decompress the kernel on the host (core/boot_vmlinux.h) */
 };
 
 /* What was placed where (for the vCPU setup and for tests). */
 struct boot_linux_layout {
     uint64_t kernel_addr;      /* protected-mode kernel base */
     uint64_t kernel_end;       /* kernel_addr + max(pm_size, init_size) */
-    uint64_t entry64;          /* kernel_addr + 0x200 */
+    uint64_t entry64;          /* kernel_addr + 0x200, or the vmlinux entry when inflated */
+    bool inflated;             /* the host decompressed the kernel (no in-guest inflate) */
     uint64_t initrd_addr;      /* 0 when no initrd */
     uint64_t zero_page;
     uint64_t cmdline_addr;

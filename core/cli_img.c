@@ -272,8 +272,15 @@ static int cli_img_info(int argc, char **argv)
         return cli_img_bad("img info: expected one FILE");
     }
     struct image *top;
-    if (cli_img_open(argv[optind], fmt, 0, &top)) {
-        return CLI_IMG_FAIL;
+    char err[IMAGE_ERR_LEN];
+    int rc = 0;
+    if (image_open(argv[optind], fmt, 0, &top, err, sizeof(err)) < 0) {
+        /* Still describe the image itself when only its backing chain is broken. */
+        fprintf(stderr, "lodge: %s\n", err);
+        if (image_open(argv[optind], fmt, IMAGE_OPEN_NO_BACKING, &top, err, sizeof(err)) < 0) {
+            return CLI_IMG_FAIL;
+        }
+        rc = CLI_IMG_FAIL;
     }
     if (json) {
         printf("{\"image\": ");
@@ -297,7 +304,7 @@ static int cli_img_info(int argc, char **argv)
         }
     }
     image_close(top);
-    return 0;
+    return rc;
 }
 
 static int cli_img_check(int argc, char **argv)
@@ -334,10 +341,10 @@ static int cli_img_check(int argc, char **argv)
         image_close(img);
         return CLI_IMG_FAIL;
     }
+    enum image_format got = image_get_format(img);
     image_close(img);
     if (!res.checked) {
-        printf("%s: %s images have no metadata to check\n", argv[optind],
-               image_format_name(fmt == IMAGE_FORMAT_AUTO ? IMAGE_FORMAT_RAW : fmt));
+        printf("%s: %s images have no metadata to check\n", argv[optind], image_format_name(got));
         return 0;
     }
     if (repair && res.repaired) {

@@ -40,6 +40,9 @@ static void cli_run_usage(FILE *f)
             "  --serial SPEC      COM1 backend: stdio, file:PATH, unix:PATH or none\n"
             "                     (default stdio; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A)\n"
             "  --no-reboot        exit (status 0) when the guest resets instead of rebooting\n"
+            "  --kernel-inflate auto|host|guest\n"
+            "                     who decompresses a bzImage: the host loader (no KASLR, much\n"
+            "                     faster on the soft CPU) or the kernel itself (auto: host on soft)\n"
             "  --log SPEC         logging, e.g. debug or machine=info,dev.uart=trace\n"
             "  --device test-exit[,iobase=0xf4,size=4]\n"
             "                     a guest write of V to the ports ends the run with\n"
@@ -112,6 +115,7 @@ enum {
     OPT_DEBUGCON,
     OPT_DRIVE,
     OPT_VIRTIO_PORT,
+    OPT_KERNEL_INFLATE,
 };
 
 static const struct option cli_run_opts[] = {
@@ -129,6 +133,7 @@ static const struct option cli_run_opts[] = {
     {"debugcon", required_argument, NULL, OPT_DEBUGCON},
     {"drive", required_argument, NULL, OPT_DRIVE},
     {"virtio-port", required_argument, NULL, OPT_VIRTIO_PORT},
+    {"kernel-inflate", required_argument, NULL, OPT_KERNEL_INFLATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -140,6 +145,7 @@ struct cli_run_args {
     uint64_t mem;
     long cpus;
     bool no_reboot;
+    int kernel_inflate; /* MACHINE_INFLATE_* */
     struct machine_pci_config pci; /* --drive, --device virtio-*, --virtio-port */
 };
 
@@ -238,6 +244,17 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
         case OPT_NO_REBOOT:
             a->no_reboot = true;
             break;
+        case OPT_KERNEL_INFLATE:
+            if (strcmp(optarg, "auto") == 0) {
+                a->kernel_inflate = MACHINE_INFLATE_AUTO;
+            } else if (strcmp(optarg, "host") == 0) {
+                a->kernel_inflate = MACHINE_INFLATE_HOST;
+            } else if (strcmp(optarg, "guest") == 0) {
+                a->kernel_inflate = MACHINE_INFLATE_GUEST;
+            } else {
+                return cli_bad("--kernel-inflate", "'%s' is not auto, host or guest", optarg);
+            }
+            break;
         case OPT_LOG:
             if (log_configure(optarg) < 0) {
                 return cli_bad("--log", "bad spec '%s' (use LEVEL or TAG=LEVEL,...; levels: off, "
@@ -295,6 +312,7 @@ int cli_run_main(int argc, char **argv)
     }
     struct machine_config cfg = {.mem_size = a.mem, .ncpus = (int)a.cpus, .append = a.append,
                                  .serial = a.serial, .no_reboot = a.no_reboot,
+                                 .kernel_inflate = a.kernel_inflate,
                                  .kernel_path = a.kernel, .initrd_path = a.initrd,
                                  .bios_path = a.bios};
     uint8_t *kernel = NULL, *initrd = NULL, *bios = NULL;

@@ -120,6 +120,14 @@ void machine_request_error(struct machine *m, const char *text)
 
 /* ---- interrupt routing ---------------------------------------------------------------- */
 
+/* Whether ISA IRQ0 reaches IOAPIC pin 2 (the PC convention the MADT then states).
+ * The userspace models are wired that way; KVM's default GSI routing sends GSI 0 to
+ * pin 0, so under KVM the MADT leaves IRQ0 identity-mapped. */
+static bool machine_irq0_on_pin2(const struct machine *m)
+{
+    return !m->kernel_irqchip;
+}
+
 /* Userspace IOAPIC pin for an ISA IRQ: IRQ0 is wired to pin 2 (MADT override). */
 static int machine_isa_to_pin(uint32_t line)
 {
@@ -550,7 +558,8 @@ static int machine_load(struct machine *m, struct boot_linux_layout *layout,
     if (tables) {
         struct acpi_config ac = {.ncpus = m->nvcpus, .hpet = m->hpet != NULL,
                                  .pm_base = MACHINE_PM_BASE, .sci_irq = MACHINE_SCI_IRQ,
-                                 .s5_typ = MACHINE_S5_TYP};
+                                 .s5_typ = MACHINE_S5_TYP, .pci_root = m->pci != NULL,
+                                 .irq0_to_gsi2 = machine_irq0_on_pin2(m)};
         if (acpi_build(&ac, ACPI_TABLES_BASE, tables, ACPI_TABLES_SIZE) > 0) {
             rsdp = ACPI_TABLES_BASE;
         }
@@ -571,10 +580,14 @@ static int machine_load(struct machine *m, struct boot_linux_layout *layout,
         .kernel = m->cfg.kernel, .kernel_size = m->cfg.kernel_size,
         .kernel_name = m->cfg.kernel_path, .initrd = m->cfg.initrd,
         .initrd_size = m->cfg.initrd_size, .initrd_name = m->cfg.initrd_path,
-        .cmdline = m->cfg.append, .low_end = m->low_size, .e820 = &m->e820, .rsdp_addr = rsdp};
+        .cmdline = m->cfg.append, .low_end = m->low_size, .e820 = &m->e820, .rsdp_addr = rsdp,
+        .host_inflate = m->cfg.kernel_inflate == MACHINE_INFLATE_HOST ||
+                        (m->cfg.kernel_inflate == MACHINE_INFLATE_AUTO && !m->accel->irq_line)};
     int rc = boot_linux_load(&m->mem, &a, layout, err->msg, sizeof(err->msg));
     if (rc < 0) {
         err->user = true;
+    } else {
+        machine_fb_boot_info(m, layout->zero_page); /* core/machine_ui.c */
     }
     return rc;
 }
@@ -704,6 +717,17 @@ int machine_new(const struct machine_config *cfg, struct machine **out, struct m
     if (rc == 0 && m->high_size) {
         rc = guestmem_add(&m->mem, "ram-high", MACHINE_4G, m->high_size, false);
     }
+    if (rc == 0 && cfg->fb_width && cfg->fb_height) {
+        /* The display's pixels: plain guest memory, shared with viewers by its memfd. */
+        uint64_t fb = ((uint64_t)cfg->fb_width * cfg->fb_height * 4 + 0xffff) & ~0xffffull;
+        if (fb > MACHINE_FB_MAX_SIZE) {
+            machine_err(err, true, "--display: %ux%u is too large", cfg->fb_width,
+                        cfg->fb_height);
+            machine_free(m);
+            return -EINVAL;
+        }
+        rc = guestmem_add(&m->mem, "fb", MACHINE_FB_BASE, fb, false);
+    }
     if (rc == 0 && cfg->bios) {
         uint64_t rom = boot_bios_rom_size(cfg->bios_size);
         if (rom == 0) {
@@ -827,16 +851,19 @@ static int machine_start_vcpus(struct machine *m)
     for (int i = 0; i < m->nvcpus; i++) {
         struct machine_vcpu *v = &m->vcpus[i];
         v->kicked = false;
+        /* Marked before the thread exists: its guest may ask for a reset at once, and
+         * machine_post only kicks started vCPUs. */
+        v->started = true;
         int rc = pthread_create(&v->thread, NULL, vcpu_thread_main, v);
         if (rc != 0) {
+            v->started = false;
             return -rc;
         }
-        v->started = true;
     }
     return 0;
 }
 
-int machine_run(struct machine *m)
+static int machine_run_loop(struct machine *m)
 {
     struct machine_error err = {0};
     int status = 1;
@@ -869,6 +896,12 @@ int machine_run(struct machine *m)
         atomic_store(&m->req_pending, false);
         pthread_mutex_unlock(&m->req_lock);
 
+        if (req & (MACHINE_REQ_PAUSE | MACHINE_REQ_RESUME)) {
+            req = machine_wait_paused(m, req); /* core/machine_ui.c */
+            if (!req) {
+                continue;
+            }
+        }
         if (req & MACHINE_REQ_ERROR) {
             fputs(m->error_text ? m->error_text : "lodge: machine error\n", stderr);
             status = 1;
@@ -886,10 +919,12 @@ int machine_run(struct machine *m)
             break;
         }
         if (req & MACHINE_REQ_POWEROFF) {
+            machine_emit(m, MACHINE_EVENT_POWEROFF);
             status = 0;
             break;
         }
         if (req & MACHINE_REQ_RESET) {
+            machine_emit(m, MACHINE_EVENT_RESET);
             if (m->cfg.no_reboot) {
                 status = 0;
                 break;
@@ -901,6 +936,16 @@ int machine_run(struct machine *m)
             }
         }
     }
+    return status;
+}
+
+int machine_run(struct machine *m)
+{
+    machine_set_state(m, MACHINE_STATE_RUNNING);
+    machine_emit(m, MACHINE_EVENT_RUNNING);
+    int status = machine_run_loop(m);
+    machine_set_state(m, MACHINE_STATE_STOPPED);
+    machine_emit(m, MACHINE_EVENT_STOPPED);
     return status;
 }
 

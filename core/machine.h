@@ -21,6 +21,10 @@ struct machine_pci_config;
 #define MACHINE_MAX_CPUS 64
 #define MACHINE_LOW_MAX (3ull << 30)
 
+/* Who decompresses a bzImage's kernel: the host loader (fast on the soft CPU, no KASLR)
+ * or the kernel's own decompressor in the guest. AUTO picks HOST on the soft engine. */
+enum { MACHINE_INFLATE_AUTO = 0, MACHINE_INFLATE_HOST, MACHINE_INFLATE_GUEST };
+
 struct machine_config {
     uint64_t mem_size;              /* bytes, a multiple of 4 KiB, >= MACHINE_MIN_MEM */
     int ncpus;                      /* 1..MACHINE_MAX_CPUS */
@@ -37,6 +41,7 @@ struct machine_config {
     const char *bios_path;
     const char *serial;             /* chardev spec for COM1: stdio, file:P, unix:P, none */
     bool no_reboot;                 /* a guest reset ends the run (status 0) */
+    int kernel_inflate;             /* MACHINE_INFLATE_*: who decompresses a bzImage */
     const struct machine_pci_config *pci; /* virtio devices (core/machine_pci.h), or NULL */
     const struct boot_mb_module *mb_modules; /* multiboot kernels: the --initrd list */
     int mb_nmodules;
@@ -82,9 +87,9 @@ void machine_request_error(struct machine *m, const char *text);
 #define MACHINE_FB_MAX_SIZE (16ull << 20)
 
 enum machine_state {
+    MACHINE_STATE_STOPPED,   /* machine_run returned or has not started */
     MACHINE_STATE_RUNNING,
     MACHINE_STATE_PAUSED,
-    MACHINE_STATE_STOPPED,   /* machine_run returned or has not started */
 };
 
 enum machine_event {

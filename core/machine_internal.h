@@ -106,5 +106,7 @@ void machine_set_state(struct machine *m, enum machine_state st);
 /* Called by machine_run with the vCPUs stopped after a pause request; returns the
  * requests still to handle (0: resumed). */
 unsigned machine_wait_paused(struct machine *m, unsigned req);
+/* Describe the framebuffer in a Linux zero page (boot_params.screen_info). */
+void machine_fb_boot_info(struct machine *m, uint64_t zero_page);
 
 #endif

@@ -5,6 +5,7 @@ pkgs=(
     gcc meson ninja-build pkg-config          # build
     libglib2.0-dev                            # base library
     zlib1g-dev                                # qcow2/VMDK compressed clusters
+    liblzma-dev libzstd-dev                   # host-side kernel decompression
     libcunit1-dev nasm libcapstone-dev        # tests: CUnit, tiny guests, decoder oracle
     cpio dpkg-dev apt-utils                   # test guest kit (apt-get download, dpkg-deb)
 )

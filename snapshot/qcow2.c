@@ -116,11 +116,14 @@ int qcow2_cache_get(struct image *img, struct qcow2_cache *c, uint64_t off, bool
             *data = s->data;
             return 0;
         }
-        if (s->offset == 0) {
-            if (!victim || victim->offset != 0) {
-                victim = s;
-            }
-        } else if (!victim || (victim->offset != 0 && s->used < victim->used)) {
+        /* Prefer an empty slot, then the least recently used clean one: evicting
+         * a dirty L2 table costs a refcount flush and an fdatasync. */
+        if (!victim) {
+            victim = s;
+        } else if (victim->offset == 0) {
+            continue;
+        } else if (s->offset == 0 || (!s->dirty && victim->dirty) ||
+                   (s->dirty == victim->dirty && s->used < victim->used)) {
             victim = s;
         }
     }

@@ -48,7 +48,7 @@
 #define QCOW2_HDR_INCOMPAT 72
 #define QCOW2_HDR_AUTOCLEAR 88
 
-#define QCOW2_CACHE_SLOTS 16
+#define QCOW2_CACHE_SLOTS 32
 
 struct qcow2_cache_slot {
     uint64_t offset; /* host offset of the cached cluster; 0 = empty slot */

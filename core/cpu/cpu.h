@@ -268,6 +268,7 @@ enum { X86_MODE_16 = 0, X86_MODE_32 = 1, X86_MODE_64 = 2 };
 #define X86_F_BRANCH 0x08u /* may write cpu->rip */
 #define X86_F_END 0x10u    /* ends the block (branch, mode change, serialising) */
 #define X86_F_UD 0x20u     /* undefined/unsupported: the handler raises #UD */
+#define X86_F_NEAR 0x40u   /* near branch: changes only RIP (the next block may be chained) */
 
 /* x86_insn.simd: the mandatory prefix of SSE opcodes (in VEX.pp order). */
 enum { X86_SIMD_NONE = 0, X86_SIMD_66 = 1, X86_SIMD_F3 = 2, X86_SIMD_F2 = 3 };
@@ -505,6 +506,11 @@ struct cpu {
     /* --- caches (cpu-core) --- */
     struct cpu_tlb_entry tlb[CPU_MMU_COUNT][CPU_TLB_SIZE]; /* soft TLB */
     struct cpu_tcache *tcache;   /* decoded blocks */
+
+    /* --- cpu-sys private: when cpu_check_interrupts polls cpu->intc --- */
+    int intr_hint;               /* atomic: poll at the next block (kick, pending, IF) */
+    bool intr_wait_if;           /* pending while RFLAGS.IF was clear: poll once IF is set */
+    uint8_t intr_poll_count;     /* blocks since the last poll (poll every 256 anyway) */
 };
 
 #define CPU_NO_ERROR 0xffffffffu
@@ -875,12 +881,8 @@ int cpu_sys_ncpus(const struct cpu *cpu);
 /* MOV to/from CRn with the checks (0, -1: #GP, -2: no such register) and mode switching. */
 int cpu_sys_write_cr(struct cpu *cpu, unsigned n, uint64_t val);
 uint64_t cpu_sys_read_cr(struct cpu *cpu, unsigned n);
-/* cpu_check_interrupts polls cpu->intc only when this says so (soft_accel: after a kick,
- * while something is pending, periodically; always without soft_accel), and re-arms it
- * while an interrupt or NMI is pending but blocked (until_if: poll again once RFLAGS.IF is
- * set). */
-bool cpu_sys_intr_poll(struct cpu *cpu);
-void cpu_sys_intr_rearm(struct cpu *cpu, bool until_if);
+/* Make the next cpu_check_interrupts poll cpu->intc (any thread: soft_accel's kick). */
+void cpu_sys_intr_hint(struct cpu *cpu);
 /* Advertised TSC frequency when cpu->tsc_hz is 0. */
 #define CPU_SYS_DEFAULT_TSC_HZ 2000000000ull
 

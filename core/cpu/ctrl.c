@@ -23,12 +23,87 @@ static void branch_to(struct cpu *cpu, uint64_t target, unsigned opsize)
     cpu->rip = target;
 }
 
-void op_jcc(struct cpu *cpu, const struct x86_insn *in)
+/* Condition cc of the lazy flags, with the CMP/SUB and TEST/AND/OR/XOR producers computed
+ * directly (the common compare-and-branch pairs); anything else goes to cpu_cond. */
+static inline __attribute__((always_inline)) bool cond_inline(struct cpu *cpu, unsigned cc)
 {
-    if (cpu_cond(cpu, in->op & 0xf)) {
-        branch_to(cpu, cpu->rip + in->imm, in->opsize);
+    uint32_t op = cpu->cc_op;
+    if (op >= CPU_CC_SUB8 && op <= CPU_CC_SUB64 && cc != 0 && cc != 1 && cc != 10 && cc != 11) {
+        unsigned sz = op & 3, bits = 8u << sz;
+        uint64_t mask = sz == 3 ? ~0ull : (1ull << bits) - 1;
+        uint64_t res = cpu->cc_dst & mask, b = cpu->cc_src & mask, a = (res + b) & mask;
+        unsigned sh = 64 - bits;
+        int64_t sa = (int64_t)(a << sh) >> sh, sb = (int64_t)(b << sh) >> sh;
+        bool r;
+        switch (cc >> 1) {
+        case 1:
+            r = a < b;
+            break;
+        case 2:
+            r = a == b;
+            break;
+        case 3:
+            r = a <= b;
+            break;
+        case 4:
+            r = (res >> (bits - 1)) & 1;
+            break;
+        case 6:
+            r = sa < sb;
+            break;
+        default:
+            r = sa <= sb;
+            break;
+        }
+        return r ^ (cc & 1);
     }
+    if (op >= CPU_CC_LOGIC8 && op <= CPU_CC_LOGIC64 && cc >= 4 && cc != 10 && cc != 11) {
+        unsigned sz = op & 3, bits = 8u << sz;
+        uint64_t mask = sz == 3 ? ~0ull : (1ull << bits) - 1;
+        uint64_t res = cpu->cc_dst & mask;
+        bool sf = (res >> (bits - 1)) & 1, r;
+        switch (cc >> 1) {
+        case 2:
+        case 3:
+            r = res == 0;
+            break;
+        case 4:
+        case 6:
+            r = sf;
+            break;
+        default:
+            r = sf || res == 0;
+            break;
+        }
+        return r ^ (cc & 1);
+    }
+    return cpu_cond(cpu, cc);
 }
+
+#define JCC_HANDLER(cc)                                                                        \
+    void op_jcc_##cc(struct cpu *cpu, const struct x86_insn *in)                              \
+    {                                                                                          \
+        if (cond_inline(cpu, cc)) {                                                            \
+            branch_to(cpu, cpu->rip + in->imm, in->opsize);                                    \
+        }                                                                                      \
+    }
+
+JCC_HANDLER(0)
+JCC_HANDLER(1)
+JCC_HANDLER(2)
+JCC_HANDLER(3)
+JCC_HANDLER(4)
+JCC_HANDLER(5)
+JCC_HANDLER(6)
+JCC_HANDLER(7)
+JCC_HANDLER(8)
+JCC_HANDLER(9)
+JCC_HANDLER(10)
+JCC_HANDLER(11)
+JCC_HANDLER(12)
+JCC_HANDLER(13)
+JCC_HANDLER(14)
+JCC_HANDLER(15)
 
 void op_jmp_rel(struct cpu *cpu, const struct x86_insn *in)
 {

@@ -31,6 +31,7 @@ enum {
 #define D_FORCEREG 0x1000u /* ModRM always names registers (MOV CR/DR) */
 #define D_UD 0x2000u       /* undefined */
 #define D_SSE 0x4000u      /* 66/F2/F3 are mandatory prefixes */
+#define D_NEAR 0x8000u     /* near branch (X86_F_NEAR) */
 #define D_GRP_SHIFT 16     /* group number in bits 16-23 (0: none) */
 #define D_GRP(n) ((uint32_t)(n) << D_GRP_SHIFT)
 
@@ -43,6 +44,7 @@ enum { G_NONE, G_1, G_1A, G_2, G_3, G_4, G_5, G_11B, G_11V, G_8, G_9, G_COUNT };
 
 #define UD {x86_op_ud, D_UD}
 #define BR (D_BRANCH | D_END)
+#define NBR (D_BRANCH | D_END | D_NEAR)
 
 #define ALU_ROW_L(base, name, lock)                                                            \
     [base + 0] = {op_##name##_rm_r, D_MODRM | D_BYTE | (lock)},                                \
@@ -52,6 +54,18 @@ enum { G_NONE, G_1, G_1A, G_2, G_3, G_4, G_5, G_11B, G_11V, G_8, G_9, G_COUNT };
     [base + 4] = {op_##name##_a_imm, D_BYTE | I_B},                                            \
     [base + 5] = {op_##name##_a_imm, I_Z}
 #define ALU_ROW(base, name) ALU_ROW_L(base, name, D_LOCK)
+#define JCC_ROW(base, imm)                                                                     \
+    [base + 0] = {op_jcc_0, D_D64 | NBR | (imm)}, [base + 1] = {op_jcc_1, D_D64 | NBR | (imm)},  \
+    [base + 2] = {op_jcc_2, D_D64 | NBR | (imm)}, [base + 3] = {op_jcc_3, D_D64 | NBR | (imm)},  \
+    [base + 4] = {op_jcc_4, D_D64 | NBR | (imm)}, [base + 5] = {op_jcc_5, D_D64 | NBR | (imm)},  \
+    [base + 6] = {op_jcc_6, D_D64 | NBR | (imm)}, [base + 7] = {op_jcc_7, D_D64 | NBR | (imm)},  \
+    [base + 8] = {op_jcc_8, D_D64 | NBR | (imm)}, [base + 9] = {op_jcc_9, D_D64 | NBR | (imm)},  \
+    [base + 10] = {op_jcc_10, D_D64 | NBR | (imm)},                                            \
+    [base + 11] = {op_jcc_11, D_D64 | NBR | (imm)},                                            \
+    [base + 12] = {op_jcc_12, D_D64 | NBR | (imm)},                                            \
+    [base + 13] = {op_jcc_13, D_D64 | NBR | (imm)},                                            \
+    [base + 14] = {op_jcc_14, D_D64 | NBR | (imm)},                                            \
+    [base + 15] = {op_jcc_15, D_D64 | NBR | (imm)}
 
 static const struct opdesc map1b[256] = {
     ALU_ROW(0x00, add), ALU_ROW(0x08, or), ALU_ROW(0x10, adc), ALU_ROW(0x18, sbb),
@@ -83,7 +97,7 @@ static const struct opdesc map1b[256] = {
     [0x6d] = {op_ins, 0},
     [0x6e] = {op_outs, D_BYTE},
     [0x6f] = {op_outs, 0},
-    [0x70 ... 0x7f] = {op_jcc, D_D64 | BR | I_BS},
+    JCC_ROW(0x70, I_BS),
     [0x80] = {NULL, D_MODRM | D_BYTE | I_B | D_GRP(G_1)},
     [0x81] = {NULL, D_MODRM | I_Z | D_GRP(G_1)},
     [0x82] = {NULL, D_MODRM | D_BYTE | I_B | D_INV64 | D_GRP(G_1)},
@@ -130,8 +144,8 @@ static const struct opdesc map1b[256] = {
     [0xb8 ... 0xbf] = {op_mov_r_imm, I_V},
     [0xc0] = {op_shift, D_MODRM | D_BYTE | I_B | D_GRP(G_2)},
     [0xc1] = {op_shift, D_MODRM | I_B | D_GRP(G_2)},
-    [0xc2] = {op_ret, D_D64 | BR | I_W},
-    [0xc3] = {op_ret, D_D64 | BR},
+    [0xc2] = {op_ret, D_D64 | NBR | I_W},
+    [0xc3] = {op_ret, D_D64 | NBR},
     [0xc4] = {op_lxs, D_MODRM | D_MEMONLY | D_INV64 | D_END},
     [0xc5] = {op_lxs, D_MODRM | D_MEMONLY | D_INV64 | D_END},
     [0xc6] = {NULL, D_MODRM | D_BYTE | I_B | D_GRP(G_11B)},
@@ -153,16 +167,16 @@ static const struct opdesc map1b[256] = {
     [0xd6] = {op_salc, D_INV64},
     [0xd7] = {op_xlat, 0},
     [0xd8 ... 0xdf] = {cpu_exec_x87, D_MODRM},
-    [0xe0 ... 0xe2] = {op_loop, D_D64 | BR | I_BS},
-    [0xe3] = {op_jcxz, D_D64 | BR | I_BS},
+    [0xe0 ... 0xe2] = {op_loop, D_D64 | NBR | I_BS},
+    [0xe3] = {op_jcxz, D_D64 | NBR | I_BS},
     [0xe4] = {op_in_imm, D_BYTE | I_B},
     [0xe5] = {op_in_imm, I_B},
     [0xe6] = {op_out_imm, D_BYTE | I_B | D_END},
     [0xe7] = {op_out_imm, I_B | D_END},
-    [0xe8] = {op_call_rel, D_D64 | BR | I_Z},
-    [0xe9] = {op_jmp_rel, D_D64 | BR | I_Z},
+    [0xe8] = {op_call_rel, D_D64 | NBR | I_Z},
+    [0xe9] = {op_jmp_rel, D_D64 | NBR | I_Z},
     [0xea] = {op_jmpf_ptr, D_INV64 | BR | I_PTR},
-    [0xeb] = {op_jmp_rel, D_D64 | BR | I_BS},
+    [0xeb] = {op_jmp_rel, D_D64 | NBR | I_BS},
     [0xec] = {op_in_dx, D_BYTE},
     [0xed] = {op_in_dx, 0},
     [0xee] = {op_out_dx, D_BYTE | D_END},
@@ -223,7 +237,7 @@ static const struct opdesc map0f[256] = {
     [0x74 ... 0x76] = SSE(0),
     [0x77] = {cpu_exec_sse, D_SSE}, /* EMMS: no ModRM */
     [0x78 ... 0x7f] = SSE(0),
-    [0x80 ... 0x8f] = {op_jcc, D_D64 | BR | I_Z},
+    JCC_ROW(0x80, I_Z),
     [0x90 ... 0x9f] = {op_setcc, D_MODRM | D_BYTE},
     [0xa0] = {op_push_sreg, D_D64},
     [0xa1] = {op_pop_sreg, D_D64 | D_END},
@@ -285,8 +299,8 @@ static const struct opdesc groups[G_COUNT][8] = {
     },
     [G_4] = {{op_inc_rm, D_LOCK}, {op_dec_rm, D_LOCK}, UD, UD, UD, UD, UD, UD},
     [G_5] = {
-        {op_inc_rm, D_LOCK}, {op_dec_rm, D_LOCK}, {op_call_rm, D_D64 | BR},
-        {op_callf_rm, D_MEMONLY | BR}, {op_jmp_rm, D_D64 | BR}, {op_jmpf_rm, D_MEMONLY | BR},
+        {op_inc_rm, D_LOCK}, {op_dec_rm, D_LOCK}, {op_call_rm, D_D64 | NBR},
+        {op_callf_rm, D_MEMONLY | BR}, {op_jmp_rm, D_D64 | NBR}, {op_jmpf_rm, D_MEMONLY | BR},
         {op_push_rm, D_D64}, UD,
     },
     [G_11B] = {{op_mov_rm_imm, 0}, UD, UD, UD, UD, UD, UD, UD},
@@ -703,6 +717,9 @@ prefixes_done:
     }
     if (f & D_END) {
         fl |= X86_F_END;
+    }
+    if (f & D_NEAR) {
+        fl |= X86_F_NEAR;
     }
     if (f & D_UD) {
         fl |= X86_F_UD | X86_F_END;

@@ -8,7 +8,6 @@
  * cpu_st_slow, which drops the blocks overlapping the written bytes (64-byte granules). */
 #include "core/cpu/cpu.h"
 
-#include "core/cpu/ops.h"
 #include "core/guestmem.h"
 
 #include <stdio.h>
@@ -441,12 +440,7 @@ static int decode_slow(struct cpu *cpu, uint64_t lin, struct x86_insn *in)
  * transfers, interrupts and mode changes always go through the full lookup). */
 static bool insn_chainable(const struct x86_insn *in)
 {
-    if (!(in->flags & X86_F_END)) {
-        return true;
-    }
-    return in->exec == op_jcc || in->exec == op_jmp_rel || in->exec == op_call_rel ||
-           in->exec == op_ret || in->exec == op_jmp_rm || in->exec == op_call_rm ||
-           in->exec == op_loop || in->exec == op_jcxz;
+    return !(in->flags & X86_F_END) || (in->flags & X86_F_NEAR);
 }
 
 static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,

@@ -305,33 +305,65 @@ void cpu_int_soft(struct cpu *cpu, int vector, int kind)
         ((cpu->rflags & CPU_FL_IOPL) >> CPU_FL_IOPL_SHIFT) < 3) {
         cpu_raise_gp0(cpu);
     }
-    cpu->deliver_vector = vector;
-    sys_deliver(cpu, vector, CPU_NO_ERROR, kind == CPU_INT_ICEBP ? SYS_EV_EXT : SYS_EV_SOFT);
+    /* Software interrupts are benign for #DF purposes, whatever their vector. */
     cpu->deliver_vector = -1;
+    sys_deliver(cpu, vector, CPU_NO_ERROR, kind == CPU_INT_ICEBP ? SYS_EV_EXT : SYS_EV_SOFT);
+}
+
+void cpu_sys_intr_hint(struct cpu *cpu)
+{
+    __atomic_store_n(&cpu->intr_hint, 1, __ATOMIC_RELEASE);
+}
+
+/* Poll the interrupt controller at the next block: now (until_if false) or once RFLAGS.IF
+ * is set. */
+static void intr_rearm(struct cpu *cpu, bool until_if)
+{
+    if (until_if) {
+        cpu->intr_wait_if = true;
+    } else {
+        __atomic_store_n(&cpu->intr_hint, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* Polling the LAPIC takes its lock, and this runs between every two blocks: poll only after
+ * a hint (soft_accel's kick; the LAPIC kicks on every new pending interrupt), once IF is set
+ * while something is pending, and every 256 blocks as a safety net. */
+static bool intr_should_poll(struct cpu *cpu)
+{
+    if (__atomic_load_n(&cpu->intr_hint, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&cpu->intr_hint, 0, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* a hint after our poll is not lost */
+        return true;
+    }
+    if (cpu->intr_wait_if && (cpu->rflags & CPU_FL_IF)) {
+        cpu->intr_wait_if = false;
+        return true;
+    }
+    return ++cpu->intr_poll_count == 0;
 }
 
 void cpu_check_interrupts(struct cpu *cpu)
 {
     const struct accel_intc *ic = cpu->intc;
-    if (!ic || !cpu_sys_intr_poll(cpu)) {
+    if (!ic || !intr_should_poll(cpu)) {
         return;
     }
     if (cpu->intr_shadow) {
-        cpu_sys_intr_rearm(cpu, false);
+        intr_rearm(cpu, false);
         return;
     }
     if (ic->nmi_pending && ic->nmi_pending(ic->opaque)) {
         if (cpu->nmi_blocked) {
-            cpu_sys_intr_rearm(cpu, false); /* look again after IRET */
+            intr_rearm(cpu, false); /* look again after IRET */
         } else {
             if (ic->nmi_ack) {
                 ic->nmi_ack(ic->opaque);
             }
             cpu->nmi_blocked = true;
-            cpu_sys_intr_rearm(cpu, false);
-            cpu->deliver_vector = X86_EXC_NMI;
+            intr_rearm(cpu, false);
+            cpu->deliver_vector = -1; /* NMI is benign for #DF purposes */
             sys_deliver(cpu, X86_EXC_NMI, CPU_NO_ERROR, SYS_EV_NMI);
-            cpu->deliver_vector = -1;
             return;
         }
     }
@@ -340,10 +372,10 @@ void cpu_check_interrupts(struct cpu *cpu)
     }
     /* Pending: look again when IF is set, or at the next block (more may be queued). */
     if (!(cpu->rflags & CPU_FL_IF)) {
-        cpu_sys_intr_rearm(cpu, true);
+        intr_rearm(cpu, true);
         return;
     }
-    cpu_sys_intr_rearm(cpu, false);
+    intr_rearm(cpu, false);
     int v = ic->intr_ack ? ic->intr_ack(ic->opaque) : -1;
     if (v < 0 || v > 255) {
         return;

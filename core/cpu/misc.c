@@ -426,7 +426,8 @@ void op_grp15(struct cpu *cpu, const struct x86_insn *in)
             if (!(cpu->feat.f1_edx & CPU_F1_EDX_CLFSH)) {
                 cpu_raise_ud(cpu);
             }
-            cpu_seg_lin(cpu, in->seg, cpu_insn_ea(cpu, in), 1, CPU_ACC_READ);
+            cpu_probe_lin(cpu, cpu_seg_lin(cpu, in->seg, cpu_insn_ea(cpu, in), 1, CPU_ACC_READ),
+                          1, CPU_ACC_READ, cpu->mmu_idx);
             return;
         default: /* XSAVE family: not advertised */
             cpu_raise_ud(cpu);

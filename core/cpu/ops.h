@@ -98,7 +98,23 @@ X86_OP(op_grp15);        /* 0F AE: fxsave.. to cpu-fpu, fences, clflush */
 X86_OP(op_bound);        /* 62 (not 64-bit) */
 
 /* ctrl.c: branches, stack */
-X86_OP(op_jcc);          /* 70-7F, 0F 80-8F */
+/* Jcc per condition code (70-7F, 0F 80-8F): the condition folds into each handler. */
+X86_OP(op_jcc_0);
+X86_OP(op_jcc_1);
+X86_OP(op_jcc_2);
+X86_OP(op_jcc_3);
+X86_OP(op_jcc_4);
+X86_OP(op_jcc_5);
+X86_OP(op_jcc_6);
+X86_OP(op_jcc_7);
+X86_OP(op_jcc_8);
+X86_OP(op_jcc_9);
+X86_OP(op_jcc_10);
+X86_OP(op_jcc_11);
+X86_OP(op_jcc_12);
+X86_OP(op_jcc_13);
+X86_OP(op_jcc_14);
+X86_OP(op_jcc_15);
 X86_OP(op_jmp_rel);      /* E9, EB */
 X86_OP(op_call_rel);     /* E8 */
 X86_OP(op_ret);          /* C3, C2 */

@@ -31,6 +31,8 @@ struct soft_engine_lock {
 struct accel_vm {
     struct accel_vm_config cfg;
     struct soft_engine_lock engine;
+    bool tsc_set;        /* tsc_offset holds the VM's TSC base */
+    uint64_t tsc_offset; /* msr.tsc_offset at RESET: every vCPU's TSC starts in sync */
 };
 
 struct accel_vcpu {
@@ -42,9 +44,6 @@ struct accel_vcpu {
     pthread_mutex_t lock;   /* protects the halt/SIPI waits */
     pthread_cond_t cond;
     atomic_int kicked;      /* kick() since the last return */
-    atomic_int irq_hint;    /* the interrupt controller may have something for us */
-    unsigned poll_count;    /* blocks since the last unconditional poll */
-    bool wait_if;           /* an interrupt is pending but RFLAGS.IF was clear */
     bool wait_sipi;         /* after INIT (APs start here): waiting for SIPI */
 };
 
@@ -55,44 +54,6 @@ int cpu_sys_ncpus(const struct cpu *cpu)
         return 1;
     }
     return v->vm->cfg.ncpus;
-}
-
-/* Polling the LAPIC takes its lock: do it only after a kick (the LAPIC kicks on every new
- * pending interrupt), while something is pending but blocked, and every 256th block. */
-#define SOFT_POLL_EVERY 256u
-
-bool cpu_sys_intr_poll(struct cpu *cpu)
-{
-    struct accel_vcpu *v = cpu->accel;
-    if (!v) {
-        return true;
-    }
-    if (atomic_load_explicit(&v->irq_hint, memory_order_relaxed) &&
-        atomic_exchange(&v->irq_hint, 0)) {
-        return true;
-    }
-    if (v->wait_if && (cpu->rflags & CPU_FL_IF)) {
-        v->wait_if = false;
-        return true;
-    }
-    if (++v->poll_count >= SOFT_POLL_EVERY) {
-        v->poll_count = 0;
-        return true;
-    }
-    return false;
-}
-
-void cpu_sys_intr_rearm(struct cpu *cpu, bool until_if)
-{
-    struct accel_vcpu *v = cpu->accel;
-    if (!v) {
-        return;
-    }
-    if (until_if) {
-        v->wait_if = true;
-    } else {
-        atomic_store(&v->irq_hint, 1);
-    }
 }
 
 static void engine_acquire(struct soft_engine_lock *l)
@@ -155,6 +116,14 @@ static void soft_reset_cpu(struct accel_vcpu *v)
 {
     cpu_reset(v->cpu);
     cpu_tcache_flush(v->cpu);
+    /* One TSC for the machine: Linux checks that the vCPUs' TSCs agree. vCPU 0's RESET
+     * (vm creation, machine reset) sets the base. */
+    if (v->index == 0 || !v->vm->tsc_set) {
+        v->vm->tsc_offset = v->cpu->msr.tsc_offset;
+        v->vm->tsc_set = true;
+    } else {
+        v->cpu->msr.tsc_offset = v->vm->tsc_offset;
+    }
     v->wait_sipi = v->index > 0;
 }
 
@@ -177,7 +146,7 @@ static int soft_vcpu_create(struct accel_vm *vm, int index, struct accel_vcpu **
     v->cpu->index = index;
     v->cpu->deterministic = vm->cfg.deterministic;
     v->cpu->tsc_hz = CPU_SYS_DEFAULT_TSC_HZ;
-    atomic_store(&v->irq_hint, 1);
+    cpu_sys_intr_hint(v->cpu);
     soft_reset_cpu(v); /* again, now that index and ncpus are known */
     *out = v;
     return 0;
@@ -243,7 +212,7 @@ static bool soft_wait_halted(struct accel_vcpu *v)
     }
     pthread_mutex_unlock(&v->lock);
     if (woke) {
-        atomic_store(&v->irq_hint, 1); /* deliver it at once: no kick may have come */
+        cpu_sys_intr_hint(v->cpu); /* deliver it at once: no kick may have come */
     }
     return woke;
 }
@@ -269,8 +238,10 @@ static bool soft_sipi_state(struct accel_vcpu *v)
         return true;
     }
     if (waiting && !v->wait_sipi) {
-        /* INIT while running. */
+        /* INIT while running: like RESET, except the TSC keeps counting. */
+        uint64_t tsc = v->cpu->msr.tsc_offset;
         cpu_reset(v->cpu);
+        v->cpu->msr.tsc_offset = tsc;
         v->wait_sipi = true;
     }
     while (waiting) {
@@ -521,13 +492,13 @@ static int soft_vcpu_set_intc(struct accel_vcpu *v, const struct accel_intc *int
         v->cpu->intc = NULL;
     }
     cpu_tlb_flush(v->cpu, false); /* the APIC page becomes MMIO */
-    atomic_store(&v->irq_hint, 1);
+    cpu_sys_intr_hint(v->cpu);
     return 0;
 }
 
 static void soft_kick(struct accel_vcpu *v)
 {
-    atomic_store(&v->irq_hint, 1);
+    cpu_sys_intr_hint(v->cpu);
     atomic_store(&v->kicked, 1);
     cpu_kick(v->cpu);
     pthread_mutex_lock(&v->lock);

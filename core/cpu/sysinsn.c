@@ -818,6 +818,8 @@ void cpu_reset(struct cpu *cpu)
     cpu->halted = false;
     cpu->intr_shadow = 0;
     cpu->nmi_blocked = false;
+    cpu->intr_hint = 1;
+    cpu->intr_wait_if = false;
     cpu->deliver_depth = 0;
     cpu->deliver_vector = -1;
     cpu->exc_vector = -1;

@@ -11,14 +11,15 @@ shift 2
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$work"
 
-kernel=
-if env=$(timeout 600 "$src/tests/guest/kit.sh" 2>"$work/kit.log") && [ -f "$env" ]; then
+kernel=${LODGE_GUEST_KERNEL:-}
+if [ -z "$kernel" ] && env=$(timeout 180 "$src/tests/guest/kit.sh" 2>"$work/kit.log") &&
+   [ -f "$env" ]; then
     # shellcheck disable=SC1090
     source "$env"
     kernel=${LODGE_GUEST_KERNEL:-}
 fi
 if [ -z "$kernel" ] || [ ! -f "$kernel" ]; then
-    echo "decoder_oracle: SKIP vmlinux part: guest kit not available ($(tail -n1 "$work/kit.log" 2>/dev/null))"
+    echo "decoder_oracle: SKIP vmlinux part: guest kit not available (${kernel:-no kernel}; $(tail -n1 "$work/kit.log" 2>/dev/null))"
     exec "$exe" "$@"
 fi
 

@@ -4,6 +4,7 @@
  *   oracle [--seed N] [--count M] [--batch B] [--tmpl NAME] [--case I] [--strict]
  *          [--max-print K] [--coverage] [-v]
  *
+ * --self-check runs the native side twice instead (the harness must be deterministic).
  * Exit status 0 when every case matched (Lodge #UD on an opcode counts as "not implemented"
  * unless --strict), 1 on mismatches, 77 when the native side cannot run here. */
 #include "tests/cpu/oracle.h"
@@ -30,6 +31,7 @@ struct opts {
     bool strict;
     bool coverage;
     bool verbose;
+    bool self_check; /* native vs native: the harness must be deterministic */
     unsigned max_print;
     unsigned per_op; /* mismatches printed per opcode */
 };
@@ -418,6 +420,8 @@ static int parse(int argc, char **argv, struct opts *op)
             i++;
         } else if (!strcmp(a, "--strict")) {
             op->strict = true;
+        } else if (!strcmp(a, "--self-check")) {
+            op->self_check = true;
         } else if (!strcmp(a, "--coverage")) {
             op->coverage = true;
         } else if (!strcmp(a, "-v")) {
@@ -425,7 +429,8 @@ static int parse(int argc, char **argv, struct opts *op)
         } else {
             fprintf(stderr,
                     "usage: oracle [--seed N] [--count M] [--batch B] [--tmpl NAME] "
-                    "[--case I] [--strict] [--coverage] [--max-print K] [--per-op K] [-v]\n");
+                    "[--case I] [--strict] [--coverage] [--max-print K] [--per-op K] "
+                    "[--self-check] [-v]\n");
             return -1;
         }
     }
@@ -477,8 +482,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "oracle: cannot start the native runner: %s\n", strerror(-rc));
             return 77;
         }
-        for (size_t i = 0; i < n; i++) {
-            orc_lodge_run(lodge, &cases[i], &lres[i]);
+        if (op.self_check) {
+            /* the "Lodge" results come from a second native run */
+            if (orc_native_run(cases, lres, n) < 0) {
+                return 77;
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                orc_lodge_run(lodge, &cases[i], &lres[i]);
+            }
         }
         rc = orc_native_finish(&job, nres);
         if (rc < 0) {

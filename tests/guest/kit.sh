@@ -77,7 +77,8 @@ if [ ! -x "$bdir/busybox" ]; then
 fi
 
 # The initramfs depends on busybox, the init script and the test scripts: key it on their hash.
-ihash=$( (cat "$here/init" "$here"/scripts/*.sh 2>/dev/null; echo "$bver") | sha256sum | cut -c1-12)
+ihash=$( (cat "$here/init" "$here"/scripts/*.sh 2>/dev/null; echo "$bver"; echo "$kver virtio") |
+    sha256sum | cut -c1-12)
 initrd="$cache/initramfs-$ihash.cpio"
 if [ ! -f "$initrd" ]; then
     root=$(mktemp -d)
@@ -88,6 +89,15 @@ if [ ! -f "$initrd" ]; then
     install -m 0755 "$here/init" "$root/init"
     for s in "$here"/scripts/*.sh; do
         [ -e "$s" ] && install -m 0755 "$s" "$root/tests/$(basename "$s")"
+    done
+    # virtio drivers for the device tests (scripts/virtio_*.sh insmod them in dependency order).
+    mkdir -p "$root/lib/modules/virtio"
+    for ko in virtio/virtio_ring virtio/virtio virtio/virtio_pci_modern_dev \
+        virtio/virtio_pci_legacy_dev virtio/virtio_pci block/virtio_blk char/virtio_console \
+        char/hw_random/virtio-rng; do
+        if [ -f "$kdir/modules/kernel/drivers/$ko.ko" ]; then
+            cp "$kdir/modules/kernel/drivers/$ko.ko" "$root/lib/modules/virtio/"
+        fi
     done
     # Uncompressed: the guest does not spend time decompressing (this matters on the soft CPU).
     (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet -R 0:0) > "$initrd.tmp"

@@ -57,10 +57,12 @@ static const uint8_t *find_table(const char *sig)
     return NULL;
 }
 
+static bool irq0_override = true;
+
 static int build(int ncpus, bool hpet)
 {
-    struct acpi_config cfg = {
-        .ncpus = ncpus, .hpet = hpet, .pm_base = 0x600, .sci_irq = 9, .s5_typ = 5};
+    struct acpi_config cfg = {.ncpus = ncpus, .hpet = hpet, .pm_base = 0x600, .sci_irq = 9,
+                              .s5_typ = 5, .irq0_to_gsi2 = irq0_override};
     memset(area, 0xcc, sizeof(area));
     return acpi_build(&cfg, BASE, area, sizeof(area));
 }
@@ -136,6 +138,26 @@ static void test_madt_one_lapic_per_cpu(void)
     }
 }
 
+/* Under KVM's default GSI routing IRQ0 is GSI0: no override then. */
+static void test_madt_without_irq0_override(void)
+{
+    irq0_override = false;
+    int rc = build(2, false);
+    irq0_override = true;
+    CU_ASSERT_TRUE_FATAL(rc > 0);
+    const uint8_t *m = find_table("APIC");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    uint32_t len = get32(m + 4);
+    int overrides = 0;
+    for (uint32_t off = 44; off + 2 <= len && m[off + 1] >= 2; off += m[off + 1]) {
+        if (m[off] == 2) {
+            CU_ASSERT_NOT_EQUAL(m[off + 3], 0);
+            overrides++;
+        }
+    }
+    CU_ASSERT_EQUAL(overrides, 1); /* the SCI only */
+}
+
 static void test_fadt_pm_and_reset(void)
 {
     CU_ASSERT_TRUE(build(1, false) > 0);
@@ -183,6 +205,7 @@ int main(void)
     CU_add_test(s, "RSDP checksums", test_rsdp_checksums);
     CU_add_test(s, "every table checksum", test_every_table_checksum);
     CU_add_test(s, "MADT one LAPIC per CPU", test_madt_one_lapic_per_cpu);
+    CU_add_test(s, "MADT without IRQ0 override", test_madt_without_irq0_override);
     CU_add_test(s, "FADT PM blocks and reset register", test_fadt_pm_and_reset);
     CU_add_test(s, "DSDT _S5 package", test_dsdt_s5);
     CU_add_test(s, "bad sizes refused", test_too_small);

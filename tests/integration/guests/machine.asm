@@ -3,6 +3,7 @@
 ;   RESET_CF9   count boots in RAM at 0x500, reset through port 0xCF9 on the first boot
 ;   RESET_KBD   the same through the keyboard controller (0xFE to port 0x64)
 ;   TRIPLE      load an empty IDT and raise #BP: triple fault
+;   ECHO        echo COM1 input back (polling LSR.DR); 'q' powers off
 ; Without a variant it prints "hello" and powers off through ACPI PM1a_CNT (S5).
 bits 16
 org 0
@@ -25,11 +26,32 @@ start:
     mov ss, ax
     mov sp, 0x7000
 %ifdef TRIPLE
+    ; Protected mode with an empty IDT: #BP cannot be delivered, nor the #GP and #DF
+    ; that follow, so the CPU shuts down. (Real mode is not used for this: a nested
+    ; host that emulates real mode may ignore the IVT limit.)
     o32 lidt [cs:empty_idt]
+    o32 lgdt [cs:gdtr]
+    mov eax, cr0
+    or al, 1
+    mov cr0, eax
+    jmp dword 0x08:(0xffff0000 + pm32)
+bits 32
+pm32:
     int3
-    mov si, msg_alive              ; never printed
-    call puts
-    jmp halt
+    hlt
+bits 16
+%elifdef ECHO
+.poll:
+    mov dx, COM1 + 5               ; LSR
+    in al, dx
+    test al, 1                     ; DR: a byte waits in RBR
+    jz .poll
+    mov dx, COM1
+    in al, dx
+    out dx, al
+    cmp al, 'q'
+    jne .poll
+    jmp poweroff
 %elifdef RESET
     mov si, msg_boot
     call puts
@@ -82,6 +104,11 @@ msg_second: db "second", 10, 0
 msg_alive:  db "still running", 10, 0
 empty_idt:  dw 0
             dd 0
+            align 8
+gdt:        dq 0
+            dq 0x00cf9b000000ffff      ; 0x08: flat 32-bit code
+gdtr:       dw gdtr - gdt - 1
+            dd 0xffff0000 + gdt
 
     times 0xfff0 - ($ - $$) db 0xf4
     jmp near start                 ; reset vector F000:FFF0

@@ -1,0 +1,85 @@
+/* lodge run: --display, --ctl, --name. */
+#include "core/cli_run_ui.h"
+
+#include "core/ctl.h"
+#include "core/machine.h"
+#include "ui/session.h"
+
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CLI_RUN_UI_FB_W 1024
+#define CLI_RUN_UI_FB_H 768
+
+int cli_run_ui_parse(enum cli_run_ui_opt opt, const char *arg, struct cli_run_ui *ui)
+{
+    switch (opt) {
+    case CLI_RUN_UI_DISPLAY:
+        if (strcmp(arg, "sdl") != 0 && strcmp(arg, "none") != 0) {
+            fprintf(stderr, "lodge: --display: unknown display '%s' (use sdl or none)\n", arg);
+            return -1;
+        }
+        ui->display = arg;
+        return 0;
+    case CLI_RUN_UI_CTL:
+        if (!arg[0]) {
+            fprintf(stderr, "lodge: --ctl: needs a socket path\n");
+            return -1;
+        }
+        ui->ctl = arg;
+        return 0;
+    case CLI_RUN_UI_NAME:
+        if (!ctl_name_valid(arg)) {
+            fprintf(stderr, "lodge: --name: '%s' is not a VM name (1-%d of A-Z a-z 0-9 . _ -, "
+                    "not starting with . or -)\n", arg, CTL_NAME_MAX);
+            return -1;
+        }
+        ui->name = arg;
+        return 0;
+    }
+    return -1;
+}
+
+void cli_run_ui_config(struct cli_run_ui *ui, struct machine_config *cfg)
+{
+    if (ui->display) {
+        ui->sdl = strcmp(ui->display, "sdl") == 0;
+    } else {
+        const char *x = g_getenv("DISPLAY");
+        const char *w = g_getenv("WAYLAND_DISPLAY");
+        ui->sdl = (x && x[0]) || (w && w[0]);
+    }
+    /* A framebuffer only when someone can look at it: existing headless runs keep their
+     * exact memory map. */
+    if (ui->sdl || ui->ctl || ui->name) {
+        cfg->fb_width = CLI_RUN_UI_FB_W;
+        cfg->fb_height = CLI_RUN_UI_FB_H;
+    }
+}
+
+int cli_run_ui_start(const struct cli_run_ui *ui, struct machine *m, struct ui_session **out)
+{
+    char path[256];
+    const char *ctl = ui->ctl;
+    if (!ctl && ui->name) {
+        if (ctl_socket_path(ui->name, true, path, sizeof(path)) < 0) {
+            fprintf(stderr, "lodge: --name %s: control socket path too long; use --ctl PATH\n",
+                    ui->name);
+            return -1;
+        }
+        ctl = path;
+    }
+    struct ui_session_config sc = {.name = ui->name, .ctl_path = ctl, .display_sdl = ui->sdl};
+    char err[512] = "";
+    if (ui_session_start(m, &sc, out, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lodge: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_run_ui_stop(struct ui_session *s)
+{
+    ui_session_stop(s);
+}

@@ -1,0 +1,40 @@
+#!/bin/sh
+# virtio-blk guest test. Host side: lodge run ... --drive file=IMG,format=raw [--device virtio-rng]
+# (tests/guest/boot.sh LODGE soft 1 virtio_blk --drive file=IMG,format=raw). Loads the virtio
+# modules the kit put in /lib/modules/virtio, then checks /dev/vda: size, first bytes (printed for
+# the host to compare), and a write that must read back after the page cache is dropped.
+mods=/lib/modules/virtio
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
+    virtio-rng; do
+    if [ -f "$mods/$m.ko" ]; then
+        insmod "$mods/$m.ko" || { echo "LODGE-INSMOD-FAIL=$m"; exit 1; }
+    else
+        echo "LODGE-INSMOD-MISSING=$m"
+        exit 1
+    fi
+done
+n=0
+while [ ! -b /dev/vda ] && [ $n -lt 30 ]; do
+    sleep 1
+    n=$((n + 1))
+done
+if [ ! -b /dev/vda ]; then
+    echo "LODGE-VDA-MISSING"
+    exit 1
+fi
+echo "LODGE-VDA-SECTORS=$(cat /sys/block/vda/size)"
+echo "LODGE-VDA-HEAD=$(head -c 16 /dev/vda)"
+printf 'LODGE-WRITE-TEST' | dd of=/dev/vda bs=512 seek=1 conv=sync,fsync 2>/dev/null
+blockdev --flushbufs /dev/vda
+echo 3 > /proc/sys/vm/drop_caches
+back=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | head -c 16)
+if [ "$back" != "LODGE-WRITE-TEST" ]; then
+    echo "LODGE-VIRTIO-BLK-RW-FAIL=$back"
+    exit 1
+fi
+echo "LODGE-VIRTIO-BLK-RW-OK"
+grep -q . /proc/interrupts && grep -i virtio /proc/interrupts | head -n 4
+if [ -c /dev/hwrng ] && grep -q virtio /sys/class/misc/hw_random/rng_current 2>/dev/null; then
+    [ "$(head -c 16 /dev/hwrng | wc -c)" = 16 ] && echo "LODGE-VIRTIO-RNG-OK"
+fi
+exit 0

@@ -9,7 +9,7 @@
 struct guestmem;
 
 #define BOOT_BIOS_MAX_SIZE (16ull << 20)
-#define BOOT_BIOS_ALIAS_END 0x100000ull   /* legacy alias: last 128 KiB end at 1 MiB */
+#define BOOT_BIOS_ALIAS_END 0x100000ull /* legacy alias: last 128 KiB end at 1 MiB */
 #define BOOT_BIOS_ALIAS_SIZE 0x20000ull
 
 /* ROM region size for an image of len bytes (rounded up to 4 KiB), or 0 when the

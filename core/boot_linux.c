@@ -36,8 +36,7 @@ static uint16_t rd16(const uint8_t *p)
 
 static uint32_t rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static void wr16(uint8_t *p, uint16_t v)
@@ -143,8 +142,8 @@ static int boot_linux_inflate_on_host(struct guestmem *gm, const struct boot_lin
                     (uint32_t)f[0x24f] << 24;
     uint8_t *elf = NULL;
     size_t elf_len = 0;
-    int rc = boot_vmlinux_inflate(a->kernel + h->pm_offset, h->pm_size, poff, plen, &elf,
-                                  &elf_len, why, whylen);
+    int rc = boot_vmlinux_inflate(a->kernel + h->pm_offset, h->pm_size, poff, plen, &elf, &elf_len,
+                                  why, whylen);
     if (rc < 0) {
         return rc;
     }
@@ -184,8 +183,8 @@ int boot_linux_load(struct guestmem *gm, const struct boot_linux_args *a,
     /* Command line: the kernel's own limit, and our buffer's. */
     const char *cmd = a->cmdline ? a->cmdline : "";
     size_t clen = strlen(cmd);
-    size_t cmax = h.cmdline_size < BOOT_LINUX_CMDLINE_MAX - 1 ? h.cmdline_size
-                                                              : BOOT_LINUX_CMDLINE_MAX - 1;
+    size_t cmax =
+        h.cmdline_size < BOOT_LINUX_CMDLINE_MAX - 1 ? h.cmdline_size : BOOT_LINUX_CMDLINE_MAX - 1;
     if (clen > cmax) {
         snprintf(err, errlen, "--append: command line is %zu bytes, the kernel takes at most %zu",
                  clen, cmax);
@@ -207,8 +206,8 @@ int boot_linux_load(struct guestmem *gm, const struct boot_linux_args *a,
             snprintf(err, errlen,
                      "%s: initrd of %llu MiB does not fit in RAM below %llu MiB after the "
                      "kernel: give the guest more --mem",
-                     a->initrd_name ? a->initrd_name : "initrd",
-                     (unsigned long long)(sz >> 20), (unsigned long long)((max + 1) >> 20));
+                     a->initrd_name ? a->initrd_name : "initrd", (unsigned long long)(sz >> 20),
+                     (unsigned long long)((max + 1) >> 20));
             return -ENOSPC;
         }
         out->initrd_addr = (max + 1 - sz) & ~0xfffull;
@@ -266,10 +265,8 @@ int boot_linux_load(struct guestmem *gm, const struct boot_linux_args *a,
 
 /* 64-bit boot protocol: __BOOT_CS 0x10 (flat 64-bit code) and __BOOT_DS 0x18. */
 static const uint64_t boot_gdt[4] = {
-    0,
-    0,
-    0x00af9b000000ffffull, /* 0x10: code, L=1, P, DPL0, accessed */
-    0x00cf93000000ffffull, /* 0x18: data, flat 4 GiB, accessed */
+    0, 0, 0x00af9b000000ffffull, /* 0x10: code, L=1, P, DPL0, accessed */
+    0x00cf93000000ffffull,       /* 0x18: data, flat 4 GiB, accessed */
 };
 
 static int boot_linux_write_tables(struct guestmem *gm)
@@ -321,8 +318,8 @@ static void boot_seg(struct accel_segment *s, uint16_t sel, uint8_t type, bool c
     s->db = code64 ? 0 : 1;
 }
 
-int boot_linux_setup_cpu(const struct accel_ops *ops, struct accel_vcpu *vcpu,
-                         struct guestmem *gm, const struct boot_linux_layout *l)
+int boot_linux_setup_cpu(const struct accel_ops *ops, struct accel_vcpu *vcpu, struct guestmem *gm,
+                         const struct boot_linux_layout *l)
 {
     int rc = boot_linux_write_tables(gm);
     if (rc < 0) {
@@ -348,8 +345,8 @@ int boot_linux_setup_cpu(const struct accel_ops *ops, struct accel_vcpu *vcpu,
     s.tr.unusable = 0;
     s.cr0 = 0x80000011ull; /* PG | ET | PE */
     s.cr3 = BOOT_LINUX_PML4;
-    s.cr4 = 0x20;          /* PAE */
-    s.efer = 0x500;        /* LME | LMA */
+    s.cr4 = 0x20;   /* PAE */
+    s.efer = 0x500; /* LME | LMA */
     rc = ops->set_sregs(vcpu, &s);
     if (rc < 0) {
         return rc;

@@ -16,11 +16,11 @@ struct e820_table;
 struct guestmem;
 
 /* Where the loader puts things in low RAM (all below the EBDA at 0x9FC00). */
-#define BOOT_LINUX_GDT 0x500ull         /* flat 64-bit GDT */
-#define BOOT_LINUX_STACK_TOP 0x7000ull  /* RSP at entry; grows down */
-#define BOOT_LINUX_ZERO_PAGE 0x7000ull  /* struct boot_params */
-#define BOOT_LINUX_PML4 0x9000ull       /* PML4, PDPT, then 4 page directories */
-#define BOOT_LINUX_CMDLINE 0x20000ull   /* up to BOOT_LINUX_CMDLINE_MAX bytes */
+#define BOOT_LINUX_GDT 0x500ull        /* flat 64-bit GDT */
+#define BOOT_LINUX_STACK_TOP 0x7000ull /* RSP at entry; grows down */
+#define BOOT_LINUX_ZERO_PAGE 0x7000ull /* struct boot_params */
+#define BOOT_LINUX_PML4 0x9000ull      /* PML4, PDPT, then 4 page directories */
+#define BOOT_LINUX_CMDLINE 0x20000ull  /* up to BOOT_LINUX_CMDLINE_MAX bytes */
 #define BOOT_LINUX_CMDLINE_MAX 0x10000u
 #define BOOT_LINUX_KERNEL_ADDR 0x100000ull /* protocol default load address */
 
@@ -44,26 +44,26 @@ struct boot_linux_header {
 };
 
 struct boot_linux_args {
-    const uint8_t *kernel;     /* whole bzImage file */
+    const uint8_t *kernel; /* whole bzImage file */
     size_t kernel_size;
-    const char *kernel_name;   /* for messages */
-    const uint8_t *initrd;     /* NULL for none */
+    const char *kernel_name; /* for messages */
+    const uint8_t *initrd;   /* NULL for none */
     size_t initrd_size;
     const char *initrd_name;
-    const char *cmdline;       /* NULL for empty */
-    uint64_t low_end;          /* end of RAM below 4 GiB */
+    const char *cmdline; /* NULL for empty */
+    uint64_t low_end;    /* end of RAM below 4 GiB */
     const struct e820_table *e820;
-    uint64_t rsdp_addr;        /* 0 when there are no ACPI tables */
-    bool host_inflate;         /* decompress the kernel on the host (core/boot_vmlinux.h) */
+    uint64_t rsdp_addr; /* 0 when there are no ACPI tables */
+    bool host_inflate;  /* decompress the kernel on the host (core/boot_vmlinux.h) */
 };
 
 /* What was placed where (for the vCPU setup and for tests). */
 struct boot_linux_layout {
-    uint64_t kernel_addr;      /* protected-mode kernel base */
-    uint64_t kernel_end;       /* kernel_addr + max(pm_size, init_size) */
-    uint64_t entry64;          /* kernel_addr + 0x200, or the vmlinux entry when inflated */
-    bool inflated;             /* the host decompressed the kernel (no in-guest inflate) */
-    uint64_t initrd_addr;      /* 0 when no initrd */
+    uint64_t kernel_addr; /* protected-mode kernel base */
+    uint64_t kernel_end;  /* kernel_addr + max(pm_size, init_size) */
+    uint64_t entry64;     /* kernel_addr + 0x200, or the vmlinux entry when inflated */
+    bool inflated;        /* the host decompressed the kernel (no in-guest inflate) */
+    uint64_t initrd_addr; /* 0 when no initrd */
     uint64_t zero_page;
     uint64_t cmdline_addr;
 };
@@ -79,7 +79,7 @@ int boot_linux_load(struct guestmem *gm, const struct boot_linux_args *args,
 
 /* Write the page tables and GDT the 64-bit entry needs and put the vCPU in long mode
  * at the entry point with RSI = zero page. 0 or -errno. */
-int boot_linux_setup_cpu(const struct accel_ops *ops, struct accel_vcpu *vcpu,
-                         struct guestmem *gm, const struct boot_linux_layout *layout);
+int boot_linux_setup_cpu(const struct accel_ops *ops, struct accel_vcpu *vcpu, struct guestmem *gm,
+                         const struct boot_linux_layout *layout);
 
 #endif

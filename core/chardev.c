@@ -25,20 +25,20 @@ enum chardev_kind { CHARDEV_NONE, CHARDEV_STDIO, CHARDEV_FILE, CHARDEV_UNIX };
 
 struct chardev {
     enum chardev_kind kind;
-    GMainContext *ctx;         /* where input sources run (NULL: no input) */
-    pthread_mutex_t lock;      /* out_fd and client changes vs. writers */
-    int in_fd;                 /* stdin or the unix client; -1 when none */
-    int out_fd;                /* stdout, the file or the unix client; -1 drops output */
-    int listen_fd;             /* unix: listening socket */
-    char *path;                /* unix: socket path to unlink */
-    bool tty_raw;              /* stdio: termios changed, restore saved_tio */
-    struct termios saved_tio;  /* stdio: terminal state before raw mode */
-    bool esc;                  /* stdio: Ctrl-A seen, waiting for the command key */
+    GMainContext *ctx;             /* where input sources run (NULL: no input) */
+    pthread_mutex_t lock;          /* out_fd and client changes vs. writers */
+    int in_fd;                     /* stdin or the unix client; -1 when none */
+    int out_fd;                    /* stdout, the file or the unix client; -1 drops output */
+    int listen_fd;                 /* unix: listening socket */
+    char *path;                    /* unix: socket path to unlink */
+    bool tty_raw;                  /* stdio: termios changed, restore saved_tio */
+    struct termios saved_tio;      /* stdio: terminal state before raw mode */
+    bool esc;                      /* stdio: Ctrl-A seen, waiting for the command key */
     uint8_t pend[CHARDEV_BUF * 2]; /* input not yet taken by the receiver */
     size_t pend_len;
-    GSource *in_src;           /* fd watch on in_fd */
-    GSource *listen_src;       /* unix: accept watch */
-    GSource *retry_src;        /* timeout while pend holds bytes */
+    GSource *in_src;     /* fd watch on in_fd */
+    GSource *listen_src; /* unix: accept watch */
+    GSource *retry_src;  /* timeout while pend holds bytes */
     chardev_receive_fn receive;
     void *rx_opaque;
     chardev_quit_fn quit;
@@ -253,8 +253,8 @@ int chardev_open(const char *spec, GMainContext *ctx, struct chardev **out, char
             struct termios t = c->saved_tio;
             /* Raw input (Ctrl-C goes to the guest); output post-processing stays on
              * so a bare "\n" from the guest still returns the carriage. */
-            t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL |
-                                     IXON);
+            t.c_iflag &=
+                ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
             t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
             t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB);
             t.c_cflag |= CS8;
@@ -277,8 +277,10 @@ int chardev_open(const char *spec, GMainContext *ctx, struct chardev **out, char
         c->kind = CHARDEV_UNIX;
         rc = chardev_open_unix(c, spec + 5, err, errlen);
     } else {
-        snprintf(err, errlen, "%s: unknown serial backend (use stdio, file:PATH, unix:PATH or "
-                 "none)", spec);
+        snprintf(err, errlen,
+                 "%s: unknown serial backend (use stdio, file:PATH, unix:PATH or "
+                 "none)",
+                 spec);
         rc = -EINVAL;
     }
     if (rc < 0) {
@@ -342,8 +344,8 @@ void chardev_write(struct chardev *c, const uint8_t *buf, size_t len)
     pthread_mutex_lock(&c->lock);
     int fd = c->out_fd;
     while (fd >= 0 && len > 0) {
-        ssize_t n = c->kind == CHARDEV_UNIX ? send(fd, buf, len, MSG_NOSIGNAL)
-                                            : write(fd, buf, len);
+        ssize_t n =
+            c->kind == CHARDEV_UNIX ? send(fd, buf, len, MSG_NOSIGNAL) : write(fd, buf, len);
         if (n < 0 && errno == EINTR) {
             continue;
         }

@@ -2,6 +2,7 @@
 #include "core/cli.h"
 
 #include "core/boot_multiboot.h"
+#include "core/cli_run_ui.h"
 #include "core/log.h"
 #include "core/machine.h"
 #include "core/machine_pci.h"
@@ -56,6 +57,7 @@ static void cli_run_usage(FILE *f)
             "                     guest) backed by SPEC: stdio, file:PATH, unix:PATH, none\n"
             "  --debugcon SPEC    debug port (stdio or file:PATH, [,iobase=0xe9]): guest\n"
             "                     bytes written to it go to SPEC unbuffered\n"
+            CLI_RUN_UI_HELP
             "  -h, --help         show this help\n"
             "\n"
             "A multiboot kernel (ELF32 or a.out kludge) takes --initrd as a module list:\n"
@@ -115,6 +117,9 @@ enum {
     OPT_DEBUGCON,
     OPT_DRIVE,
     OPT_VIRTIO_PORT,
+    OPT_DISPLAY, /* OPT_DISPLAY..OPT_NAME follow enum cli_run_ui_opt */
+    OPT_CTL,
+    OPT_NAME,
     OPT_KERNEL_INFLATE,
 };
 
@@ -133,6 +138,9 @@ static const struct option cli_run_opts[] = {
     {"debugcon", required_argument, NULL, OPT_DEBUGCON},
     {"drive", required_argument, NULL, OPT_DRIVE},
     {"virtio-port", required_argument, NULL, OPT_VIRTIO_PORT},
+    {"display", required_argument, NULL, OPT_DISPLAY},
+    {"ctl", required_argument, NULL, OPT_CTL},
+    {"name", required_argument, NULL, OPT_NAME},
     {"kernel-inflate", required_argument, NULL, OPT_KERNEL_INFLATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -145,6 +153,7 @@ struct cli_run_args {
     uint64_t mem;
     long cpus;
     bool no_reboot;
+    struct cli_run_ui ui;          /* --display, --ctl, --name (core/cli_run_ui.c) */
     int kernel_inflate; /* MACHINE_INFLATE_* */
     struct machine_pci_config pci; /* --drive, --device virtio-*, --virtio-port */
 };
@@ -208,6 +217,13 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
                 return cli_bad("--serial", "%s needs a path", optarg);
             }
             a->serial = optarg;
+            break;
+        case OPT_DISPLAY:
+        case OPT_CTL:
+        case OPT_NAME:
+            if (cli_run_ui_parse((enum cli_run_ui_opt)(c - OPT_DISPLAY), optarg, &a->ui) < 0) {
+                return CLI_EXIT_USAGE;
+            }
             break;
         case OPT_DRIVE:
         case OPT_VIRTIO_PORT: {
@@ -351,12 +367,17 @@ int cli_run_main(int argc, char **argv)
     } else {
         struct machine *m = NULL;
         struct machine_error err;
+        cli_run_ui_config(&a.ui, &cfg); /* framebuffer size (core/cli_run_ui.c) */
         rc = machine_new(&cfg, &m, &err);
         if (rc < 0) {
             fprintf(stderr, "lodge: %s\n", err.msg);
             status = err.user ? CLI_EXIT_USAGE : 1;
         } else {
-            status = machine_run(m);
+            struct ui_session *ui = NULL;
+            if (cli_run_ui_start(&a.ui, m, &ui) == 0) {
+                status = machine_run(m);
+                cli_run_ui_stop(ui);
+            }
             machine_free(m);
         }
     }

@@ -13,18 +13,18 @@
 #define E820_MAX_ENTRIES 32
 
 /* Fixed PC layout below 1 MiB and under 4 GiB. */
-#define E820_EBDA_START 0x9fc00ull   /* extended BIOS data area: reserved up to 640 KiB */
-#define E820_LOW_TOP 0xa0000ull      /* end of conventional memory */
-#define E820_BIOS_START 0xe0000ull   /* ACPI tables and the BIOS alias live above this */
-#define E820_HIGH_START 0x100000ull  /* first byte of extended memory */
+#define E820_EBDA_START 0x9fc00ull    /* extended BIOS data area: reserved up to 640 KiB */
+#define E820_LOW_TOP 0xa0000ull       /* end of conventional memory */
+#define E820_BIOS_START 0xe0000ull    /* ACPI tables and the BIOS alias live above this */
+#define E820_HIGH_START 0x100000ull   /* first byte of extended memory */
 #define E820_MMIO_START 0xfec00000ull /* IOAPIC, HPET, LAPIC: reserved */
 #define E820_MMIO_END 0xff000000ull
 #define E820_4G 0x100000000ull
 
 struct e820_entry {
-    uint64_t addr;  /* first byte */
-    uint64_t size;  /* bytes */
-    uint32_t type;  /* E820_RAM, E820_RESERVED, E820_ACPI */
+    uint64_t addr; /* first byte */
+    uint64_t size; /* bytes */
+    uint32_t type; /* E820_RAM, E820_RESERVED, E820_ACPI */
 };
 
 struct e820_table {

@@ -867,12 +867,13 @@ static int machine_run_loop(struct machine *m)
 {
     struct machine_error err = {0};
     int status = 1;
-    if (pthread_create(&m->loop_thread, NULL, machine_loop_main, m) == 0) {
-        m->loop_started = true;
-    }
     if (machine_reset(m, &err) < 0) {
         fprintf(stderr, "lodge: %s\n", err.msg);
         return 1;
+    }
+    /* Host input only after the devices' power-on reset, which would drop it. */
+    if (pthread_create(&m->loop_thread, NULL, machine_loop_main, m) == 0) {
+        m->loop_started = true;
     }
     for (;;) {
         int rc = machine_start_vcpus(m);

@@ -28,7 +28,7 @@ struct machine_vcpu {
     int index;
     struct accel_vcpu *acc;
     pthread_t thread;
-    bool started;              /* thread is running (between start and join) */
+    atomic_bool started;       /* thread is running (between start and join); read by kickers */
     pthread_mutex_t lock;      /* kicked, for the HLT wait */
     pthread_cond_t cond;
     bool kicked;               /* something happened since the last wait */

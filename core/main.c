@@ -7,12 +7,12 @@
 
 static void main_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lodge COMMAND [OPTIONS]\n"
-            "\n"
-            "commands:\n"
-            "  run      boot a guest (lodge run --help)\n"
-            "  doctor   check this host's virtualization support (lodge doctor --help)\n");
+    fprintf(f, "usage: lodge COMMAND [OPTIONS]\n"
+               "\n"
+               "commands:\n"
+               "  run      boot a guest (lodge run --help)\n"
+               "  doctor   check this host's virtualization support (lodge doctor --help)\n"
+               "  ctl      control a running VM (lodge ctl --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -32,6 +32,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "img") == 0) {
         return cli_img_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "ctl") == 0) {
+        return cli_ctl_main(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "doctor") == 0) {
         return doctor_main(argc - 1, argv + 1);

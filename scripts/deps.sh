@@ -8,6 +8,7 @@ pkgs=(
     liblzma-dev libzstd-dev                   # host-side kernel decompression
     libcunit1-dev nasm libcapstone-dev        # tests: CUnit, tiny guests, decoder oracle
     cpio dpkg-dev apt-utils                   # test guest kit (apt-get download, dpkg-deb)
+    xorriso                                   # tests: ISO images for AHCI/ATAPI
 )
 sudo=""
 if [ "$(id -u)" != 0 ]; then

@@ -9,7 +9,8 @@ build=$(dirname "$lodge")
 bench=$build/bench/cpu/cpu_bench
 guest=$build/bench/cpu/cpu_bench_guest
 if [ ! -x "$bench" ] || [ ! -x "$guest" ]; then
-    echo "cpu: $bench or $guest missing; build first: ninja -C $build bench/cpu/cpu_bench bench/cpu/cpu_bench_guest"
+    echo "cpu: $bench or $guest missing; build first:"
+    echo "  ninja -C $build bench/cpu/cpu_bench bench/cpu/cpu_bench_guest"
     exit 1
 fi
 if ! command -v qemu-x86_64 >/dev/null; then

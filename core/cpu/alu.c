@@ -62,9 +62,9 @@ static uint64_t alu_op_any(struct cpu *cpu, uint64_t a, uint64_t b, unsigned siz
 
 static inline __attribute__((always_inline)) void alu_rm(struct cpu *cpu,
                                                          const struct x86_insn *in,
-                                                         unsigned op, uint64_t b)
+                                                         unsigned op, uint64_t b,
+                                                         unsigned size)
 {
-    unsigned size = in->opsize;
     if (op == 7) {
         alu_op(cpu, cpu_read_rm(cpu, in, size), b, size, 7);
         return;
@@ -79,9 +79,8 @@ static inline __attribute__((always_inline)) void alu_rm(struct cpu *cpu,
 
 static inline __attribute__((always_inline)) void alu_r_rm(struct cpu *cpu,
                                                            const struct x86_insn *in,
-                                                           unsigned op)
+                                                           unsigned op, unsigned size)
 {
-    unsigned size = in->opsize;
     uint64_t b = cpu_read_rm(cpu, in, size);
     uint64_t r = alu_op(cpu, get_reg_op(cpu, in, size), b, size, op);
     if (op != 7) {
@@ -91,33 +90,47 @@ static inline __attribute__((always_inline)) void alu_r_rm(struct cpu *cpu,
 
 static inline __attribute__((always_inline)) void alu_a_imm(struct cpu *cpu,
                                                             const struct x86_insn *in,
-                                                            unsigned op)
+                                                            unsigned op, unsigned size)
 {
-    unsigned size = in->opsize;
     uint64_t r = alu_op(cpu, cpu_get_reg(cpu, CPU_RAX, size, false), in->imm, size, op);
     if (op != 7) {
         cpu_set_reg(cpu, CPU_RAX, size, false, r);
     }
 }
 
-/* One handler per operation and form (the decoder picks them by opcode). */
+/* One handler per operation and form (the decoder picks them by opcode), plus variants
+ * specialised on the operand size (the decoder switches to them once it knows the size). */
+#define ALU_FORM_SIZED(name, form, op, sz, ...)                                                \
+    void op_##name##_##form##_##sz(struct cpu *cpu, const struct x86_insn *in)                \
+    {                                                                                          \
+        __VA_ARGS__;                                                                           \
+    }
+#define ALU_HANDLERS_SIZE(name, op, sz)                                                        \
+    ALU_FORM_SIZED(name, rm_r, op, sz, alu_rm(cpu, in, op, get_reg_op(cpu, in, sz), sz))       \
+    ALU_FORM_SIZED(name, r_rm, op, sz, alu_r_rm(cpu, in, op, sz))                              \
+    ALU_FORM_SIZED(name, a_imm, op, sz, alu_a_imm(cpu, in, op, sz))                            \
+    ALU_FORM_SIZED(name, rm_imm, op, sz, alu_rm(cpu, in, op, in->imm, sz))
 #define ALU_HANDLERS(name, op)                                                                 \
     void op_##name##_rm_r(struct cpu *cpu, const struct x86_insn *in)                         \
     {                                                                                          \
-        alu_rm(cpu, in, op, get_reg_op(cpu, in, in->opsize));                                  \
+        alu_rm(cpu, in, op, get_reg_op(cpu, in, in->opsize), in->opsize);                      \
     }                                                                                          \
     void op_##name##_r_rm(struct cpu *cpu, const struct x86_insn *in)                         \
     {                                                                                          \
-        alu_r_rm(cpu, in, op);                                                                 \
+        alu_r_rm(cpu, in, op, in->opsize);                                                     \
     }                                                                                          \
     void op_##name##_a_imm(struct cpu *cpu, const struct x86_insn *in)                        \
     {                                                                                          \
-        alu_a_imm(cpu, in, op);                                                                \
+        alu_a_imm(cpu, in, op, in->opsize);                                                    \
     }                                                                                          \
     void op_##name##_rm_imm(struct cpu *cpu, const struct x86_insn *in)                       \
     {                                                                                          \
-        alu_rm(cpu, in, op, in->imm);                                                          \
-    }
+        alu_rm(cpu, in, op, in->imm, in->opsize);                                              \
+    }                                                                                          \
+    ALU_HANDLERS_SIZE(name, op, 1)                                                             \
+    ALU_HANDLERS_SIZE(name, op, 2)                                                             \
+    ALU_HANDLERS_SIZE(name, op, 4)                                                             \
+    ALU_HANDLERS_SIZE(name, op, 8)
 
 ALU_HANDLERS(add, 0)
 ALU_HANDLERS(or, 1)

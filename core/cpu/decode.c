@@ -310,6 +310,40 @@ static const struct opdesc groups[G_COUNT][8] = {
     [G_9] = {UD, {op_cmpxchg8b, D_MEMONLY | D_LOCK}, UD, UD, UD, UD, UD, UD},
 };
 
+/* Handlers with variants specialised on the operand size: generic -> [1, 2, 4, 8]. */
+struct sized_handler {
+    x86_handler generic;
+    x86_handler sized[4];
+};
+
+#define SIZED_ALU(name)                                                                        \
+    {op_##name##_rm_r, {op_##name##_rm_r_1, op_##name##_rm_r_2, op_##name##_rm_r_4,            \
+                        op_##name##_rm_r_8}},                                                  \
+    {op_##name##_r_rm, {op_##name##_r_rm_1, op_##name##_r_rm_2, op_##name##_r_rm_4,            \
+                        op_##name##_r_rm_8}},                                                  \
+    {op_##name##_a_imm, {op_##name##_a_imm_1, op_##name##_a_imm_2, op_##name##_a_imm_4,        \
+                         op_##name##_a_imm_8}},                                                \
+    {op_##name##_rm_imm, {op_##name##_rm_imm_1, op_##name##_rm_imm_2, op_##name##_rm_imm_4,    \
+                          op_##name##_rm_imm_8}}
+
+static const struct sized_handler sized_handlers[] = {
+    {op_mov_rm_r, {op_mov_rm_r_1, op_mov_rm_r_2, op_mov_rm_r_4, op_mov_rm_r_8}},
+    {op_mov_r_rm, {op_mov_r_rm_1, op_mov_r_rm_2, op_mov_r_rm_4, op_mov_r_rm_8}},
+    SIZED_ALU(add), SIZED_ALU(or), SIZED_ALU(adc), SIZED_ALU(sbb),
+    SIZED_ALU(and), SIZED_ALU(sub), SIZED_ALU(xor), SIZED_ALU(cmp),
+};
+
+static x86_handler specialise(x86_handler h, unsigned osz)
+{
+    unsigned k = osz == 1 ? 0 : osz == 2 ? 1 : osz == 4 ? 2 : 3;
+    for (size_t i = 0; i < sizeof(sized_handlers) / sizeof(sized_handlers[0]); i++) {
+        if (sized_handlers[i].generic == h) {
+            return sized_handlers[i].sized[k];
+        }
+    }
+    return h;
+}
+
 /* 0F 0F 3DNow!, VEX 0F map and EVEX: opcodes with an imm8 in the 0F map. */
 static bool map0f_has_imm8(uint8_t op)
 {
@@ -687,7 +721,7 @@ prefixes_done:
         f |= D_UD;
     }
 
-    out->exec = h;
+    out->exec = (f & D_UD) ? h : specialise(h, osz);
     out->op = op;
     out->len = (uint8_t)i;
     out->opsize = (uint8_t)osz;

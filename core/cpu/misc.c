@@ -15,6 +15,21 @@ void op_mov_r_rm(struct cpu *cpu, const struct x86_insn *in)
     set_reg_op(cpu, in, in->opsize, cpu_read_rm(cpu, in, in->opsize));
 }
 
+/* Size-specialised MOV (the most frequent instruction); the decoder switches to them. */
+#define MOV_SIZED(sz)                                                                          \
+    void op_mov_rm_r_##sz(struct cpu *cpu, const struct x86_insn *in)                         \
+    {                                                                                          \
+        cpu_write_rm(cpu, in, sz, get_reg_op(cpu, in, sz));                                    \
+    }                                                                                          \
+    void op_mov_r_rm_##sz(struct cpu *cpu, const struct x86_insn *in)                         \
+    {                                                                                          \
+        set_reg_op(cpu, in, sz, cpu_read_rm(cpu, in, sz));                                     \
+    }
+MOV_SIZED(1)
+MOV_SIZED(2)
+MOV_SIZED(4)
+MOV_SIZED(8)
+
 void op_mov_rm_imm(struct cpu *cpu, const struct x86_insn *in)
 {
     cpu_write_rm(cpu, in, in->opsize, in->imm & alu_mask(in->opsize));

@@ -10,11 +10,20 @@
 /* alu.c */
 /* ADD OR ADC SBB AND SUB XOR CMP, each in the forms r/m,reg (00) reg,r/m (02) acc,imm (04)
  * and r/m,imm (80-83 /digit). */
+#define X86_ALU_OPS_SIZE(name, sz)                                                             \
+    X86_OP(op_##name##_rm_r_##sz);                                                             \
+    X86_OP(op_##name##_r_rm_##sz);                                                             \
+    X86_OP(op_##name##_a_imm_##sz);                                                            \
+    X86_OP(op_##name##_rm_imm_##sz)
 #define X86_ALU_OPS(name)                                                                      \
     X86_OP(op_##name##_rm_r);                                                                  \
     X86_OP(op_##name##_r_rm);                                                                  \
     X86_OP(op_##name##_a_imm);                                                                 \
-    X86_OP(op_##name##_rm_imm)
+    X86_OP(op_##name##_rm_imm);                                                                \
+    X86_ALU_OPS_SIZE(name, 1);                                                                 \
+    X86_ALU_OPS_SIZE(name, 2);                                                                 \
+    X86_ALU_OPS_SIZE(name, 4);                                                                 \
+    X86_ALU_OPS_SIZE(name, 8)
 X86_ALU_OPS(add);
 X86_ALU_OPS(or);
 X86_ALU_OPS(adc);
@@ -62,6 +71,14 @@ X86_OP(op_bswap);        /* 0F C8-CF */
 /* misc.c: moves, exchanges, flags, atomic ops */
 X86_OP(op_mov_rm_r);     /* 88, 89 */
 X86_OP(op_mov_r_rm);     /* 8A, 8B */
+X86_OP(op_mov_rm_r_1);   /* size-specialised forms of the two above */
+X86_OP(op_mov_rm_r_2);
+X86_OP(op_mov_rm_r_4);
+X86_OP(op_mov_rm_r_8);
+X86_OP(op_mov_r_rm_1);
+X86_OP(op_mov_r_rm_2);
+X86_OP(op_mov_r_rm_4);
+X86_OP(op_mov_r_rm_8);
 X86_OP(op_mov_rm_imm);   /* C6/C7 /0 */
 X86_OP(op_mov_r_imm);    /* B0-BF */
 X86_OP(op_mov_a_moffs);  /* A0, A1 */

@@ -365,8 +365,10 @@ void cpu_sys_clts(struct cpu *cpu, const struct x86_insn *in)
 
 void cpu_sys_mov_dr(struct cpu *cpu, const struct x86_insn *in);
 
-#define SYS_CR4_ALLOWED (CPU_CR4_TSD | CPU_CR4_PSE | CPU_CR4_PAE | CPU_CR4_PGE | CPU_CR4_PCE | \
-                         CPU_CR4_OSFXSR | CPU_CR4_OSXMMEXCPT)
+/* CR4 bits a guest may set. DE and MCE are accepted although CPUID does not advertise them
+ * (firmware such as OVMF sets MCE unconditionally); DE makes DR4/DR5 #UD, MCE is inert. */
+#define SYS_CR4_ALLOWED (CPU_CR4_TSD | CPU_CR4_DE | CPU_CR4_PSE | CPU_CR4_PAE | CPU_CR4_MCE | \
+                         CPU_CR4_PGE | CPU_CR4_PCE | CPU_CR4_OSFXSR | CPU_CR4_OSXMMEXCPT)
 #define SYS_CR0_WRITABLE (CPU_CR0_PE | CPU_CR0_MP | CPU_CR0_EM | CPU_CR0_TS | CPU_CR0_ET | \
                           CPU_CR0_NE | CPU_CR0_WP | CPU_CR0_AM | CPU_CR0_NW | CPU_CR0_CD | \
                           CPU_CR0_PG)

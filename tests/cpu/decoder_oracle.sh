@@ -19,7 +19,8 @@ if [ -z "$kernel" ] && env=$(timeout 180 "$src/tests/guest/kit.sh" 2>"$work/kit.
     kernel=${LODGE_GUEST_KERNEL:-}
 fi
 if [ -z "$kernel" ] || [ ! -f "$kernel" ]; then
-    echo "decoder_oracle: SKIP vmlinux part: guest kit not available (${kernel:-no kernel}; $(tail -n1 "$work/kit.log" 2>/dev/null))"
+    why="${kernel:-no kernel}; $(tail -n1 "$work/kit.log" 2>/dev/null)"
+    echo "decoder_oracle: SKIP vmlinux part: guest kit not available ($why)"
     exec "$exe" "$@"
 fi
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#define FL_CMP 0xcd5u /* CF PF AF ZF SF DF OF */
+#define FL_CMP 0x47fd5u /* CF PF AF ZF SF TF IF DF OF IOPL NT AC (not RF, VM, VIF, VIP, ID) */
 
 enum { CMP_OK = 0, CMP_MISMATCH, CMP_UNIMPL, CMP_CRASH };
 
@@ -427,10 +427,9 @@ static int parse(int argc, char **argv, struct opts *op)
         } else if (!strcmp(a, "-v")) {
             op->verbose = true;
         } else {
-            fprintf(stderr,
-                    "usage: oracle [--seed N] [--count M] [--batch B] [--tmpl NAME] "
-                    "[--case I] [--strict] [--coverage] [--max-print K] [--per-op K] "
-                    "[--self-check] [-v]\n");
+            fprintf(stderr, "usage: oracle [--seed N] [--count M] [--batch B] [--tmpl NAME] "
+                            "[--case I] [--strict] [--coverage] [--max-print K] [--per-op K] "
+                            "[--self-check] [-v]\n");
             return -1;
         }
     }

@@ -63,10 +63,10 @@ struct orc_case {
     uint16_t opcode; /* X86_MAP_* | opcode of the instruction under test (coverage) */
     uint8_t code[ORC_CODE_MAX];
     uint8_t code_len;
-    uint16_t code_off; /* code starts at ORC_CODE_VA + code_off (crossing into page 2) */
+    uint16_t code_off;    /* code starts at ORC_CODE_VA + code_off (crossing into page 2) */
     uint8_t code2_absent; /* the second code page is not mapped: fetch #PF */
-    uint8_t mode32;    /* run in a 32-bit (compatibility mode) code segment */
-    uint8_t fsw_undef; /* x87 condition-code bits C0-C3 undefined (mask >> 8) */
+    uint8_t mode32;       /* run in a 32-bit (compatibility mode) code segment */
+    uint8_t fsw_undef;    /* x87 condition-code bits C0-C3 undefined (mask >> 8) */
 };
 
 struct orc_diff {

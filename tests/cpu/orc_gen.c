@@ -2358,7 +2358,6 @@ static void t_sys(struct gen *g)
     }
 }
 
-
 /* Self-modifying code: stores into the instruction stream ahead of RIP, into the same block
  * or a later one, through RIP-relative and register addressing and REP STOS; x86 executes
  * the new bytes (SDM vol. 3, 8.1.3), so the translated block must be dropped. */
@@ -2377,8 +2376,8 @@ static void t_smc(struct gen *g)
         emit8(g, 0xc6);
         emit8(g, 0x05);
         {
-            unsigned end = g->len + 4 + 1;       /* end of this instruction */
-            unsigned target = end + gap + 1;     /* imm8 of the add */
+            unsigned end = g->len + 4 + 1;   /* end of this instruction */
+            unsigned target = end + gap + 1; /* imm8 of the add */
             uint64_t t = base + target;
             if (m32) {
                 emitn(g, (uint32_t)t, 4);
@@ -2478,8 +2477,7 @@ static const struct tmpl_def tmpl_defs[] = {
     {"stack", t_stack, 4, 7},     {"string", t_string, 5, 3},
     {"bswap", t_bswap, 2, 3},     {"bcd", t_bcd, 2, 2},
     {"sse", t_sse, 30, 3},        {"x87", t_x87, 12, 3},
-    {"sys", t_sys, 6, 7},
-    {"smc", t_smc, 3, 3},
+    {"sys", t_sys, 6, 7},         {"smc", t_smc, 3, 3},
 };
 #define NTMPL (sizeof(tmpl_defs) / sizeof(tmpl_defs[0]))
 

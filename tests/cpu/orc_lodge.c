@@ -232,8 +232,7 @@ void orc_lodge_run(struct orc_lodge *l, const struct orc_case *c, struct orc_res
     res->cr2 = 0;
     res->rip = cpu->rip;
     if (rc == CPU_EXIT_EXCEPTION) {
-        if (cpu->exc_vector == X86_EXC_UD &&
-            cpu->rip == ORC_CODE_VA + c->code_off + c->code_len) {
+        if (cpu->exc_vector == X86_EXC_UD && cpu->rip == ORC_CODE_VA + c->code_off + c->code_len) {
             res->end = ORC_END_OK;
         } else {
             res->end = cpu->exc_vector;

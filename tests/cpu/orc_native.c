@@ -82,9 +82,9 @@ static void orc_native_signal(int sig, siginfo_t *si, void *ucv)
 
 static int child_setup(void)
 {
-    void *p = mmap((void *)(uintptr_t)ORC_CODE_VA, ORC_CODE_SIZE,
-                   PROT_READ | PROT_WRITE | PROT_EXEC,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    void *p =
+        mmap((void *)(uintptr_t)ORC_CODE_VA, ORC_CODE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (p != (void *)(uintptr_t)ORC_CODE_VA) {
         return -1;
     }

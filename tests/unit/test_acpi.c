@@ -11,8 +11,7 @@ static uint8_t area[ACPI_TABLES_SIZE];
 
 static uint32_t get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t get64(const uint8_t *p)
@@ -61,8 +60,12 @@ static bool irq0_override = true;
 
 static int build(int ncpus, bool hpet)
 {
-    struct acpi_config cfg = {.ncpus = ncpus, .hpet = hpet, .pm_base = 0x600, .sci_irq = 9,
-                              .s5_typ = 5, .irq0_to_gsi2 = irq0_override};
+    struct acpi_config cfg = {.ncpus = ncpus,
+                              .hpet = hpet,
+                              .pm_base = 0x600,
+                              .sci_irq = 9,
+                              .s5_typ = 5,
+                              .irq0_to_gsi2 = irq0_override};
     memset(area, 0xcc, sizeof(area));
     return acpi_build(&cfg, BASE, area, sizeof(area));
 }
@@ -165,15 +168,15 @@ static void test_fadt_pm_and_reset(void)
     const uint8_t *f = find_table("FACP");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_EQUAL(get32(f + 4), 268);
-    CU_ASSERT_EQUAL(f[46], 9);                   /* SCI_INT */
-    CU_ASSERT_EQUAL(get32(f + 56), 0x600);       /* PM1a_EVT_BLK */
-    CU_ASSERT_EQUAL(get32(f + 64), 0x604);       /* PM1a_CNT_BLK */
-    CU_ASSERT_EQUAL(get32(f + 76), 0x608);       /* PM_TMR_BLK */
-    CU_ASSERT_EQUAL(get32(f + 80), 0x620);       /* GPE0_BLK */
+    CU_ASSERT_EQUAL(f[46], 9);             /* SCI_INT */
+    CU_ASSERT_EQUAL(get32(f + 56), 0x600); /* PM1a_EVT_BLK */
+    CU_ASSERT_EQUAL(get32(f + 64), 0x604); /* PM1a_CNT_BLK */
+    CU_ASSERT_EQUAL(get32(f + 76), 0x608); /* PM_TMR_BLK */
+    CU_ASSERT_EQUAL(get32(f + 80), 0x620); /* GPE0_BLK */
     CU_ASSERT_EQUAL(f[89], 2);
-    CU_ASSERT_TRUE(get32(f + 112) & (1u << 10)); /* RESET_REG_SUP */
+    CU_ASSERT_TRUE(get32(f + 112) & (1u << 10));  /* RESET_REG_SUP */
     CU_ASSERT_FALSE(get32(f + 112) & (1u << 20)); /* not HW_REDUCED_ACPI */
-    CU_ASSERT_EQUAL(f[116], 1);                  /* reset reg in I/O space */
+    CU_ASSERT_EQUAL(f[116], 1);                   /* reset reg in I/O space */
     CU_ASSERT_EQUAL(get64(f + 120), 0xcf9);
     CU_ASSERT_EQUAL(f[128], 6);
 }

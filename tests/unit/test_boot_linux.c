@@ -30,28 +30,27 @@ static void w32(uint8_t *p, uint32_t v)
 
 static uint32_t r32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 /* A bzImage the way a 6.x x86_64 kernel lays out its header (protocol 2.15). */
 static void make_image(void)
 {
     memset(img, 0, sizeof(img));
-    img[0x1f1] = 4;              /* setup_sects */
-    w16(img + 0x1fe, 0xaa55);    /* boot_flag */
-    img[0x200] = 0xeb;           /* jump over the header */
-    img[0x201] = 0x6a;           /* header ends at 0x26c */
+    img[0x1f1] = 4;           /* setup_sects */
+    w16(img + 0x1fe, 0xaa55); /* boot_flag */
+    img[0x200] = 0xeb;        /* jump over the header */
+    img[0x201] = 0x6a;        /* header ends at 0x26c */
     memcpy(img + 0x202, "HdrS", 4);
     w16(img + 0x206, 0x020f);
-    img[0x211] = 0x01;           /* LOADED_HIGH */
+    img[0x211] = 0x01;            /* LOADED_HIGH */
     w32(img + 0x22c, 0x7fffffff); /* initrd_addr_max */
-    w32(img + 0x230, 0x200000);  /* kernel_alignment */
-    img[0x234] = 1;              /* relocatable */
-    w16(img + 0x236, 0x7f);      /* xloadflags incl. XLF_KERNEL_64 */
-    w32(img + 0x238, 2047);      /* cmdline_size */
-    w32(img + 0x258, 0x1000000); /* pref_address */
-    w32(img + 0x260, 0x800000);  /* init_size */
+    w32(img + 0x230, 0x200000);   /* kernel_alignment */
+    img[0x234] = 1;               /* relocatable */
+    w16(img + 0x236, 0x7f);       /* xloadflags incl. XLF_KERNEL_64 */
+    w32(img + 0x238, 2047);       /* cmdline_size */
+    w32(img + 0x258, 0x1000000);  /* pref_address */
+    w32(img + 0x260, 0x800000);   /* init_size */
     for (size_t i = 0xa00; i < sizeof(img); i++) {
         img[i] = (uint8_t)(i * 7);
     }
@@ -116,10 +115,16 @@ static void test_load_layout(void)
     setup_mem(&gm, &t);
     static uint8_t initrd[3 * 4096 + 5];
     memset(initrd, 0x5a, sizeof(initrd));
-    struct boot_linux_args a = {.kernel = img, .kernel_size = sizeof(img), .kernel_name = "vmlinuz",
-                                .initrd = initrd, .initrd_size = sizeof(initrd),
-                                .initrd_name = "initrd.gz", .cmdline = "console=ttyS0",
-                                .low_end = RAM, .e820 = &t, .rsdp_addr = 0xe0000};
+    struct boot_linux_args a = {.kernel = img,
+                                .kernel_size = sizeof(img),
+                                .kernel_name = "vmlinuz",
+                                .initrd = initrd,
+                                .initrd_size = sizeof(initrd),
+                                .initrd_name = "initrd.gz",
+                                .cmdline = "console=ttyS0",
+                                .low_end = RAM,
+                                .e820 = &t,
+                                .rsdp_addr = 0xe0000};
     struct boot_linux_layout l;
     char err[256] = "";
     CU_ASSERT_EQUAL_FATAL(boot_linux_load(&gm, &a, &l, err, sizeof(err)), 0);
@@ -134,8 +139,8 @@ static void test_load_layout(void)
     CU_ASSERT_TRUE(l.initrd_addr + sizeof(initrd) <= RAM);
     CU_ASSERT_TRUE(l.initrd_addr + sizeof(initrd) > RAM - 4096);
     CU_ASSERT_TRUE(l.initrd_addr >= l.kernel_end);
-    CU_ASSERT_EQUAL(memcmp(guestmem_ptr(&gm, l.initrd_addr, sizeof(initrd)), initrd,
-                           sizeof(initrd)), 0);
+    CU_ASSERT_EQUAL(
+        memcmp(guestmem_ptr(&gm, l.initrd_addr, sizeof(initrd)), initrd, sizeof(initrd)), 0);
     /* Zero page. */
     const uint8_t *bp = guestmem_ptr(&gm, l.zero_page, 4096);
     CU_ASSERT_EQUAL(memcmp(bp + 0x202, "HdrS", 4), 0);
@@ -158,9 +163,14 @@ static void test_initrd_limits(void)
     struct e820_table t;
     setup_mem(&gm, &t);
     static uint8_t initrd[8192];
-    struct boot_linux_args a = {.kernel = img, .kernel_size = sizeof(img), .kernel_name = "vmlinuz",
-                                .initrd = initrd, .initrd_size = sizeof(initrd),
-                                .initrd_name = "initrd.gz", .low_end = RAM, .e820 = &t};
+    struct boot_linux_args a = {.kernel = img,
+                                .kernel_size = sizeof(img),
+                                .kernel_name = "vmlinuz",
+                                .initrd = initrd,
+                                .initrd_size = sizeof(initrd),
+                                .initrd_name = "initrd.gz",
+                                .low_end = RAM,
+                                .e820 = &t};
     struct boot_linux_layout l;
     char err[256] = "";
     /* initrd_addr_max below the end of RAM wins. */
@@ -232,13 +242,15 @@ static uint64_t walk(struct guestmem *gm, uint64_t cr3, uint64_t va)
 
 static void test_setup_cpu_long_mode(void)
 {
-    struct accel_ops ops = {.name = "mock", .get_sregs = mock_get_sregs,
-                            .set_sregs = mock_set_sregs, .set_regs = mock_set_regs};
+    struct accel_ops ops = {.name = "mock",
+                            .get_sregs = mock_get_sregs,
+                            .set_sregs = mock_set_sregs,
+                            .set_regs = mock_set_regs};
     struct guestmem gm;
     struct e820_table t;
     setup_mem(&gm, &t);
-    struct boot_linux_layout l = {.kernel_addr = 0x1000000, .entry64 = 0x1000200,
-                                  .zero_page = BOOT_LINUX_ZERO_PAGE};
+    struct boot_linux_layout l = {
+        .kernel_addr = 0x1000000, .entry64 = 0x1000200, .zero_page = BOOT_LINUX_ZERO_PAGE};
     memset(&mock_sregs, 0, sizeof(mock_sregs));
     CU_ASSERT_EQUAL(boot_linux_setup_cpu(&ops, NULL, &gm, &l), 0);
     CU_ASSERT_EQUAL(mock_regs.rip, 0x1000200);
@@ -297,8 +309,12 @@ static void test_real_kernel(void)
     CU_ASSERT_EQUAL_FATAL(guestmem_add(&gm, "ram-low", 0, 512ull << 20, false), 0);
     struct e820_table t;
     e820_build_pc(&t, 512ull << 20, 0);
-    struct boot_linux_args a = {.kernel = k, .kernel_size = (size_t)len, .kernel_name = path,
-                                .cmdline = "console=ttyS0", .low_end = 512ull << 20, .e820 = &t};
+    struct boot_linux_args a = {.kernel = k,
+                                .kernel_size = (size_t)len,
+                                .kernel_name = path,
+                                .cmdline = "console=ttyS0",
+                                .low_end = 512ull << 20,
+                                .e820 = &t};
     struct boot_linux_layout l;
     CU_ASSERT_EQUAL(boot_linux_load(&gm, &a, &l, err, sizeof(err)), 0);
     CU_ASSERT_TRUE(l.kernel_end <= (512ull << 20));

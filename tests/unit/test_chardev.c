@@ -14,7 +14,7 @@
 struct rx {
     uint8_t buf[1024]; /* bytes the "device" took */
     size_t len;
-    size_t limit;      /* accept at most this many per call (0: all) */
+    size_t limit; /* accept at most this many per call (0: all) */
     int quits;
 };
 
@@ -83,9 +83,16 @@ static void test_escape(void)
     CU_ASSERT_EQUAL_FATAL(chardev_open("stdio", NULL, &c, err, sizeof(err)), 0);
     chardev_set_receiver(c, rx_take, &r);
     chardev_set_quit(c, rx_quit, &r);
-    chardev_input(c, (const uint8_t *)"ab\x01\x01" "c", 5);
+    chardev_input(c,
+                  (const uint8_t *)"ab\x01\x01"
+                                   "c",
+                  5);
     CU_ASSERT_EQUAL(r.len, 4);
-    CU_ASSERT_EQUAL(memcmp(r.buf, "ab\x01" "c", 4), 0);
+    CU_ASSERT_EQUAL(memcmp(r.buf,
+                           "ab\x01"
+                           "c",
+                           4),
+                    0);
     CU_ASSERT_EQUAL(r.quits, 0);
     chardev_input(c, (const uint8_t *)"\x01", 1); /* split across reads */
     CU_ASSERT_EQUAL(r.len, 4);

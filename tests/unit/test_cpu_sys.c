@@ -785,6 +785,39 @@ static void test_paging_32_and_pae(void)
     cpu->efer = 0;
 }
 
+static void test_v86_round_trip(void)
+{
+    /* Ring 0 IRETs into V86 mode; INT n there with IOPL 0 is #GP(0), delivered to ring 0
+     * with the V86 frame (GS FS DS ES SS ESP EFLAGS CS EIP error) and null data segments. */
+    prot_setup();
+    set_gate32(X86_EXC_GP, KHANDLER + 0x200, 0);
+    LOAD(KHANDLER + 0x200, 0xf4);
+    /* push 0 x5 (gs fs ds es ss); push 0x7000; push 0x20002; push 0x300; push 0; iretd */
+    LOAD(CODE, 0x6a, 0x00, 0x6a, 0x00, 0x6a, 0x00, 0x6a, 0x00, 0x6a, 0x00, 0x68, 0x00, 0x70,
+         0x00, 0x00, 0x68, 0x02, 0x00, 0x02, 0x00, 0x68, 0x00, 0x03, 0x00, 0x00, 0x6a, 0x00,
+         0xcf);
+    LOAD(0x3000, 0xcd, 0x21); /* V86 0300:0000: int 0x21 */
+    cpu->r[CPU_RSP] = 0x8000;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 10), CPU_EXIT_ICOUNT);
+    CU_ASSERT_EQUAL(cpu->mode, CPU_MODE_V86);
+    CU_ASSERT_EQUAL(cpu->cpl, 3);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_CS].base, 0x3000);
+    CU_ASSERT_EQUAL(cpu->rip, 0);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSP], 0x7000);
+    CU_ASSERT_EQUAL(cpu_run(cpu, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->mode, CPU_MODE_PROT);
+    CU_ASSERT_EQUAL(cpu->cpl, 0);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSP], RSP0 - 40);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 40, 4), 0);      /* error code */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 36, 4), 0);      /* EIP of the INT */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 32, 4), 0x300);  /* CS */
+    CU_ASSERT_TRUE(cpu_harness_peek(&h, RSP0 - 28, 4) & CPU_FL_VM);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, RSP0 - 24, 4), 0x7000); /* ESP */
+    CU_ASSERT_FALSE(cpu_get_rflags(cpu) & CPU_FL_VM);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_DS].sel, 0);
+    CU_ASSERT_TRUE(cpu->seg[CPU_SEG_DS].attr & CPU_SEGA_UNUSABLE);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -807,6 +840,7 @@ int main(void)
     CU_add_test(s, "prot_int_and_call_gate", test_prot_int_and_call_gate);
     CU_add_test(s, "enter_long_mode", test_enter_long_mode);
     CU_add_test(s, "paging_32_and_pae", test_paging_32_and_pae);
+    CU_add_test(s, "v86_round_trip", test_v86_round_trip);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

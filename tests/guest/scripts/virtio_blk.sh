@@ -1,11 +1,11 @@
 #!/bin/sh
-# virtio-blk guest test. Host side: lodge run ... --drive file=IMG,format=raw [--device virtio-rng]
-# (tests/guest/boot.sh LODGE soft 1 virtio_blk --drive file=IMG,format=raw). Loads the virtio
-# modules the kit put in /lib/modules/virtio, then checks /dev/vda: size, first bytes (printed for
-# the host to compare), and a write that must read back after the page cache is dropped.
+# virtio guest test (host side: tests/guest/virtio.sh). Loads the virtio modules the kit put in
+# /lib/modules/virtio, then checks /dev/vda: size, first bytes (printed for the host to compare)
+# and a write that must read back after the page cache is dropped; then, when present, reads
+# /dev/hwrng (virtio-rng) and writes to the virtio-serial port org.lodge.test.0.
 mods=/lib/modules/virtio
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
-    virtio-rng; do
+    virtio-rng virtio_console; do
     if [ -f "$mods/$m.ko" ]; then
         insmod "$mods/$m.ko" || { echo "LODGE-INSMOD-FAIL=$m"; exit 1; }
     else
@@ -36,5 +36,15 @@ echo "LODGE-VIRTIO-BLK-RW-OK"
 grep -q . /proc/interrupts && grep -i virtio /proc/interrupts | head -n 4
 if [ -c /dev/hwrng ] && grep -q virtio /sys/class/misc/hw_random/rng_current 2>/dev/null; then
     [ "$(head -c 16 /dev/hwrng | wc -c)" = 16 ] && echo "LODGE-VIRTIO-RNG-OK"
+fi
+# virtio-serial: a host port named org.lodge.test.0 (--virtio-port name=org.lodge.test.0,...).
+port=/dev/virtio-ports/org.lodge.test.0
+n=0
+while [ -d /sys/class/virtio-ports ] && [ ! -e "$port" ] && [ $n -lt 10 ]; do
+    sleep 1
+    n=$((n + 1))
+done
+if [ -e "$port" ]; then
+    echo "LODGE-PORT-DATA" > "$port" && echo "LODGE-VIRTIO-PORT-OK"
 fi
 exit 0

@@ -1,0 +1,111 @@
+#!/bin/bash
+# The SDL console under Xvfb: `lodge run --display sdl` with a tiny guest that paints
+# the framebuffer; the window shows the guest's pixels and its state in the title.
+# usage: ui_sdl.sh LODGE UI_FB_BIN      Exit 0 pass, 1 fail, 77 skipped.
+set -uo pipefail
+lodge=$1
+guest=$2
+for tool in Xvfb xdotool import convert; do
+    if ! command -v $tool >/dev/null; then
+        echo "skipped: $tool is missing (scripts/deps.sh installs it)"
+        exit 77
+    fi
+done
+if ! "$lodge" run --help | grep -q -- "--display"; then
+    echo "skipped: no --display option"
+    exit 77
+fi
+tmp=$(mktemp -d)
+pid=
+xpid=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$xpid" ] && kill "$xpid" 2>/dev/null && wait "$xpid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failed=0
+fail() {
+    echo "FAIL $*"
+    failed=1
+}
+expect() {
+    if [ "$2" != "$3" ]; then
+        fail "$1: want '$2', got '$3'"
+    fi
+}
+
+exec 3>"$tmp/displayfd"
+Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+xpid=$!
+exec 3>&-
+for _ in $(seq 100); do
+    [ -s "$tmp/displayfd" ] && break
+    sleep 0.05
+done
+[ -s "$tmp/displayfd" ] || { echo "skipped: Xvfb did not start"; exit 77; }
+export DISPLAY=:$(head -1 "$tmp/displayfd")
+unset WAYLAND_DISPLAY
+
+sock=$tmp/vm.sock
+# No --display: with $DISPLAY set the default is sdl.
+"$lodge" run --kernel "$guest" --accel soft --serial none --name uisdl --ctl "$sock" \
+    >"$tmp/run.out" 2>&1 &
+pid=$!
+win=
+for _ in $(seq 100); do
+    win=$(xdotool search --name '^uisdl \[running\]' 2>/dev/null | head -1)
+    [ -n "$win" ] && break
+    sleep 0.05
+done
+if [ -z "$win" ]; then
+    fail "no 'uisdl [running]' window"
+    cat "$tmp/run.out"
+    exit 1
+fi
+sleep 0.5 # a few frames
+import -window "$win" "$tmp/win.png"
+px() { convert "$tmp/win.png" -format "%[pixel:p{$1}]" info: 2>/dev/null; }
+expect "window size" "1024x768" "$(identify -format %wx%h "$tmp/win.png")"
+expect "pixel 10,10 (red top half)" "srgb(255,0,0)" "$(px 10,10)"
+expect "pixel 120,120 (green square)" "srgb(0,255,0)" "$(px 120,120)"
+expect "pixel 500,600 (blue bottom half)" "srgb(0,0,255)" "$(px 500,600)"
+
+# Scaled to a wider window: aspect kept, so black bars left and right.
+xdotool windowsize "$win" 1200 768
+sleep 0.5
+import -window "$win" "$tmp/wide.png"
+expect "letterbox bar" "srgb(0,0,0)" "$(convert "$tmp/wide.png" -format '%[pixel:p{20,400}]' info:)"
+expect "scaled blue" "srgb(0,0,255)" "$(convert "$tmp/wide.png" -format '%[pixel:p{600,700}]' info:)"
+
+"$lodge" ctl "$sock" pause >/dev/null
+sleep 0.3
+case $(xdotool getwindowname "$win") in
+"uisdl [paused]"*) ;;
+*) fail "title after pause: $(xdotool getwindowname "$win")" ;;
+esac
+"$lodge" ctl "$sock" resume >/dev/null
+"$lodge" ctl "$sock" quit >/dev/null
+wait "$pid"
+rc=$?
+pid=
+expect "exit status" 0 "$rc"
+
+# --display none opens no window even with $DISPLAY set.
+"$lodge" run --kernel "$guest" --accel soft --serial none --display none --name uinone \
+    --ctl "$tmp/none.sock" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+    [ -S "$tmp/none.sock" ] && break
+    sleep 0.05
+done
+sleep 0.3
+[ -n "$(xdotool search --name '^uinone' 2>/dev/null)" ] && fail "--display none opened a window"
+"$lodge" ctl "$tmp/none.sock" quit >/dev/null
+wait "$pid"
+pid=
+
+if [ $failed = 0 ]; then
+    echo "ui_sdl: all checks passed"
+fi
+exit $failed

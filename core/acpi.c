@@ -8,10 +8,10 @@
 #define ACPI_OEM_TABLE "LODGEVM "
 
 struct acpi_builder {
-    uint8_t *buf;   /* table area */
-    size_t len;     /* its size */
-    size_t used;    /* bytes allocated so far */
-    uint64_t base;  /* guest address of buf[0] */
+    uint8_t *buf;  /* table area */
+    size_t len;    /* its size */
+    size_t used;   /* bytes allocated so far */
+    uint64_t base; /* guest address of buf[0] */
 };
 
 static void put8(uint8_t *p, uint8_t v)
@@ -96,14 +96,14 @@ static int acpi_build_dsdt(struct acpi_builder *b, const struct acpi_config *cfg
 {
     /* Name (\_S5, Package (4) { typ, typ, 0, 0 }): what Linux reads to power off.
      * NameOp '_S5_' PackageOp PkgLength NumElements BytePrefix typ BytePrefix typ Zero Zero */
-    const uint8_t aml[] = {0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-                           0x0a, cfg->s5_typ, 0x0a, cfg->s5_typ, 0x00, 0x00};
+    const uint8_t aml[] = {0x08, '_',  'S',         '5',  '_',         0x12, 0x08,
+                           0x04, 0x0a, cfg->s5_typ, 0x0a, cfg->s5_typ, 0x00, 0x00};
     /* Scope (\_SB) { Device (PCI0) { Name (_HID, EisaId ("PNP0A03")) Name (_ADR, 0)
      * Name (_UID, 0) } }: bus 0 with default resources and no _PRT (INTx routing is in
      * each function's Interrupt Line register, see docs/virtio.md). */
-    const uint8_t pci[] = {0x10, 0x23, '\\', '_', 'S', 'B', '_', 0x5b, 0x82, 0x1b, 'P', 'C',
-                           'I', '0', 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03,
-                           0x08, '_', 'A', 'D', 'R', 0x00, 0x08, '_', 'U', 'I', 'D', 0x00};
+    const uint8_t pci[] = {0x10, 0x23, '\\', '_', 'S', 'B',  '_',  0x5b, 0x82, 0x1b, 'P',  'C',
+                           'I',  '0',  0x08, '_', 'H', 'I',  'D',  0x0c, 0x41, 0xd0, 0x0a, 0x03,
+                           0x08, '_',  'A',  'D', 'R', 0x00, 0x08, '_',  'U',  'I',  'D',  0x00};
     size_t npci = cfg->pci_root ? sizeof(pci) : 0;
     uint32_t len = (uint32_t)(ACPI_HDR_LEN + sizeof(aml) + npci);
     uint8_t *t = acpi_alloc(b, len, 16, gpa);
@@ -129,28 +129,28 @@ static int acpi_build_fadt(struct acpi_builder *b, const struct acpi_config *cfg
     acpi_header(t, "FACP", len, 5);
     put32(t + 36, (uint32_t)facs);
     put32(t + 40, (uint32_t)dsdt);
-    put8(t + 45, 0);              /* preferred PM profile: unspecified */
-    put16(t + 46, cfg->sci_irq);  /* SCI_INT */
-    put32(t + 48, 0);             /* SMI_CMD 0: always in ACPI mode, no SMM handshake */
-    put32(t + 56, pm);            /* PM1a_EVT_BLK */
-    put32(t + 64, pm + 4);        /* PM1a_CNT_BLK */
-    put32(t + 76, pm + 8);        /* PM_TMR_BLK */
-    put32(t + 80, pm + 0x20);     /* GPE0_BLK */
-    put8(t + 88, 4);              /* PM1_EVT_LEN */
-    put8(t + 89, 2);              /* PM1_CNT_LEN */
-    put8(t + 91, 4);              /* PM_TMR_LEN */
-    put8(t + 92, 4);              /* GPE0_BLK_LEN: 2 status + 2 enable bytes */
-    put16(t + 96, 101);           /* P_LVL2_LAT > 100: C2 not supported */
-    put16(t + 98, 1001);          /* P_LVL3_LAT > 1000: C3 not supported */
-    put8(t + 108, 0x32);          /* CENTURY: CMOS index */
-    put16(t + 109, 0x0003);       /* IAPC_BOOT_ARCH: LEGACY_DEVICES | 8042 */
+    put8(t + 45, 0);             /* preferred PM profile: unspecified */
+    put16(t + 46, cfg->sci_irq); /* SCI_INT */
+    put32(t + 48, 0);            /* SMI_CMD 0: always in ACPI mode, no SMM handshake */
+    put32(t + 56, pm);           /* PM1a_EVT_BLK */
+    put32(t + 64, pm + 4);       /* PM1a_CNT_BLK */
+    put32(t + 76, pm + 8);       /* PM_TMR_BLK */
+    put32(t + 80, pm + 0x20);    /* GPE0_BLK */
+    put8(t + 88, 4);             /* PM1_EVT_LEN */
+    put8(t + 89, 2);             /* PM1_CNT_LEN */
+    put8(t + 91, 4);             /* PM_TMR_LEN */
+    put8(t + 92, 4);             /* GPE0_BLK_LEN: 2 status + 2 enable bytes */
+    put16(t + 96, 101);          /* P_LVL2_LAT > 100: C2 not supported */
+    put16(t + 98, 1001);         /* P_LVL3_LAT > 1000: C3 not supported */
+    put8(t + 108, 0x32);         /* CENTURY: CMOS index */
+    put16(t + 109, 0x0003);      /* IAPC_BOOT_ARCH: LEGACY_DEVICES | 8042 */
     /* Flags: WBINVD, PROC_C1, SLP_BUTTON (none as fixed feature), RESET_REG_SUP. */
     put32(t + 112, (1u << 0) | (1u << 2) | (1u << 5) | (1u << 10));
     acpi_gas(t + 116, GAS_IO, 8, 1, ACPI_RESET_PORT);
     put8(t + 128, ACPI_RESET_VALUE);
-    put8(t + 131, 1);             /* FADT minor version */
-    put64(t + 132, facs);         /* X_FIRMWARE_CTRL */
-    put64(t + 140, dsdt);         /* X_DSDT */
+    put8(t + 131, 1);     /* FADT minor version */
+    put64(t + 132, facs); /* X_FIRMWARE_CTRL */
+    put64(t + 140, dsdt); /* X_DSDT */
     acpi_gas(t + 148, GAS_IO, 32, 3, pm);
     acpi_gas(t + 172, GAS_IO, 16, 2, pm + 4);
     acpi_gas(t + 208, GAS_IO, 32, 3, pm + 8);
@@ -161,8 +161,8 @@ static int acpi_build_fadt(struct acpi_builder *b, const struct acpi_config *cfg
 
 static int acpi_build_madt(struct acpi_builder *b, const struct acpi_config *cfg, uint64_t *gpa)
 {
-    uint32_t len = ACPI_HDR_LEN + 8 + 8u * (uint32_t)cfg->ncpus + 12 + (cfg->irq0_to_gsi2 ? 10 : 0) +
-                   10;
+    uint32_t len =
+        ACPI_HDR_LEN + 8 + 8u * (uint32_t)cfg->ncpus + 12 + (cfg->irq0_to_gsi2 ? 10 : 0) + 10;
     uint8_t *t = acpi_alloc(b, len, 16, gpa);
     if (!t) {
         return -ENOSPC;
@@ -172,34 +172,34 @@ static int acpi_build_madt(struct acpi_builder *b, const struct acpi_config *cfg
     put32(t + 40, 1); /* PCAT_COMPAT: there are 8259s to mask */
     uint8_t *e = t + 44;
     for (int i = 0; i < cfg->ncpus; i++) {
-        e[0] = 0;              /* processor local APIC */
+        e[0] = 0; /* processor local APIC */
         e[1] = 8;
-        e[2] = (uint8_t)i;     /* ACPI processor UID */
-        e[3] = (uint8_t)i;     /* APIC ID */
-        put32(e + 4, 1);       /* enabled */
+        e[2] = (uint8_t)i; /* ACPI processor UID */
+        e[3] = (uint8_t)i; /* APIC ID */
+        put32(e + 4, 1);   /* enabled */
         e += 8;
     }
-    e[0] = 1;                  /* I/O APIC */
+    e[0] = 1; /* I/O APIC */
     e[1] = 12;
-    e[2] = 0;                  /* I/O APIC ID */
+    e[2] = 0; /* I/O APIC ID */
     put32(e + 4, ACPI_IOAPIC_BASE);
-    put32(e + 8, 0);           /* GSI base */
+    put32(e + 8, 0); /* GSI base */
     e += 12;
     if (cfg->irq0_to_gsi2) {
-        e[0] = 2;              /* interrupt source override: PIT IRQ0 is on GSI2 */
+        e[0] = 2; /* interrupt source override: PIT IRQ0 is on GSI2 */
         e[1] = 10;
-        e[2] = 0;              /* ISA bus */
+        e[2] = 0; /* ISA bus */
         e[3] = 0;
         put32(e + 4, 2);
-        put16(e + 8, 0);       /* conforms to the bus: edge, active high */
+        put16(e + 8, 0); /* conforms to the bus: edge, active high */
         e += 10;
     }
-    e[0] = 2;                  /* SCI: level triggered, active high */
+    e[0] = 2; /* SCI: level triggered, active high */
     e[1] = 10;
     e[2] = 0;
     e[3] = cfg->sci_irq;
     put32(e + 4, cfg->sci_irq);
-    put16(e + 8, 0x000d);      /* polarity 01 active high, trigger 11 level */
+    put16(e + 8, 0x000d); /* polarity 01 active high, trigger 11 level */
     acpi_finish(t, len);
     return 0;
 }
@@ -216,9 +216,9 @@ static int acpi_build_hpet(struct acpi_builder *b, uint64_t *gpa)
      * 3 comparators, hardware revision 1 (same value as the capabilities register). */
     put32(t + 36, 0x8086a201u);
     acpi_gas(t + 40, GAS_MEM, 64, 0, ACPI_HPET_BASE);
-    put8(t + 52, 0);   /* HPET number */
-    put16(t + 53, 0);  /* minimum clock tick in periodic mode */
-    put8(t + 55, 0);   /* no page protection */
+    put8(t + 52, 0);  /* HPET number */
+    put16(t + 53, 0); /* minimum clock tick in periodic mode */
+    put8(t + 55, 0);  /* no page protection */
     acpi_finish(t, len);
     return 0;
 }
@@ -273,9 +273,9 @@ int acpi_build(const struct acpi_config *cfg, uint64_t base, uint8_t *buf, size_
 
     memcpy(rsdp, "RSD PTR ", 8);
     memcpy(rsdp + 9, ACPI_OEM_ID, 6);
-    put8(rsdp + 15, 2);            /* revision 2: XSDT present */
+    put8(rsdp + 15, 2); /* revision 2: XSDT present */
     put32(rsdp + 16, (uint32_t)rsdt);
-    put32(rsdp + 20, 36);          /* length */
+    put32(rsdp + 20, 36); /* length */
     put64(rsdp + 24, xsdt);
     rsdp[8] = acpi_checksum(rsdp, 20);
     rsdp[32] = acpi_checksum(rsdp, 36);

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ACPI_TABLES_BASE 0xe0000ull  /* RSDP here: inside the BIOS scan area */
+#define ACPI_TABLES_BASE 0xe0000ull /* RSDP here: inside the BIOS scan area */
 #define ACPI_TABLES_SIZE 0x10000u
 #define ACPI_LAPIC_BASE 0xfee00000u
 #define ACPI_IOAPIC_BASE 0xfec00000u
@@ -18,13 +18,13 @@
 #define ACPI_RESET_VALUE 0x06
 
 struct acpi_config {
-    int ncpus;          /* LAPIC entries with APIC IDs 0..ncpus-1 */
-    bool hpet;          /* add the HPET table */
-    uint16_t pm_base;   /* acpi_pm block: PM1a_EVT +0, PM1a_CNT +4, PM_TMR +8, GPE0 +0x20 */
-    uint8_t sci_irq;    /* SCI, level/active-high (ISA IRQ 9 on a PC) */
-    uint8_t s5_typ;     /* SLP_TYP value acpi_pm treats as S5 */
-    bool irq0_to_gsi2;  /* MADT override ISA IRQ0 -> GSI2 (how the machine wires the PIT) */
-    bool pci_root;      /* add \_SB.PCI0 (PNP0A03): an ACPI guest scans PCI bus 0 only then */
+    int ncpus;         /* LAPIC entries with APIC IDs 0..ncpus-1 */
+    bool hpet;         /* add the HPET table */
+    uint16_t pm_base;  /* acpi_pm block: PM1a_EVT +0, PM1a_CNT +4, PM_TMR +8, GPE0 +0x20 */
+    uint8_t sci_irq;   /* SCI, level/active-high (ISA IRQ 9 on a PC) */
+    uint8_t s5_typ;    /* SLP_TYP value acpi_pm treats as S5 */
+    bool irq0_to_gsi2; /* MADT override ISA IRQ0 -> GSI2 (how the machine wires the PIT) */
+    bool pci_root;     /* add \_SB.PCI0 (PNP0A03): an ACPI guest scans PCI bus 0 only then */
 };
 
 /* Build the tables into buf, which the caller copies to guest address base. The RSDP

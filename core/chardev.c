@@ -249,7 +249,11 @@ int chardev_open(const char *spec, GMainContext *ctx, struct chardev **out, char
         c->kind = CHARDEV_STDIO;
         c->out_fd = STDOUT_FILENO;
         c->in_fd = STDIN_FILENO;
-        if (ctx && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &c->saved_tio) == 0) {
+        if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) != getpgrp()) {
+            /* Started in the background (lodge run &): touching the terminal would
+             * stop us with SIGTTIN/SIGTTOU. Output only. */
+            c->in_fd = -1;
+        } else if (ctx && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &c->saved_tio) == 0) {
             struct termios t = c->saved_tio;
             /* Raw input (Ctrl-C goes to the guest); output post-processing stays on
              * so a bare "\n" from the guest still returns the carriage. */

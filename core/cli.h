@@ -12,4 +12,9 @@ int cli_img_main(int argc, char **argv);
 /* lodge ctl: one control-socket command to a running VM; 0 ok, 1 refused, 2 bad usage. */
 int cli_ctl_main(int argc, char **argv);
 
+/* lodge create/start/list/delete (argv[0] says which): VM bundles in core/bundle.h. */
+int cli_vm_main(int argc, char **argv);
+/* lodge gui: the GTK3 manager (runs the lodge-gui program). */
+int cli_gui_main(int argc, char **argv);
+
 #endif

@@ -1,21 +1,23 @@
 /* lodge run: parse the command line, load the images, build and run the machine. */
 #include "core/cli.h"
 
+#include "core/boot_firmware.h"
 #include "core/boot_multiboot.h"
 #include "core/cli_run_ui.h"
 #include "core/log.h"
 #include "core/machine.h"
 #include "core/machine_pci.h"
+#include "core/machine_storage.h"
 #include "core/options.h"
-#include "hostdrv/accel.h"
-#include "hostdrv/doctor.h"
 #include "devices/pc/debugcon.h"
 #include "devices/pc/test_exit.h"
+#include "hostdrv/accel.h"
+#include "hostdrv/doctor.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <glib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,47 +26,58 @@
 
 static void cli_run_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lodge run (--kernel FILE [--initrd FILE] [--append TEXT] | --bios FILE)\n"
-            "                 [OPTIONS]\n"
-            "\n"
-            "Boot a PC guest: a Linux bzImage directly (64-bit boot protocol) or a raw\n"
-            "firmware image mapped below 4 GiB and started at the reset vector.\n"
-            "\n"
-            "  --kernel FILE      Linux bzImage to boot\n"
-            "  --initrd FILE      initial ramdisk for --kernel\n"
-            "  --append TEXT      kernel command line (e.g. \"console=ttyS0\")\n"
-            "  --bios FILE        raw firmware image (up to 16M), instead of --kernel\n"
-            "  --mem SIZE         guest RAM: bytes or with K, M, G suffix (default 512M)\n"
-            "  --cpus N           virtual CPUs, 1..64 (default 1)\n"
-            "  --accel ENGINE     auto, kvm or soft (default auto: see lodge doctor)\n"
-            "  --serial SPEC      COM1 backend: stdio, file:PATH, unix:PATH or none\n"
-            "                     (default stdio; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A)\n"
-            "  --no-reboot        exit (status 0) when the guest resets instead of rebooting\n"
-            "  --kernel-inflate auto|host|guest\n"
-            "                     who decompresses a bzImage: the host loader (no KASLR, much\n"
-            "                     faster on the soft CPU) or the kernel itself (auto: host on soft)\n"
-            "  --log SPEC         logging, e.g. debug or machine=info,dev.uart=trace\n"
-            "  --device test-exit[,iobase=0xf4,size=4]\n"
-            "                     a guest write of V to the ports ends the run with\n"
-            "                     exit status (V << 1) | 1\n"
-            "  --drive file=F[,format=raw|qcow2][,readonly=on]\n"
-            "                     a virtio-blk disk (up to 4)\n"
-            "  --device virtio-rng | virtio-serial\n"
-            "                     entropy device / multiport serial device\n"
-            "  --virtio-port name=NAME[,console=on],chardev=SPEC\n"
-            "                     a virtio-serial port (/dev/virtio-ports/NAME in the\n"
-            "                     guest) backed by SPEC: stdio, file:PATH, unix:PATH, none\n"
-            "  --debugcon SPEC    debug port (stdio or file:PATH, [,iobase=0xe9]): guest\n"
-            "                     bytes written to it go to SPEC unbuffered\n"
-            CLI_RUN_UI_HELP
-            "  -h, --help         show this help\n"
-            "\n"
-            "A multiboot kernel (ELF32 or a.out kludge) takes --initrd as a module list:\n"
-            "--initrd \"FILE [ARGS],FILE2 [ARGS]\"; ARGS is that module's command line.\n"
-            "\n"
-            "Exit status: 0 the guest powered off, 1 the guest or the engine failed,\n"
-            "2 bad command line or input files.\n");
+    fprintf(
+        f,
+        "usage: lodge run (--kernel FILE [--initrd FILE] [--append TEXT] | --bios FILE)\n"
+        "                 [OPTIONS]\n"
+        "\n"
+        "Boot a PC guest: a Linux bzImage directly (64-bit boot protocol) or a raw\n"
+        "firmware image mapped below 4 GiB and started at the reset vector.\n"
+        "\n"
+        "  --kernel FILE      Linux bzImage to boot\n"
+        "  --initrd FILE      initial ramdisk for --kernel\n"
+        "  --append TEXT      kernel command line (e.g. \"console=ttyS0\")\n"
+        "  --bios FILE        raw firmware image (up to 16M), instead of --kernel\n"
+        "  --mem SIZE         guest RAM: bytes or with K, M, G suffix (default 512M)\n"
+        "  --cpus N           virtual CPUs, 1..64 (default 1)\n"
+        "  --accel ENGINE     auto, kvm or soft (default auto: see lodge doctor)\n"
+        "  --serial SPEC      COM1 backend: stdio, file:PATH, unix:PATH or none\n"
+        "                     (default stdio; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A)\n"
+        "  --no-reboot        exit (status 0) when the guest resets instead of rebooting\n"
+        "  --kernel-inflate auto|host|guest\n"
+        "                     who decompresses a bzImage: the host loader (no KASLR, much\n"
+        "                     faster on the soft CPU) or the kernel itself (auto: host on soft)\n"
+        "  --log SPEC         logging, e.g. debug or machine=info,dev.uart=trace\n"
+        "  --device test-exit[,iobase=0xf4,size=4]\n"
+        "                     a guest write of V to the ports ends the run with\n"
+        "                     exit status (V << 1) | 1\n"
+        "  --drive file=F[,format=raw|qcow2][,readonly=on]\n"
+        "                     a virtio-blk disk (up to 4)\n"
+        "  --disk FILE[,format=raw|qcow2][,readonly=on]\n"
+        "                     a SATA disk on the AHCI controller\n"
+        "  --cdrom FILE       an ISO in a SATA (ATAPI) CD/DVD-ROM drive, read-only\n"
+        "  --device virtio-rng | virtio-serial\n"
+        "                     entropy device / multiport serial device\n"
+        "  --virtio-port name=NAME[,console=on],chardev=SPEC\n"
+        "                     a virtio-serial port (/dev/virtio-ports/NAME in the\n"
+        "                     guest) backed by SPEC: stdio, file:PATH, unix:PATH, none\n"
+        "  --net user[,hostfwd=tcp|udp:[HADDR]:HPORT-[GADDR]:GPORT][,restrict=on]\n"
+        "        [,model=virtio|e1000][,mac=52:54:00:12:34:56]   (repeatable; none: no NIC)\n"
+        "  --debugcon SPEC    debug port (stdio or file:PATH, [,iobase=0xe9]): guest\n"
+        "                     bytes written to it go to SPEC unbuffered\n" CLI_RUN_UI_HELP
+        "  --firmware bios|uefi\n"
+        "                     boot Debian's SeaBIOS or OVMF (default bios when --drive is\n"
+        "                     given without --kernel/--bios); --kernel then boots through it\n"
+        "  --boot LIST        firmware boot order: cdrom,disk,net\n"
+        "  --fw-cfg name=opt/NAME,file=PATH\n"
+        "                     a file the firmware/guest reads over fw_cfg\n"
+        "  -h, --help         show this help\n"
+        "\n"
+        "A multiboot kernel (ELF32 or a.out kludge) takes --initrd as a module list:\n"
+        "--initrd \"FILE [ARGS],FILE2 [ARGS]\"; ARGS is that module's command line.\n"
+        "\n"
+        "Exit status: 0 the guest powered off, 1 the guest or the engine failed,\n"
+        "2 bad command line or input files.\n");
 }
 
 /* One line, "lodge: <thing>: <problem>", and the usage exit status. */
@@ -121,6 +134,12 @@ enum {
     OPT_CTL,
     OPT_NAME,
     OPT_KERNEL_INFLATE,
+    OPT_DISK,
+    OPT_CDROM,
+    OPT_FIRMWARE,
+    OPT_BOOT,
+    OPT_FW_CFG,
+    OPT_NET,
 };
 
 static const struct option cli_run_opts[] = {
@@ -142,6 +161,12 @@ static const struct option cli_run_opts[] = {
     {"ctl", required_argument, NULL, OPT_CTL},
     {"name", required_argument, NULL, OPT_NAME},
     {"kernel-inflate", required_argument, NULL, OPT_KERNEL_INFLATE},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"cdrom", required_argument, NULL, OPT_CDROM},
+    {"net", required_argument, NULL, OPT_NET},
+    {"firmware", required_argument, NULL, OPT_FIRMWARE},
+    {"boot", required_argument, NULL, OPT_BOOT},
+    {"fw-cfg", required_argument, NULL, OPT_FW_CFG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -154,8 +179,10 @@ struct cli_run_args {
     long cpus;
     bool no_reboot;
     struct cli_run_ui ui;          /* --display, --ctl, --name (core/cli_run_ui.c) */
-    int kernel_inflate; /* MACHINE_INFLATE_* */
+    int kernel_inflate;            /* MACHINE_INFLATE_* */
     struct machine_pci_config pci; /* --drive, --device virtio-*, --virtio-port */
+    struct machine_storage_config storage; /* --disk, --cdrom (AHCI) */
+    struct boot_fw_config fw;      /* --firmware, --boot, --fw-cfg (core/boot_firmware.c) */
 };
 
 /* Returns -1 to go on, or an exit status. */
@@ -190,8 +217,10 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
                 return cli_bad("--mem", "%s is too large", optarg);
             }
             if (rc < 0) {
-                return cli_bad("--mem", "%s is not a size (use bytes or a K, M or G suffix, e.g. "
-                               "512M)", optarg);
+                return cli_bad("--mem",
+                               "%s is not a size (use bytes or a K, M or G suffix, e.g. "
+                               "512M)",
+                               optarg);
             }
             break;
         case OPT_CPUS:
@@ -210,8 +239,10 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
         case OPT_SERIAL:
             if (strcmp(optarg, "stdio") != 0 && strcmp(optarg, "none") != 0 &&
                 strncmp(optarg, "file:", 5) != 0 && strncmp(optarg, "unix:", 5) != 0) {
-                return cli_bad("--serial", "unknown backend '%s' (use stdio, file:PATH, "
-                               "unix:PATH or none)", optarg);
+                return cli_bad("--serial",
+                               "unknown backend '%s' (use stdio, file:PATH, "
+                               "unix:PATH or none)",
+                               optarg);
             }
             if ((optarg[0] == 'f' || optarg[0] == 'u') && optarg[5] == '\0') {
                 return cli_bad("--serial", "%s needs a path", optarg);
@@ -228,8 +259,8 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
         case OPT_DRIVE:
         case OPT_VIRTIO_PORT: {
             char why[256];
-            if ((c == OPT_DRIVE ? machine_pci_parse_drive : machine_pci_parse_port)(
-                    &a->pci, optarg, why, sizeof(why)) < 0) {
+            if ((c == OPT_DRIVE ? machine_pci_parse_drive
+                                : machine_pci_parse_port)(&a->pci, optarg, why, sizeof(why)) < 0) {
                 return cli_bad(c == OPT_DRIVE ? "--drive" : "--virtio-port", "%s", why);
             }
             break;
@@ -257,9 +288,32 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
             a->debugcon = optarg;
             break;
         }
+        case OPT_DISK:
+        case OPT_CDROM: {
+            char why[256];
+            if ((c == OPT_DISK ? machine_storage_parse_disk : machine_storage_parse_cdrom)(
+                    &a->storage, optarg, why, sizeof(why)) < 0) {
+                return cli_bad(c == OPT_DISK ? "--disk" : "--cdrom", "%s", why);
+            }
+            break;
+        }
         case OPT_NO_REBOOT:
             a->no_reboot = true;
             break;
+        case OPT_NET: {
+            char why[256];
+            bool none;
+            if (a->pci.nnics >= NET_MAX_NICS) {
+                return cli_bad("--net", "at most %d NICs", NET_MAX_NICS);
+            }
+            if (net_parse_nic(optarg, &a->pci.nics[a->pci.nnics], &none, why, sizeof(why)) < 0) {
+                return cli_bad("--net", "%s", why);
+            }
+            if (!none) {
+                a->pci.nnics++;
+            }
+            break;
+        }
         case OPT_KERNEL_INFLATE:
             if (strcmp(optarg, "auto") == 0) {
                 a->kernel_inflate = MACHINE_INFLATE_AUTO;
@@ -273,11 +327,27 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
             break;
         case OPT_LOG:
             if (log_configure(optarg) < 0) {
-                return cli_bad("--log", "bad spec '%s' (use LEVEL or TAG=LEVEL,...; levels: off, "
-                               "error, warn, info, debug, trace)", optarg);
+                return cli_bad("--log",
+                               "bad spec '%s' (use LEVEL or TAG=LEVEL,...; levels: off, "
+                               "error, warn, info, debug, trace)",
+                               optarg);
             }
             a->log = optarg;
             break;
+        case OPT_FIRMWARE:
+            if (boot_firmware_parse_kind(optarg, &a->fw.kind) < 0) {
+                return cli_bad("--firmware", "'%s' is not bios or uefi", optarg);
+            }
+            break;
+        case OPT_BOOT:
+        case OPT_FW_CFG: {
+            char why[256];
+            if ((c == OPT_BOOT ? boot_firmware_parse_boot
+                               : boot_firmware_parse_file)(&a->fw, optarg, why, sizeof(why)) < 0) {
+                return cli_bad(c == OPT_BOOT ? "--boot" : "--fw-cfg", "%s", why);
+            }
+            break;
+        }
         case 'h':
             cli_run_usage(stdout);
             return 0;
@@ -291,18 +361,26 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
     if (optind < argc) {
         return cli_bad(argv[optind], "unexpected argument (see lodge run --help)");
     }
-    if (!a->kernel && !a->bios) {
+    if (!a->kernel && !a->bios && !a->fw.kind && a->pci.ndrives > 0) {
+        a->fw.kind = BOOT_FW_BIOS;
+    }
+    if (a->fw.kind && a->bios) {
+        return cli_bad("run", "--firmware and --bios exclude each other");
+    }
+    if (!a->kernel && !a->bios && !a->fw.kind) {
         return cli_bad("run", "nothing to boot: give --kernel FILE or --bios FILE");
     }
     if (a->kernel && a->bios) {
         return cli_bad("run", "--kernel and --bios exclude each other");
     }
+    if (!a->fw.kind && (a->fw.boot[0] || a->fw.nfiles)) {
+        return cli_bad(a->fw.boot[0] ? "--boot" : "--fw-cfg", "only works with --firmware");
+    }
     if ((a->initrd || a->append) && !a->kernel) {
         return cli_bad(a->initrd ? "--initrd" : "--append", "only works with --kernel");
     }
     if (a->mem < MACHINE_MIN_MEM) {
-        return cli_bad("--mem", "%s is too little (at least 32M)",
-                       a->mem_text ? a->mem_text : "?");
+        return cli_bad("--mem", "%s is too little (at least 32M)", a->mem_text ? a->mem_text : "?");
     }
     a->mem = (a->mem + 0xfff) & ~0xfffull;
     return -1;
@@ -326,10 +404,14 @@ int cli_run_main(int argc, char **argv)
     if (status >= 0) {
         return status;
     }
-    struct machine_config cfg = {.mem_size = a.mem, .ncpus = (int)a.cpus, .append = a.append,
-                                 .serial = a.serial, .no_reboot = a.no_reboot,
+    struct machine_config cfg = {.mem_size = a.mem,
+                                 .ncpus = (int)a.cpus,
+                                 .append = a.append,
+                                 .serial = a.serial,
+                                 .no_reboot = a.no_reboot,
                                  .kernel_inflate = a.kernel_inflate,
-                                 .kernel_path = a.kernel, .initrd_path = a.initrd,
+                                 .kernel_path = a.kernel,
+                                 .initrd_path = a.initrd,
                                  .bios_path = a.bios};
     uint8_t *kernel = NULL, *initrd = NULL, *bios = NULL;
     int rc = 0;
@@ -338,6 +420,7 @@ int cli_run_main(int argc, char **argv)
     }
     cfg.test_exit = a.test_exit;
     cfg.pci = &a.pci;
+    cfg.storage = &a.storage;
     cfg.debugcon = a.debugcon;
     /* A multiboot kernel's --initrd is a list of modules, each with a command line. */
     struct boot_mb_module *mb_mods = NULL;
@@ -356,6 +439,19 @@ int cli_run_main(int argc, char **argv)
     }
     if (a.bios && (rc = cli_read_file(a.bios, &bios, &cfg.bios_size)) < 0) {
         return cli_bad(a.bios, "%s", strerror(-rc));
+    }
+    if (a.fw.kind) {
+        char why[512];
+        if (boot_firmware_load_image(a.fw.kind, NULL, &bios, &cfg.bios_size, why, sizeof(why)) <
+            0) {
+            g_free(kernel);
+            g_free(initrd);
+            boot_mb_modules_free(mb_mods, cfg.mb_nmodules);
+            fprintf(stderr, "lodge: %s\n", why);
+            return CLI_EXIT_USAGE;
+        }
+        cfg.bios_path = a.fw.kind == BOOT_FW_UEFI ? BOOT_FW_OVMF_CODE : BOOT_FW_SEABIOS;
+        cfg.fw = &a.fw;
     }
     cfg.kernel = kernel;
     cfg.initrd = initrd;

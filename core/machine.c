@@ -3,6 +3,7 @@
 
 #include "core/acpi.h"
 #include "core/boot_bios.h"
+#include "core/boot_firmware.h"
 #include "core/boot_linux.h"
 #include "core/boot_multiboot.h"
 #include "core/bus.h"
@@ -10,9 +11,11 @@
 #include "core/log.h"
 #include "core/machine_internal.h"
 #include "core/machine_pci.h"
+#include "core/machine_storage.h"
 #include "core/timer.h"
 #include "devices/irq.h"
 #include "devices/pc/acpi_pm.h"
+#include "devices/pc/debugcon.h"
 #include "devices/pc/hpet.h"
 #include "devices/pc/i8042.h"
 #include "devices/pc/ioapic.h"
@@ -21,9 +24,8 @@
 #include "devices/pc/pic8259.h"
 #include "devices/pc/pit8254.h"
 #include "devices/pc/rtc.h"
-#include "devices/pc/uart16550.h"
-#include "devices/pc/debugcon.h"
 #include "devices/pc/test_exit.h"
+#include "devices/pc/uart16550.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -353,8 +355,8 @@ static int machine_add_debug_devices(struct machine *m, struct machine_error *er
         }
         if (bus_register(m->pio, tc.iobase, tc.size, &test_exit_bus_ops, m->test_exit,
                          "test-exit") < 0) {
-            machine_err(err, true, "--device %s: ports 0x%x-0x%x are taken by %s",
-                        m->cfg.test_exit, tc.iobase, tc.iobase + tc.size - 1,
+            machine_err(err, true, "--device %s: ports 0x%x-0x%x are taken by %s", m->cfg.test_exit,
+                        tc.iobase, tc.iobase + tc.size - 1,
                         bus_lookup_name(m->pio, tc.iobase) ? bus_lookup_name(m->pio, tc.iobase)
                                                            : "another device");
             return -EEXIST;
@@ -501,8 +503,8 @@ static int machine_add_devices(struct machine *m, struct machine_error *err)
     /* 0xCF8 is only ever accessed as a dword, so the reset register fits at 0xCF9. */
     rc |= bus_register(m->pio, PCI_HOST_ADDR_PORT, 1, &pci_host_addr_bus_ops, m->pci_host,
                        "pci-addr");
-    rc |= bus_register(m->pio, RESET_CTL_PORT, RESET_CTL_IO_LEN, &reset_ctl_bus_ops,
-                       m->reset_ctl, "reset-ctl");
+    rc |= bus_register(m->pio, RESET_CTL_PORT, RESET_CTL_IO_LEN, &reset_ctl_bus_ops, m->reset_ctl,
+                       "reset-ctl");
     rc |= bus_register(m->pio, PCI_HOST_DATA_PORT, 4, &pci_host_data_bus_ops, m->pci_host,
                        "pci-data");
     machine_add_dev(m, &i8042_device_ops, m->i8042);
@@ -520,7 +522,11 @@ static int machine_add_devices(struct machine *m, struct machine_error *err)
     if (rc < 0) {
         return rc;
     }
-    return machine_pci_add_devices(m, err);
+    rc = machine_pci_add_devices(m, err);
+    if (rc == 0) {
+        rc = machine_storage_add(m, err);
+    }
+    return rc < 0 ? rc : boot_firmware_add_devices(m, err);
 }
 
 /* ---- vCPU interrupt glue (soft engine) ------------------------------------------------ */
@@ -556,19 +562,25 @@ static int machine_load(struct machine *m, struct boot_linux_layout *layout,
     static_assert(ACPI_TABLES_BASE == E820_BIOS_START, "ACPI tables live in the BIOS area");
     uint8_t *tables = guestmem_ptr_rw(&m->mem, ACPI_TABLES_BASE, ACPI_TABLES_SIZE);
     if (tables) {
-        struct acpi_config ac = {.ncpus = m->nvcpus, .hpet = m->hpet != NULL,
-                                 .pm_base = MACHINE_PM_BASE, .sci_irq = MACHINE_SCI_IRQ,
-                                 .s5_typ = MACHINE_S5_TYP, .pci_root = m->pci != NULL,
+        struct acpi_config ac = {.ncpus = m->nvcpus,
+                                 .hpet = m->hpet != NULL,
+                                 .pm_base = MACHINE_PM_BASE,
+                                 .sci_irq = MACHINE_SCI_IRQ,
+                                 .s5_typ = MACHINE_S5_TYP,
+                                 .pci_root = m->pci != NULL || m->storage != NULL,
                                  .irq0_to_gsi2 = machine_irq0_on_pin2(m)};
         if (acpi_build(&ac, ACPI_TABLES_BASE, tables, ACPI_TABLES_SIZE) > 0) {
             rsdp = ACPI_TABLES_BASE;
         }
     }
     if (boot_mb_detect(m->cfg.kernel, m->cfg.kernel_size)) {
-        struct boot_mb_args mba = {
-            .kernel = m->cfg.kernel, .kernel_size = m->cfg.kernel_size,
-            .kernel_name = m->cfg.kernel_path, .mods = m->cfg.mb_modules,
-            .nmods = m->cfg.mb_nmodules, .cmdline = m->cfg.append, .e820 = &m->e820};
+        struct boot_mb_args mba = {.kernel = m->cfg.kernel,
+                                   .kernel_size = m->cfg.kernel_size,
+                                   .kernel_name = m->cfg.kernel_path,
+                                   .mods = m->cfg.mb_modules,
+                                   .nmods = m->cfg.mb_nmodules,
+                                   .cmdline = m->cfg.append,
+                                   .e820 = &m->e820};
         m->multiboot = true;
         int rc = boot_mb_load(&m->mem, &mba, &m->mb_layout, err->msg, sizeof(err->msg));
         if (rc < 0) {
@@ -577,10 +589,16 @@ static int machine_load(struct machine *m, struct boot_linux_layout *layout,
         return rc;
     }
     struct boot_linux_args a = {
-        .kernel = m->cfg.kernel, .kernel_size = m->cfg.kernel_size,
-        .kernel_name = m->cfg.kernel_path, .initrd = m->cfg.initrd,
-        .initrd_size = m->cfg.initrd_size, .initrd_name = m->cfg.initrd_path,
-        .cmdline = m->cfg.append, .low_end = m->low_size, .e820 = &m->e820, .rsdp_addr = rsdp,
+        .kernel = m->cfg.kernel,
+        .kernel_size = m->cfg.kernel_size,
+        .kernel_name = m->cfg.kernel_path,
+        .initrd = m->cfg.initrd,
+        .initrd_size = m->cfg.initrd_size,
+        .initrd_name = m->cfg.initrd_path,
+        .cmdline = m->cfg.append,
+        .low_end = m->low_size,
+        .e820 = &m->e820,
+        .rsdp_addr = rsdp,
         .host_inflate = m->cfg.kernel_inflate == MACHINE_INFLATE_HOST ||
                         (m->cfg.kernel_inflate == MACHINE_INFLATE_AUTO && !m->accel->irq_line)};
     int rc = boot_linux_load(&m->mem, &a, layout, err->msg, sizeof(err->msg));
@@ -601,6 +619,7 @@ static int machine_reset(struct machine *m, struct machine_error *err)
         }
     }
     machine_pci_reset(m);
+    machine_storage_reset(m);
     if (m->rtc) {
         machine_cmos_memory(m);
     }
@@ -620,11 +639,11 @@ static int machine_reset(struct machine *m, struct machine_error *err)
     if (m->multiboot) {
         rc = boot_mb_setup_cpu(m->accel, m->vcpus[0].acc, &m->mem, &m->mb_layout);
         if (rc < 0) {
-            machine_err(err, false, "%s: cannot set the multiboot entry state: %s",
-                        m->accel->name, strerror(-rc));
+            machine_err(err, false, "%s: cannot set the multiboot entry state: %s", m->accel->name,
+                        strerror(-rc));
             return rc;
         }
-    } else if (m->cfg.kernel) {
+    } else if (m->cfg.kernel && !m->cfg.fw) { /* firmware boots it via fw_cfg */
         rc = boot_linux_setup_cpu(m->accel, m->vcpus[0].acc, &m->mem, &layout);
         if (rc < 0) {
             machine_err(err, false, "%s: cannot set the 64-bit entry state: %s", m->accel->name,
@@ -688,7 +707,7 @@ int machine_new(const struct machine_config *cfg, struct machine **out, struct m
         machine_err(err, true, "--cpus: %d is out of range 1..%d", cfg->ncpus, MACHINE_MAX_CPUS);
         return -EINVAL;
     }
-    if (!cfg->kernel == !cfg->bios) {
+    if (!cfg->kernel == !cfg->bios && !(cfg->fw && cfg->bios)) {
         machine_err(err, true, "lodge run: give exactly one of --kernel and --bios");
         return -EINVAL;
     }
@@ -721,8 +740,7 @@ int machine_new(const struct machine_config *cfg, struct machine **out, struct m
         /* The display's pixels: plain guest memory, shared with viewers by its memfd. */
         uint64_t fb = ((uint64_t)cfg->fb_width * cfg->fb_height * 4 + 0xffff) & ~0xffffull;
         if (fb > MACHINE_FB_MAX_SIZE) {
-            machine_err(err, true, "--display: %ux%u is too large", cfg->fb_width,
-                        cfg->fb_height);
+            machine_err(err, true, "--display: %ux%u is too large", cfg->fb_width, cfg->fb_height);
             machine_free(m);
             return -EINVAL;
         }
@@ -773,15 +791,14 @@ int machine_new(const struct machine_config *cfg, struct machine **out, struct m
         return -ENOMEM;
     }
     char cerr[256] = "";
-    rc = chardev_open(cfg->serial ? cfg->serial : "stdio", m->ctx, &m->serial, cerr,
-                      sizeof(cerr));
+    rc = chardev_open(cfg->serial ? cfg->serial : "stdio", m->ctx, &m->serial, cerr, sizeof(cerr));
     if (rc < 0) {
         machine_err(err, true, "--serial: %s", cerr);
         machine_free(m);
         return rc;
     }
-    struct accel_vm_config vc = {.mem = &m->mem, .pio = m->pio, .mmio = m->mmio,
-                                 .ncpus = m->nvcpus, .deterministic = false};
+    struct accel_vm_config vc = {
+        .mem = &m->mem, .pio = m->pio, .mmio = m->mmio, .ncpus = m->nvcpus, .deterministic = false};
     rc = m->accel->vm_create(&vc, &m->vm);
     if (rc < 0) {
         machine_err(err, false, "--accel %s: cannot create the VM: %s", m->accel->name,
@@ -1022,6 +1039,8 @@ void machine_free(struct machine *m)
         pic_free(m->pic);
     }
     machine_pci_free(m); /* before the buses its BARs sit on */
+    machine_storage_free(m);
+    boot_firmware_free(m);
     chardev_free(m->serial); /* restores the terminal */
     if (m->pio) {
         bus_free(m->pio);

@@ -16,6 +16,8 @@ struct boot_mb_module;
 struct machine;
 struct machine_vcpu;
 struct machine_pci_config;
+struct machine_storage_config;
+struct boot_fw_config;
 
 #define MACHINE_MIN_MEM (32ull << 20)
 #define MACHINE_MAX_CPUS 64
@@ -26,28 +28,31 @@ struct machine_pci_config;
 enum { MACHINE_INFLATE_AUTO = 0, MACHINE_INFLATE_HOST, MACHINE_INFLATE_GUEST };
 
 struct machine_config {
-    uint64_t mem_size;              /* bytes, a multiple of 4 KiB, >= MACHINE_MIN_MEM */
-    int ncpus;                      /* 1..MACHINE_MAX_CPUS */
-    const struct accel_ops *accel;  /* the engine */
-    const uint8_t *kernel;          /* bzImage contents, or NULL */
+    uint64_t mem_size;             /* bytes, a multiple of 4 KiB, >= MACHINE_MIN_MEM */
+    int ncpus;                     /* 1..MACHINE_MAX_CPUS */
+    const struct accel_ops *accel; /* the engine */
+    const uint8_t *kernel;         /* bzImage contents, or NULL */
     size_t kernel_size;
-    const char *kernel_path;        /* for messages */
-    const uint8_t *initrd;          /* or NULL */
+    const char *kernel_path; /* for messages */
+    const uint8_t *initrd;   /* or NULL */
     size_t initrd_size;
     const char *initrd_path;
-    const char *append;             /* kernel command line, or NULL */
-    const uint8_t *bios;            /* raw firmware image, or NULL (one of kernel/bios) */
+    const char *append;  /* kernel command line, or NULL */
+    const uint8_t *bios; /* raw firmware image, or NULL (one of kernel/bios) */
     size_t bios_size;
     const char *bios_path;
-    const char *serial;             /* chardev spec for COM1: stdio, file:P, unix:P, none */
-    bool no_reboot;                 /* a guest reset ends the run (status 0) */
-    int kernel_inflate;             /* MACHINE_INFLATE_*: who decompresses a bzImage */
+    const char *serial;                   /* chardev spec for COM1: stdio, file:P, unix:P, none */
+    bool no_reboot;                       /* a guest reset ends the run (status 0) */
+    int kernel_inflate;                   /* MACHINE_INFLATE_*: who decompresses a bzImage */
     const struct machine_pci_config *pci; /* virtio devices (core/machine_pci.h), or NULL */
+    const struct machine_storage_config *storage; /* AHCI drives (core/machine_storage.h) */
     const struct boot_mb_module *mb_modules; /* multiboot kernels: the --initrd list */
     int mb_nmodules;
-    const char *debugcon;           /* --debugcon SPEC (devices/pc/debugcon.h), or NULL */
-    const char *test_exit;          /* --device test-exit[,...] SPEC, or NULL */
-    uint32_t fb_width, fb_height;   /* linear framebuffer at MACHINE_FB_BASE (0: none) */
+    const char *debugcon;            /* --debugcon SPEC (devices/pc/debugcon.h), or NULL */
+    const char *test_exit;           /* --device test-exit[,...] SPEC, or NULL */
+    uint32_t fb_width, fb_height;    /* linear framebuffer at MACHINE_FB_BASE (0: none) */
+    const struct boot_fw_config *fw; /* --firmware (core/boot_firmware.h): bios is its
+                                      * image and kernel goes through fw_cfg; or NULL */
 };
 
 /* Why machine_new failed: user says whether the user's input is at fault (exit 2)
@@ -78,7 +83,6 @@ void machine_request_exit(struct machine *m, int status);
 /* Stop with an error; the first report wins. text may span lines. */
 void machine_request_error(struct machine *m, const char *text);
 
-
 /* ---- UI hooks: control socket and display (core/machine_ui.c) ---------------------- */
 
 /* Linear framebuffer (XRGB8888) placed as guest memory in the PCI hole; direct Linux
@@ -87,17 +91,17 @@ void machine_request_error(struct machine *m, const char *text);
 #define MACHINE_FB_MAX_SIZE (16ull << 20)
 
 enum machine_state {
-    MACHINE_STATE_STOPPED,   /* machine_run returned or has not started */
+    MACHINE_STATE_STOPPED, /* machine_run returned or has not started */
     MACHINE_STATE_RUNNING,
     MACHINE_STATE_PAUSED,
 };
 
 enum machine_event {
-    MACHINE_EVENT_RUNNING,   /* started or resumed */
+    MACHINE_EVENT_RUNNING, /* started or resumed */
     MACHINE_EVENT_PAUSED,
     MACHINE_EVENT_RESET,
-    MACHINE_EVENT_POWEROFF,  /* the guest powered off */
-    MACHINE_EVENT_STOPPED,   /* the run ends (any reason) */
+    MACHINE_EVENT_POWEROFF, /* the guest powered off */
+    MACHINE_EVENT_STOPPED,  /* the run ends (any reason) */
 };
 
 /* Called on the thread running machine_run; must not block long. */
@@ -106,7 +110,7 @@ typedef void (*machine_event_fn)(void *opaque, enum machine_event ev);
 struct machine_fb {
     uint64_t gpa;
     uint8_t *hva;
-    int fd;                  /* memfd holding the pixels */
+    int fd; /* memfd holding the pixels */
     uint64_t size;
     uint32_t width, height, stride;
 };

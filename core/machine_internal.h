@@ -19,8 +19,8 @@
 #define MACHINE_REQ_RESET 0x2u
 #define MACHINE_REQ_QUIT 0x4u
 #define MACHINE_REQ_ERROR 0x8u
-#define MACHINE_REQ_EXIT 0x10u   /* exit_status says how */
-#define MACHINE_REQ_PAUSE 0x20u  /* machine_pause (core/machine_ui.c) */
+#define MACHINE_REQ_EXIT 0x10u  /* exit_status says how */
+#define MACHINE_REQ_PAUSE 0x20u /* machine_pause (core/machine_ui.c) */
 #define MACHINE_REQ_RESUME 0x40u
 
 struct machine_vcpu {
@@ -28,12 +28,12 @@ struct machine_vcpu {
     int index;
     struct accel_vcpu *acc;
     pthread_t thread;
-    atomic_bool started;       /* thread is running (between start and join); read by kickers */
-    pthread_mutex_t lock;      /* kicked, for the HLT wait */
+    atomic_bool started;  /* thread is running (between start and join); read by kickers */
+    pthread_mutex_t lock; /* kicked, for the HLT wait */
     pthread_cond_t cond;
-    bool kicked;               /* something happened since the last wait */
-    struct lapic *lapic;       /* soft engine: this vCPU's local APIC, else NULL */
-    struct accel_intc intc;    /* soft engine: interrupt glue given to the vCPU */
+    bool kicked;            /* something happened since the last wait */
+    struct lapic *lapic;    /* soft engine: this vCPU's local APIC, else NULL */
+    struct accel_intc intc; /* soft engine: interrupt glue given to the vCPU */
 };
 
 struct machine_dev {
@@ -45,10 +45,10 @@ struct machine {
     struct machine_config cfg;
     const struct accel_ops *accel;
     struct accel_vm *vm;
-    bool kernel_irqchip;       /* KVM: PIC/IOAPIC/LAPIC/PIT live in the kernel */
+    bool kernel_irqchip; /* KVM: PIC/IOAPIC/LAPIC/PIT live in the kernel */
     struct guestmem mem;
-    uint64_t low_size;         /* ram-low: [0, low_size) */
-    uint64_t high_size;        /* ram-high: [4 GiB, 4 GiB + high_size) */
+    uint64_t low_size;  /* ram-low: [0, low_size) */
+    uint64_t high_size; /* ram-high: [4 GiB, 4 GiB + high_size) */
     struct e820_table e820;
     struct bus *pio;
     struct bus *mmio;
@@ -58,34 +58,36 @@ struct machine {
     int ndevs;
     struct uart *uart;
     struct rtc *rtc;
-    struct pic *pic;           /* soft engine only */
-    struct ioapic *ioapic;     /* soft engine only */
-    struct pit *pit;           /* soft engine only */
-    struct hpet *hpet;         /* soft engine only */
+    struct pic *pic;       /* soft engine only */
+    struct ioapic *ioapic; /* soft engine only */
+    struct pit *pit;       /* soft engine only */
+    struct hpet *hpet;     /* soft engine only */
     struct i8042 *i8042;
     struct acpi_pm *acpi_pm;
     struct reset_ctl *reset_ctl;
     struct pci_host *pci_host;
-    struct machine_pci *pci;   /* PCI devices (core/machine_pci.c), or NULL */
-    struct test_exit *test_exit;   /* --device test-exit, else NULL */
-    struct debugcon *debugcon;     /* --debugcon, else NULL */
-    struct chardev *debugcon_out;  /* its sink */
-    bool multiboot;                /* --kernel is a multiboot image */
+    struct machine_pci *pci;      /* PCI devices (core/machine_pci.c), or NULL */
+    struct machine_storage *storage; /* AHCI HBA (core/machine_storage.c), or NULL */
+    struct boot_fw *fw;           /* --firmware devices (core/boot_firmware.c), or NULL */
+    struct test_exit *test_exit;  /* --device test-exit, else NULL */
+    struct debugcon *debugcon;    /* --debugcon, else NULL */
+    struct chardev *debugcon_out; /* its sink */
+    bool multiboot;               /* --kernel is a multiboot image */
     struct boot_mb_layout mb_layout;
 
     struct chardev *serial;
-    GMainContext *ctx;         /* host input: chardevs, signals */
+    GMainContext *ctx; /* host input: chardevs, signals */
     pthread_t loop_thread;
     bool loop_started;
-    atomic_bool loop_quit;     /* tells the main loop thread to return */
+    atomic_bool loop_quit; /* tells the main loop thread to return */
     GSource *sig_src[3];
 
     int nvcpus;
     struct machine_vcpu vcpus[MACHINE_MAX_CPUS];
-    atomic_bool stop_vcpus;    /* run loops return as soon as they see it */
-    atomic_bool req_pending;   /* a request waits: run loops stop early, guest code halts */
+    atomic_bool stop_vcpus;  /* run loops return as soon as they see it */
+    atomic_bool req_pending; /* a request waits: run loops stop early, guest code halts */
 
-    pthread_mutex_t req_lock;  /* req, quit_signo, error_text */
+    pthread_mutex_t req_lock; /* req, quit_signo, error_text */
     pthread_cond_t req_cond;
     unsigned req;
     int quit_signo;

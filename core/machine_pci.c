@@ -5,6 +5,7 @@
 #include "core/chardev.h"
 #include "core/log.h"
 #include "core/machine_internal.h"
+#include "core/machine_net.h"
 #include "devices/pc/pci_host.h"
 #include "devices/pci/pci_dev.h"
 #include "devices/virtio/virtio_blk.h"
@@ -35,6 +36,7 @@ struct machine_pci {
     struct mpci_port ports[MACHINE_PCI_MAX_PORTS];
     int nports;
     struct virtio_rng *rng;
+    struct machine_net *net; /* NICs (core/machine_net.c) */
     struct virtio_pci *funcs[MPCI_MAX_FUNCS]; /* every transport, for reset */
     int nfuncs;
 };
@@ -344,7 +346,7 @@ static int mpci_add_serial(struct machine *m, const struct machine_pci_config *p
 int machine_pci_add_devices(struct machine *m, struct machine_error *err)
 {
     const struct machine_pci_config *pc = m->cfg.pci;
-    if (!pc || (!pc->ndrives && !pc->serial && !pc->rng)) {
+    if (!pc || (!pc->ndrives && !pc->serial && !pc->rng && !pc->nnics)) {
         return 0;
     }
     m->pci = calloc(1, sizeof(*m->pci));
@@ -367,6 +369,9 @@ int machine_pci_add_devices(struct machine *m, struct machine_error *err)
         }
         rc = mpci_plug(m, virtio_rng_transport(m->pci->rng), err);
     }
+    if (rc == 0 && pc->nnics) {
+        rc = machine_net_add(m, pc, &m->pci->net, err);
+    }
     return rc;
 }
 
@@ -378,6 +383,7 @@ void machine_pci_reset(struct machine *m)
     for (int i = 0; i < m->pci->nfuncs; i++) {
         virtio_pci_device_ops.reset(m->pci->funcs[i]);
     }
+    machine_net_reset(m->pci->net);
 }
 
 void machine_pci_free(struct machine *m)
@@ -401,6 +407,7 @@ void machine_pci_free(struct machine *m)
         chardev_free(mp->ports[i].chr);
     }
     virtio_rng_free(mp->rng);
+    machine_net_free(mp->net);
     free(mp);
     m->pci = NULL;
 }

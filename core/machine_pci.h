@@ -13,6 +13,8 @@
 #ifndef LODGE_CORE_MACHINE_PCI_H
 #define LODGE_CORE_MACHINE_PCI_H
 
+#include "net/net.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -41,6 +43,8 @@ struct machine_pci_config {
     bool serial; /* --device virtio-serial (implied by --virtio-port) */
     struct machine_vport ports[MACHINE_PCI_MAX_PORTS];
     int nports;
+    struct net_nic_config nics[NET_MAX_NICS]; /* --net user,... (core/machine_net.c) */
+    int nnics;
 };
 
 /* --drive file=F[,format=raw|qcow2|vmdk|vdi][,readonly=on|off]. 0 or -EINVAL with why. */

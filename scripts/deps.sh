@@ -8,7 +8,11 @@ pkgs=(
     liblzma-dev libzstd-dev                   # host-side kernel decompression
     libcunit1-dev nasm libcapstone-dev        # tests: CUnit, tiny guests, decoder oracle
     cpio dpkg-dev apt-utils                   # test guest kit (apt-get download, dpkg-deb)
+    libjson-glib-dev libpng-dev               # control socket protocol, screendumps
+    libsdl2-dev libgtk-3-dev                  # SDL console, GTK manager
+    xvfb xdotool imagemagick                  # UI tests under Xvfb
     xorriso                                   # tests: ISO images for AHCI/ATAPI
+    libslirp-dev                              # user-mode networking (net/slirp.c)
 )
 sudo=""
 if [ "$(id -u)" != 0 ]; then

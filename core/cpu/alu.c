@@ -6,7 +6,8 @@
 
 /* op: 0 ADD 1 OR 2 ADC 3 SBB 4 AND 5 SUB 6 XOR 7 CMP (the ModRM /digit order). Inlined
  * into per-operation handlers below so that the switch folds away. */
-static inline __attribute__((always_inline)) uint64_t alu_op(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size, unsigned op)
+static inline __attribute__((always_inline)) uint64_t alu_op(struct cpu *cpu, uint64_t a,
+                                                             uint64_t b, unsigned size, unsigned op)
 {
     uint64_t mask = alu_mask(size);
     unsigned sz = alu_ccsz(size);
@@ -60,10 +61,8 @@ static uint64_t alu_op_any(struct cpu *cpu, uint64_t a, uint64_t b, unsigned siz
     return alu_op(cpu, a, b, size, op);
 }
 
-static inline __attribute__((always_inline)) void alu_rm(struct cpu *cpu,
-                                                         const struct x86_insn *in,
-                                                         unsigned op, uint64_t b,
-                                                         unsigned size)
+static inline __attribute__((always_inline)) void alu_rm(struct cpu *cpu, const struct x86_insn *in,
+                                                         unsigned op, uint64_t b, unsigned size)
 {
     if (op == 7) {
         alu_op(cpu, cpu_read_rm(cpu, in, size), b, size, 7);
@@ -77,9 +76,8 @@ static inline __attribute__((always_inline)) void alu_rm(struct cpu *cpu,
     rm_rmw(cpu, in, size, b, op, alu_op_any);
 }
 
-static inline __attribute__((always_inline)) void alu_r_rm(struct cpu *cpu,
-                                                           const struct x86_insn *in,
-                                                           unsigned op, unsigned size)
+static inline __attribute__((always_inline)) void
+alu_r_rm(struct cpu *cpu, const struct x86_insn *in, unsigned op, unsigned size)
 {
     uint64_t b = cpu_read_rm(cpu, in, size);
     uint64_t r = alu_op(cpu, get_reg_op(cpu, in, size), b, size, op);
@@ -88,9 +86,8 @@ static inline __attribute__((always_inline)) void alu_r_rm(struct cpu *cpu,
     }
 }
 
-static inline __attribute__((always_inline)) void alu_a_imm(struct cpu *cpu,
-                                                            const struct x86_insn *in,
-                                                            unsigned op, unsigned size)
+static inline __attribute__((always_inline)) void
+alu_a_imm(struct cpu *cpu, const struct x86_insn *in, unsigned op, unsigned size)
 {
     uint64_t r = alu_op(cpu, cpu_get_reg(cpu, CPU_RAX, size, false), in->imm, size, op);
     if (op != 7) {
@@ -100,36 +97,36 @@ static inline __attribute__((always_inline)) void alu_a_imm(struct cpu *cpu,
 
 /* One handler per operation and form (the decoder picks them by opcode), plus variants
  * specialised on the operand size (the decoder switches to them once it knows the size). */
-#define ALU_FORM_SIZED(name, form, op, sz, ...)                                                \
-    void op_##name##_##form##_##sz(struct cpu *cpu, const struct x86_insn *in)                \
-    {                                                                                          \
-        __VA_ARGS__;                                                                           \
+#define ALU_FORM_SIZED(name, form, op, sz, ...)                                                    \
+    void op_##name##_##form##_##sz(struct cpu *cpu, const struct x86_insn *in)                     \
+    {                                                                                              \
+        __VA_ARGS__;                                                                               \
     }
-#define ALU_HANDLERS_SIZE(name, op, sz)                                                        \
-    ALU_FORM_SIZED(name, rm_r, op, sz, alu_rm(cpu, in, op, get_reg_op(cpu, in, sz), sz))       \
-    ALU_FORM_SIZED(name, r_rm, op, sz, alu_r_rm(cpu, in, op, sz))                              \
-    ALU_FORM_SIZED(name, a_imm, op, sz, alu_a_imm(cpu, in, op, sz))                            \
+#define ALU_HANDLERS_SIZE(name, op, sz)                                                            \
+    ALU_FORM_SIZED(name, rm_r, op, sz, alu_rm(cpu, in, op, get_reg_op(cpu, in, sz), sz))           \
+    ALU_FORM_SIZED(name, r_rm, op, sz, alu_r_rm(cpu, in, op, sz))                                  \
+    ALU_FORM_SIZED(name, a_imm, op, sz, alu_a_imm(cpu, in, op, sz))                                \
     ALU_FORM_SIZED(name, rm_imm, op, sz, alu_rm(cpu, in, op, in->imm, sz))
-#define ALU_HANDLERS(name, op)                                                                 \
-    void op_##name##_rm_r(struct cpu *cpu, const struct x86_insn *in)                         \
-    {                                                                                          \
-        alu_rm(cpu, in, op, get_reg_op(cpu, in, in->opsize), in->opsize);                      \
-    }                                                                                          \
-    void op_##name##_r_rm(struct cpu *cpu, const struct x86_insn *in)                         \
-    {                                                                                          \
-        alu_r_rm(cpu, in, op, in->opsize);                                                     \
-    }                                                                                          \
-    void op_##name##_a_imm(struct cpu *cpu, const struct x86_insn *in)                        \
-    {                                                                                          \
-        alu_a_imm(cpu, in, op, in->opsize);                                                    \
-    }                                                                                          \
-    void op_##name##_rm_imm(struct cpu *cpu, const struct x86_insn *in)                       \
-    {                                                                                          \
-        alu_rm(cpu, in, op, in->imm, in->opsize);                                              \
-    }                                                                                          \
-    ALU_HANDLERS_SIZE(name, op, 1)                                                             \
-    ALU_HANDLERS_SIZE(name, op, 2)                                                             \
-    ALU_HANDLERS_SIZE(name, op, 4)                                                             \
+#define ALU_HANDLERS(name, op)                                                                     \
+    void op_##name##_rm_r(struct cpu *cpu, const struct x86_insn *in)                              \
+    {                                                                                              \
+        alu_rm(cpu, in, op, get_reg_op(cpu, in, in->opsize), in->opsize);                          \
+    }                                                                                              \
+    void op_##name##_r_rm(struct cpu *cpu, const struct x86_insn *in)                              \
+    {                                                                                              \
+        alu_r_rm(cpu, in, op, in->opsize);                                                         \
+    }                                                                                              \
+    void op_##name##_a_imm(struct cpu *cpu, const struct x86_insn *in)                             \
+    {                                                                                              \
+        alu_a_imm(cpu, in, op, in->opsize);                                                        \
+    }                                                                                              \
+    void op_##name##_rm_imm(struct cpu *cpu, const struct x86_insn *in)                            \
+    {                                                                                              \
+        alu_rm(cpu, in, op, in->imm, in->opsize);                                                  \
+    }                                                                                              \
+    ALU_HANDLERS_SIZE(name, op, 1)                                                                 \
+    ALU_HANDLERS_SIZE(name, op, 2)                                                                 \
+    ALU_HANDLERS_SIZE(name, op, 4)                                                                 \
     ALU_HANDLERS_SIZE(name, op, 8)
 
 ALU_HANDLERS(add, 0)
@@ -183,7 +180,8 @@ void op_neg(struct cpu *cpu, const struct x86_insn *in)
     rm_rmw(cpu, in, in->opsize, 0, 0, neg_fn);
 }
 
-static uint64_t incdec_fn(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size, unsigned dec)
+static inline __attribute__((always_inline)) uint64_t
+incdec_fn(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size, unsigned dec)
 {
     uint64_t r = (dec ? a - 1 : a + 1) & alu_mask(size);
     cpu->cc_src2 = cpu_get_cf(cpu);
@@ -194,11 +192,23 @@ static uint64_t incdec_fn(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size
 
 void op_inc_rm(struct cpu *cpu, const struct x86_insn *in)
 {
+    if (in->mod == 3) {
+        unsigned size = in->opsize;
+        uint64_t a = cpu_get_reg(cpu, in->rm, size, insn_rex(in));
+        cpu_set_reg(cpu, in->rm, size, insn_rex(in), incdec_fn(cpu, a, 0, size, 0));
+        return;
+    }
     rm_rmw(cpu, in, in->opsize, 0, 0, incdec_fn);
 }
 
 void op_dec_rm(struct cpu *cpu, const struct x86_insn *in)
 {
+    if (in->mod == 3) {
+        unsigned size = in->opsize;
+        uint64_t a = cpu_get_reg(cpu, in->rm, size, insn_rex(in));
+        cpu_set_reg(cpu, in->rm, size, insn_rex(in), incdec_fn(cpu, a, 0, size, 1));
+        return;
+    }
     rm_rmw(cpu, in, in->opsize, 0, 1, incdec_fn);
 }
 
@@ -422,7 +432,8 @@ static void set_cf_of(struct cpu *cpu, bool cf, bool of)
 }
 
 /* op: 0 ROL 1 ROR 2 RCL 3 RCR 4 SHL 5 SHR 6 SAL 7 SAR; arg: masked count (nonzero). */
-static uint64_t shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
+static inline __attribute__((always_inline)) uint64_t
+shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
 {
     unsigned bits = size * 8;
     uint64_t mask = alu_mask(size);
@@ -491,7 +502,13 @@ static uint64_t shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned siz
     return r;
 }
 
-void op_shift(struct cpu *cpu, const struct x86_insn *in)
+static uint64_t shift_fn_any(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
+{
+    return shift_fn(cpu, a, cnt, size, op);
+}
+
+static inline __attribute__((always_inline)) void shift_op(struct cpu *cpu,
+                                                           const struct x86_insn *in, unsigned op)
 {
     unsigned size = in->opsize;
     uint64_t cnt;
@@ -514,7 +531,39 @@ void op_shift(struct cpu *cpu, const struct x86_insn *in)
         }
         return;
     }
-    rm_rmw(cpu, in, size, cnt, in->reg & 7, shift_fn);
+    if (in->mod == 3) {
+        uint64_t a = cpu_get_reg(cpu, in->rm, size, insn_rex(in));
+        cpu_set_reg(cpu, in->rm, size, insn_rex(in), shift_fn(cpu, a, cnt, size, op));
+        return;
+    }
+    rm_rmw(cpu, in, size, cnt, op, shift_fn_any);
+}
+
+void op_shift(struct cpu *cpu, const struct x86_insn *in)
+{
+    switch (in->reg & 7) {
+    case 0:
+        shift_op(cpu, in, 0);
+        break;
+    case 1:
+        shift_op(cpu, in, 1);
+        break;
+    case 2:
+        shift_op(cpu, in, 2);
+        break;
+    case 3:
+        shift_op(cpu, in, 3);
+        break;
+    case 5:
+        shift_op(cpu, in, 5);
+        break;
+    case 7:
+        shift_op(cpu, in, 7);
+        break;
+    default:
+        shift_op(cpu, in, 4);
+        break;
+    }
 }
 
 /* SHLD/SHRD: dst = high/low half of the double-width shift of dst:src. */
@@ -597,8 +646,7 @@ void op_daa(struct cpu *cpu, const struct x86_insn *in)
         cf = false;
     }
     cpu_set_reg(cpu, CPU_RAX, 1, false, al);
-    set_szp_al(cpu, (cf ? CPU_FL_CF : 0) | (af ? CPU_FL_AF : 0),
-               CPU_FL_CF | CPU_FL_AF | CPU_FL_OF);
+    set_szp_al(cpu, (cf ? CPU_FL_CF : 0) | (af ? CPU_FL_AF : 0), CPU_FL_CF | CPU_FL_AF | CPU_FL_OF);
 }
 
 void op_das(struct cpu *cpu, const struct x86_insn *in)
@@ -616,8 +664,7 @@ void op_das(struct cpu *cpu, const struct x86_insn *in)
         cf = true;
     }
     cpu_set_reg(cpu, CPU_RAX, 1, false, al);
-    set_szp_al(cpu, (cf ? CPU_FL_CF : 0) | (af ? CPU_FL_AF : 0),
-               CPU_FL_CF | CPU_FL_AF | CPU_FL_OF);
+    set_szp_al(cpu, (cf ? CPU_FL_CF : 0) | (af ? CPU_FL_AF : 0), CPU_FL_CF | CPU_FL_AF | CPU_FL_OF);
 }
 
 static void aaa_aas(struct cpu *cpu, bool sub)

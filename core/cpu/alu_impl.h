@@ -38,8 +38,7 @@ static inline uint64_t get_reg_op(struct cpu *cpu, const struct x86_insn *in, un
     return cpu_get_reg(cpu, in->reg, size, insn_rex(in));
 }
 
-static inline void set_reg_op(struct cpu *cpu, const struct x86_insn *in, unsigned size,
-                              uint64_t v)
+static inline void set_reg_op(struct cpu *cpu, const struct x86_insn *in, unsigned size, uint64_t v)
 {
     cpu_set_reg(cpu, in->reg, size, insn_rex(in), v);
 }
@@ -116,8 +115,8 @@ static inline bool host_cas(void *p, unsigned size, uint64_t *expected, uint64_t
     }
     default: {
         uint64_t e = *expected;
-        bool ok = __atomic_compare_exchange_n((uint64_t *)p, &e, desired, false,
-                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        bool ok = __atomic_compare_exchange_n((uint64_t *)p, &e, desired, false, __ATOMIC_SEQ_CST,
+                                              __ATOMIC_SEQ_CST);
         *expected = e;
         return ok;
     }
@@ -126,8 +125,7 @@ static inline bool host_cas(void *p, unsigned size, uint64_t *expected, uint64_t
 
 /* A read-modify-write operation on the r/m operand: fn(cpu, old, arg, size) returns the new
  * value and sets the flags. With LOCK on RAM it is done as an atomic CAS loop. */
-typedef uint64_t (*rmw_fn)(struct cpu *cpu, uint64_t old, uint64_t arg, unsigned size,
-                           unsigned op);
+typedef uint64_t (*rmw_fn)(struct cpu *cpu, uint64_t old, uint64_t arg, unsigned size, unsigned op);
 
 static inline uint64_t rm_rmw(struct cpu *cpu, const struct x86_insn *in, unsigned size,
                               uint64_t arg, unsigned op, rmw_fn fn)

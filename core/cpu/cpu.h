@@ -537,6 +537,11 @@ void cpu_set_seg(struct cpu *cpu, int seg, uint16_t sel, uint64_t base, uint32_t
                  uint32_t attr);
 /* Throw away every decoded block (e.g. after a snapshot load). */
 void cpu_tcache_flush(struct cpu *cpu);
+/* All vCPUs of one VM must share one block cache (a store by one vCPU must drop code that
+ * another translated): call for every vCPU after the first, before it runs. Requires that
+ * only one vCPU executes at a time (the soft engine's per-VM lock). 0 or -ENOSPC. */
+#define CPU_TCACHE_MAX_CPUS 64
+int cpu_tcache_share(struct cpu *cpu, struct cpu *owner);
 /* Physical range [pa, pa+len) was written by someone else (DMA, loader, another vCPU):
  * drop the blocks translated from it. */
 void cpu_tcache_invalidate_phys(struct cpu *cpu, uint64_t pa, uint64_t len);

@@ -77,15 +77,21 @@ static inline __attribute__((always_inline)) bool cond_inline(struct cpu *cpu, u
         }
         return r ^ (cc & 1);
     }
+    if (op >= CPU_CC_ADD8 && op <= CPU_CC_DEC64 && (cc >> 1) == 2) {
+        /* ZF after ADD/ADC/SUB/SBB/LOGIC/INC/DEC: the result is zero. */
+        unsigned sz = op & 3;
+        uint64_t mask = sz == 3 ? ~0ull : (1ull << (8u << sz)) - 1;
+        return ((cpu->cc_dst & mask) == 0) ^ (cc & 1);
+    }
     return cpu_cond(cpu, cc);
 }
 
-#define JCC_HANDLER(cc)                                                                        \
-    void op_jcc_##cc(struct cpu *cpu, const struct x86_insn *in)                              \
-    {                                                                                          \
-        if (cond_inline(cpu, cc)) {                                                            \
-            branch_to(cpu, cpu->rip + in->imm, in->opsize);                                    \
-        }                                                                                      \
+#define JCC_HANDLER(cc)                                                                            \
+    void op_jcc_##cc(struct cpu *cpu, const struct x86_insn *in)                                   \
+    {                                                                                              \
+        if (cond_inline(cpu, cc)) {                                                                \
+            branch_to(cpu, cpu->rip + in->imm, in->opsize);                                        \
+        }                                                                                          \
     }
 
 JCC_HANDLER(0)
@@ -132,8 +138,8 @@ void op_ret(struct cpu *cpu, const struct x86_insn *in)
 {
     uint64_t old_rsp = cpu->r[CPU_RSP];
     uint64_t target = cpu_pop(cpu, in->opsize);
-    if (cpu->mode != CPU_MODE_LONG64 && (target & alu_mask(in->opsize)) >
-                                            cpu->seg[CPU_SEG_CS].limit) {
+    if (cpu->mode != CPU_MODE_LONG64 &&
+        (target & alu_mask(in->opsize)) > cpu->seg[CPU_SEG_CS].limit) {
         cpu->r[CPU_RSP] = old_rsp;
         cpu_raise_gp0(cpu);
     }

@@ -42,6 +42,8 @@ struct opdesc {
 
 enum { G_NONE, G_1, G_1A, G_2, G_3, G_4, G_5, G_11B, G_11V, G_8, G_9, G_COUNT };
 
+/* The opcode tables are laid out by hand (one entry per line or row). */
+/* clang-format off */
 #define UD {x86_op_ud, D_UD}
 #define BR (D_BRANCH | D_END)
 #define NBR (D_BRANCH | D_END | D_NEAR)
@@ -310,27 +312,39 @@ static const struct opdesc groups[G_COUNT][8] = {
     [G_9] = {UD, {op_cmpxchg8b, D_MEMONLY | D_LOCK}, UD, UD, UD, UD, UD, UD},
 };
 
+/* clang-format on */
+
 /* Handlers with variants specialised on the operand size: generic -> [1, 2, 4, 8]. */
 struct sized_handler {
     x86_handler generic;
     x86_handler sized[4];
 };
 
-#define SIZED_ALU(name)                                                                        \
-    {op_##name##_rm_r, {op_##name##_rm_r_1, op_##name##_rm_r_2, op_##name##_rm_r_4,            \
-                        op_##name##_rm_r_8}},                                                  \
-    {op_##name##_r_rm, {op_##name##_r_rm_1, op_##name##_r_rm_2, op_##name##_r_rm_4,            \
-                        op_##name##_r_rm_8}},                                                  \
-    {op_##name##_a_imm, {op_##name##_a_imm_1, op_##name##_a_imm_2, op_##name##_a_imm_4,        \
-                         op_##name##_a_imm_8}},                                                \
-    {op_##name##_rm_imm, {op_##name##_rm_imm_1, op_##name##_rm_imm_2, op_##name##_rm_imm_4,    \
-                          op_##name##_rm_imm_8}}
+#define SIZED_ALU(name)                                                                            \
+    {op_##name##_rm_r,                                                                             \
+     {op_##name##_rm_r_1, op_##name##_rm_r_2, op_##name##_rm_r_4, op_##name##_rm_r_8}},            \
+        {op_##name##_r_rm,                                                                         \
+         {op_##name##_r_rm_1, op_##name##_r_rm_2, op_##name##_r_rm_4, op_##name##_r_rm_8}},        \
+        {op_##name##_a_imm,                                                                        \
+         {op_##name##_a_imm_1, op_##name##_a_imm_2, op_##name##_a_imm_4, op_##name##_a_imm_8}},    \
+    {                                                                                              \
+        op_##name##_rm_imm,                                                                        \
+        {                                                                                          \
+            op_##name##_rm_imm_1, op_##name##_rm_imm_2, op_##name##_rm_imm_4, op_##name##_rm_imm_8 \
+        }                                                                                          \
+    }
 
 static const struct sized_handler sized_handlers[] = {
     {op_mov_rm_r, {op_mov_rm_r_1, op_mov_rm_r_2, op_mov_rm_r_4, op_mov_rm_r_8}},
     {op_mov_r_rm, {op_mov_r_rm_1, op_mov_r_rm_2, op_mov_r_rm_4, op_mov_r_rm_8}},
-    SIZED_ALU(add), SIZED_ALU(or), SIZED_ALU(adc), SIZED_ALU(sbb),
-    SIZED_ALU(and), SIZED_ALU(sub), SIZED_ALU(xor), SIZED_ALU(cmp),
+    SIZED_ALU(add),
+    SIZED_ALU(or),
+    SIZED_ALU(adc),
+    SIZED_ALU(sbb),
+    SIZED_ALU(and),
+    SIZED_ALU(sub),
+    SIZED_ALU(xor),
+    SIZED_ALU(cmp),
 };
 
 static x86_handler specialise(x86_handler h, unsigned osz)
@@ -350,14 +364,14 @@ static bool map0f_has_imm8(uint8_t op)
     return (op >= 0x70 && op <= 0x73) || op == 0xc2 || (op >= 0xc4 && op <= 0xc6);
 }
 
-#define NEED(n)                                                                                \
-    do {                                                                                       \
-        if (i + (n) > 15) {                                                                    \
-            return X86_DECODE_TOOLONG;                                                         \
-        }                                                                                      \
-        if (i + (n) > avail) {                                                                 \
-            return X86_DECODE_MORE;                                                            \
-        }                                                                                      \
+#define NEED(n)                                                                                    \
+    do {                                                                                           \
+        if (i + (n) > 15) {                                                                        \
+            return X86_DECODE_TOOLONG;                                                             \
+        }                                                                                          \
+        if (i + (n) > avail) {                                                                     \
+            return X86_DECODE_MORE;                                                                \
+        }                                                                                          \
     } while (0)
 
 static uint64_t rd_le(const uint8_t *p, unsigned n)
@@ -428,7 +442,7 @@ prefixes_done:
     i++; /* the opcode byte c */
 
     /* Operand and address size. */
-    unsigned asz = m64 ? ((pfx & X86_PFX_ADSZ) ? 4 : 8)
+    unsigned asz = m64                   ? ((pfx & X86_PFX_ADSZ) ? 4 : 8)
                    : mode == X86_MODE_32 ? ((pfx & X86_PFX_ADSZ) ? 2 : 4)
                                          : ((pfx & X86_PFX_ADSZ) ? 4 : 2);
     const struct opdesc *d;
@@ -586,9 +600,9 @@ prefixes_done:
             out->mod = 3;
             out->rm |= (rex & 1) << 3;
         } else if (asz == 2) {
-            static const uint8_t base16[8] = {CPU_RBX, CPU_RBX, CPU_RBP, CPU_RBP,
+            static const uint8_t base16[8] = {CPU_RBX,     CPU_RBX,     CPU_RBP, CPU_RBP,
                                               X86_EA_NONE, X86_EA_NONE, CPU_RBP, CPU_RBX};
-            static const uint8_t index16[8] = {CPU_RSI, CPU_RDI, CPU_RSI, CPU_RDI,
+            static const uint8_t index16[8] = {CPU_RSI, CPU_RDI, CPU_RSI,     CPU_RDI,
                                                CPU_RSI, CPU_RDI, X86_EA_NONE, X86_EA_NONE};
             unsigned rm = m & 7;
             out->ea_base = base16[rm];

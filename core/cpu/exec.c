@@ -10,6 +10,7 @@
 
 #include "core/guestmem.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,13 +24,13 @@
 #define ARENA_SIZE (48u << 20)
 
 struct cpu_block {
-    uint64_t phys;               /* physical address of the first byte */
-    uint32_t key;                /* decoder mode */
-    uint16_t ninsn;              /* number of records */
-    uint16_t bytes;              /* code bytes covered (within one page) */
-    bool valid;                  /* false once invalidated (memory is reused only on flush) */
-    bool chainable;              /* ends in a plain near branch or falls through */
-    uint64_t chain_rip[2];       /* successors in the same page, by RIP (cache) */
+    uint64_t phys;         /* physical address of the first byte */
+    uint32_t key;          /* decoder mode */
+    uint16_t ninsn;        /* number of records */
+    uint16_t bytes;        /* code bytes covered (within one page) */
+    bool valid;            /* false once invalidated (memory is reused only on flush) */
+    bool chainable;        /* ends in a plain near branch or falls through */
+    uint64_t chain_rip[2]; /* successors in the same page, by RIP (cache) */
     struct cpu_block *chain[2];
     struct cpu_block *hash_next; /* chain in the (phys, key) hash */
     struct cpu_block *page_next; /* blocks of the same physical page */
@@ -37,15 +38,15 @@ struct cpu_block {
 };
 
 struct code_page {
-    uint64_t page;               /* physical page address */
-    uint64_t mask;               /* 64-byte granules holding translated code */
-    struct cpu_block *blocks;    /* blocks starting in this page */
-    struct code_page *next;      /* hash chain */
+    uint64_t page;            /* physical page address */
+    uint64_t mask;            /* 64-byte granules holding translated code */
+    struct cpu_block *blocks; /* blocks starting in this page */
+    struct code_page *next;   /* hash chain */
 };
 
 struct jc_entry {
-    uint64_t lin;                /* linear address of the block start */
-    uint32_t key;                /* decoder mode */
+    uint64_t lin; /* linear address of the block start */
+    uint32_t key; /* decoder mode */
     struct cpu_block *b;
 };
 
@@ -53,11 +54,13 @@ struct cpu_tcache {
     struct cpu_block *hash[HASH_SIZE];
     struct code_page *pages[PAGE_HASH_SIZE];
     struct jc_entry jc[JC_SIZE];
-    uint8_t *arena;              /* bump allocator for blocks and code pages */
+    uint8_t *arena; /* bump allocator for blocks and code pages */
     size_t used;
-    uint64_t flushes;            /* statistics */
+    uint64_t flushes; /* statistics */
     uint64_t blocks_built;
     uint64_t invalidations;
+    struct cpu *cpus[CPU_TCACHE_MAX_CPUS]; /* vCPUs sharing this cache (their TLBs mark code) */
+    int ncpus;
 };
 
 static unsigned hash_phys(uint64_t pa, uint32_t key)
@@ -82,14 +85,19 @@ static void *arena_alloc(struct cpu_tcache *tc, size_t n)
     return p;
 }
 
-/* Code pages lose their CODE write restriction: refill those TLB entries. */
-static void tlb_uncode_all(struct cpu *cpu)
+/* Code pages lose their CODE write restriction: refill those TLB entries (every vCPU
+ * sharing the cache). */
+static void tlb_uncode_all(struct cpu *self)
 {
-    for (int m = 0; m < CPU_MMU_COUNT; m++) {
-        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
-            struct cpu_tlb_entry *e = &cpu->tlb[m][i];
-            if (e->tag_write & CPU_TLB_CODE) {
-                e->tag_write = CPU_TLB_INVALID;
+    struct cpu_tcache *tc = self->tcache;
+    for (int c = 0; c < tc->ncpus; c++) {
+        struct cpu *cpu = tc->cpus[c];
+        for (int m = 0; m < CPU_MMU_COUNT; m++) {
+            for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+                struct cpu_tlb_entry *e = &cpu->tlb[m][i];
+                if (e->tag_write & CPU_TLB_CODE) {
+                    e->tag_write = CPU_TLB_INVALID;
+                }
             }
         }
     }
@@ -123,13 +131,17 @@ bool cpu_page_has_code(struct cpu *cpu, uint64_t pa)
 }
 
 /* A page became a code page: writes to it must take the slow path from now on. */
-static void tlb_mark_code(struct cpu *cpu, uint64_t page)
+static void tlb_mark_code(struct cpu *self, uint64_t page)
 {
-    for (int m = 0; m < CPU_MMU_COUNT; m++) {
-        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
-            struct cpu_tlb_entry *e = &cpu->tlb[m][i];
-            if (e->paddr == page && !(e->tag_write & CPU_TLB_INVALID)) {
-                e->tag_write |= CPU_TLB_CODE;
+    struct cpu_tcache *tc = self->tcache;
+    for (int c = 0; c < tc->ncpus; c++) {
+        struct cpu *cpu = tc->cpus[c];
+        for (int m = 0; m < CPU_MMU_COUNT; m++) {
+            for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+                struct cpu_tlb_entry *e = &cpu->tlb[m][i];
+                if (e->paddr == page && !(e->tag_write & CPU_TLB_INVALID)) {
+                    e->tag_write |= CPU_TLB_CODE;
+                }
             }
         }
     }
@@ -145,11 +157,14 @@ static void page_remove(struct cpu *cpu, struct code_page *cp)
     if (*pp) {
         *pp = cp->next;
     }
-    for (int m = 0; m < CPU_MMU_COUNT; m++) {
-        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
-            struct cpu_tlb_entry *e = &cpu->tlb[m][i];
-            if (e->paddr == cp->page && (e->tag_write & CPU_TLB_CODE)) {
-                e->tag_write &= ~CPU_TLB_CODE;
+    for (int c = 0; c < tc->ncpus; c++) {
+        struct cpu *other = tc->cpus[c];
+        for (int m = 0; m < CPU_MMU_COUNT; m++) {
+            for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+                struct cpu_tlb_entry *e = &other->tlb[m][i];
+                if (e->paddr == cp->page && (e->tag_write & CPU_TLB_CODE)) {
+                    e->tag_write &= ~CPU_TLB_CODE;
+                }
             }
         }
     }
@@ -239,10 +254,10 @@ void cpu_update_mode(struct cpu *cpu)
         cpu->code_mode = X86_MODE_64;
         cpu->stack_size = 8;
     } else {
-        cpu->code_mode = (cs->attr & CPU_SEGA_DB) && cpu->mode != CPU_MODE_REAL &&
-                                 cpu->mode != CPU_MODE_V86
-                             ? X86_MODE_32
-                             : X86_MODE_16;
+        cpu->code_mode =
+            (cs->attr & CPU_SEGA_DB) && cpu->mode != CPU_MODE_REAL && cpu->mode != CPU_MODE_V86
+                ? X86_MODE_32
+                : X86_MODE_16;
         if (cpu->mode == CPU_MODE_REAL && (cs->attr & CPU_SEGA_DB)) {
             cpu->code_mode = X86_MODE_32; /* unreal/big real mode code segment */
         }
@@ -290,6 +305,8 @@ struct cpu *cpu_new(struct guestmem *mem, struct bus *pio, struct bus *mmio)
         free(cpu);
         return NULL;
     }
+    cpu->tcache->cpus[0] = cpu;
+    cpu->tcache->ncpus = 1;
     cpu->mem = mem;
     cpu->pio = pio;
     cpu->mmio = mmio;
@@ -300,13 +317,50 @@ struct cpu *cpu_new(struct guestmem *mem, struct bus *pio, struct bus *mmio)
     return cpu;
 }
 
+/* Leave cpu's block cache; free it when nobody uses it any more. */
+static void tcache_detach(struct cpu *cpu)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    for (int c = 0; c < tc->ncpus; c++) {
+        if (tc->cpus[c] == cpu) {
+            tc->cpus[c] = tc->cpus[--tc->ncpus];
+            break;
+        }
+    }
+    if (tc->ncpus == 0) {
+        free(tc->arena);
+        free(tc);
+    }
+    cpu->tcache = NULL;
+}
+
+int cpu_tcache_share(struct cpu *cpu, struct cpu *owner)
+{
+    struct cpu_tcache *tc = owner->tcache;
+    if (cpu->tcache == tc) {
+        return 0;
+    }
+    if (tc->ncpus >= CPU_TCACHE_MAX_CPUS) {
+        return -ENOSPC;
+    }
+    tcache_detach(cpu);
+    cpu->tcache = tc;
+    tc->cpus[tc->ncpus++] = cpu;
+    /* Its TLB was filled without knowing the shared code pages: refill write entries. */
+    for (int m = 0; m < CPU_MMU_COUNT; m++) {
+        for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+            cpu->tlb[m][i].tag_write = CPU_TLB_INVALID;
+        }
+    }
+    return 0;
+}
+
 void cpu_free(struct cpu *cpu)
 {
     if (!cpu) {
         return;
     }
-    free(cpu->tcache->arena);
-    free(cpu->tcache);
+    tcache_detach(cpu);
     free(cpu);
 }
 
@@ -404,8 +458,7 @@ struct scratch_block {
 
 static void internal_error(struct cpu *cpu, const char *what, uint64_t lin)
 {
-    snprintf(cpu->error, sizeof(cpu->error), "%s at linear %#llx", what,
-             (unsigned long long)lin);
+    snprintf(cpu->error, sizeof(cpu->error), "%s at linear %#llx", what, (unsigned long long)lin);
     cpu_request_exit(cpu, CPU_EXIT_INTERNAL);
 }
 
@@ -583,6 +636,9 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         }
         cpu->insn_rip = cpu->rip;
         cpu_check_interrupts(cpu);
+        if (cpu->rip != cpu->insn_rip) {
+            prev = NULL; /* an event was delivered: privilege and mode may differ */
+        }
         if (cpu->exit_reason != CPU_EXIT_NONE) {
             break;
         }

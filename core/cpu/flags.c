@@ -152,6 +152,13 @@ bool cpu_get_cf(struct cpu *cpu)
     if (op >= CPU_CC_LOGIC8 && op <= CPU_CC_LOGIC64) {
         return false;
     }
+    if (op >= CPU_CC_INC8 && op <= CPU_CC_DEC64) {
+        return cpu->cc_src2 & 1;
+    }
+    if (op >= CPU_CC_ADD8 && op <= CPU_CC_ADD64) {
+        uint64_t mask = size_mask(op & 3);
+        return (cpu->cc_dst & mask) < (cpu->cc_src & mask);
+    }
     return compute_arith(cpu) & CPU_FL_CF;
 }
 

@@ -446,13 +446,9 @@ void cpu_iret(struct cpu *cpu, unsigned opsize)
         uint64_t rip = sys_pop(cpu, &st, opsize) & opmask;
         uint16_t cs = (uint16_t)sys_pop(cpu, &st, opsize);
         uint64_t fl = sys_pop(cpu, &st, opsize);
-        if (cpu->mode == CPU_MODE_V86) {
-            struct cpu_seg *c = &cpu->seg[CPU_SEG_CS];
-            cpu_set_seg(cpu, CPU_SEG_CS, cs, (uint64_t)cs << 4, c->limit, c->attr);
-        } else {
-            struct cpu_seg *c = &cpu->seg[CPU_SEG_CS];
-            cpu_set_seg(cpu, CPU_SEG_CS, cs, (uint64_t)cs << 4, c->limit, c->attr);
-        }
+        const struct cpu_seg *c = &cpu->seg[CPU_SEG_CS];
+        cpu_set_seg(cpu, CPU_SEG_CS, cs, (uint64_t)cs << 4, c->limit, c->attr);
+        /* V86 (IOPL 3 here) keeps IOPL and VM; real mode is CPL 0. */
         sys_write_rflags(cpu, fl, opsize);
         cpu->r[CPU_RSP] = st.sp;
         cpu->rip = rip;

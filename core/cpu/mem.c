@@ -15,8 +15,9 @@
 static struct cpu_tlb_entry *tlb_entry(struct cpu *cpu, uint64_t lin, int acc, int mmu)
 {
     struct cpu_tlb_entry *e = &cpu->tlb[mmu][(lin >> 12) & (CPU_TLB_SIZE - 1)];
-    uint64_t tag = acc == CPU_ACC_WRITE ? e->tag_write
-                   : acc == CPU_ACC_READ ? e->tag_read : e->tag_exec;
+    uint64_t tag = acc == CPU_ACC_WRITE  ? e->tag_write
+                   : acc == CPU_ACC_READ ? e->tag_read
+                                         : e->tag_exec;
     if ((tag & CPU_TLB_INVALID) || (tag & CPU_PAGE_MASK) != (lin & CPU_PAGE_MASK)) {
         e = cpu_tlb_fill(cpu, lin, acc, mmu);
     }
@@ -314,6 +315,16 @@ void *cpu_phys_ptr(struct cpu *cpu, uint64_t pa, unsigned size)
 void cpu_push(struct cpu *cpu, unsigned size, uint64_t val)
 {
     uint64_t rsp = cpu->r[CPU_RSP];
+    if (CPU_LIKELY(size == 8 && cpu->stack_size == 8)) {
+        /* 64-bit mode: SS has no base or limit, and a TLB hit implies a canonical address
+         * (fills happen only after the canonical check). */
+        void *p = cpu_tlb_probe(cpu, rsp - 8, 8, CPU_ACC_WRITE, cpu->mmu_idx);
+        if (CPU_LIKELY(p != NULL)) {
+            memcpy(p, &val, 8);
+            cpu->r[CPU_RSP] = rsp - 8;
+            return;
+        }
+    }
     switch (cpu->stack_size) {
     case 8:
         cpu_st(cpu, CPU_SEG_SS, rsp - size, size, val);
@@ -338,6 +349,14 @@ uint64_t cpu_pop(struct cpu *cpu, unsigned size)
 {
     uint64_t rsp = cpu->r[CPU_RSP];
     uint64_t v;
+    if (CPU_LIKELY(size == 8 && cpu->stack_size == 8)) {
+        const void *p = cpu_tlb_probe(cpu, rsp, 8, CPU_ACC_READ, cpu->mmu_idx);
+        if (CPU_LIKELY(p != NULL)) {
+            memcpy(&v, p, 8);
+            cpu->r[CPU_RSP] = rsp + 8;
+            return v;
+        }
+    }
     switch (cpu->stack_size) {
     case 8:
         v = cpu_ld(cpu, CPU_SEG_SS, rsp, size);

@@ -16,14 +16,14 @@ void op_mov_r_rm(struct cpu *cpu, const struct x86_insn *in)
 }
 
 /* Size-specialised MOV (the most frequent instruction); the decoder switches to them. */
-#define MOV_SIZED(sz)                                                                          \
-    void op_mov_rm_r_##sz(struct cpu *cpu, const struct x86_insn *in)                         \
-    {                                                                                          \
-        cpu_write_rm(cpu, in, sz, get_reg_op(cpu, in, sz));                                    \
-    }                                                                                          \
-    void op_mov_r_rm_##sz(struct cpu *cpu, const struct x86_insn *in)                         \
-    {                                                                                          \
-        set_reg_op(cpu, in, sz, cpu_read_rm(cpu, in, sz));                                     \
+#define MOV_SIZED(sz)                                                                              \
+    void op_mov_rm_r_##sz(struct cpu *cpu, const struct x86_insn *in)                              \
+    {                                                                                              \
+        cpu_write_rm(cpu, in, sz, get_reg_op(cpu, in, sz));                                        \
+    }                                                                                              \
+    void op_mov_r_rm_##sz(struct cpu *cpu, const struct x86_insn *in)                              \
+    {                                                                                              \
+        set_reg_op(cpu, in, sz, cpu_read_rm(cpu, in, sz));                                         \
     }
 MOV_SIZED(1)
 MOV_SIZED(2)
@@ -112,13 +112,15 @@ void op_movbe(struct cpu *cpu, const struct x86_insn *in)
     unsigned size = in->opsize;
     if ((in->op & 0xff) == 0xf0) {
         uint64_t v = cpu_read_rm(cpu, in, size);
-        v = size == 8 ? __builtin_bswap64(v) : size == 4 ? __builtin_bswap32((uint32_t)v)
-                                                         : __builtin_bswap16((uint16_t)v);
+        v = size == 8   ? __builtin_bswap64(v)
+            : size == 4 ? __builtin_bswap32((uint32_t)v)
+                        : __builtin_bswap16((uint16_t)v);
         set_reg_op(cpu, in, size, v);
     } else {
         uint64_t v = get_reg_op(cpu, in, size);
-        v = size == 8 ? __builtin_bswap64(v) : size == 4 ? __builtin_bswap32((uint32_t)v)
-                                                         : __builtin_bswap16((uint16_t)v);
+        v = size == 8   ? __builtin_bswap64(v)
+            : size == 4 ? __builtin_bswap32((uint32_t)v)
+                        : __builtin_bswap16((uint16_t)v);
         cpu_write_rm(cpu, in, size, v);
     }
 }
@@ -441,8 +443,8 @@ void op_grp15(struct cpu *cpu, const struct x86_insn *in)
             if (!(cpu->feat.f1_edx & CPU_F1_EDX_CLFSH)) {
                 cpu_raise_ud(cpu);
             }
-            cpu_probe_lin(cpu, cpu_seg_lin(cpu, in->seg, cpu_insn_ea(cpu, in), 1, CPU_ACC_READ),
-                          1, CPU_ACC_READ, cpu->mmu_idx);
+            cpu_probe_lin(cpu, cpu_seg_lin(cpu, in->seg, cpu_insn_ea(cpu, in), 1, CPU_ACC_READ), 1,
+                          CPU_ACC_READ, cpu->mmu_idx);
             return;
         default: /* XSAVE family: not advertised */
             cpu_raise_ud(cpu);

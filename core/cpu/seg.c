@@ -248,8 +248,8 @@ void cpu_load_seg(struct cpu *cpu, int seg, uint16_t sel)
             }
             cpu_raise_gp0(cpu);
         }
-        uint64_t base = 0;
-        cpu_set_seg(cpu, seg, sel, base, 0, CPU_SEGA_UNUSABLE);
+        /* A null selector clears the base too (as Intel parts do in 64-bit mode). */
+        cpu_set_seg(cpu, seg, sel, 0, 0, CPU_SEGA_UNUSABLE);
         return;
     }
     struct sys_desc d;

@@ -363,7 +363,7 @@ void cpu_sys_clts(struct cpu *cpu, const struct x86_insn *in)
 
 /* ---- control registers ---- */
 
-void cpu_sys_mov_dr(struct cpu *cpu, const struct x86_insn *in);
+static void sys_mov_dr(struct cpu *cpu, const struct x86_insn *in);
 
 /* CR4 bits a guest may set. DE and MCE are accepted although CPUID does not advertise them
  * (firmware such as OVMF sets MCE unconditionally); DE makes DR4/DR5 #UD, MCE is inert. */
@@ -475,11 +475,16 @@ uint64_t cpu_sys_read_cr(struct cpu *cpu, unsigned n)
     }
 }
 
+void cpu_sys_mov_dr(struct cpu *cpu, const struct x86_insn *in)
+{
+    sys_mov_dr(cpu, in);
+}
+
 void cpu_sys_mov_cr(struct cpu *cpu, const struct x86_insn *in)
 {
     unsigned n = in->reg;
     if ((in->op & 0xff) == 0x21 || (in->op & 0xff) == 0x23) {
-        cpu_sys_mov_dr(cpu, in); /* the decoder sends 0F 20-23 here */
+        sys_mov_dr(cpu, in); /* the decoder sends 0F 20-23 here */
         return;
     }
     if (n != 0 && n != 2 && n != 3 && n != 4 && n != 8) {
@@ -500,7 +505,7 @@ void cpu_sys_mov_cr(struct cpu *cpu, const struct x86_insn *in)
     cpu->block_stop = true;
 }
 
-void cpu_sys_mov_dr(struct cpu *cpu, const struct x86_insn *in)
+static void sys_mov_dr(struct cpu *cpu, const struct x86_insn *in)
 {
     unsigned n = in->reg;
     if (n > 7) {

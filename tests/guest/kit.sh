@@ -42,7 +42,13 @@ fetch() { # package version -> path of the .deb in the cache
 }
 
 kdir="$cache/kernel-$kpkg-$kver"
-if [ ! -f "$kdir/vmlinuz" ]; then
+# Modules tests ask for in modules.list (paths under kernel/); a missing one re-extracts.
+listed=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/modules.list" 2>/dev/null || true)
+need_extract=0
+for ko in $listed; do
+    [ -f "$kdir/modules/kernel/$ko" ] || need_extract=1
+done
+if [ ! -f "$kdir/vmlinuz" ] || [ $need_extract = 1 ]; then
     deb=$(fetch "$kpkg" "$kver")
     rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp/x"
     log "extracting $(basename "$deb")"
@@ -54,7 +60,7 @@ if [ ! -f "$kdir/vmlinuz" ]; then
     for sub in drivers/virtio drivers/block/virtio_blk.ko drivers/char/virtio_console.ko \
         drivers/char/hw_random drivers/net/virtio_net.ko drivers/net/net_failover.ko \
         net/core/failover.ko drivers/usb drivers/hid sound drivers/ata drivers/scsi \
-        drivers/input drivers/gpu/drm fs/ext4 fs/jbd2 fs/mbcache.ko lib crypto; do
+        drivers/input drivers/gpu/drm fs/ext4 fs/jbd2 fs/mbcache.ko lib crypto $listed; do
         if [ -e "$modroot/kernel/$sub" ]; then
             mkdir -p "$kdir.tmp/modules/kernel/$(dirname "$sub")"
             cp -a "$modroot/kernel/$sub" "$kdir.tmp/modules/kernel/$(dirname "$sub")/"
@@ -77,7 +83,7 @@ if [ ! -x "$bdir/busybox" ]; then
 fi
 
 # The initramfs depends on busybox, the init script and the test scripts: key it on their hash.
-ihash=$( (cat "$here/init" "$here"/scripts/*.sh 2>/dev/null; echo "$bver"; echo "$kver virtio") |
+ihash=$( (cat "$here/init" "$here"/scripts/*.sh "$here/modules.list" 2>/dev/null; echo "$bver"; echo "$kver virtio") |
     sha256sum | cut -c1-12)
 initrd="$cache/initramfs-$ihash.cpio"
 if [ ! -f "$initrd" ]; then
@@ -99,6 +105,19 @@ if [ ! -f "$initrd" ]; then
             cp "$kdir/modules/kernel/drivers/$ko.ko" "$root/lib/modules/virtio/"
         fi
     done
+    # modules.list: flat in /lib/modules, loaded with /bin/lodge-insmod NAME.
+    for ko in $listed; do
+        [ -f "$kdir/modules/kernel/$ko" ] && cp "$kdir/modules/kernel/$ko" "$root/lib/modules/"
+    done
+    cat > "$root/bin/lodge-insmod" <<'INSMOD'
+#!/bin/sh
+# lodge-insmod NAME...: load /lib/modules/NAME.ko unless the module is already there.
+for m in "$@"; do
+    [ -d "/sys/module/$(echo "$m" | tr - _)" ] && continue
+    insmod "/lib/modules/$m.ko" || { echo "LODGE-INSMOD-FAIL=$m"; exit 1; }
+done
+INSMOD
+    chmod 0755 "$root/bin/lodge-insmod"
     # Uncompressed: the guest does not spend time decompressing (this matters on the soft CPU).
     (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet -R 0:0) > "$initrd.tmp"
     mv "$initrd.tmp" "$initrd"

@@ -65,6 +65,7 @@ if command -v convert >/dev/null; then
     expect "pixel 120,120" "srgb(0,255,0)" "$(px 120,120)"
     expect "pixel 500,600" "srgb(0,0,255)" "$(px 500,600)"
     expect "png size" "1024x768" "$(identify -format %wx%h "$tmp/shot.png" 2>/dev/null)"
+    expect "key square before any key" "srgb(255,255,255)" "$(px 320,120)"
 else
     echo "note: imagemagick missing, screendump pixels not checked"
     [ -s "$tmp/shot.png" ] || fail "screendump wrote nothing"
@@ -73,6 +74,13 @@ fi
 "$lodge" ctl "$sock" screendump /nonexistent-dir/x.png 2>"$tmp/err" && fail "bad path accepted"
 grep -q "nonexistent-dir" "$tmp/err" || fail "bad path message: $(cat "$tmp/err")"
 "$lodge" ctl "$sock" send-keys ctrl-alt-delete || fail "send-keys"
+# The guest paints the last make code it read: Delete is E0 53.
+sleep 0.3
+"$lodge" ctl "$sock" screendump "$tmp/keys.png"
+if command -v convert >/dev/null; then
+    expect "guest saw Delete" "srgb(83,83,83)" \
+        "$(convert "$tmp/keys.png" -format '%[pixel:p{320,120}]' info:)"
+fi
 "$lodge" ctl "$sock" send-keys ctrl-nokey 2>/dev/null && fail "unknown key accepted"
 "$lodge" ctl "$sock" powerdown || fail "powerdown"
 
@@ -112,6 +120,17 @@ assert len(fds) == 1, "no fd passed"
 m = mmap.mmap(fds[0], r["return"]["size"], mmap.MAP_SHARED, mmap.PROT_READ)
 px = m[(120 * 1024 + 120) * 4:(120 * 1024 + 120) * 4 + 4]
 assert px[:3] == b"\x00\xff\x00", px   # B, G, R: green
+s.sendall(b'{"cmd":"input","type":"key","key":"a","down":true}\n')
+assert reply()["ok"]
+s.sendall(b'{"cmd":"input","type":"key","key":"a","down":false}\n')
+assert reply()["ok"]
+import time
+for _ in range(50):
+    px = m[(120 * 1024 + 320) * 4:(120 * 1024 + 320) * 4 + 4]
+    if px[:3] == b"\x1e\x1e\x1e":   # make code of A
+        break
+    time.sleep(0.02)
+assert px[:3] == b"\x1e\x1e\x1e", ("key square after input a", px)
 print("raw ok")
 PY
 

@@ -78,6 +78,14 @@ import -window "$win" "$tmp/wide.png"
 expect "letterbox bar" "srgb(0,0,0)" "$(convert "$tmp/wide.png" -format '%[pixel:p{20,400}]' info:)"
 expect "scaled blue" "srgb(0,0,255)" "$(convert "$tmp/wide.png" -format '%[pixel:p{600,700}]' info:)"
 
+# Host keys reach the guest: the guest paints the make code of the last key (B: 0x30).
+xdotool windowsize "$win" 1024 768
+xdotool windowfocus --sync "$win" 2>/dev/null || xdotool windowfocus "$win"
+xdotool key b
+sleep 0.5
+import -window "$win" "$tmp/key.png"
+expect "guest saw B" "srgb(48,48,48)" "$(convert "$tmp/key.png" -format '%[pixel:p{320,120}]' info:)"
+
 "$lodge" ctl "$sock" pause >/dev/null
 sleep 0.3
 case $(xdotool getwindowname "$win") in

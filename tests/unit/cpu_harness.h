@@ -20,7 +20,7 @@ struct cpu_harness {
     struct bus *mmio;
     struct cpu *cpu;
     uint64_t ram_size;
-    uint64_t pt_base;    /* identity page tables (64-bit mode) at the top of RAM */
+    uint64_t pt_base; /* identity page tables (64-bit mode) at the top of RAM */
 };
 
 /* RAM of ram_size bytes (>= 4 MiB, multiple of 2 MiB) and a CPU in flat mode: X86_MODE_64

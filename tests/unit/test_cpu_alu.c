@@ -35,10 +35,10 @@ static int run_bytes(const uint8_t *code, size_t n)
     return cpu_harness_run(&h, CODE, 10000);
 }
 
-#define RUN(...)                                                                               \
-    ({                                                                                         \
-        static const uint8_t code_[] = {__VA_ARGS__};                                          \
-        run_bytes(code_, sizeof(code_));                                                       \
+#define RUN(...)                                                                                   \
+    ({                                                                                             \
+        static const uint8_t code_[] = {__VA_ARGS__};                                              \
+        run_bytes(code_, sizeof(code_));                                                           \
     })
 
 static uint64_t flags(void)
@@ -115,7 +115,7 @@ static void test_shift_rules(void)
     /* Count 0 leaves the flags alone (SDM SAL/SAR/SHL/SHR: "flags are not affected"). */
     reset64();
     cpu->r[CPU_RAX] = 0x80;
-    cpu->r[CPU_RCX] = 0x20; /* masked to 0 for 32-bit operands */
+    cpu->r[CPU_RCX] = 0x20;                               /* masked to 0 for 32-bit operands */
     CU_ASSERT_EQUAL(RUN(0xf9, 0xd3, 0xe0), CPU_EXIT_HLT); /* stc; shl eax, cl */
     CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 0x80);
     CU_ASSERT_TRUE(flags() & CPU_FL_CF);
@@ -427,8 +427,8 @@ static void test_atomics_and_moves(void)
     reset64();
     cpu->r[CPU_RBX] = 0x80;
     cpu->r[CPU_RCX] = 0xffffffff;
-    CU_ASSERT_EQUAL(RUN(0x48, 0x0f, 0xbe, 0xc3, 0x0f, 0xb6, 0xd3, 0x48, 0x63, 0xf1,
-                        0x48, 0x8d, 0x7c, 0x9b, 0x10),
+    CU_ASSERT_EQUAL(RUN(0x48, 0x0f, 0xbe, 0xc3, 0x0f, 0xb6, 0xd3, 0x48, 0x63, 0xf1, 0x48, 0x8d,
+                        0x7c, 0x9b, 0x10),
                     CPU_EXIT_HLT);
     CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 0xffffffffffffff80ull);
     CU_ASSERT_EQUAL(cpu->r[CPU_RDX], 0x80);
@@ -540,17 +540,51 @@ static void test_self_modifying_code(void)
      * block, then jumps back to it: the second execution must see the new byte. */
     reset64();
     static const uint8_t code[] = {
-        0xb8, 0x01, 0x00, 0x00, 0x00,       /* 0: mov eax, 1 */
-        0x83, 0xf9, 0x01,                   /* 5: cmp ecx, 1 */
-        0x74, 0x0b,                         /* 8: je +11 -> 21 */
+        0xb8, 0x01, 0x00, 0x00, 0x00,             /* 0: mov eax, 1 */
+        0x83, 0xf9, 0x01,                         /* 5: cmp ecx, 1 */
+        0x74, 0x0b,                               /* 8: je +11 -> 21 */
         0xc6, 0x05, 0xf0, 0xff, 0xff, 0xff, 0x07, /* 10: mov byte [rip-16], 7 -> offset 1 */
-        0xff, 0xc1,                         /* 17: inc ecx */
-        0xeb, 0xeb,                         /* 19: jmp -21 -> 0 */
-        0xf4,                               /* 21: hlt */
+        0xff, 0xc1,                               /* 17: inc ecx */
+        0xeb, 0xeb,                               /* 19: jmp -21 -> 0 */
+        0xf4,                                     /* 21: hlt */
     };
     cpu_harness_load(&h, CODE, code, sizeof(code));
     CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
     CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 7);
+}
+
+static void test_smc_across_vcpus(void)
+{
+    /* vCPU A translates code; vCPU B (sharing the block cache) patches it; A must run the
+     * new bytes. */
+    reset64();
+    struct cpu *a = cpu;
+    struct cpu *b = cpu_new(&h.mem, h.pio, h.mmio);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(cpu_tcache_share(b, a), 0);
+    b->exit_on_exception = true;
+    h.cpu = b;
+    cpu_harness_set_flat(&h, X86_MODE_64);
+    h.cpu = a;
+
+    static const uint8_t code_a[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4}; /* mov eax,1; hlt */
+    static const uint8_t code_b[] = {0xc6, 0x04, 0x25, 0x01, 0x10, 0x00, 0x00, 0x02, /* mov */
+                                     0xf4}; /* byte [0x1001], 2; hlt */
+    cpu_harness_load(&h, CODE, code_a, sizeof(code_a));
+    cpu_harness_load(&h, CODE + 0x2000, code_b, sizeof(code_b));
+    /* B touches the code page for writing before A translates it (a stale fast entry). */
+    b->r[CPU_RAX] = 0;
+    b->rip = CODE + 0x2000;
+    CU_ASSERT_EQUAL(cpu_run(b, 100), CPU_EXIT_HLT);
+    cpu_harness_poke(&h, CODE + 1, 1, 1);
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(a->r[CPU_RAX], 1);
+    b->halted = false;
+    b->rip = CODE + 0x2000;
+    CU_ASSERT_EQUAL(cpu_run(b, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(a->r[CPU_RAX], 2);
+    cpu_free(b);
 }
 
 static void test_modes_16_32(void)
@@ -610,6 +644,7 @@ int main(void)
     CU_add_test(s, "bcd_and_misc", test_bcd_and_misc);
     CU_add_test(s, "faults", test_faults);
     CU_add_test(s, "self_modifying_code", test_self_modifying_code);
+    CU_add_test(s, "smc_across_vcpus", test_smc_across_vcpus);
     CU_add_test(s, "modes_16_32", test_modes_16_32);
     CU_add_test(s, "icount_limit", test_icount_limit);
     CU_basic_set_mode(CU_BRM_NORMAL);

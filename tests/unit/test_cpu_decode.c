@@ -10,17 +10,17 @@ static int dec(struct x86_insn *in, const uint8_t *b, size_t n, int mode)
     return x86_decode(in, b, n, mode);
 }
 
-#define DEC(mode, ...)                                                                         \
-    ({                                                                                         \
-        static const uint8_t bytes_[] = {__VA_ARGS__};                                         \
-        dec(&in, bytes_, sizeof(bytes_), mode);                                                \
+#define DEC(mode, ...)                                                                             \
+    ({                                                                                             \
+        static const uint8_t bytes_[] = {__VA_ARGS__};                                             \
+        dec(&in, bytes_, sizeof(bytes_), mode);                                                    \
     })
 
 static void test_lengths_64(void)
 {
     struct x86_insn in;
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x90), 1);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x48, 0x89, 0xc3), 3);             /* mov rbx, rax */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x48, 0x89, 0xc3), 3); /* mov rbx, rax */
     CU_ASSERT_EQUAL(in.opsize, 8);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8), 10); /* movabs */
     CU_ASSERT_EQUAL(in.imm, 0x0807060504030201ull);
@@ -29,8 +29,8 @@ static void test_lengths_64(void)
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x81, 0xc0, 1, 2, 3, 4), 6);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x66, 0x81, 0xc0, 1, 2), 5);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x48, 0x83, 0xc0, 0xff), 4);
-    CU_ASSERT_EQUAL(in.imm, ~0ull);                                     /* sign-extended */
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x8b, 0x44, 0x24, 0x08), 4);       /* mov eax,[rsp+8] */
+    CU_ASSERT_EQUAL(in.imm, ~0ull);                               /* sign-extended */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x8b, 0x44, 0x24, 0x08), 4); /* mov eax,[rsp+8] */
     CU_ASSERT_EQUAL(in.ea_base, CPU_RSP);
     CU_ASSERT_EQUAL(in.ea_index, X86_EA_NONE);
     CU_ASSERT_EQUAL(in.seg, CPU_SEG_SS);
@@ -44,20 +44,20 @@ static void test_lengths_64(void)
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x48, 0x8b, 0x05, 0x10, 0, 0, 0), 7); /* RIP-relative */
     CU_ASSERT_EQUAL(in.ea_base, X86_EA_RIP);
     CU_ASSERT_TRUE(in.flags & X86_F_RIPREL);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xa1, 1, 2, 3, 4, 5, 6, 7, 8), 9);  /* moffs64 */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xa1, 1, 2, 3, 4, 5, 6, 7, 8), 9); /* moffs64 */
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x67, 0xa1, 1, 2, 3, 4), 6);       /* moffs32 */
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xc8, 0x10, 0x00, 0x01), 4);       /* enter */
     CU_ASSERT_EQUAL(in.imm2, 1);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x0f, 0x84, 0, 0, 0, 0), 6);
     CU_ASSERT_TRUE(in.flags & X86_F_END);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf6, 0xc0, 0x12), 3);             /* test al, imm8 */
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf6, 0xd0), 2);                   /* not al */
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf7, 0xc0, 1, 2, 3, 4), 6);       /* test eax, imm32 */
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x0f, 0x0f, 0xc1, 0xb4), 4);       /* 3DNow! */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf6, 0xc0, 0x12), 3);       /* test al, imm8 */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf6, 0xd0), 2);             /* not al */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf7, 0xc0, 1, 2, 3, 4), 6); /* test eax, imm32 */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x0f, 0x0f, 0xc1, 0xb4), 4); /* 3DNow! */
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x66, 0x0f, 0x3a, 0x0f, 0xc1, 0x08), 6); /* palignr */
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x0f, 0x1f, 0x44, 0x00, 0x00), 5);  /* nopl */
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xff, 0x15, 0, 0, 0, 0), 6);       /* call [rip] */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x0f, 0x1f, 0x44, 0x00, 0x00), 5);       /* nopl */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xff, 0x15, 0, 0, 0, 0), 6);             /* call [rip] */
     CU_ASSERT_EQUAL(in.opsize, 8);
     CU_ASSERT_TRUE(in.flags & X86_F_BRANCH);
 }
@@ -65,25 +65,25 @@ static void test_lengths_64(void)
 static void test_lengths_16_32(void)
 {
     struct x86_insn in;
-    CU_ASSERT_EQUAL(DEC(X86_MODE_16, 0x8b, 0x46, 0x02), 3);             /* mov ax,[bp+2] */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_16, 0x8b, 0x46, 0x02), 3); /* mov ax,[bp+2] */
     CU_ASSERT_EQUAL(in.seg, CPU_SEG_SS);
     CU_ASSERT_EQUAL(in.opsize, 2);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_16, 0x8b, 0x06, 0x34, 0x12), 4);       /* mov ax,[1234] */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_16, 0x8b, 0x06, 0x34, 0x12), 4); /* mov ax,[1234] */
     CU_ASSERT_EQUAL(in.ea_base, X86_EA_NONE);
     CU_ASSERT_EQUAL(in.seg, CPU_SEG_DS);
     CU_ASSERT_EQUAL(DEC(X86_MODE_16, 0x66, 0xb8, 1, 2, 3, 4), 6);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_16, 0x67, 0x8b, 0x04, 0x24), 4);      /* 32-bit SIB */
-    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0x40), 1);                         /* inc eax */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_16, 0x67, 0x8b, 0x04, 0x24), 4); /* 32-bit SIB */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0x40), 1);                   /* inc eax */
     CU_ASSERT_PTR_EQUAL(in.exec, op_inc_r);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0x8b, 0x05, 0, 0x10, 0, 0), 6);    /* absolute disp32 */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0x8b, 0x05, 0, 0x10, 0, 0), 6); /* absolute disp32 */
     CU_ASSERT_EQUAL(in.ea_base, X86_EA_NONE);
     CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0xea, 1, 2, 3, 4, 0x08, 0x00), 7); /* jmp far */
     CU_ASSERT_EQUAL(in.imm2, 8);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0xc5, 0x00), 2);                   /* lds, not VEX */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0xc5, 0x00), 2); /* lds, not VEX */
     CU_ASSERT_PTR_EQUAL(in.exec, op_lxs);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0x63, 0xc0), 2);                   /* arpl */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_32, 0x63, 0xc0), 2); /* arpl */
     CU_ASSERT_PTR_EQUAL(in.exec, cpu_sys_arpl);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x63, 0xc0), 2);                   /* movsxd */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x63, 0xc0), 2); /* movsxd */
     CU_ASSERT_PTR_EQUAL(in.exec, op_movsxd);
 }
 
@@ -124,19 +124,19 @@ static void test_prefix_rules(void)
 static void test_lock_validity(void)
 {
     struct x86_insn in;
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x01, 0x00), 3);             /* lock add [rax] */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x01, 0x00), 3); /* lock add [rax] */
     CU_ASSERT_FALSE(in.flags & X86_F_UD);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x01, 0xc0), 3);             /* lock add eax,eax */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x01, 0xc0), 3); /* lock add eax,eax */
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x90), 2);
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x39, 0x00), 3);             /* lock cmp: no */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x39, 0x00), 3); /* lock cmp: no */
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x0f, 0xc7, 0x0f), 4);       /* lock cmpxchg8b */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x0f, 0xc7, 0x0f), 4); /* lock cmpxchg8b */
     CU_ASSERT_FALSE(in.flags & X86_F_UD);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x0f, 0xba, 0x28, 3), 5);    /* lock bts [rax],3 */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x0f, 0xba, 0x28, 3), 5); /* lock bts [rax],3 */
     CU_ASSERT_FALSE(in.flags & X86_F_UD);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x0f, 0xba, 0x20, 3), 5);    /* lock bt: no */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xf0, 0x0f, 0xba, 0x20, 3), 5); /* lock bt: no */
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
 }
 
@@ -152,16 +152,16 @@ static void test_limits_and_vex(void)
     CU_ASSERT_EQUAL(dec(&in, b, 16, X86_MODE_64), X86_DECODE_TOOLONG);
     CU_ASSERT_EQUAL(dec(&in, b, 5, X86_MODE_64), X86_DECODE_MORE);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x48, 0xb8, 1, 2), X86_DECODE_MORE);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xc5, 0xf8, 0x77), 3);             /* vzeroupper */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xc5, 0xf8, 0x77), 3); /* vzeroupper */
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xc4, 0xe2, 0x79, 0x18, 0x00), 5); /* vbroadcastss */
     CU_ASSERT_TRUE(in.pfx & X86_PFX_VEX);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xc4, 0xe3, 0x79, 0x0f, 0xc1, 8), 6); /* map 0F3A: imm8 */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0xc4, 0xe3, 0x79, 0x0f, 0xc1, 8), 6);    /* map 0F3A: imm8 */
     CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x62, 0xf1, 0x7c, 0x48, 0x58, 0xc1), 6); /* EVEX */
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x0f, 0x0b), 2);                   /* ud2 */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x0f, 0x0b), 2); /* ud2 */
     CU_ASSERT_PTR_EQUAL(in.exec, x86_op_ud);
-    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x06), 1);                         /* push es: #UD */
+    CU_ASSERT_EQUAL(DEC(X86_MODE_64, 0x06), 1); /* push es: #UD */
     CU_ASSERT_TRUE(in.flags & X86_F_UD);
 }
 

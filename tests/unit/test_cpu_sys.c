@@ -4,6 +4,8 @@
  * against the SDM. */
 #include "tests/unit/cpu_harness.h"
 
+#include "hostdrv/accel.h"
+
 #include <CUnit/Basic.h>
 
 #define RAM (16u << 20)
@@ -818,6 +820,98 @@ static void test_v86_round_trip(void)
     CU_ASSERT_TRUE(cpu->seg[CPU_SEG_DS].attr & CPU_SEGA_UNUSABLE);
 }
 
+/* ---- external interrupts through cpu->intc ---- */
+
+struct mock_intc {
+    bool pending; /* INTR line */
+    int vector;   /* what INTA returns */
+    bool nmi;
+    int acks;
+};
+
+static bool mock_intr_pending(void *o)
+{
+    return ((struct mock_intc *)o)->pending;
+}
+
+static int mock_intr_ack(void *o)
+{
+    struct mock_intc *m = o;
+    m->pending = false;
+    m->acks++;
+    return m->vector;
+}
+
+static bool mock_nmi_pending(void *o)
+{
+    return ((struct mock_intc *)o)->nmi;
+}
+
+static void mock_nmi_ack(void *o)
+{
+    ((struct mock_intc *)o)->nmi = false;
+}
+
+static void test_external_interrupts(void)
+{
+    struct mock_intc m = {.pending = true, .vector = 0x40};
+    struct accel_intc ic = {.opaque = &m, .intr_pending = mock_intr_pending,
+                            .intr_ack = mock_intr_ack, .nmi_pending = mock_nmi_pending,
+                            .nmi_ack = mock_nmi_ack};
+    /* Pending while IF is clear: taken after STI and the instruction in its shadow. */
+    tables_setup();
+    cpu->intc = &ic;
+    cpu_sys_intr_hint(cpu);
+    set_gate(0x40, KHANDLER, 0, 0);
+    LOAD(KHANDLER, 0xf4);
+    LOAD(CODE, 0x90, 0x90, 0xfb, 0x90, 0x90, 0xf4); /* nop; nop; sti; nop; nop; hlt */
+    cpu->r[CPU_RSP] = 0x8000;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->rip, KHANDLER + 1);
+    CU_ASSERT_EQUAL(m.acks, 1);
+    CU_ASSERT_EQUAL(peek64(cpu->r[CPU_RSP]), CODE + 4);
+
+    /* HLT with IF set, then an interrupt arrives (hint = the kick): it wakes the CPU. */
+    tables_setup();
+    cpu->intc = &ic;
+    m.pending = false;
+    set_gate(0x40, KHANDLER, 0, 0);
+    LOAD(CODE, 0xfb, 0xf4); /* sti; hlt */
+    cpu->r[CPU_RSP] = 0x8000;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_TRUE(cpu->halted);
+    CU_ASSERT_EQUAL(cpu->rip, CODE + 2);
+    m.pending = true;
+    cpu_sys_intr_hint(cpu);
+    CU_ASSERT_EQUAL(cpu_run(cpu, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->rip, KHANDLER + 1);
+    CU_ASSERT_EQUAL(m.acks, 2);
+    CU_ASSERT_EQUAL(peek64(cpu->r[CPU_RSP]), CODE + 2);
+
+    /* NMI: delivered even with IF clear, then blocked until IRET. */
+    tables_setup();
+    cpu->intc = &ic;
+    m.pending = false;
+    m.nmi = true;
+    cpu->nmi_blocked = false;
+    cpu_sys_intr_hint(cpu);
+    set_gate(X86_EXC_NMI, KHANDLER + 0x100, 0, 0);
+    LOAD(KHANDLER + 0x100, 0xf4);
+    LOAD(CODE, 0x90, 0xf4);
+    cpu->r[CPU_RSP] = 0x8000;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->rip, KHANDLER + 0x101);
+    CU_ASSERT_TRUE(cpu->nmi_blocked);
+    CU_ASSERT_FALSE(m.nmi);
+    m.nmi = true; /* a second NMI waits for IRET */
+    cpu_sys_intr_hint(cpu);
+    CU_ASSERT_EQUAL(cpu_run(cpu, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->rip, KHANDLER + 0x101);
+    CU_ASSERT_TRUE(m.nmi);
+    cpu->intc = NULL;
+    cpu->nmi_blocked = false;
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -841,6 +935,7 @@ int main(void)
     CU_add_test(s, "enter_long_mode", test_enter_long_mode);
     CU_add_test(s, "paging_32_and_pae", test_paging_32_and_pae);
     CU_add_test(s, "v86_round_trip", test_v86_round_trip);
+    CU_add_test(s, "external_interrupts", test_external_interrupts);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

@@ -214,6 +214,50 @@ static void test_hostile_rings(void)
     CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 0);
 }
 
+/* Random descriptor tables and indices: pop must return 1, 0 or -EIO, every buffer it
+ * hands out must lie inside guest RAM, and nothing may crash (run under ASan). */
+static void test_random_rings(void)
+{
+    uint32_t seed = 12345;
+    int results[3] = {0};
+    for (int round = 0; round < 400; round++) {
+        fresh(round & 1);
+        for (unsigned i = 0; i < QN; i++) {
+            seed = seed * 1103515245u + 12345u;
+            uint64_t addr =
+                (seed >> 8) % 3 == 0 ? ((uint64_t)seed << 24) : VDRV_HEAP + seed % 0x8000;
+            uint32_t len = (seed >> 4) % 5 == 0 ? seed : (seed >> 12) % 0x2000;
+            uint16_t flags = (uint16_t)((seed >> 20) & 7);
+            uint16_t next = (uint16_t)((seed >> 24) % (QN + 2));
+            vdrv_desc(&drv, VDRV_DESC, i, addr, len, flags, next);
+            /* an indirect table in RAM with the same kind of garbage */
+            vdrv_desc(&drv, VDRV_HEAP + 0x9000, i, addr, len, (uint16_t)(flags & 3), next);
+        }
+        seed = seed * 1103515245u + 12345u;
+        vdrv_set_avail_idx(&drv, (uint16_t)(seed % (QN + 3)));
+        for (unsigned i = 0; i < QN; i++) {
+            vdrv_w16(&drv, VDRV_AVAIL + 4 + 2 * i, (uint16_t)((seed >> i) % (QN + 1)));
+        }
+        for (int k = 0; k < QN + 2; k++) {
+            int rc = virtq_pop(&vq, el);
+            CU_ASSERT_TRUE(rc == 1 || rc == 0 || rc == -EIO);
+            results[rc < 0 ? 2 : rc]++;
+            if (rc != 1) {
+                break;
+            }
+            for (unsigned j = 0; j < el->nout + el->nin; j++) {
+                uint8_t *p = el->iov[j].iov_base;
+                const struct guestmem_region *r = &drv.mem.r[0];
+                CU_ASSERT_TRUE(p >= r->hva && p + el->iov[j].iov_len <= r->hva + r->size);
+            }
+            virtq_push(&vq, el, 0);
+        }
+    }
+    /* The generator must exercise both outcomes. */
+    CU_ASSERT_TRUE(results[1] > 0);
+    CU_ASSERT_TRUE(results[2] > 0);
+}
+
 /* Through a device: a broken ring sets NEEDS_RESET, later kicks are ignored, and
  * a driver reset brings the device back. */
 static void test_needs_reset_via_transport(void)
@@ -274,6 +318,7 @@ int main(void)
     CU_add_test(s, "event index", test_event_idx);
     CU_add_test(s, "16-bit index wrap", test_index_wrap);
     CU_add_test(s, "hostile rings", test_hostile_rings);
+    CU_add_test(s, "random rings", test_random_rings);
     CU_add_test(s, "NEEDS_RESET via transport", test_needs_reset_via_transport);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

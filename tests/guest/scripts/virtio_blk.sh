@@ -33,18 +33,27 @@ if [ "$back" != "LODGE-WRITE-TEST" ]; then
     exit 1
 fi
 echo "LODGE-VIRTIO-BLK-RW-OK"
-grep -q . /proc/interrupts && grep -i virtio /proc/interrupts | head -n 4
+awk '/virtio/ && $2 > 0' /proc/interrupts
 if [ -c /dev/hwrng ] && grep -q virtio /sys/class/misc/hw_random/rng_current 2>/dev/null; then
     [ "$(head -c 16 /dev/hwrng | wc -c)" = 16 ] && echo "LODGE-VIRTIO-RNG-OK"
 fi
 # virtio-serial: a host port named org.lodge.test.0 (--virtio-port name=org.lodge.test.0,...).
-port=/dev/virtio-ports/org.lodge.test.0
+# Without udev there is no /dev/virtio-ports/NAME link: find the vportNpM whose sysfs name matches.
+port=""
 n=0
-while [ -d /sys/class/virtio-ports ] && [ ! -e "$port" ] && [ $n -lt 10 ]; do
-    sleep 1
+while [ -d /sys/class/virtio-ports ] && [ -z "$port" ] && [ $n -lt 10 ]; do
+    for p in /sys/class/virtio-ports/*; do
+        if [ "$(cat "$p/name" 2>/dev/null)" = org.lodge.test.0 ]; then
+            port=/dev/$(basename "$p")
+        fi
+    done
+    [ -n "$port" ] || sleep 1
     n=$((n + 1))
 done
-if [ -e "$port" ]; then
+if [ -n "$port" ] && [ -c "$port" ]; then
     echo "LODGE-PORT-DATA" > "$port" && echo "LODGE-VIRTIO-PORT-OK"
+else
+    echo "LODGE-VIRTIO-PORT-MISSING: $(ls /sys/class/virtio-ports 2>&1)"
+    dmesg | grep -i virtio | tail -n 5
 fi
 exit 0

@@ -1,0 +1,305 @@
+/* virtio-net device (virtio 1.1, 5.1). */
+#include "devices/virtio/virtio_net.h"
+
+#include "core/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VNET_TAG "dev.virtio.net"
+#define VNET_RX_STASH 64 /* receive chains held while gathering room for one frame */
+
+struct virtio_net {
+    struct virtio_dev_ops ops;   /* per instance: MTU differs */
+    struct virtio_pci *vp;       /* transport */
+    struct net_backend *be;      /* host side */
+    uint8_t mac[6];              /* config mac (5.1.4) */
+    uint16_t mtu;                /* config mtu (5.1.4), VIRTIO_NET_F_MTU */
+    bool link_up;                /* config status VIRTIO_NET_S_LINK_UP (5.1.4) */
+    pthread_mutex_t rx_lock;     /* stash, nstash, stash_bytes */
+    struct virtq_elem *stash[VNET_RX_STASH]; /* popped receive chains not yet used */
+    unsigned nstash;             /* chains in stash */
+    uint64_t stash_bytes;        /* writable bytes in them */
+    pthread_mutex_t tx_lock;     /* tx_elem, tx_buf */
+    struct virtq_elem *tx_elem;  /* scratch for the transmit queue */
+    uint8_t *tx_buf;             /* header + frame gathered from one chain */
+    bool tx_warned;              /* an oversized frame was logged */
+};
+
+static uint32_t vnet_config_read(void *dev, unsigned off, unsigned size)
+{
+    struct virtio_net *n = dev;
+    uint8_t c[VIRTIO_NET_CONFIG_LEN] = {0};
+    memcpy(c + VIRTIO_NET_CFG_MAC, n->mac, 6);
+    c[VIRTIO_NET_CFG_STATUS] = n->link_up ? VIRTIO_NET_S_LINK_UP : 0;
+    c[VIRTIO_NET_CFG_MAX_PAIRS] = 1;
+    c[VIRTIO_NET_CFG_MTU] = (uint8_t)n->mtu;
+    c[VIRTIO_NET_CFG_MTU + 1] = (uint8_t)(n->mtu >> 8);
+    uint32_t v = 0;
+    for (unsigned i = 0; i < size && off + i < sizeof(c); i++) {
+        v |= (uint32_t)c[off + i] << (8 * i);
+    }
+    return v;
+}
+
+static void vnet_config_write(void *dev, unsigned off, uint32_t val, unsigned size)
+{
+    /* The MAC is writable only with VIRTIO_NET_F_CTRL_MAC_ADDR-less legacy drivers;
+     * a modern driver must not write config (5.1.4.2): ignore. */
+}
+
+static uint16_t vnet_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* Completes a partial checksum (5.1.6.2.1): ones' complement sum from csum_start
+ * to the end, stored at csum_start + csum_offset. */
+static void vnet_tx_csum(uint8_t *frame, size_t len, uint16_t start, uint16_t off)
+{
+    if ((size_t)start + off + 2 > len) {
+        return;
+    }
+    frame[start + off] = 0;
+    frame[start + off + 1] = 0;
+    uint16_t c = (uint16_t)~net_checksum(frame + start, len - start, 0);
+    frame[start + off] = (uint8_t)(c >> 8);
+    frame[start + off + 1] = (uint8_t)c;
+}
+
+static void vnet_tx_one(struct virtio_net *n, struct virtq_elem *e)
+{
+    uint64_t total = e->out_len;
+    if (total < VIRTIO_NET_HDR_LEN + NET_ETH_HLEN ||
+        total > VIRTIO_NET_HDR_LEN + (uint64_t)NET_MAX_FRAME) {
+        if (!n->tx_warned) {
+            log_warn(VNET_TAG, "dropping a %llu-byte transmit chain (bad length)",
+                     (unsigned long long)total);
+            n->tx_warned = true;
+        }
+        return;
+    }
+    size_t got = virtq_iov_to_buf(e->iov, e->nout, 0, n->tx_buf, (size_t)total);
+    uint8_t *hdr = n->tx_buf;
+    uint8_t *frame = n->tx_buf + VIRTIO_NET_HDR_LEN;
+    size_t len = got - VIRTIO_NET_HDR_LEN;
+    uint8_t gso = hdr[1] & 0x7f;
+    uint64_t f = virtio_pci_features(n->vp);
+    if (gso != VIRTIO_NET_HDR_GSO_NONE &&
+        (f & ((1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6)))) {
+        /* The super-frame goes out whole: slirp takes IP packets up to 64 KiB, so
+         * only lengths and checksums need to become those of one big packet. */
+        net_frame_fix_checksums(frame, len);
+    } else if ((hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) && (f & (1ull << VIRTIO_NET_F_CSUM))) {
+        vnet_tx_csum(frame, len, vnet_le16(hdr + 6), vnet_le16(hdr + 8));
+    }
+    net_backend_send(n->be, frame, len);
+}
+
+static void vnet_tx_notify(struct virtio_net *n, unsigned q)
+{
+    pthread_mutex_lock(&n->tx_lock);
+    while (virtio_pci_pop(n->vp, q, n->tx_elem) > 0) {
+        vnet_tx_one(n, n->tx_elem);
+        virtio_pci_push(n->vp, q, n->tx_elem, 0);
+    }
+    pthread_mutex_unlock(&n->tx_lock);
+}
+
+static void vnet_queue_notify(void *dev, unsigned q)
+{
+    struct virtio_net *n = dev;
+    if (q == VIRTIO_NET_RXQ) {
+        net_backend_rx_ready(n->be);
+    } else if (q == VIRTIO_NET_TXQ) {
+        vnet_tx_notify(n, q);
+    }
+}
+
+/* Pops receive chains until the stash holds need bytes. 1: enough; 0: the driver
+ * has no more buffers now; -EIO: the ring is broken. */
+static int vnet_rx_gather(struct virtio_net *n, uint64_t need, bool mergeable)
+{
+    while (n->nstash == 0 || (mergeable && n->stash_bytes < need)) {
+        if (n->nstash == VNET_RX_STASH) {
+            return -EIO; /* buffers far too small for any frame: treat like a broken ring */
+        }
+        if (!n->stash[n->nstash]) {
+            n->stash[n->nstash] = malloc(sizeof(struct virtq_elem));
+            if (!n->stash[n->nstash]) {
+                return 0;
+            }
+        }
+        struct virtq_elem *e = n->stash[n->nstash];
+        int rc = virtio_pci_pop(n->vp, VIRTIO_NET_RXQ, e);
+        if (rc <= 0) {
+            return rc;
+        }
+        n->nstash++;
+        n->stash_bytes += e->in_len;
+    }
+    return 1;
+}
+
+/* Returns used stash entries [0, k) to the driver and moves the rest down. */
+static void vnet_rx_consume(struct virtio_net *n, unsigned k)
+{
+    for (unsigned i = 0; i < k; i++) {
+        n->stash_bytes -= n->stash[i]->in_len;
+    }
+    struct virtq_elem *used[VNET_RX_STASH];
+    memcpy(used, n->stash, k * sizeof(used[0]));
+    memmove(n->stash, n->stash + k, (n->nstash - k) * sizeof(n->stash[0]));
+    memcpy(n->stash + (n->nstash - k), used, k * sizeof(used[0]));
+    n->nstash -= k;
+}
+
+static bool vnet_receive(void *opaque, const uint8_t *frame, size_t len)
+{
+    struct virtio_net *n = opaque;
+    pthread_mutex_lock(&n->rx_lock);
+    if (!n->link_up || !virtio_pci_queue_live(n->vp, VIRTIO_NET_RXQ)) {
+        pthread_mutex_unlock(&n->rx_lock);
+        return true; /* no driver: the frame is lost on the wire */
+    }
+    bool mergeable = virtio_pci_features(n->vp) & (1ull << VIRTIO_NET_F_MRG_RXBUF);
+    uint64_t need = VIRTIO_NET_HDR_LEN + (uint64_t)len;
+    int rc = vnet_rx_gather(n, need, mergeable);
+    if (rc <= 0) {
+        if (rc < 0) {
+            /* A broken ring: the transport has flagged NEEDS_RESET; drop quietly. */
+            n->nstash = 0;
+            n->stash_bytes = 0;
+        }
+        pthread_mutex_unlock(&n->rx_lock);
+        return rc < 0;
+    }
+    if (!mergeable && n->stash[0]->in_len < need) {
+        /* Without MRG_RXBUF every buffer must hold a whole frame (5.1.6.3.1). */
+        pthread_mutex_unlock(&n->rx_lock);
+        return true;
+    }
+    uint8_t hdr[VIRTIO_NET_HDR_LEN] = {0};
+    unsigned k = 0;
+    size_t done = 0; /* frame bytes written */
+    uint32_t lens[VNET_RX_STASH];
+    while (done < len || k == 0) {
+        struct virtq_elem *e = n->stash[k];
+        size_t skip = 0;
+        size_t room = (size_t)e->in_len;
+        if (k == 0) {
+            skip = VIRTIO_NET_HDR_LEN;
+            if (room < skip) {
+                pthread_mutex_unlock(&n->rx_lock);
+                virtio_pci_set_needs_reset(n->vp, "receive buffer smaller than the header");
+                return true;
+            }
+        }
+        size_t chunk = room - skip < len - done ? room - skip : len - done;
+        virtq_iov_from_buf(e->iov + e->nout, e->nin, skip, frame + done, chunk);
+        done += chunk;
+        lens[k] = (uint32_t)(skip + chunk);
+        k++;
+    }
+    hdr[10] = (uint8_t)k; /* num_buffers (5.1.6.4) */
+    hdr[11] = (uint8_t)(k >> 8);
+    struct virtq_elem *first = n->stash[0];
+    virtq_iov_from_buf(first->iov + first->nout, first->nin, 0, hdr, sizeof(hdr));
+    for (unsigned i = 0; i < k; i++) {
+        virtio_pci_push(n->vp, VIRTIO_NET_RXQ, n->stash[i], lens[i]);
+    }
+    vnet_rx_consume(n, k);
+    pthread_mutex_unlock(&n->rx_lock);
+    return true;
+}
+
+static void vnet_reset(void *dev)
+{
+    struct virtio_net *n = dev;
+    pthread_mutex_lock(&n->rx_lock);
+    n->nstash = 0;
+    n->stash_bytes = 0;
+    pthread_mutex_unlock(&n->rx_lock);
+}
+
+struct virtio_net *virtio_net_new(const struct guestmem *mem, const uint8_t mac[6], unsigned mtu,
+                                  struct net_backend *be)
+{
+    struct virtio_net *n = calloc(1, sizeof(*n));
+    if (!n) {
+        return NULL;
+    }
+    memcpy(n->mac, mac, 6);
+    n->mtu = (uint16_t)(mtu < NET_MTU_DEFAULT ? NET_MTU_DEFAULT
+                                              : (mtu > NET_MTU_MAX ? NET_MTU_MAX : mtu));
+    n->link_up = true;
+    n->be = be;
+    pthread_mutex_init(&n->rx_lock, NULL);
+    pthread_mutex_init(&n->tx_lock, NULL);
+    n->ops = (struct virtio_dev_ops){
+        .name = "virtio-net",
+        .device_id = VIRTIO_ID_NET,
+        .class_code = 0x020000, /* network, Ethernet */
+        .features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS) |
+                    (1ull << VIRTIO_NET_F_MTU) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
+                    (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_HOST_TSO4) |
+                    (1ull << VIRTIO_NET_F_HOST_TSO6),
+        .num_queues = 2,
+        .queue_size = VIRTIO_NET_QUEUE_SIZE,
+        .config_len = VIRTIO_NET_CONFIG_LEN,
+        .config_read = vnet_config_read,
+        .config_write = vnet_config_write,
+        .queue_notify = vnet_queue_notify,
+        .reset = vnet_reset,
+    };
+    n->tx_elem = malloc(sizeof(*n->tx_elem));
+    n->tx_buf = malloc(VIRTIO_NET_HDR_LEN + NET_MAX_FRAME);
+    n->vp = virtio_pci_new(&n->ops, n, mem);
+    if (!n->tx_elem || !n->tx_buf || !n->vp) {
+        virtio_net_free(n);
+        return NULL;
+    }
+    if (be) {
+        struct net_peer peer = {.receive = vnet_receive, .opaque = n};
+        net_backend_set_peer(be, &peer);
+    }
+    return n;
+}
+
+void virtio_net_free(struct virtio_net *n)
+{
+    if (!n) {
+        return;
+    }
+    if (n->be) {
+        struct net_peer none = {0};
+        net_backend_set_peer(n->be, &none);
+    }
+    virtio_pci_free(n->vp);
+    for (unsigned i = 0; i < VNET_RX_STASH; i++) {
+        free(n->stash[i]);
+    }
+    free(n->tx_elem);
+    free(n->tx_buf);
+    pthread_mutex_destroy(&n->rx_lock);
+    pthread_mutex_destroy(&n->tx_lock);
+    free(n);
+}
+
+struct virtio_pci *virtio_net_transport(struct virtio_net *n)
+{
+    return n->vp;
+}
+
+void virtio_net_set_link(struct virtio_net *n, bool up)
+{
+    pthread_mutex_lock(&n->rx_lock);
+    bool changed = n->link_up != up;
+    n->link_up = up;
+    pthread_mutex_unlock(&n->rx_lock);
+    if (changed) {
+        virtio_pci_config_changed(n->vp);
+    }
+}

@@ -1,0 +1,86 @@
+#!/bin/bash
+# lodge gui under Xvfb: the manager window appears, and a console tab attached to a
+# running VM through display-attach shows the guest's framebuffer.
+# usage: ui_gui.sh LODGE UI_FB_BIN      Exit 0 pass, 1 fail, 77 skipped.
+set -uo pipefail
+lodge=$1
+guest=$2
+for tool in Xvfb xdotool import convert; do
+    if ! command -v $tool >/dev/null; then
+        echo "skipped: $tool is missing (scripts/deps.sh installs it)"
+        exit 77
+    fi
+done
+tmp=$(mktemp -d)
+pids=()
+xpid=
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    [ -n "$xpid" ] && kill "$xpid" 2>/dev/null && wait "$xpid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failed=0
+fail() {
+    echo "FAIL $*"
+    failed=1
+}
+export XDG_RUNTIME_DIR=$tmp/run XDG_DATA_HOME=$tmp/data
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+
+exec 3>"$tmp/displayfd"
+Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+xpid=$!
+exec 3>&-
+for _ in $(seq 100); do
+    [ -s "$tmp/displayfd" ] && break
+    sleep 0.05
+done
+[ -s "$tmp/displayfd" ] || { echo "skipped: Xvfb did not start"; exit 77; }
+export DISPLAY=:$(head -1 "$tmp/displayfd")
+unset WAYLAND_DISPLAY
+
+# A bundle, started headless from the command line.
+"$lodge" create guivm --kernel "$guest" --mem 64M --disk-size 0 >/dev/null || fail "create"
+"$lodge" start guivm --display none --serial none --accel soft >"$tmp/vm.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    [ -S "$XDG_RUNTIME_DIR/lodge/guivm.sock" ] && break
+    sleep 0.05
+done
+"$lodge" ctl guivm status >/dev/null || fail "VM did not start: $(cat "$tmp/vm.out")"
+sleep 0.3
+
+"$lodge" gui --console guivm >"$tmp/gui.out" 2>&1 &
+pids+=($!)
+win=
+for _ in $(seq 200); do
+    win=$(xdotool search --name '^Lodge$' 2>/dev/null | head -1)
+    [ -n "$win" ] && break
+    sleep 0.05
+done
+if [ -z "$win" ]; then
+    fail "no 'Lodge' window: $(cat "$tmp/gui.out")"
+    exit 1
+fi
+sleep 1 # a few frames
+import -window "$win" "$tmp/gui.png"
+hist=$(convert "$tmp/gui.png" -format %c histogram:info:)
+# The console tab scales the 1024x768 guest screen: expect large red, blue and green areas.
+count() { echo "$hist" | awk -v c="$1" 'index($0, c) { n += $1 } END { print n + 0 }'; }
+red=$(count "#FF0000")
+blue=$(count "#0000FF")
+green=$(count "#00FF00")
+[ "$red" -gt 50000 ] || fail "console tab: $red red pixels"
+[ "$blue" -gt 50000 ] || fail "console tab: $blue blue pixels"
+[ "$green" -gt 500 ] || fail "console tab: $green green pixels"
+
+"$lodge" ctl guivm quit >/dev/null
+"$lodge" delete guivm --yes >/dev/null || fail "delete"
+if [ $failed = 0 ]; then
+    echo "ui_gui: all checks passed"
+fi
+exit $failed

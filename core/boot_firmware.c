@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/machine_internal.h"
 #include "core/machine_pci.h"
+#include "devices/display/vga.h"
 #include "devices/pc/acpi_pm.h"
 #include "devices/pc/fw_cfg.h"
 #include "devices/pc/pci_host.h"
@@ -34,6 +35,7 @@
 struct boot_fw {
     struct fw_cfg *fc;   /* the fw_cfg device at 0x510 */
     struct piix *piix;   /* 00:01.0 ISA bridge, 00:01.3 PM */
+    struct vga *vga;     /* 00:02.0 stdvga */
     struct machine *m;
     bool acpi_fresh;     /* tables rebuilt for the current PM base since reset */
 };
@@ -146,6 +148,25 @@ int boot_firmware_load_image(enum boot_fw_kind kind, const char *path, uint8_t *
             snprintf(why, whylen, "SeaBIOS not found (%s): apt-get install seabios", p);
         }
         return -ENOENT;
+    }
+    if (kind == BOOT_FW_UEFI && !path) {
+        /* OVMF_VARS in front of OVMF_CODE, the layout of the unified OVMF.fd: one
+         * read-only image, so OVMF finds no writable flash and keeps its variables
+         * in RAM (EmuVariable) for the run. */
+        gchar *vars = NULL;
+        gsize vn = 0;
+        if (!g_file_get_contents(BOOT_FW_OVMF_VARS, &vars, &vn, NULL)) {
+            g_free(buf);
+            snprintf(why, whylen, "OVMF not found (%s): apt-get install ovmf", BOOT_FW_OVMF_VARS);
+            return -ENOENT;
+        }
+        gchar *all = g_malloc(vn + n);
+        memcpy(all, vars, vn);
+        memcpy(all + vn, buf, n);
+        g_free(vars);
+        g_free(buf);
+        buf = all;
+        n += vn;
     }
     *data = (uint8_t *)buf;
     *len = n;
@@ -477,6 +498,61 @@ static int boot_fw_add_bootorder(struct boot_fw *fw, const struct boot_fw_config
     return rc;
 }
 
+/* stdvga at 00:02.0 with its ports; SeaBIOS finds the VGA BIOS as the hard-coded
+ * ROM file "pci1234,1111.rom" (its lookup_hardcode), OVMF drives the card itself. */
+static int boot_fw_add_vga(struct boot_fw *fw)
+{
+    struct machine *m = fw->m;
+    fw->vga = vga_new(&m->mem);
+    if (!fw->vga) {
+        return -ENOMEM;
+    }
+    struct pci_dev *pd = vga_pci_dev(fw->vga);
+    pci_dev_attach(pd, m->pio, m->mmio, NULL, NULL);
+    int rc = pci_host_add_device(m->pci_host, BOOT_FW_VGA_SLOT, 0, &pci_dev_config_ops, pd);
+    if (rc == 0) {
+        rc = bus_register(m->pio, VGA_IO_BASE, VGA_IO_LEN, &vga_io_bus_ops, fw->vga, "vga");
+    }
+    if (rc == 0) {
+        rc = bus_register(m->pio, VGA_VBE_IO_BASE, VGA_VBE_IO_LEN, &vga_vbe_bus_ops, fw->vga,
+                          "vga-vbe");
+    }
+    if (rc == 0) {
+        rc = boot_fw_add_dev(m, &vga_device_ops, fw->vga);
+    }
+    if (rc == 0 && m->cfg.fw->kind == BOOT_FW_BIOS) {
+        gchar *rom = NULL;
+        gsize len = 0;
+        if (g_file_get_contents(BOOT_FW_VGABIOS, &rom, &len, NULL)) {
+            rc = fw_cfg_add_file(fw->fc, "pci1234,1111.rom", rom, len);
+            g_free(rom);
+        } else {
+            log_warn(BOOT_FW_TAG, "%s not found: no VGA BIOS (apt-get install seabios)",
+                     BOOT_FW_VGABIOS);
+        }
+    }
+    return rc;
+}
+
+int boot_firmware_vga_dump(struct machine *m)
+{
+    struct boot_fw *fw = m->fw;
+    if (!fw || !fw->vga || !m->cfg.fw->vga_dump[0]) {
+        return 0;
+    }
+    const char *path = m->cfg.fw->vga_dump;
+    size_t n = strlen(path);
+    if (n > 4 && strcmp(path + n - 4, ".txt") == 0) {
+        char buf[132 * 60 + 64];
+        int len = vga_text(fw->vga, buf, sizeof(buf));
+        if (len < 0) {
+            return len;
+        }
+        return g_file_set_contents(path, buf, len, NULL) ? 0 : -EIO;
+    }
+    return vga_write_ppm(fw->vga, path);
+}
+
 int boot_firmware_add_devices(struct machine *m, struct machine_error *err)
 {
     const struct boot_fw_config *bc = m->cfg.fw;
@@ -509,6 +585,9 @@ int boot_firmware_add_devices(struct machine *m, struct machine_error *err)
     }
     if (rc == 0) {
         rc = boot_fw_add_dev(m, &boot_fw_device_ops, fw);
+    }
+    if (rc == 0) {
+        rc = boot_fw_add_vga(fw);
     }
     if (rc < 0) {
         snprintf(err->msg, sizeof(err->msg), "machine: cannot add the firmware devices: %s",
@@ -573,8 +652,12 @@ void boot_firmware_free(struct machine *m)
     if (!fw) {
         return;
     }
+    if (fw->vga) {
+        boot_firmware_vga_dump(m);
+    }
     fw_cfg_free(fw->fc);
     piix_free(fw->piix);
+    vga_free(fw->vga);
     free(fw);
     m->fw = NULL;
 }

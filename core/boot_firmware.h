@@ -30,7 +30,8 @@
 #define BOOT_FW_OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
 #define BOOT_FW_OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
 #define BOOT_FW_MAX_FILES 8
-#define BOOT_FW_PM_BASE 0xb000 /* where SeaBIOS and OVMF put the PIIX4 PM block */
+#define BOOT_FW_PM_BASE 0x600 /* where SeaBIOS puts the PIIX4 PM block (OVMF: 0xb000) */
+#define BOOT_FW_VGA_SLOT 2     /* stdvga at 00:02.0, as on QEMU's pc machine */
 
 enum boot_fw_kind {
     BOOT_FW_NONE = 0, /* --kernel/--bios direct boot */
@@ -49,6 +50,7 @@ struct boot_fw_config {
     struct boot_fw_file files[BOOT_FW_MAX_FILES]; /* --fw-cfg name=...,file=... */
     int nfiles;
     char vars[4096];                              /* UEFI NVRAM file (per VM), or "" */
+    char vga_dump[4096]; /* --vga-dump: screen at exit, text (.txt) or PPM image; or "" */
 };
 
 /* --firmware NAME: 0 with kind set, or -EINVAL. */
@@ -84,5 +86,7 @@ struct machine;
 struct machine_error;
 int boot_firmware_add_devices(struct machine *m, struct machine_error *err);
 void boot_firmware_free(struct machine *m);
+/* Write the VGA screen to --vga-dump's file (called when the run ends). 0 or -errno. */
+int boot_firmware_vga_dump(struct machine *m);
 
 #endif

@@ -67,8 +67,10 @@ void bundle_config_clear(struct bundle_config *c)
 static int bundle_check(const struct bundle_config *cfg, char *err, size_t errlen)
 {
     if (!cfg->name || !ctl_name_valid(cfg->name)) {
-        snprintf(err, errlen, "%s: not a VM name (1-%d of A-Z a-z 0-9 . _ -, not starting "
-                 "with . or -)", cfg->name ? cfg->name : "(none)", CTL_NAME_MAX);
+        snprintf(err, errlen,
+                 "%s: not a VM name (1-%d of A-Z a-z 0-9 . _ -, not starting "
+                 "with . or -)",
+                 cfg->name ? cfg->name : "(none)", CTL_NAME_MAX);
         return -EINVAL;
     }
     if (cfg->mem < (32ull << 20) || (cfg->mem & 0xfff)) {
@@ -361,8 +363,8 @@ int bundle_delete(const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "%s: no such VM (see lodge list)", name);
         rc = -ENOENT;
     } else if (bundle_running(name)) {
-        snprintf(err, errlen, "%s: the VM is running; stop it first (lodge ctl %s powerdown)",
-                 name, name);
+        snprintf(err, errlen, "%s: the VM is running; stop it first (lodge ctl %s powerdown)", name,
+                 name);
         rc = -EBUSY;
     } else {
         rc = bundle_rm_rf(dir);

@@ -14,21 +14,21 @@
 #define BUNDLE_DEFAULT_DISK (20ull << 30)
 
 enum bundle_firmware {
-    BUNDLE_FW_BIOS,     /* SeaBIOS */
-    BUNDLE_FW_UEFI,     /* OVMF with a per-VM NVRAM copy */
-    BUNDLE_FW_KERNEL,   /* direct Linux boot: kernel/initrd/append */
+    BUNDLE_FW_BIOS,   /* SeaBIOS */
+    BUNDLE_FW_UEFI,   /* OVMF with a per-VM NVRAM copy */
+    BUNDLE_FW_KERNEL, /* direct Linux boot: kernel/initrd/append */
 };
 
 struct bundle_config {
     char *name;
-    uint64_t mem;               /* bytes */
+    uint64_t mem; /* bytes */
     int cpus;
     enum bundle_firmware firmware;
-    char *kernel, *initrd, *append;   /* absolute paths / text, or NULL */
-    char *iso;                  /* absolute path of an installer ISO, or NULL */
-    uint64_t disk_size;         /* bytes; 0: no disk */
-    char *disk;                 /* file name inside the bundle, or NULL */
-    char *network;              /* "user" or "none" */
+    char *kernel, *initrd, *append; /* absolute paths / text, or NULL */
+    char *iso;                      /* absolute path of an installer ISO, or NULL */
+    uint64_t disk_size;             /* bytes; 0: no disk */
+    char *disk;                     /* file name inside the bundle, or NULL */
+    char *network;                  /* "user" or "none" */
 };
 
 /* $XDG_DATA_HOME/lodge/vms (default ~/.local/share/lodge/vms). Caller frees. */

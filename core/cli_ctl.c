@@ -17,25 +17,24 @@
 
 static void cli_ctl_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lodge ctl [--json] VM COMMAND [ARGS]\n"
-            "\n"
-            "Send one command to a running VM. VM is a name (its socket is\n"
-            "$XDG_RUNTIME_DIR/lodge/VM.sock) or a socket path containing '/'.\n"
-            "\n"
-            "commands:\n"
-            "  status               state, name and display mode\n"
-            "  pause | resume       stop / restart the virtual CPUs\n"
-            "  powerdown [--force]  press the ACPI power button (--force: power off now)\n"
-            "  reset                hard reset\n"
-            "  quit                 end the VM process at once\n"
-            "  screendump FILE      save the screen as PNG\n"
-            "  send-keys KEYS       e.g. ctrl-alt-delete, ret, a\n"
-            "  events               print events until the VM stops\n"
-            "\n"
-            "  --json               print the reply as the VM sent it (one JSON line)\n"
-            "\n"
-            "Exit status: 0 done, 1 the VM refused or is not running, 2 bad usage.\n");
+    fprintf(f, "usage: lodge ctl [--json] VM COMMAND [ARGS]\n"
+               "\n"
+               "Send one command to a running VM. VM is a name (its socket is\n"
+               "$XDG_RUNTIME_DIR/lodge/VM.sock) or a socket path containing '/'.\n"
+               "\n"
+               "commands:\n"
+               "  status               state, name and display mode\n"
+               "  pause | resume       stop / restart the virtual CPUs\n"
+               "  powerdown [--force]  press the ACPI power button (--force: power off now)\n"
+               "  reset                hard reset\n"
+               "  quit                 end the VM process at once\n"
+               "  screendump FILE      save the screen as PNG\n"
+               "  send-keys KEYS       e.g. ctrl-alt-delete, ret, a\n"
+               "  events               print events until the VM stops\n"
+               "\n"
+               "  --json               print the reply as the VM sent it (one JSON line)\n"
+               "\n"
+               "Exit status: 0 done, 1 the VM refused or is not running, 2 bad usage.\n");
 }
 
 int cli_ctl_connect(const char *vm, char *path, size_t pathlen);
@@ -90,8 +89,7 @@ static int cli_ctl_read_line(int fd, GString *buf, GString *line)
 
 static void cli_ctl_print_human(const char *cmd, JsonObject *ret)
 {
-    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "pause") == 0 ||
-        strcmp(cmd, "resume") == 0) {
+    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
         const char *state = json_object_get_string_member_with_default(ret, "state", "?");
         JsonNode *name = json_object_get_member(ret, "name");
         JsonNode *disp = json_object_get_member(ret, "display");
@@ -178,8 +176,7 @@ int cli_ctl_main(int argc, char **argv)
     int fd = cli_ctl_connect(vm, path, sizeof(path));
     if (fd < 0) {
         if (fd == -ENOENT || fd == -ECONNREFUSED) {
-            fprintf(stderr, "lodge: %s: VM is not running (no control socket at %s)\n", vm,
-                    path);
+            fprintf(stderr, "lodge: %s: VM is not running (no control socket at %s)\n", vm, path);
         } else {
             fprintf(stderr, "lodge: %s: %s\n", vm, strerror(-fd));
         }

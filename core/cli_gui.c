@@ -25,8 +25,10 @@ int cli_gui_main(int argc, char **argv)
     }
     g_free(dir);
     if (!g_file_test(gui, G_FILE_TEST_IS_EXECUTABLE)) {
-        fprintf(stderr, "lodge: gui: %s is missing (this lodge was built without GTK 3; "
-                "install libgtk-3-dev and rebuild)\n", gui);
+        fprintf(stderr,
+                "lodge: gui: %s is missing (this lodge was built without GTK 3; "
+                "install libgtk-3-dev and rebuild)\n",
+                gui);
         g_free(gui);
         return 1;
     }

@@ -71,6 +71,8 @@ static void cli_run_usage(FILE *f)
         "  --boot LIST        firmware boot order: cdrom,disk,net\n"
         "  --fw-cfg name=opt/NAME,file=PATH\n"
         "                     a file the firmware/guest reads over fw_cfg\n"
+        "  --vga-dump FILE    with --firmware: the VGA screen when the run ends, as\n"
+        "                     text (FILE.txt, text modes) or a PPM image\n"
         "  -h, --help         show this help\n"
         "\n"
         "A multiboot kernel (ELF32 or a.out kludge) takes --initrd as a module list:\n"
@@ -139,6 +141,7 @@ enum {
     OPT_FIRMWARE,
     OPT_BOOT,
     OPT_FW_CFG,
+    OPT_VGA_DUMP,
     OPT_NET,
 };
 
@@ -167,6 +170,7 @@ static const struct option cli_run_opts[] = {
     {"firmware", required_argument, NULL, OPT_FIRMWARE},
     {"boot", required_argument, NULL, OPT_BOOT},
     {"fw-cfg", required_argument, NULL, OPT_FW_CFG},
+    {"vga-dump", required_argument, NULL, OPT_VGA_DUMP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -333,6 +337,9 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
                                optarg);
             }
             a->log = optarg;
+            break;
+        case OPT_VGA_DUMP:
+            snprintf(a->fw.vga_dump, sizeof(a->fw.vga_dump), "%s", optarg);
             break;
         case OPT_FIRMWARE:
             if (boot_firmware_parse_kind(optarg, &a->fw.kind) < 0) {

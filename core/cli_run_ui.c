@@ -31,8 +31,10 @@ int cli_run_ui_parse(enum cli_run_ui_opt opt, const char *arg, struct cli_run_ui
         return 0;
     case CLI_RUN_UI_NAME:
         if (!ctl_name_valid(arg)) {
-            fprintf(stderr, "lodge: --name: '%s' is not a VM name (1-%d of A-Z a-z 0-9 . _ -, "
-                    "not starting with . or -)\n", arg, CTL_NAME_MAX);
+            fprintf(stderr,
+                    "lodge: --name: '%s' is not a VM name (1-%d of A-Z a-z 0-9 . _ -, "
+                    "not starting with . or -)\n",
+                    arg, CTL_NAME_MAX);
             return -1;
         }
         ui->name = arg;

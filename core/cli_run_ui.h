@@ -16,17 +16,17 @@ enum cli_run_ui_opt {
 };
 
 struct cli_run_ui {
-    const char *display;       /* "sdl", "none" or NULL (auto) */
-    const char *ctl;           /* --ctl PATH */
-    const char *name;          /* --name NAME */
-    bool sdl;                  /* resolved */
+    const char *display; /* "sdl", "none" or NULL (auto) */
+    const char *ctl;     /* --ctl PATH */
+    const char *name;    /* --name NAME */
+    bool sdl;            /* resolved */
 };
 
-#define CLI_RUN_UI_HELP                                                                       \
-    "  --display sdl|none  guest screen window (default sdl when $DISPLAY or\n"                \
-    "                     $WAYLAND_DISPLAY is set, else none)\n"                              \
-    "  --name NAME        VM name: window title and control socket\n"                         \
-    "                     $XDG_RUNTIME_DIR/lodge/NAME.sock\n"                                \
+#define CLI_RUN_UI_HELP                                                                            \
+    "  --display sdl|none  guest screen window (default sdl when $DISPLAY or\n"                    \
+    "                     $WAYLAND_DISPLAY is set, else none)\n"                                   \
+    "  --name NAME        VM name: window title and control socket\n"                              \
+    "                     $XDG_RUNTIME_DIR/lodge/NAME.sock\n"                                      \
     "  --ctl PATH         control socket path (lodge ctl --help)\n"
 
 /* One option; prints "lodge: --opt: problem" and returns -1 when bad, else 0. */

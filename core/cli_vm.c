@@ -18,14 +18,13 @@
 
 static void cli_create_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lodge create NAME [--iso FILE] [--disk-size SIZE] [--mem SIZE] [--cpus N]\n"
-            "                         [--firmware bios|uefi|kernel]\n"
-            "                         [--kernel FILE [--initrd FILE] [--append TEXT]]\n"
-            "\n"
-            "Create a VM bundle in $XDG_DATA_HOME/lodge/vms/NAME: vm.conf, a qcow2 disk,\n"
-            "NVRAM (uefi) and logs/. --kernel implies --firmware kernel (direct boot).\n"
-            "Defaults: --disk-size 20G (0 for none), --mem 1G, --cpus 1, --firmware bios.\n");
+    fprintf(f, "usage: lodge create NAME [--iso FILE] [--disk-size SIZE] [--mem SIZE] [--cpus N]\n"
+               "                         [--firmware bios|uefi|kernel]\n"
+               "                         [--kernel FILE [--initrd FILE] [--append TEXT]]\n"
+               "\n"
+               "Create a VM bundle in $XDG_DATA_HOME/lodge/vms/NAME: vm.conf, a qcow2 disk,\n"
+               "NVRAM (uefi) and logs/. --kernel implies --firmware kernel (direct boot).\n"
+               "Defaults: --disk-size 20G (0 for none), --mem 1G, --cpus 1, --firmware bios.\n");
 }
 
 static int cli_vm_bad(const char *thing, const char *msg)
@@ -48,14 +47,16 @@ static char *cli_vm_abs_file(const char *opt, const char *path, int *status)
 static int cli_create_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"iso", required_argument, NULL, 'I'},  {"disk-size", required_argument, NULL, 'D'},
-        {"mem", required_argument, NULL, 'm'},  {"cpus", required_argument, NULL, 'c'},
+        {"iso", required_argument, NULL, 'I'},      {"disk-size", required_argument, NULL, 'D'},
+        {"mem", required_argument, NULL, 'm'},      {"cpus", required_argument, NULL, 'c'},
         {"firmware", required_argument, NULL, 'f'}, {"kernel", required_argument, NULL, 'k'},
-        {"initrd", required_argument, NULL, 'i'}, {"append", required_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"initrd", required_argument, NULL, 'i'},   {"append", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    struct bundle_config cfg = {.mem = BUNDLE_DEFAULT_MEM, .cpus = 1,
-                                .firmware = BUNDLE_FW_BIOS, .disk_size = BUNDLE_DEFAULT_DISK};
+    struct bundle_config cfg = {.mem = BUNDLE_DEFAULT_MEM,
+                                .cpus = 1,
+                                .firmware = BUNDLE_FW_BIOS,
+                                .disk_size = BUNDLE_DEFAULT_DISK};
     bool fw_given = false;
     int status = -1;
     long cpus;
@@ -193,8 +194,10 @@ static int cli_start_main(int argc, char **argv)
     /* The console log lives in the bundle; the screen is the display window. */
     g_ptr_array_add(av, g_strdup_printf("--serial=file:%s/logs/serial.log", dir));
     if (cfg.iso) {
-        fprintf(stderr, "lodge: note: %s: ISO boot needs the AHCI/ATAPI drive, which lodge "
-                "run does not offer yet; starting without it\n", cfg.iso);
+        fprintf(stderr,
+                "lodge: note: %s: ISO boot needs the AHCI/ATAPI drive, which lodge "
+                "run does not offer yet; starting without it\n",
+                cfg.iso);
     }
     for (int i = 2; i < argc; i++) {
         g_ptr_array_add(av, g_strdup(argv[i])); /* later options win in lodge run */
@@ -229,8 +232,7 @@ static int cli_list_main(int argc, char **argv)
         }
         printf("%-24s %-8s %7lluM %4d  %s\n", cfg.name,
                bundle_running(cfg.name) ? "running" : "stopped",
-               (unsigned long long)(cfg.mem >> 20), cfg.cpus,
-               bundle_firmware_name(cfg.firmware));
+               (unsigned long long)(cfg.mem >> 20), cfg.cpus, bundle_firmware_name(cfg.firmware));
         bundle_config_clear(&cfg);
     }
     g_strfreev(names);

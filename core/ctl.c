@@ -29,11 +29,16 @@ static const struct {
     const char *name;
     enum ctl_cmd cmd;
 } ctl_cmds[] = {
-    {"status", CTL_CMD_STATUS},         {"pause", CTL_CMD_PAUSE},
-    {"resume", CTL_CMD_RESUME},         {"powerdown", CTL_CMD_POWERDOWN},
-    {"reset", CTL_CMD_RESET},           {"quit", CTL_CMD_QUIT},
-    {"screendump", CTL_CMD_SCREENDUMP}, {"send-keys", CTL_CMD_SEND_KEYS},
-    {"display-attach", CTL_CMD_DISPLAY_ATTACH}, {"input", CTL_CMD_INPUT},
+    {"status", CTL_CMD_STATUS},
+    {"pause", CTL_CMD_PAUSE},
+    {"resume", CTL_CMD_RESUME},
+    {"powerdown", CTL_CMD_POWERDOWN},
+    {"reset", CTL_CMD_RESET},
+    {"quit", CTL_CMD_QUIT},
+    {"screendump", CTL_CMD_SCREENDUMP},
+    {"send-keys", CTL_CMD_SEND_KEYS},
+    {"display-attach", CTL_CMD_DISPLAY_ATTACH},
+    {"input", CTL_CMD_INPUT},
 };
 
 void ctl_request_clear(struct ctl_request *req)
@@ -43,7 +48,8 @@ void ctl_request_clear(struct ctl_request *req)
     memset(req, 0, sizeof(*req));
 }
 
-static int ctl_bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int ctl_bad(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int ctl_bad(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -220,7 +226,7 @@ struct ctl_client {
     struct ctl_server *srv;
     int fd;
     GSource *src;
-    GString *in;               /* bytes up to the next newline */
+    GString *in; /* bytes up to the next newline */
 };
 
 struct ctl_server {
@@ -233,8 +239,8 @@ struct ctl_server {
     GSource *listen_src;
     pthread_t thread;
     bool started;
-    bool quit;                 /* read on the server thread, set under lock */
-    pthread_mutex_t lock;      /* clients[] and writes to client sockets */
+    bool quit;            /* read on the server thread, set under lock */
+    pthread_mutex_t lock; /* clients[] and writes to client sockets */
     struct ctl_client *clients[CTL_MAX_CLIENTS];
 };
 
@@ -417,8 +423,8 @@ static void ctl_handle_line(struct ctl_client *cl, const char *line, size_t len)
     case CTL_CMD_RESUME:
         rc = req.cmd == CTL_CMD_PAUSE ? machine_pause(srv->m) : machine_resume(srv->m);
         if (rc < 0 && rc != -EALREADY) {
-            snprintf(msg, sizeof(msg), "%s failed: %s", req.cmd == CTL_CMD_PAUSE ? "pause" : "resume",
-                     strerror(-rc));
+            snprintf(msg, sizeof(msg), "%s failed: %s",
+                     req.cmd == CTL_CMD_PAUSE ? "pause" : "resume", strerror(-rc));
             error = msg;
         }
         if (!error) {

@@ -21,7 +21,7 @@
 
 #include "core/machine.h"
 
-#define CTL_MAX_LINE 65536   /* longer requests are refused and the client dropped */
+#define CTL_MAX_LINE 65536 /* longer requests are refused and the client dropped */
 #define CTL_MAX_KEYS 16
 #define CTL_NAME_MAX 64
 
@@ -43,13 +43,13 @@ enum ctl_cmd {
 
 struct ctl_request {
     enum ctl_cmd cmd;
-    char *id;                  /* the request's "id" as JSON text, or NULL */
-    bool force;                /* powerdown */
-    char *file;                /* screendump: absolute path */
-    int keys[CTL_MAX_KEYS];    /* send-keys: USB HID usages (ui/keymap.h) */
+    char *id;               /* the request's "id" as JSON text, or NULL */
+    bool force;             /* powerdown */
+    char *file;             /* screendump: absolute path */
+    int keys[CTL_MAX_KEYS]; /* send-keys: USB HID usages (ui/keymap.h) */
     int nkeys;
-    int key;                   /* input: USB HID usage */
-    bool down;                 /* input: press (true) or release */
+    int key;   /* input: USB HID usage */
+    bool down; /* input: press (true) or release */
 };
 
 /* Parse one request line. 0, or -EINVAL with a message in err (the id, when the line
@@ -66,9 +66,9 @@ bool ctl_name_valid(const char *name);
 int ctl_socket_path(const char *name, bool mkdir, char *out, size_t outlen);
 
 struct ctl_config {
-    const char *path;          /* socket path */
-    const char *name;          /* VM name for status, or NULL */
-    struct surface *surface;   /* for screendump/display-attach, or NULL */
+    const char *path;        /* socket path */
+    const char *name;        /* VM name for status, or NULL */
+    struct surface *surface; /* for screendump/display-attach, or NULL */
 };
 
 /* Listen on cfg->path (a stale socket is replaced; a live one is -EADDRINUSE) and serve

@@ -984,18 +984,12 @@ void machine_free(struct machine *m)
             g_source_unref(m->sig_src[i]);
         }
     }
-    /* Timers first: their callbacks reach into the devices. */
-    if (m->tq) {
-        timerq_free(m->tq);
-    }
-    for (int i = 0; i < m->nvcpus; i++) {
-        if (m->vcpus[i].acc) {
-            m->accel->vcpu_destroy(m->vcpus[i].acc);
-        }
-    }
-    if (m->vm) {
-        m->accel->vm_destroy(m->vm);
-    }
+    machine_pci_free(m); /* before the buses its BARs sit on */
+    machine_storage_free(m);
+    boot_firmware_free(m);
+    /* Devices before the timer queue (timer_free needs it, and waits for a running
+     * callback) and timer-driven devices before the interrupt controllers and vCPUs
+     * their callbacks reach. */
     if (m->uart) {
         uart_free(m->uart);
     }
@@ -1018,11 +1012,6 @@ void machine_free(struct machine *m)
         debugcon_free(m->debugcon);
     }
     chardev_free(m->debugcon_out);
-    for (int i = 0; i < m->nvcpus; i++) {
-        if (m->vcpus[i].lapic) {
-            lapic_free(m->vcpus[i].lapic);
-        }
-    }
     if (m->rtc) {
         rtc_free(m->rtc);
     }
@@ -1032,15 +1021,29 @@ void machine_free(struct machine *m)
     if (m->pit) {
         pit_free(m->pit);
     }
+    for (int i = 0; i < m->nvcpus; i++) {
+        if (m->vcpus[i].lapic) {
+            lapic_free(m->vcpus[i].lapic);
+            m->vcpus[i].lapic = NULL;
+        }
+    }
     if (m->ioapic) {
         ioapic_free(m->ioapic);
     }
     if (m->pic) {
         pic_free(m->pic);
     }
-    machine_pci_free(m); /* before the buses its BARs sit on */
-    machine_storage_free(m);
-    boot_firmware_free(m);
+    if (m->tq) {
+        timerq_free(m->tq);
+    }
+    for (int i = 0; i < m->nvcpus; i++) {
+        if (m->vcpus[i].acc) {
+            m->accel->vcpu_destroy(m->vcpus[i].acc);
+        }
+    }
+    if (m->vm) {
+        m->accel->vm_destroy(m->vm);
+    }
     chardev_free(m->serial); /* restores the terminal */
     if (m->pio) {
         bus_free(m->pio);

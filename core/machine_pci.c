@@ -36,7 +36,7 @@ struct machine_pci {
     struct mpci_port ports[MACHINE_PCI_MAX_PORTS];
     int nports;
     struct virtio_rng *rng;
-    struct machine_net *net; /* NICs (core/machine_net.c) */
+    struct machine_net *net;                  /* NICs (core/machine_net.c) */
     struct virtio_pci *funcs[MPCI_MAX_FUNCS]; /* every transport, for reset */
     int nfuncs;
 };

@@ -169,9 +169,9 @@ int machine_get_fb(struct machine *m, struct machine_fb *out)
 #define SI_LFB_HEIGHT 0x14
 #define SI_LFB_DEPTH 0x16
 #define SI_LFB_BASE 0x18
-#define SI_LFB_SIZE 0x1c     /* in 64 KiB units for VIDEO_TYPE_VLFB */
+#define SI_LFB_SIZE 0x1c /* in 64 KiB units for VIDEO_TYPE_VLFB */
 #define SI_LFB_LINELENGTH 0x24
-#define SI_RED_SIZE 0x26     /* then red_pos, green size/pos, blue, reserved */
+#define SI_RED_SIZE 0x26 /* then red_pos, green size/pos, blue, reserved */
 #define SI_CAPABILITIES 0x36
 #define SI_EXT_LFB_BASE 0x3a
 #define SI_SIZE 0x40

@@ -27,14 +27,14 @@ struct gui {
     GtkWidget *notebook;
     GtkListStore *store;
     GtkWidget *view;
-    char *lodge;               /* the lodge program next to us */
+    char *lodge; /* the lodge program next to us */
 };
 
 struct console_tab {
     struct gui *g;
     GtkWidget *area;
     char *name;
-    uint8_t *fb;               /* mapped framebuffer, read-only */
+    uint8_t *fb; /* mapped framebuffer, read-only */
     size_t size;
     int width, height, stride;
     guint timer;
@@ -89,8 +89,8 @@ static JsonParser *gui_ctl_call(const char *name, const char *request, int *fd_o
             char b[CMSG_SPACE(sizeof(int))];
             struct cmsghdr align;
         } cm;
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-                             .msg_controllen = sizeof(cm.b)};
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
         ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
         if (n <= 0) {
             goto out;
@@ -113,8 +113,8 @@ static JsonParser *gui_ctl_call(const char *name, const char *request, int *fd_o
             gboolean ok = json_parser_load_from_data(p, buf->str, nl - buf->str, NULL) &&
                           JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p));
             g_string_erase(buf, 0, nl - buf->str + 1);
-            if (ok && !json_object_has_member(json_node_get_object(json_parser_get_root(p)),
-                                              "event")) {
+            if (ok &&
+                !json_object_has_member(json_node_get_object(json_parser_get_root(p)), "event")) {
                 goto out;
             }
             g_object_unref(p);
@@ -215,8 +215,8 @@ static char *gui_selected(struct gui *g)
 
 static void gui_error(struct gui *g, const char *text)
 {
-    GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(g->win), GTK_DIALOG_MODAL,
-                                          GTK_MESSAGE_ERROR, GTK_BUTTONS_CLOSE, "%s", text);
+    GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(g->win), GTK_DIALOG_MODAL, GTK_MESSAGE_ERROR,
+                                          GTK_BUTTONS_CLOSE, "%s", text);
     gtk_dialog_run(GTK_DIALOG(d));
     gtk_widget_destroy(d);
 }
@@ -347,27 +347,25 @@ static void gui_on_new(GtkButton *b, gpointer opaque)
     gtk_grid_set_column_spacing(grid, 12);
     gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
     GtkWidget *name = gui_form_row(grid, 0, "Name", gtk_entry_new());
-    GtkWidget *mem = gui_form_row(grid, 1, "Memory (MiB)",
-                                  gtk_spin_button_new_with_range(32, 65536, 64));
+    GtkWidget *mem =
+        gui_form_row(grid, 1, "Memory (MiB)", gtk_spin_button_new_with_range(32, 65536, 64));
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(mem), 1024);
     GtkWidget *cpus = gui_form_row(grid, 2, "CPUs", gtk_spin_button_new_with_range(1, 64, 1));
-    GtkWidget *disk = gui_form_row(grid, 3, "Disk (GiB, 0 = none)",
-                                   gtk_spin_button_new_with_range(0, 4096, 1));
+    GtkWidget *disk =
+        gui_form_row(grid, 3, "Disk (GiB, 0 = none)", gtk_spin_button_new_with_range(0, 4096, 1));
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(disk), 20);
     GtkWidget *fw = gui_form_row(grid, 4, "Firmware", gtk_combo_box_text_new());
     gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(fw), "bios", "BIOS (SeaBIOS)");
     gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(fw), "uefi", "UEFI (OVMF)");
     gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(fw), "kernel", "Linux kernel (direct boot)");
     gtk_combo_box_set_active_id(GTK_COMBO_BOX(fw), "bios");
-    GtkWidget *iso = gui_form_row(grid, 5, "Installer ISO",
-                                  gtk_file_chooser_button_new("ISO image",
-                                                              GTK_FILE_CHOOSER_ACTION_OPEN));
-    GtkWidget *kernel = gui_form_row(grid, 6, "Kernel",
-                                     gtk_file_chooser_button_new("Kernel",
-                                                                 GTK_FILE_CHOOSER_ACTION_OPEN));
+    GtkWidget *iso =
+        gui_form_row(grid, 5, "Installer ISO",
+                     gtk_file_chooser_button_new("ISO image", GTK_FILE_CHOOSER_ACTION_OPEN));
+    GtkWidget *kernel = gui_form_row(
+        grid, 6, "Kernel", gtk_file_chooser_button_new("Kernel", GTK_FILE_CHOOSER_ACTION_OPEN));
     GtkWidget *append = gui_form_row(grid, 7, "Command line", gtk_entry_new());
-    gtk_container_add(GTK_CONTAINER(gtk_dialog_get_content_area(GTK_DIALOG(d))),
-                      GTK_WIDGET(grid));
+    gtk_container_add(GTK_CONTAINER(gtk_dialog_get_content_area(GTK_DIALOG(d))), GTK_WIDGET(grid));
     gtk_widget_show_all(d);
     while (gtk_dialog_run(GTK_DIALOG(d)) == GTK_RESPONSE_OK) {
         GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
@@ -375,12 +373,12 @@ static void gui_on_new(GtkButton *b, gpointer opaque)
         g_ptr_array_add(a, g_strdup(gtk_entry_get_text(GTK_ENTRY(name))));
         g_ptr_array_add(a, g_strdup_printf("--mem=%dM",
                                            gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(mem))));
-        g_ptr_array_add(a, g_strdup_printf("--cpus=%d",
-                                           gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(cpus))));
-        g_ptr_array_add(a, g_strdup_printf("--disk-size=%dG",
-                                           gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(disk))));
-        g_ptr_array_add(a, g_strdup_printf("--firmware=%s",
-                                           gtk_combo_box_get_active_id(GTK_COMBO_BOX(fw))));
+        g_ptr_array_add(a, g_strdup_printf("--cpus=%d", gtk_spin_button_get_value_as_int(
+                                                            GTK_SPIN_BUTTON(cpus))));
+        g_ptr_array_add(a, g_strdup_printf("--disk-size=%dG", gtk_spin_button_get_value_as_int(
+                                                                  GTK_SPIN_BUTTON(disk))));
+        g_ptr_array_add(
+            a, g_strdup_printf("--firmware=%s", gtk_combo_box_get_active_id(GTK_COMBO_BOX(fw))));
         char *f = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(iso));
         if (f) {
             g_ptr_array_add(a, g_strdup_printf("--iso=%s", f));
@@ -475,15 +473,15 @@ static void gui_on_settings(GtkButton *b, gpointer opaque)
     char *conf = g_build_filename(root, name, "vm.conf", NULL);
     GKeyFile *kf = g_key_file_new();
     g_key_file_load_from_file(kf, conf, G_KEY_FILE_KEEP_COMMENTS, NULL);
-    GtkWidget *d = gtk_dialog_new_with_buttons("Settings", GTK_WINDOW(g->win), GTK_DIALOG_MODAL,
-                                               "_Cancel", GTK_RESPONSE_CANCEL, "_Save",
-                                               GTK_RESPONSE_OK, NULL);
+    GtkWidget *d =
+        gtk_dialog_new_with_buttons("Settings", GTK_WINDOW(g->win), GTK_DIALOG_MODAL, "_Cancel",
+                                    GTK_RESPONSE_CANCEL, "_Save", GTK_RESPONSE_OK, NULL);
     GtkGrid *grid = GTK_GRID(gtk_grid_new());
     gtk_grid_set_row_spacing(grid, 6);
     gtk_grid_set_column_spacing(grid, 12);
     gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
-    GtkWidget *mem = gui_form_row(grid, 0, "Memory (MiB)",
-                                  gtk_spin_button_new_with_range(32, 65536, 64));
+    GtkWidget *mem =
+        gui_form_row(grid, 0, "Memory (MiB)", gtk_spin_button_new_with_range(32, 65536, 64));
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(mem),
                               (double)g_key_file_get_uint64(kf, "hardware", "memory-mib", NULL));
     GtkWidget *cpus = gui_form_row(grid, 1, "CPUs", gtk_spin_button_new_with_range(1, 64, 1));
@@ -493,8 +491,7 @@ static void gui_on_settings(GtkButton *b, gpointer opaque)
     char *cur = g_key_file_get_string(kf, "boot", "append", NULL);
     gtk_entry_set_text(GTK_ENTRY(append), cur ? cur : "");
     g_free(cur);
-    gtk_container_add(GTK_CONTAINER(gtk_dialog_get_content_area(GTK_DIALOG(d))),
-                      GTK_WIDGET(grid));
+    gtk_container_add(GTK_CONTAINER(gtk_dialog_get_content_area(GTK_DIALOG(d))), GTK_WIDGET(grid));
     gtk_widget_show_all(d);
     if (gtk_dialog_run(GTK_DIALOG(d)) == GTK_RESPONSE_OK) {
         g_key_file_set_uint64(kf, "hardware", "memory-mib",
@@ -528,9 +525,9 @@ static void gui_on_delete(GtkButton *b, gpointer opaque)
     if (!name) {
         return;
     }
-    GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(g->win), GTK_DIALOG_MODAL,
-                                          GTK_MESSAGE_QUESTION, GTK_BUTTONS_YES_NO,
-                                          "Delete %s with its disks?", name);
+    GtkWidget *d =
+        gtk_message_dialog_new(GTK_WINDOW(g->win), GTK_DIALOG_MODAL, GTK_MESSAGE_QUESTION,
+                               GTK_BUTTONS_YES_NO, "Delete %s with its disks?", name);
     if (gtk_dialog_run(GTK_DIALOG(d)) == GTK_RESPONSE_YES) {
         GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
         g_ptr_array_add(a, g_strdup("delete"));
@@ -577,10 +574,9 @@ static void gui_build(struct gui *g)
     g->view = gtk_tree_view_new_with_model(GTK_TREE_MODEL(g->store));
     static const char *titles[NCOLS] = {"Name", "State", "Memory", "CPUs", "Boot"};
     for (int i = 0; i < NCOLS; i++) {
-        gtk_tree_view_append_column(
-            GTK_TREE_VIEW(g->view),
-            gtk_tree_view_column_new_with_attributes(titles[i], gtk_cell_renderer_text_new(),
-                                                     "text", i, NULL));
+        gtk_tree_view_append_column(GTK_TREE_VIEW(g->view),
+                                    gtk_tree_view_column_new_with_attributes(
+                                        titles[i], gtk_cell_renderer_text_new(), "text", i, NULL));
     }
     GtkWidget *scroll = gtk_scrolled_window_new(NULL, NULL);
     gtk_container_add(GTK_CONTAINER(scroll), g->view);

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYMAP_MAX_BYTES 2   /* 0xE0 prefix + code */
+#define KEYMAP_MAX_BYTES 2 /* 0xE0 prefix + code */
 
 /* Set-1 bytes for a press or release of a USB usage; returns the byte count (0 when the
  * key has no set-1 code). */

@@ -28,11 +28,11 @@ struct sdl_console {
     char *name;
     pthread_t thread;
     atomic_bool quit;
-    atomic_int state;          /* enum machine_state for the title */
+    atomic_int state; /* enum machine_state for the title */
     atomic_bool title_dirty;
     pthread_mutex_t init_lock; /* the thread reports its SDL start-up result */
     pthread_cond_t init_cond;
-    int init_rc;               /* 1 while starting, then 0 or -errno */
+    int init_rc; /* 1 while starting, then 0 or -errno */
     char init_err[256];
 
     /* Console thread only. */
@@ -43,9 +43,9 @@ struct sdl_console {
     bool grabbed;
     bool fullscreen;
     bool integer_scale;
-    bool ctrl_down, alt_down;  /* left or right */
-    bool combo_used;           /* a Ctrl+Alt+key shortcut ran: no release on key up */
-    int close_requests;        /* 1: power button pressed, 2: forced off */
+    bool ctrl_down, alt_down; /* left or right */
+    bool combo_used;          /* a Ctrl+Alt+key shortcut ran: no release on key up */
+    int close_requests;       /* 1: power button pressed, 2: forced off */
 };
 
 static void console_update_title(struct sdl_console *c)
@@ -271,8 +271,7 @@ int sdl_console_new(struct machine *m, struct surface *s, const char *name,
     c->init_rc = 1;
     int rc = pthread_create(&c->thread, NULL, console_thread, c);
     if (rc != 0) {
-        snprintf(err, errlen, "--display sdl: cannot start the console thread: %s",
-                 strerror(rc));
+        snprintf(err, errlen, "--display sdl: cannot start the console thread: %s", strerror(rc));
         free(c->name);
         free(c);
         return -rc;

@@ -7,7 +7,8 @@
 int sdl_console_new(struct machine *m, struct surface *s, const char *name,
                     struct sdl_console **out, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "--display sdl: this lodge was built without SDL2 (install "
+    snprintf(err, errlen,
+             "--display sdl: this lodge was built without SDL2 (install "
              "libsdl2-dev and rebuild)");
     return -ENOTSUP;
 }

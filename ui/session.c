@@ -13,7 +13,7 @@
 
 struct ui_session {
     struct machine *m;
-    struct surface *surface;   /* over the guest framebuffer, or NULL */
+    struct surface *surface; /* over the guest framebuffer, or NULL */
     struct ctl_server *ctl;
     struct sdl_console *console;
 };

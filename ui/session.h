@@ -10,9 +10,9 @@ struct machine;
 struct ui_session;
 
 struct ui_session_config {
-    const char *name;          /* VM name (title, status), or NULL */
-    const char *ctl_path;      /* control socket path, or NULL for none */
-    bool display_sdl;          /* open the SDL console */
+    const char *name;     /* VM name (title, status), or NULL */
+    const char *ctl_path; /* control socket path, or NULL for none */
+    bool display_sdl;     /* open the SDL console */
 };
 
 /* Call after machine_new and before machine_run. 0 or -errno with err set. */

@@ -11,12 +11,12 @@
 #define SURFACE_MAX_LISTENERS 8
 
 struct surface {
-    pthread_mutex_t lock;          /* mode, damage and listeners */
+    pthread_mutex_t lock; /* mode, damage and listeners */
     struct surface_mode mode;
     uint8_t *data;
     int fd;
     size_t capacity;
-    bool owned;                    /* data and fd are ours to unmap/close */
+    bool owned; /* data and fd are ours to unmap/close */
     struct surface_rect damage[SURFACE_MAX_DAMAGE];
     int ndamage;
     struct surface_listener listeners[SURFACE_MAX_LISTENERS];
@@ -165,8 +165,7 @@ int surface_set_mode(struct surface *s, const struct surface_mode *mode)
 
 static bool surface_rects_touch(const struct surface_rect *a, const struct surface_rect *b)
 {
-    return a->x <= b->x + b->w && b->x <= a->x + a->w && a->y <= b->y + b->h &&
-           b->y <= a->y + a->h;
+    return a->x <= b->x + b->w && b->x <= a->x + a->w && a->y <= b->y + b->h && b->y <= a->y + a->h;
 }
 
 static struct surface_rect surface_rects_union(struct surface_rect a, struct surface_rect b)

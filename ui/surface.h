@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SURFACE_FORMAT_XRGB8888 1   /* little-endian 32-bit pixels: B, G, R, X bytes */
-#define SURFACE_MAX_DAMAGE 16       /* rectangles kept before they collapse into one */
+#define SURFACE_FORMAT_XRGB8888 1 /* little-endian 32-bit pixels: B, G, R, X bytes */
+#define SURFACE_MAX_DAMAGE 16     /* rectangles kept before they collapse into one */
 #define SURFACE_MAX_DIM 8192
 
 struct surface_rect {
@@ -21,9 +21,9 @@ struct surface_rect {
 };
 
 struct surface_mode {
-    uint32_t format;   /* SURFACE_FORMAT_* */
+    uint32_t format; /* SURFACE_FORMAT_* */
     uint32_t width, height;
-    uint32_t stride;   /* bytes per line */
+    uint32_t stride; /* bytes per line */
 };
 
 struct surface_listener {

@@ -433,7 +433,7 @@ static void set_cf_of(struct cpu *cpu, bool cf, bool of)
 
 /* op: 0 ROL 1 ROR 2 RCL 3 RCR 4 SHL 5 SHR 6 SAL 7 SAR; arg: masked count (nonzero). */
 static inline __attribute__((always_inline)) uint64_t
-shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
+shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op, bool noflags)
 {
     unsigned bits = size * 8;
     uint64_t mask = alu_mask(size);
@@ -444,13 +444,17 @@ shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
     case 0: {
         unsigned c = (unsigned)(cnt % bits);
         r = c ? ((a << c) | (a >> (bits - c))) & mask : a;
-        set_cf_of(cpu, r & 1, ((r & msb) != 0) ^ (r & 1));
+        if (!noflags) {
+            set_cf_of(cpu, r & 1, ((r & msb) != 0) ^ (r & 1));
+        }
         return r;
     }
     case 1: {
         unsigned c = (unsigned)(cnt % bits);
         r = c ? ((a >> c) | (a << (bits - c))) & mask : a;
-        set_cf_of(cpu, (r & msb) != 0, ((r & msb) != 0) ^ ((r & (msb >> 1)) != 0));
+        if (!noflags) {
+            set_cf_of(cpu, (r & msb) != 0, ((r & msb) != 0) ^ ((r & (msb >> 1)) != 0));
+        }
         return r;
     }
     case 2: {
@@ -462,7 +466,9 @@ shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
             r = ((r << 1) | cf) & mask;
             cf = n;
         }
-        set_cf_of(cpu, cf, ((r & msb) != 0) ^ cf);
+        if (!noflags) {
+            set_cf_of(cpu, cf, ((r & msb) != 0) ^ cf);
+        }
         return r;
     }
     case 3: {
@@ -474,7 +480,9 @@ shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
             r = (r >> 1) | (cf ? msb : 0);
             cf = n;
         }
-        set_cf_of(cpu, cf, ((r & msb) != 0) ^ ((r & (msb >> 1)) != 0));
+        if (!noflags) {
+            set_cf_of(cpu, cf, ((r & msb) != 0) ^ ((r & (msb >> 1)) != 0));
+        }
         return r;
     }
     case 5:
@@ -504,7 +512,7 @@ shift_fn(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
 
 static uint64_t shift_fn_any(struct cpu *cpu, uint64_t a, uint64_t cnt, unsigned size, unsigned op)
 {
-    return shift_fn(cpu, a, cnt, size, op);
+    return shift_fn(cpu, a, cnt, size, op, false);
 }
 
 static inline __attribute__((always_inline)) void shift_op(struct cpu *cpu,
@@ -533,7 +541,10 @@ static inline __attribute__((always_inline)) void shift_op(struct cpu *cpu,
     }
     if (in->mod == 3) {
         uint64_t a = cpu_get_reg(cpu, in->rm, size, insn_rex(in));
-        cpu_set_reg(cpu, in->rm, size, insn_rex(in), shift_fn(cpu, a, cnt, size, op));
+        /* Flags the next instruction overwrites are not computed (not while single-stepping,
+         * where #DB pushes them). */
+        bool noflags = (in->flags & X86_F_NOFLAGS) && !(cpu->rflags & CPU_FL_TF);
+        cpu_set_reg(cpu, in->rm, size, insn_rex(in), shift_fn(cpu, a, cnt, size, op, noflags));
         return;
     }
     rm_rmw(cpu, in, size, cnt, op, shift_fn_any);

@@ -20,7 +20,7 @@
  *   cache and the mode bits). After changing CR0, EFER, RFLAGS.VM or CPL call
  *   cpu_update_mode().
  * - Arithmetic flags are lazy: read RFLAGS only through cpu_get_rflags()/cpu_get_cf() etc.,
- *   write through cpu_set_rflags() or cpu_set_flags_direct().
+ *   write through cpu_set_rflags(), or cpu_flags_sync() and then edit cpu->rflags.
  */
 #ifndef LODGE_CORE_CPU_CPU_H
 #define LODGE_CORE_CPU_CPU_H
@@ -269,6 +269,8 @@ enum { X86_MODE_16 = 0, X86_MODE_32 = 1, X86_MODE_64 = 2 };
 #define X86_F_END 0x10u    /* ends the block (branch, mode change, serialising) */
 #define X86_F_UD 0x20u     /* undefined/unsupported: the handler raises #UD */
 #define X86_F_NEAR 0x40u   /* near branch: changes only RIP (the next block may be chained) */
+#define X86_F_NOFLAGS 0x80u /* set by the block builder: the next instruction overwrites every
+                               arithmetic flag, so this one may skip computing them */
 
 /* x86_insn.simd: the mandatory prefix of SSE opcodes (in VEX.pp order). */
 enum { X86_SIMD_NONE = 0, X86_SIMD_66 = 1, X86_SIMD_F3 = 2, X86_SIMD_F2 = 3 };
@@ -542,6 +544,11 @@ void cpu_tcache_flush(struct cpu *cpu);
  * only one vCPU executes at a time (the soft engine's per-VM lock). 0 or -ENOSPC. */
 #define CPU_TCACHE_MAX_CPUS 64
 int cpu_tcache_share(struct cpu *cpu, struct cpu *owner);
+/* Guest RAM [pa, pa+len) was written by another thread (device DMA through host pointers):
+ * callable from any thread; the blocks translated from it are dropped before the vCPU runs
+ * its next block. Without this, code loaded by DMA into a page that once held other code
+ * would run stale translations. */
+void cpu_tcache_note_write(struct cpu *cpu, uint64_t pa, uint64_t len);
 /* Physical range [pa, pa+len) was written by someone else (DMA, loader, another vCPU):
  * drop the blocks translated from it. */
 void cpu_tcache_invalidate_phys(struct cpu *cpu, uint64_t pa, uint64_t len);

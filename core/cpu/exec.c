@@ -11,6 +11,7 @@
 #include "core/guestmem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -22,6 +23,7 @@
 #define PAGE_HASH_BITS 12
 #define PAGE_HASH_SIZE (1u << PAGE_HASH_BITS)
 #define ARENA_SIZE (48u << 20)
+#define DMA_QUEUE_LEN 64
 
 struct cpu_block {
     uint64_t phys;         /* physical address of the first byte */
@@ -61,6 +63,14 @@ struct cpu_tcache {
     uint64_t invalidations;
     struct cpu *cpus[CPU_TCACHE_MAX_CPUS]; /* vCPUs sharing this cache (their TLBs mark code) */
     int ncpus;
+    /* Writes by other threads (device DMA) queued for the vCPU to apply between blocks. */
+    pthread_mutex_t dma_lock;
+    int dma_pending;   /* atomic: the queue is not empty */
+    unsigned dma_n;    /* queued ranges */
+    bool dma_overflow; /* too many: flush everything */
+    struct {
+        uint64_t pa, len;
+    } dma_q[DMA_QUEUE_LEN];
 };
 
 static unsigned hash_phys(uint64_t pa, uint32_t key)
@@ -219,6 +229,48 @@ void cpu_tcache_invalidate_phys(struct cpu *cpu, uint64_t pa, uint64_t len)
     }
 }
 
+void cpu_tcache_note_write(struct cpu *cpu, uint64_t pa, uint64_t len)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    if (len == 0) {
+        return;
+    }
+    pthread_mutex_lock(&tc->dma_lock);
+    if (tc->dma_n < DMA_QUEUE_LEN) {
+        tc->dma_q[tc->dma_n].pa = pa;
+        tc->dma_q[tc->dma_n].len = len;
+        tc->dma_n++;
+    } else {
+        tc->dma_overflow = true;
+    }
+    __atomic_store_n(&tc->dma_pending, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&tc->dma_lock);
+}
+
+/* Apply queued foreign writes (between blocks, on the vCPU thread). */
+static void apply_noted_writes(struct cpu *cpu)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    struct {
+        uint64_t pa, len;
+    } q[DMA_QUEUE_LEN];
+    pthread_mutex_lock(&tc->dma_lock);
+    unsigned n = tc->dma_n;
+    bool overflow = tc->dma_overflow;
+    memcpy(q, tc->dma_q, n * sizeof(q[0]));
+    tc->dma_n = 0;
+    tc->dma_overflow = false;
+    __atomic_store_n(&tc->dma_pending, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&tc->dma_lock);
+    if (overflow) {
+        cpu_tcache_flush(cpu);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        cpu_tcache_invalidate_phys(cpu, q[i].pa, q[i].len);
+    }
+}
+
 /* ---- mode bits ---- */
 
 static void seg_cache(struct cpu *cpu, struct cpu_seg *s)
@@ -307,6 +359,7 @@ struct cpu *cpu_new(struct guestmem *mem, struct bus *pio, struct bus *mmio)
     }
     cpu->tcache->cpus[0] = cpu;
     cpu->tcache->ncpus = 1;
+    pthread_mutex_init(&cpu->tcache->dma_lock, NULL);
     cpu->mem = mem;
     cpu->pio = pio;
     cpu->mmio = mmio;
@@ -328,6 +381,7 @@ static void tcache_detach(struct cpu *cpu)
         }
     }
     if (tc->ncpus == 0) {
+        pthread_mutex_destroy(&tc->dma_lock);
         free(tc->arena);
         free(tc);
     }
@@ -496,6 +550,39 @@ static bool insn_chainable(const struct x86_insn *in)
     return !(in->flags & X86_F_END) || (in->flags & X86_F_NEAR);
 }
 
+/* A register-only instruction that sets all six arithmetic flags without reading any
+ * (ADD/OR/AND/SUB/XOR/CMP/TEST forms; it cannot fault, so no handler can observe the
+ * flags before it). */
+static bool full_flag_writer(const struct x86_insn *in)
+{
+    unsigned op = in->op;
+    if (in->flags & (X86_F_MEM | X86_F_UD)) {
+        return false;
+    }
+    if (op < 0x40) {
+        unsigned row = op >> 3, col = op & 7;
+        return col <= 5 && row != 2 && row != 3; /* not ADC/SBB, which read CF */
+    }
+    if (op == 0x80 || op == 0x81 || op == 0x83) {
+        return (in->reg & 7) != 2 && (in->reg & 7) != 3;
+    }
+    return op == 0x84 || op == 0x85 || op == 0xa8 || op == 0xa9;
+}
+
+/* Rotates define CF/OF piecewise (materialising the lazy flags); mark those whose flags
+ * are dead because the next instruction in the block overwrites them all. */
+static void mark_dead_flags(struct x86_insn *insn, unsigned n)
+{
+    for (unsigned k = 0; k + 1 < n; k++) {
+        unsigned op = insn[k].op;
+        bool rot =
+            (op == 0xc0 || op == 0xc1 || (op >= 0xd0 && op <= 0xd3)) && (insn[k].reg & 7) <= 3;
+        if (rot && full_flag_writer(&insn[k + 1])) {
+            insn[k].flags |= X86_F_NOFLAGS;
+        }
+    }
+}
+
 static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
                                      const uint8_t *host, struct scratch_block *scratch)
 {
@@ -563,6 +650,7 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     b->chain[0] = b->chain[1] = NULL;
     b->chain_rip[0] = b->chain_rip[1] = ~0ull;
     b->chainable = insn_chainable(&tmp[n - 1]);
+    mark_dead_flags(tmp, n);
     memcpy(b->insn, tmp, n * sizeof(struct x86_insn));
     unsigned h = hash_phys(pa, key);
     b->hash_next = tc->hash[h];
@@ -647,6 +735,10 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
             break;
         }
 
+        if (CPU_UNLIKELY(__atomic_load_n(&cpu->tcache->dma_pending, __ATOMIC_ACQUIRE))) {
+            apply_noted_writes(cpu);
+            prev = NULL;
+        }
         cpu->block_stop = false;
         struct cpu_block *b = NULL;
         if (prev && prev_gen != cpu->tcache->flushes) {

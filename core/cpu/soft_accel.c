@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define SOFT_SLICE_INSNS 200000u /* instructions per engine-lock hold */
+#define SOFT_SLICE_INSNS 20000u /* instructions per engine-lock hold (a few thousand blocks) */
 #define SOFT_IDLE_POLL_NS 10000000L /* safety re-check while halted (kicks wake us first) */
 
 struct soft_engine_lock {

@@ -100,7 +100,7 @@ struct vga_mode {
 void vga_get_mode(struct vga *v, struct vga_mode *out);
 
 /* Draw the screen into out (XRGB8888, stride width*4, at most max_pixels). Returns 0
- * with *w/*h set, or -ENOSPC / -ENODEV (display off). */
+ * with the size in w and h, or -ENOSPC / -ENODEV (display off). */
 int vga_render(struct vga *v, uint32_t *out, size_t max_pixels, uint32_t *w, uint32_t *h);
 /* Text-mode screen as rows of text ending in '\n' (CP437 above 0x7E shown as '?').
  * Returns the bytes written (NUL-terminated) or -ENODEV outside text mode. */

@@ -3,6 +3,7 @@
 #include "devices/pci/pci_dev.h"
 
 #include "core/log.h"
+#include "snapshot/vmstate.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -639,4 +640,116 @@ void pci_dev_bar_write(struct pci_dev *d, int bar, uint64_t off, uint64_t val, u
         return;
     }
     b->ops->write(b->opaque, off, val, size);
+}
+
+/* ---- saved state ------------------------------------------------------------------- */
+
+struct pci_dev_saved {
+    uint8_t config[PCI_CONFIG_SIZE];                                /* config space */
+    uint32_t msix_nvec;                                             /* MSI-X table size */
+    uint8_t msix_table[PCI_MSIX_MAX_VECTORS * PCI_MSIX_ENTRY_SIZE]; /* table entries */
+    uint64_t msix_pba[PCI_MSIX_MAX_VECTORS / 64];                   /* pending bits */
+    bool intx_level;                                                /* INTx request */
+};
+
+static int pci_dev_saved_post_load(void *scratch, int version_id)
+{
+    const struct pci_dev_saved *s = scratch;
+    return s->msix_nvec > PCI_MSIX_MAX_VECTORS ? -EINVAL : 0;
+}
+
+static const struct vmstate_field pci_dev_saved_fields[] = {
+    VMSTATE_BUF(struct pci_dev_saved, config),
+    VMSTATE_FIELD(struct pci_dev_saved, msix_nvec, VMSTATE_U32),
+    VMSTATE_BUF(struct pci_dev_saved, msix_table),
+    VMSTATE_ARRAY(struct pci_dev_saved, msix_pba, VMSTATE_U64, PCI_MSIX_MAX_VECTORS / 64),
+    VMSTATE_FIELD(struct pci_dev_saved, intx_level, VMSTATE_BOOL),
+    VMSTATE_END,
+};
+
+static const struct vmstate_desc pci_dev_saved_vmstate = {
+    .name = "pci_dev",
+    .version = 1,
+    .min_version = 1,
+    .struct_size = sizeof(struct pci_dev_saved),
+    .fields = pci_dev_saved_fields,
+    .post_load = pci_dev_saved_post_load,
+};
+
+int pci_dev_save(struct pci_dev *d, GByteArray *out)
+{
+    struct pci_dev_saved *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&d->lock);
+    memcpy(s->config, d->cfg.data, PCI_CONFIG_SIZE);
+    s->msix_nvec = d->msix_nvec;
+    if (d->msix_table) {
+        memcpy(s->msix_table, d->msix_table, (size_t)d->msix_nvec * PCI_MSIX_ENTRY_SIZE);
+        memcpy(s->msix_pba, d->msix_pba, ((d->msix_nvec + 63) / 64) * sizeof(uint64_t));
+    }
+    s->intx_level = d->intx_level;
+    pthread_mutex_unlock(&d->lock);
+    int rc = vmstate_save(&pci_dev_saved_vmstate, s, out);
+    free(s);
+    return rc;
+}
+
+int pci_dev_parse(struct pci_dev *d, const uint8_t *buf, size_t len, size_t *consumed,
+                  struct pci_dev_saved **out)
+{
+    struct pci_dev_saved *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    int rc = vmstate_load(&pci_dev_saved_vmstate, s, buf, len, consumed);
+    if (rc == 0) {
+        pthread_mutex_lock(&d->lock);
+        if (s->msix_nvec != d->msix_nvec) {
+            rc = -EINVAL;
+        }
+        /* Read-only bytes (IDs, capabilities) belong to the model, not the stream:
+         * a mismatch means the stream is for another device. STATUS.Interrupt is
+         * redone from intx_level. */
+        for (unsigned i = 0; i < PCI_CONFIG_SIZE && rc == 0; i++) {
+            uint8_t ro = (uint8_t) ~(d->cfg.wmask[i] | d->cfg.w1cmask[i]);
+            if (i == PCI_STATUS) {
+                ro &= (uint8_t)~PCI_STATUS_INTERRUPT;
+            }
+            if ((s->config[i] ^ d->cfg.data[i]) & ro) {
+                rc = -EINVAL;
+            }
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (rc < 0) {
+            log_warn(PCI_DEV_TAG, "saved PCI state is for another device; refused");
+        }
+    }
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void pci_dev_restore(struct pci_dev *d, struct pci_dev_saved *s)
+{
+    pthread_mutex_lock(&d->lock);
+    memcpy(d->cfg.data, s->config, PCI_CONFIG_SIZE);
+    if (d->msix_table) {
+        memcpy(d->msix_table, s->msix_table, (size_t)d->msix_nvec * PCI_MSIX_ENTRY_SIZE);
+        memcpy(d->msix_pba, s->msix_pba, ((d->msix_nvec + 63) / 64) * sizeof(uint64_t));
+    }
+    d->intx_level = s->intx_level;
+    pci_dev_update_mappings(d);
+    pci_dev_apply_intx(d);
+    pthread_mutex_unlock(&d->lock);
+    free(s);
+}
+
+void pci_dev_saved_free(struct pci_dev_saved *s)
+{
+    free(s);
 }

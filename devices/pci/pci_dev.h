@@ -30,6 +30,7 @@
 #include "devices/irq.h"
 #include "devices/pc/pci_host.h"
 
+#include <glib.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -160,6 +161,18 @@ int pci_dev_notify(struct pci_dev *d, unsigned vector);
 void pci_dev_set_intx(struct pci_dev *d, int level);
 /* Whether bus mastering (DMA) is on: devices must not touch guest RAM otherwise. */
 bool pci_dev_bus_master(struct pci_dev *d);
+
+/* Saved state: config space, MSI-X table and PBA, the INTx request. Loading is two
+ * steps so a device can check all of its sections before changing anything:
+ * pci_dev_parse() validates a section against this function (same IDs and
+ * read-only bytes, same MSI-X size) into a heap copy, pci_dev_restore() applies
+ * it (BAR mappings and the INTx line follow) and frees it. */
+struct pci_dev_saved;
+int pci_dev_save(struct pci_dev *d, GByteArray *out);
+int pci_dev_parse(struct pci_dev *d, const uint8_t *buf, size_t len, size_t *consumed,
+                  struct pci_dev_saved **out);
+void pci_dev_restore(struct pci_dev *d, struct pci_dev_saved *s);
+void pci_dev_saved_free(struct pci_dev_saved *s);
 
 /* The PIIX swizzle: GSI for INTx pin (1..4) of a device in slot. */
 int pci_dev_intx_gsi(int slot, int pin);

@@ -298,6 +298,7 @@ struct virtio_blk *virtio_blk_new(const struct guestmem *mem, const struct virti
         .config_read = blk_config_read,
         .queue_notify = blk_queue_notify,
         .reset = blk_reset,
+        .drain = blk_reset,
     };
     b->pool = g_thread_pool_new(blk_worker, NULL, BLK_WORKERS, FALSE, NULL);
     b->vp = virtio_pci_new(&b->ops, b, mem);

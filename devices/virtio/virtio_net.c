@@ -62,8 +62,7 @@ static void vnet_tx_csum(uint8_t *frame, size_t len, uint16_t start, uint16_t of
     if ((size_t)start + off + 2 > len) {
         return;
     }
-    frame[start + off] = 0;
-    frame[start + off + 1] = 0;
+    /* The field already holds the pseudo-header sum: it is part of the sum. */
     uint16_t c = (uint16_t)~net_checksum(frame + start, len - start, 0);
     frame[start + off] = (uint8_t)(c >> 8);
     frame[start + off + 1] = (uint8_t)c;

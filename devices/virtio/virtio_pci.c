@@ -2,6 +2,7 @@
 #include "devices/virtio/virtio_pci.h"
 
 #include "core/log.h"
+#include "snapshot/vmstate.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -530,6 +531,196 @@ struct pci_dev *virtio_pci_pci(struct virtio_pci *vp)
     return &vp->pci;
 }
 
+/* ---- saved state --------------------------------------------------------------------- */
+
+#define VPQ VIRTIO_PCI_MAX_QUEUES
+
+struct vp_saved {
+    uint64_t guest_features;     /* driver_feature */
+    uint32_t dfselect, gfselect; /* feature selects */
+    uint16_t msix_config;        /* config_msix_vector */
+    uint8_t status;              /* device_status */
+    uint8_t config_generation;   /* config_generation */
+    uint16_t queue_select;       /* queue_select */
+    uint8_t isr;                 /* ISR status */
+    uint16_t q_size[VPQ];        /* queue_size */
+    uint16_t q_vector[VPQ];      /* queue_msix_vector */
+    bool q_enabled[VPQ];         /* queue_enable */
+    uint64_t q_desc[VPQ];        /* queue_desc */
+    uint64_t q_avail[VPQ];       /* queue_driver */
+    uint64_t q_used[VPQ];        /* queue_device */
+    uint16_t q_last_avail[VPQ];  /* device's next avail slot */
+    uint16_t q_used_idx[VPQ];    /* device's used->idx */
+    uint16_t q_signalled[VPQ];   /* used_idx at the last interrupt */
+    bool q_signalled_valid[VPQ]; /* q_signalled means something */
+};
+
+static const struct vmstate_field vp_saved_fields[] = {
+    VMSTATE_FIELD(struct vp_saved, guest_features, VMSTATE_U64),
+    VMSTATE_FIELD(struct vp_saved, dfselect, VMSTATE_U32),
+    VMSTATE_FIELD(struct vp_saved, gfselect, VMSTATE_U32),
+    VMSTATE_FIELD(struct vp_saved, msix_config, VMSTATE_U16),
+    VMSTATE_FIELD(struct vp_saved, status, VMSTATE_U8),
+    VMSTATE_FIELD(struct vp_saved, config_generation, VMSTATE_U8),
+    VMSTATE_FIELD(struct vp_saved, queue_select, VMSTATE_U16),
+    VMSTATE_FIELD(struct vp_saved, isr, VMSTATE_U8),
+    VMSTATE_ARRAY(struct vp_saved, q_size, VMSTATE_U16, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_vector, VMSTATE_U16, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_enabled, VMSTATE_BOOL, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_desc, VMSTATE_U64, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_avail, VMSTATE_U64, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_used, VMSTATE_U64, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_last_avail, VMSTATE_U16, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_used_idx, VMSTATE_U16, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_signalled, VMSTATE_U16, VPQ),
+    VMSTATE_ARRAY(struct vp_saved, q_signalled_valid, VMSTATE_BOOL, VPQ),
+    VMSTATE_END,
+};
+
+static const struct vmstate_desc vp_saved_vmstate = {
+    .name = "virtio_pci",
+    .version = 1,
+    .min_version = 1,
+    .struct_size = sizeof(struct vp_saved),
+    .fields = vp_saved_fields,
+};
+
+static int vp_save(void *opaque, GByteArray *out)
+{
+    struct virtio_pci *vp = opaque;
+    if (vp->ops->drain) {
+        vp->ops->drain(vp->dev); /* no request may be half done in the image */
+    }
+    int rc = pci_dev_save(&vp->pci, out);
+    if (rc < 0) {
+        return rc;
+    }
+    struct vp_saved *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&vp->lock);
+    s->guest_features = vp->guest_features;
+    s->dfselect = vp->dfselect;
+    s->gfselect = vp->gfselect;
+    s->msix_config = vp->msix_config;
+    s->status = vp->status;
+    s->config_generation = vp->config_generation;
+    s->queue_select = vp->queue_select;
+    s->isr = vp->isr;
+    for (unsigned i = 0; i < VPQ; i++) {
+        const struct vp_queue *q = &vp->q[i];
+        s->q_size[i] = q->size;
+        s->q_vector[i] = q->vector;
+        s->q_enabled[i] = q->enabled;
+        s->q_desc[i] = q->desc;
+        s->q_avail[i] = q->avail;
+        s->q_used[i] = q->used;
+        s->q_last_avail[i] = q->vq.last_avail;
+        s->q_used_idx[i] = q->vq.used_idx;
+        s->q_signalled[i] = q->vq.signalled_used;
+        s->q_signalled_valid[i] = q->vq.signalled_valid;
+    }
+    pthread_mutex_unlock(&vp->lock);
+    rc = vmstate_save(&vp_saved_vmstate, s, out);
+    free(s);
+    return rc;
+}
+
+/* Installs a parsed transport section after checking it against the device model
+ * (queue sizes, vectors, ring addresses in RAM). Lock held; -EINVAL leaves vp as is. */
+static int vp_apply(struct virtio_pci *vp, const struct vp_saved *s)
+{
+    if ((s->guest_features & ~vp->host_features) ||
+        (s->msix_config >= vp->nvec && s->msix_config != VIRTIO_PCI_NO_VECTOR)) {
+        return -EINVAL;
+    }
+    struct vp_queue *nq = calloc(VPQ, sizeof(*nq));
+    if (!nq) {
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < VPQ; i++) {
+        struct vp_queue *q = &nq[i];
+        bool exists = i < vp->ops->num_queues;
+        q->size = s->q_size[i];
+        q->vector = s->q_vector[i];
+        q->desc = s->q_desc[i];
+        q->avail = s->q_avail[i];
+        q->used = s->q_used[i];
+        if ((!exists && (s->q_enabled[i] || q->size)) ||
+            (q->vector >= vp->nvec && q->vector != VIRTIO_PCI_NO_VECTOR)) {
+            free(nq);
+            return -EINVAL;
+        }
+        if (!s->q_enabled[i]) {
+            continue;
+        }
+        struct vp_queue saved = vp->q[i];
+        vp->q[i] = *q;
+        int rc = vp_queue_enable(vp, i); /* the same checks as a guest's queue_enable */
+        *q = vp->q[i];
+        vp->q[i] = saved;
+        if (rc < 0) {
+            free(nq);
+            return -EINVAL;
+        }
+        q->vq.last_avail = s->q_last_avail[i];
+        q->vq.used_idx = s->q_used_idx[i];
+        q->vq.signalled_used = s->q_signalled[i];
+        q->vq.signalled_valid = s->q_signalled_valid[i];
+    }
+    vp->guest_features = s->guest_features;
+    vp->dfselect = s->dfselect;
+    vp->gfselect = s->gfselect;
+    vp->msix_config = s->msix_config;
+    vp->status = s->status;
+    vp->config_generation = s->config_generation;
+    vp->queue_select = s->queue_select;
+    vp->isr = s->isr;
+    memcpy(vp->q, nq, sizeof(vp->q));
+    free(nq);
+    return 0;
+}
+
+static int vp_load(void *opaque, const uint8_t *buf, size_t len)
+{
+    struct virtio_pci *vp = opaque;
+    struct pci_dev_saved *ps = NULL;
+    size_t used = 0;
+    int rc = pci_dev_parse(&vp->pci, buf, len, &used, &ps);
+    if (rc < 0) {
+        return rc;
+    }
+    struct vp_saved *s = calloc(1, sizeof(*s));
+    if (!s) {
+        pci_dev_saved_free(ps);
+        return -ENOMEM;
+    }
+    rc = vmstate_load(&vp_saved_vmstate, s, buf + used, len - used, NULL);
+    if (rc == 0) {
+        if (vp->ops->drain) {
+            vp->ops->drain(vp->dev);
+        }
+        pthread_mutex_lock(&vp->lock);
+        /* The negotiated features decide EVENT_IDX for the rings: apply them first. */
+        uint64_t old = vp->guest_features;
+        vp->guest_features = s->guest_features;
+        rc = vp_apply(vp, s);
+        if (rc < 0) {
+            vp->guest_features = old;
+        }
+        pthread_mutex_unlock(&vp->lock);
+    }
+    free(s);
+    if (rc < 0) {
+        log_warn(VP_TAG, "%s: saved state refused", vp->ops->name);
+        pci_dev_saved_free(ps);
+        return rc;
+    }
+    pci_dev_restore(&vp->pci, ps);
+    return 0;
+}
+
 static void vp_system_reset(void *opaque)
 {
     struct virtio_pci *vp = opaque;
@@ -540,4 +731,6 @@ static void vp_system_reset(void *opaque)
 const struct device_ops virtio_pci_device_ops = {
     .name = "virtio-pci",
     .reset = vp_system_reset,
+    .save = vp_save,
+    .load = vp_load,
 };

@@ -109,6 +109,8 @@ struct virtio_dev_ops {
     /* Device reset (driver wrote 0 to device_status, or system reset): finish or
      * cancel in-flight work; after return the device must not touch the rings. */
     void (*reset)(void *dev);
+    /* Optional: wait until no request is in flight (before state is saved). */
+    void (*drain)(void *dev);
 };
 
 struct virtio_pci;
@@ -141,7 +143,11 @@ void virtio_pci_set_needs_reset(struct virtio_pci *vp, const char *why);
 uint64_t virtio_pci_main_read(struct virtio_pci *vp, uint64_t off, unsigned size);
 void virtio_pci_main_write(struct virtio_pci *vp, uint64_t off, uint64_t val, unsigned size);
 
-/* System reset of transport + device (dev = struct virtio_pci *). */
+/* System reset, save and load of transport + PCI function (dev = struct virtio_pci *).
+ * The stream holds the pci_dev section then the transport's (queue addresses and
+ * indices); device-type state (virtio-serial port open flags) is not in it yet. A
+ * stream whose rings lie outside RAM or that names queues/vectors the device does
+ * not have is refused without changing anything. */
 extern const struct device_ops virtio_pci_device_ops;
 
 #endif

@@ -26,8 +26,8 @@ fail() {
     failed=1
 }
 sock=$tmp/vm.sock
-"$lodge" run --accel soft --mem 256M --kernel "$LODGE_GUEST_KERNEL" \
-    --initrd "$LODGE_GUEST_INITRD" --append "console=ttyS0 console=tty0 lodge.shell=1" \
+"$lodge" run --accel soft --mem 512M --kernel "$LODGE_GUEST_KERNEL" \
+    --initrd "$LODGE_GUEST_INITRD" --append "console=tty0 console=ttyS0 lodge.shell=1" \
     --display none --ctl "$sock" --serial "file:$tmp/serial.log" </dev/null \
     >"$tmp/run.out" 2>&1 &
 pid=$!
@@ -38,7 +38,7 @@ for _ in $(seq 600); do
 done
 grep -q "LODGE-INIT-OK" "$tmp/serial.log" 2>/dev/null || {
     fail "guest did not reach init"
-    tail -20 "$tmp/serial.log" "$tmp/run.out"
+    tail -n 20 "$tmp/serial.log" "$tmp/run.out"
     exit 1
 }
 grep -q "vesafb: framebuffer at 0xfd000000" "$tmp/serial.log" ||

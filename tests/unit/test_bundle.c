@@ -46,13 +46,20 @@ static void test_root_follows_xdg(void)
 static void test_round_trip(void)
 {
     char err[512] = "";
-    struct bundle_config c = {.name = "alpha", .mem = 256ull << 20, .cpus = 2,
-                              .firmware = BUNDLE_FW_KERNEL, .kernel = "/boot/vmlinuz",
-                              .append = "console=ttyS0 quiet", .disk_size = 1ull << 30,
+    struct bundle_config c = {.name = "alpha",
+                              .mem = 256ull << 20,
+                              .cpus = 2,
+                              .firmware = BUNDLE_FW_KERNEL,
+                              .kernel = "/boot/vmlinuz",
+                              .append = "console=ttyS0 quiet",
+                              .disk_size = 1ull << 30,
                               .network = "none"};
     CU_ASSERT_EQUAL_FATAL(bundle_create(&c, err, sizeof(err)), 0);
-    struct bundle_config d = {.name = "beta", .mem = 64ull << 20, .cpus = 1,
-                              .firmware = BUNDLE_FW_BIOS, .iso = "/srv/debian.iso"};
+    struct bundle_config d = {.name = "beta",
+                              .mem = 64ull << 20,
+                              .cpus = 1,
+                              .firmware = BUNDLE_FW_BIOS,
+                              .iso = "/srv/debian.iso"};
     CU_ASSERT_EQUAL_FATAL(bundle_create(&d, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(bundle_create(&d, err, sizeof(err)), -EEXIST);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "beta"));
@@ -135,8 +142,10 @@ static void test_bad_configs(void)
     c.firmware = BUNDLE_FW_BIOS;
     CU_ASSERT_EQUAL_FATAL(bundle_create(&c, err, sizeof(err)), 0);
     char *conf = g_build_filename(dir, BUNDLE_CONF, NULL);
-    CU_ASSERT_TRUE(g_file_set_contents(conf, "[hardware]\nmemory-mib=64\n[disks]\n"
-                                       "disk0=../../../etc/shadow\n", -1, NULL));
+    CU_ASSERT_TRUE(g_file_set_contents(conf,
+                                       "[hardware]\nmemory-mib=64\n[disks]\n"
+                                       "disk0=../../../etc/shadow\n",
+                                       -1, NULL));
     struct bundle_config l;
     CU_ASSERT_EQUAL(bundle_load("ok", &l, err, sizeof(err)), -EINVAL);
     CU_ASSERT_TRUE(g_file_set_contents(conf, "not a key file\x01", -1, NULL));

@@ -912,6 +912,38 @@ static void test_external_interrupts(void)
     cpu->nmi_blocked = false;
 }
 
+static void test_mov_cr_dr(void)
+{
+    paging_setup();
+    /* mov dr0, rax; mov rbx, dr0; mov dr7, rcx; mov rdx, dr7; hlt */
+    LOAD(CODE, 0x0f, 0x23, 0xc0, 0x0f, 0x21, 0xc3, 0x0f, 0x23, 0xf9, 0x0f, 0x21, 0xfa, 0xf4);
+    cpu->r[CPU_RAX] = 0xffffffff81000000ull;
+    cpu->r[CPU_RCX] = 0;
+    CU_ASSERT_EQUAL(run_kernel(), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RBX], 0xffffffff81000000ull);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RDX], 0x400); /* DR7 bit 10 reads as 1 */
+    /* mov cr4, rax with a reserved bit (CR4.VMXE, not advertised): #GP(0). */
+    LOAD(CODE, 0x0f, 0x22, 0xe0, 0xf4);
+    cpu->r[CPU_RAX] = cpu->cr4 | (1ull << 13);
+    CU_ASSERT_EQUAL(run_kernel(), CPU_EXIT_EXCEPTION);
+    CU_ASSERT_EQUAL(cpu->exc_vector, X86_EXC_GP);
+    /* Clearing CR4.PAE in long mode: #GP(0). */
+    cpu->r[CPU_RAX] = cpu->cr4 & ~CPU_CR4_PAE;
+    CU_ASSERT_EQUAL(run_kernel(), CPU_EXIT_EXCEPTION);
+    CU_ASSERT_TRUE(cpu->cr4 & CPU_CR4_PAE);
+    /* CR8 takes 4 bits. */
+    LOAD(CODE, 0x44, 0x0f, 0x22, 0xc0, 0xf4); /* mov cr8, rax */
+    cpu->r[CPU_RAX] = 0x10;
+    CU_ASSERT_EQUAL(run_kernel(), CPU_EXIT_EXCEPTION);
+    cpu->r[CPU_RAX] = 0x9;
+    CU_ASSERT_EQUAL(run_kernel(), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->cr8, 0x9);
+    /* CR access at CPL 3: #GP(0). */
+    LOAD(UCODE, 0x0f, 0x20, 0xd8); /* mov rax, cr3 */
+    CU_ASSERT_EQUAL(run_user(1), CPU_EXIT_EXCEPTION);
+    CU_ASSERT_EQUAL(cpu->exc_vector, X86_EXC_GP);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -936,6 +968,7 @@ int main(void)
     CU_add_test(s, "paging_32_and_pae", test_paging_32_and_pae);
     CU_add_test(s, "v86_round_trip", test_v86_round_trip);
     CU_add_test(s, "external_interrupts", test_external_interrupts);
+    CU_add_test(s, "mov_cr_dr", test_mov_cr_dr);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

@@ -42,8 +42,7 @@ static void test_id_echoed(void)
     CU_ASSERT_EQUAL(parse("{\"cmd\":\"status\",\"id\":42}", &req, err, sizeof(err)), 0);
     CU_ASSERT_STRING_EQUAL(req.id, "42");
     ctl_request_clear(&req);
-    CU_ASSERT_EQUAL(parse("{\"id\":\"a\\\"b\",\"cmd\":\"nope\"}", &req, err, sizeof(err)),
-                    -EINVAL);
+    CU_ASSERT_EQUAL(parse("{\"id\":\"a\\\"b\",\"cmd\":\"nope\"}", &req, err, sizeof(err)), -EINVAL);
     /* The id survives an error so the error reply can carry it. */
     CU_ASSERT_STRING_EQUAL(req.id, "\"a\\\"b\"");
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown command 'nope'"));
@@ -109,8 +108,8 @@ static void test_powerdown_and_screendump_args(void)
     CU_ASSERT_EQUAL(parse("{\"cmd\":\"powerdown\",\"force\":\"yes\"}", &req, err, sizeof(err)),
                     -EINVAL);
     ctl_request_clear(&req);
-    CU_ASSERT_EQUAL(parse("{\"cmd\":\"screendump\",\"file\":\"/tmp/x.png\"}", &req, err,
-                          sizeof(err)), 0);
+    CU_ASSERT_EQUAL(
+        parse("{\"cmd\":\"screendump\",\"file\":\"/tmp/x.png\"}", &req, err, sizeof(err)), 0);
     CU_ASSERT_STRING_EQUAL(req.file, "/tmp/x.png");
     ctl_request_clear(&req);
     /* Relative paths would land in the VM process's directory: refused. */
@@ -125,30 +124,34 @@ static void test_send_keys(void)
 {
     struct ctl_request req;
     char err[256];
-    CU_ASSERT_EQUAL(parse("{\"cmd\":\"send-keys\",\"keys\":\"ctrl-alt-delete\"}", &req, err,
-                          sizeof(err)), 0);
+    CU_ASSERT_EQUAL(
+        parse("{\"cmd\":\"send-keys\",\"keys\":\"ctrl-alt-delete\"}", &req, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(req.nkeys, 3);
     CU_ASSERT_EQUAL(req.keys[0], 0xe0);
     CU_ASSERT_EQUAL(req.keys[1], 0xe2);
     CU_ASSERT_EQUAL(req.keys[2], 0x4c);
     ctl_request_clear(&req);
-    CU_ASSERT_EQUAL(parse("{\"cmd\":\"send-keys\",\"keys\":\"ctrl-frobnicate\"}", &req, err,
-                          sizeof(err)), -EINVAL);
+    CU_ASSERT_EQUAL(
+        parse("{\"cmd\":\"send-keys\",\"keys\":\"ctrl-frobnicate\"}", &req, err, sizeof(err)),
+        -EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "frobnicate"));
     ctl_request_clear(&req);
     CU_ASSERT_EQUAL(parse("{\"cmd\":\"send-keys\",\"keys\":\"\"}", &req, err, sizeof(err)),
                     -EINVAL);
     ctl_request_clear(&req);
     CU_ASSERT_EQUAL(parse("{\"cmd\":\"send-keys\",\"keys\":\"a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a\"}",
-                          &req, err, sizeof(err)), -EINVAL);
+                          &req, err, sizeof(err)),
+                    -EINVAL);
     ctl_request_clear(&req);
-    CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"key\",\"key\":\"a\",\"down\":true}",
-                          &req, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"key\",\"key\":\"a\",\"down\":true}", &req,
+                          err, sizeof(err)),
+                    0);
     CU_ASSERT_EQUAL(req.key, 0x04);
     CU_ASSERT_TRUE(req.down);
     ctl_request_clear(&req);
-    CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"key\",\"key\":\"a\"}", &req, err,
-                          sizeof(err)), -EINVAL);
+    CU_ASSERT_EQUAL(
+        parse("{\"cmd\":\"input\",\"type\":\"key\",\"key\":\"a\"}", &req, err, sizeof(err)),
+        -EINVAL);
     ctl_request_clear(&req);
     CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"mouse\"}", &req, err, sizeof(err)),
                     -EINVAL);

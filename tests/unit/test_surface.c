@@ -7,12 +7,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static struct surface_rect R(uint32_t x, uint32_t y, uint32_t w, uint32_t h)
-{
+static struct surface_rect R(uint32_t x, uint32_t y, uint32_t w, uint32_t h) {
     return (struct surface_rect){x, y, w, h};
 }
 
-static void test_disjoint_kept(void)
+static void
+test_disjoint_kept(void)
 {
     struct surface_rect l[4];
     int n = 0;

@@ -36,7 +36,7 @@ S
 chmod +x /tmp/udhcpc.sh
 udhcpc -i eth0 -n -q -t 10 -T 2 -s /tmp/udhcpc.sh || { echo "LODGE-DHCP-FAIL"; exit 1; }
 if [ -n "$port" ]; then
-    if wget -q -T 20 -O /tmp/blob "http://10.0.2.2:$port/blob"; then
+    if timeout 40 wget -q -O /tmp/blob "http://10.0.2.2:$port/blob"; then
         echo "LODGE-WGET-SHA=$(sha256sum /tmp/blob | cut -d' ' -f1)"
     else
         echo "LODGE-WGET-FAILED"

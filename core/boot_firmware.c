@@ -12,6 +12,7 @@
 #include "devices/pc/fw_cfg.h"
 #include "devices/pc/pci_host.h"
 #include "devices/pc/piix.h"
+#include "devices/pc/rtc.h"
 
 #include <errno.h>
 #include <glib.h>
@@ -31,6 +32,8 @@
 #define BOOT_FW_PROT_ADDR 0x100000u
 /* Top of low RAM the initrd stays under: SeaBIOS/OVMF keep their tables there. */
 #define BOOT_FW_HIGH_RESERVE (1u << 20)
+/* CMOS byte SeaBIOS reads for the number of APs to wait for (QEMU sets it too). */
+#define BOOT_FW_CMOS_SMP_COUNT 0x5f
 
 struct boot_fw {
     struct fw_cfg *fc;   /* the fw_cfg device at 0x510 */
@@ -447,6 +450,10 @@ static void boot_fw_reset(void *dev)
 {
     struct boot_fw *fw = dev;
     fw->acpi_fresh = false;
+    /* After the RTC's reset (it comes earlier in the device list). */
+    if (fw->m->rtc) {
+        rtc_cmos_set(fw->m->rtc, BOOT_FW_CMOS_SMP_COUNT, (uint8_t)(fw->m->nvcpus - 1));
+    }
 }
 
 static const struct device_ops boot_fw_device_ops = {.name = "firmware", .reset = boot_fw_reset};

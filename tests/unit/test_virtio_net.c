@@ -290,6 +290,9 @@ static void test_rx_tiny_buffers(void)
     uint64_t b = vdrv_alloc(&f.d, 4);
     vdrv_desc(&f.d, VDRV_DESC, 0, b, 4, VIRTQ_DESC_F_WRITE, 0);
     vdrv_publish(&f.d, 0);
+    uint64_t b2 = vdrv_alloc(&f.d, 64);
+    vdrv_desc(&f.d, VDRV_DESC, 1, b2, 64, VIRTQ_DESC_F_WRITE, 0);
+    vdrv_publish(&f.d, 1);
     uint8_t frame[20] = {0};
     net_backend_deliver(&f.mb->be, frame, sizeof(frame));
     CU_ASSERT_TRUE(virtio_pci_status(f.vp) & VIRTIO_STATUS_NEEDS_RESET);

@@ -1,0 +1,61 @@
+#!/bin/bash
+# Run one guest-level system test kernel and compare its debug console transcript.
+#
+# usage: run.sh LODGE ENGINE TEST [KERNEL_DIR]
+#   LODGE       the lodge executable
+#   ENGINE      soft or kvm (passed to --accel)
+#   TEST        name: KERNEL_DIR/TEST.bin is the kernel, expected/TEST.txt (next to this
+#               script) the transcript it must print byte for byte
+#   KERNEL_DIR  where meson put the assembled kernels (default: this script's directory)
+# The kernel must end through --device test-exit with value 0x10 (exit status 33).
+# Exit 0 pass, 1 fail, 77 skip: kvm only, when /dev/kvm is unusable or the host's KVM
+# (a nested emulator here) reports an emulation failure / internal error. The soft
+# engine is never skipped.
+set -uo pipefail
+
+lodge=$1
+engine=$2
+name=$3
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${4:-$here}
+kernel="$dir/$name.bin"
+expected="$here/expected/$name.txt"
+cpus=1
+case "$name" in
+smp*) cpus=2 ;;
+esac
+
+if [ "$engine" = kvm ] && ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
+    echo "skipped: /dev/kvm is missing or not read-write for this user"
+    exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+timeout "${SYSTEST_TIMEOUT:-240}" "$lodge" run --accel "$engine" --mem 32M --cpus "$cpus" \
+    --serial none --kernel "$kernel" --debugcon "file:$tmp/out" --device test-exit \
+    </dev/null >"$tmp/stdout" 2>"$tmp/stderr"
+rc=$?
+touch "$tmp/out"
+if [ "$engine" = kvm ] && [ "$rc" = 1 ] &&
+    grep -qiE 'internal error|emulation failure' "$tmp/stderr"; then
+    echo "skipped: the host's KVM could not run this guest:"
+    grep -iE 'internal error|emulation failure' "$tmp/stderr" | head -3
+    echo "transcript so far:"
+    cat "$tmp/out"
+    exit 77
+fi
+failed=0
+if [ "$rc" != 33 ]; then
+    echo "FAIL $name on $engine: exit status $rc, expected 33 (test-exit 0x10)"
+    tail -20 "$tmp/stderr"
+    failed=1
+fi
+if ! diff -u "$expected" "$tmp/out"; then
+    echo "FAIL $name on $engine: transcript differs from $expected"
+    failed=1
+fi
+if [ "$failed" = 0 ]; then
+    echo "ok $name on $engine"
+fi
+exit "$failed"

@@ -368,7 +368,8 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
     if (optind < argc) {
         return cli_bad(argv[optind], "unexpected argument (see lodge run --help)");
     }
-    if (!a->kernel && !a->bios && !a->fw.kind && a->pci.ndrives > 0) {
+    if (!a->kernel && !a->bios && !a->fw.kind &&
+        (a->pci.ndrives > 0 || a->storage.ndrives > 0)) {
         a->fw.kind = BOOT_FW_BIOS;
     }
     if (a->fw.kind && a->bios) {

@@ -16,6 +16,13 @@ int cli_run_ui_parse(enum cli_run_ui_opt opt, const char *arg, struct cli_run_ui
 {
     switch (opt) {
     case CLI_RUN_UI_DISPLAY:
+        if (strcmp(arg, "sdl,integer-scale=on") == 0) {
+            ui->integer_scale = true;
+            arg = "sdl";
+        } else if (strcmp(arg, "sdl,integer-scale=off") == 0) {
+            ui->integer_scale = false;
+            arg = "sdl";
+        }
         if (strcmp(arg, "sdl") != 0 && strcmp(arg, "none") != 0) {
             fprintf(stderr, "lodge: --display: unknown display '%s' (use sdl or none)\n", arg);
             return -1;
@@ -72,7 +79,10 @@ int cli_run_ui_start(const struct cli_run_ui *ui, struct machine *m, struct ui_s
         }
         ctl = path;
     }
-    struct ui_session_config sc = {.name = ui->name, .ctl_path = ctl, .display_sdl = ui->sdl};
+    struct ui_session_config sc = {.name = ui->name,
+                                   .ctl_path = ctl,
+                                   .display_sdl = ui->sdl,
+                                   .integer_scale = ui->integer_scale};
     char err[512] = "";
     if (ui_session_start(m, &sc, out, err, sizeof(err)) < 0) {
         fprintf(stderr, "lodge: %s\n", err);

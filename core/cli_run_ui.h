@@ -20,10 +20,12 @@ struct cli_run_ui {
     const char *ctl;     /* --ctl PATH */
     const char *name;    /* --name NAME */
     bool sdl;            /* resolved */
+    bool integer_scale;  /* --display sdl,integer-scale=on */
 };
 
 #define CLI_RUN_UI_HELP                                                                            \
-    "  --display sdl|none  guest screen window (default sdl when $DISPLAY or\n"                    \
+    "  --display sdl[,integer-scale=on]|none\n"                                                    \
+    "                     guest screen window (default sdl when $DISPLAY or\n"                     \
     "                     $WAYLAND_DISPLAY is set, else none)\n"                                   \
     "  --name NAME        VM name: window title and control socket\n"                              \
     "                     $XDG_RUNTIME_DIR/lodge/NAME.sock\n"                                      \

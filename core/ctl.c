@@ -139,11 +139,17 @@ static int ctl_parse_args(JsonObject *o, struct ctl_request *req, char *err, siz
             return ctl_bad(err, errlen, "type: only \"key\" events are supported");
         }
         s = ctl_get_string(o, "key", &bad);
-        if (bad || !s) {
-            return ctl_bad(err, errlen, "key: needs a key name");
-        }
-        req->key = keymap_name_to_usb(s);
-        if (req->key < 0) {
+        JsonNode *ev = json_object_get_member(o, "evdev");
+        if (ev && !s && !bad) {
+            /* Hardware key codes from a GUI: layout-independent, like the SDL console. */
+            if (!JSON_NODE_HOLDS_VALUE(ev) || json_node_get_value_type(ev) != G_TYPE_INT64 ||
+                json_node_get_int(ev) < 0 || json_node_get_int(ev) > 0xffff ||
+                (req->key = keymap_evdev_to_usb((uint32_t)json_node_get_int(ev))) < 0) {
+                return ctl_bad(err, errlen, "evdev: not a known key code");
+            }
+        } else if (bad || !s) {
+            return ctl_bad(err, errlen, "key: needs a key name (or \"evdev\": CODE)");
+        } else if ((req->key = keymap_name_to_usb(s)) < 0) {
             return ctl_bad(err, errlen, "key: unknown key '%.32s'", s);
         }
         if (ctl_get_bool(o, "down", &req->down) <= 0) {

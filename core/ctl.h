@@ -6,7 +6,7 @@
  *   powerdown  {"force": bool}      false: ACPI power button; true: power off now
  *   screendump {"file": "/abs.png"} the screen as PNG, written by the VM process
  *   send-keys  {"keys": "ctrl-alt-delete"}  press in order, release in reverse
- *   input      {"type": "key", "key": "a", "down": bool}
+ *   input      {"type": "key", "key": "a" | "evdev": 30, "down": bool}
  *   display-attach  the reply carries the framebuffer memfd (SCM_RIGHTS) and its mode
  * Replies:   {"id": ..., "ok": true, "return": {...}} or {"id": ..., "ok": false,
  *             "error": "text"}

@@ -3,6 +3,7 @@
 #ifndef LODGE_UI_CONSOLE_H
 #define LODGE_UI_CONSOLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/machine.h"
@@ -10,8 +11,9 @@
 struct surface;
 struct sdl_console;
 
-/* 0, or -errno with err set (-ENOTSUP: built without SDL2; -ENODEV: no X/Wayland). */
-int sdl_console_new(struct machine *m, struct surface *s, const char *name,
+/* integer_scale: scale by whole multiples only (Ctrl+Alt+I toggles it later).
+ * 0, or -errno with err set (-ENOTSUP: built without SDL2; -ENODEV: no X/Wayland). */
+int sdl_console_new(struct machine *m, struct surface *s, const char *name, bool integer_scale,
                     struct sdl_console **out, char *err, size_t errlen);
 void sdl_console_free(struct sdl_console *c);
 /* Machine state changes (the title shows the state). Any thread. */

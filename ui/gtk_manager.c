@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <gio/gio.h>
+#include <glib-unix.h>
 #include <gtk/gtk.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -38,6 +39,8 @@ struct console_tab {
     size_t size;
     int width, height, stride;
     guint timer;
+    int input_fd;    /* control connection for key events, or -1 */
+    guint input_src; /* drains its replies */
 };
 
 static char *gui_root(void)
@@ -270,10 +273,55 @@ static gboolean console_tick(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+/* Replies to key events are not interesting, but must be read so the VM never waits. */
+static gboolean console_input_drain(gint fd, GIOCondition cond, gpointer opaque)
+{
+    struct console_tab *t = opaque;
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(t->input_fd);
+        t->input_fd = -1;
+        t->input_src = 0;
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* Hardware key codes (evdev + 8 on X11 and Wayland) keep the guest's own layout. */
+static gboolean console_key(GtkWidget *w, GdkEventKey *ev, gpointer opaque)
+{
+    struct console_tab *t = opaque;
+    if (t->input_fd < 0 || ev->hardware_keycode < 8) {
+        return FALSE;
+    }
+    char line[128];
+    int n = snprintf(line, sizeof(line),
+                     "{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":%u,"
+                     "\"down\":%s}\n",
+                     ev->hardware_keycode - 8u, ev->type == GDK_KEY_PRESS ? "true" : "false");
+    if (send(t->input_fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean console_click(GtkWidget *w, GdkEventButton *ev, gpointer opaque)
+{
+    gtk_widget_grab_focus(w);
+    return TRUE;
+}
+
 static void console_destroyed(GtkWidget *w, gpointer opaque)
 {
     struct console_tab *t = opaque;
     g_source_remove(t->timer);
+    if (t->input_src) {
+        g_source_remove(t->input_src);
+    }
+    if (t->input_fd >= 0) {
+        close(t->input_fd);
+    }
     if (t->fb) {
         munmap(t->fb, t->size);
     }
@@ -318,10 +366,22 @@ static void gui_open_console(struct gui *g, const char *name)
     g_signal_connect(t->area, "draw", G_CALLBACK(console_draw), t);
     g_signal_connect(t->area, "destroy", G_CALLBACK(console_destroyed), t);
     t->timer = g_timeout_add(GUI_FRAME_MS, console_tick, t);
+    t->input_fd = gui_ctl_connect(name);
+    if (t->input_fd >= 0) {
+        t->input_src =
+            g_unix_fd_add(t->input_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, console_input_drain, t);
+    }
+    gtk_widget_set_can_focus(t->area, TRUE);
+    gtk_widget_add_events(t->area,
+                          GDK_KEY_PRESS_MASK | GDK_KEY_RELEASE_MASK | GDK_BUTTON_PRESS_MASK);
+    g_signal_connect(t->area, "key-press-event", G_CALLBACK(console_key), t);
+    g_signal_connect(t->area, "key-release-event", G_CALLBACK(console_key), t);
+    g_signal_connect(t->area, "button-press-event", G_CALLBACK(console_click), t);
     GtkWidget *label = gtk_label_new(name);
     int page = gtk_notebook_append_page(GTK_NOTEBOOK(g->notebook), t->area, label);
     gtk_widget_show_all(g->notebook);
     gtk_notebook_set_current_page(GTK_NOTEBOOK(g->notebook), page);
+    gtk_widget_grab_focus(t->area);
 }
 
 /* ---- actions ----------------------------------------------------------------------------- */

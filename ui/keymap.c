@@ -184,3 +184,44 @@ int keymap_name_to_usb(const char *name)
     }
     return -ENOENT;
 }
+
+/* Linux evdev codes (input-event-codes.h) 1..88 equal their set-1 make codes; the
+ * extended keys above need the 0xE0 prefix. */
+static const struct {
+    uint16_t evdev;
+    uint16_t set1;
+} keymap_evdev_ext[] = {
+    {96, KEYMAP_E0 | 0x1c},  {97, KEYMAP_E0 | 0x1d},  {98, KEYMAP_E0 | 0x35},
+    {99, KEYMAP_E0 | 0x37},  {100, KEYMAP_E0 | 0x38}, {102, KEYMAP_E0 | 0x47},
+    {103, KEYMAP_E0 | 0x48}, {104, KEYMAP_E0 | 0x49}, {105, KEYMAP_E0 | 0x4b},
+    {106, KEYMAP_E0 | 0x4d}, {107, KEYMAP_E0 | 0x4f}, {108, KEYMAP_E0 | 0x50},
+    {109, KEYMAP_E0 | 0x51}, {110, KEYMAP_E0 | 0x52}, {111, KEYMAP_E0 | 0x53},
+    {125, KEYMAP_E0 | 0x5b}, {126, KEYMAP_E0 | 0x5c}, {127, KEYMAP_E0 | 0x5d},
+};
+
+int keymap_evdev_to_usb(uint32_t code)
+{
+    uint16_t set1 = 0;
+    if (code >= 1 && code <= 88) {
+        set1 = (uint16_t)code;
+    }
+    for (size_t i = 0; i < sizeof(keymap_evdev_ext) / sizeof(keymap_evdev_ext[0]); i++) {
+        if (keymap_evdev_ext[i].evdev == code) {
+            set1 = keymap_evdev_ext[i].set1;
+        }
+    }
+    if (!set1) {
+        return -ENOENT;
+    }
+    for (size_t u = 0; u < sizeof(keymap_main) / sizeof(keymap_main[0]); u++) {
+        if (keymap_main[u] == set1) {
+            return (int)u;
+        }
+    }
+    for (size_t u = 0; u < 8; u++) {
+        if (keymap_mods[u] == set1) {
+            return (int)(0xe0 + u);
+        }
+    }
+    return -ENOENT;
+}

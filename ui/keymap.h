@@ -17,5 +17,7 @@ int keymap_usb_to_set1(uint32_t usage, bool down, uint8_t out[KEYMAP_MAX_BYTES])
 /* A key name as QEMU's send-key takes them ("a", "ret", "ctrl", "alt", "delete", "f1",
  * "spc", ...), or -ENOENT. */
 int keymap_name_to_usb(const char *name);
+/* A Linux evdev key code (X11 and Wayland hardware keycodes are evdev + 8), or -ENOENT. */
+int keymap_evdev_to_usb(uint32_t code);
 
 #endif

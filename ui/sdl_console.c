@@ -207,6 +207,7 @@ static int console_open(struct sdl_console *c)
         snprintf(c->init_err, sizeof(c->init_err), "--display sdl: %s", SDL_GetError());
         return -ENODEV;
     }
+    SDL_RenderSetIntegerScale(c->ren, c->integer_scale ? SDL_TRUE : SDL_FALSE);
     console_update_title(c);
     return 0;
 }
@@ -254,7 +255,7 @@ static void *console_thread(void *opaque)
     return NULL;
 }
 
-int sdl_console_new(struct machine *m, struct surface *s, const char *name,
+int sdl_console_new(struct machine *m, struct surface *s, const char *name, bool integer_scale,
                     struct sdl_console **out, char *err, size_t errlen)
 {
     struct sdl_console *c = calloc(1, sizeof(*c));
@@ -265,6 +266,7 @@ int sdl_console_new(struct machine *m, struct surface *s, const char *name,
     c->m = m;
     c->surface = s;
     c->name = strdup(name ? name : "lodge");
+    c->integer_scale = integer_scale;
     atomic_store(&c->state, (int)machine_get_state(m));
     pthread_mutex_init(&c->init_lock, NULL);
     pthread_cond_init(&c->init_cond, NULL);

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-int sdl_console_new(struct machine *m, struct surface *s, const char *name,
+int sdl_console_new(struct machine *m, struct surface *s, const char *name, bool integer_scale,
                     struct sdl_console **out, char *err, size_t errlen)
 {
     snprintf(err, errlen,

@@ -56,7 +56,8 @@ int ui_session_start(struct machine *m, const struct ui_session_config *cfg,
         }
     }
     if (cfg->display_sdl && s->surface) {
-        rc = sdl_console_new(m, s->surface, cfg->name, &s->console, err, errlen);
+        rc =
+            sdl_console_new(m, s->surface, cfg->name, cfg->integer_scale, &s->console, err, errlen);
         if (rc < 0) {
             ui_session_stop(s);
             return rc;

@@ -13,6 +13,7 @@ struct ui_session_config {
     const char *name;     /* VM name (title, status), or NULL */
     const char *ctl_path; /* control socket path, or NULL for none */
     bool display_sdl;     /* open the SDL console */
+    bool integer_scale;   /* SDL console: whole-multiple scaling */
 };
 
 /* Call after machine_new and before machine_run. 0 or -errno with err set. */

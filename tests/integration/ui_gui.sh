@@ -78,6 +78,15 @@ green=$(count "#00FF00")
 [ "$blue" -gt 50000 ] || fail "console tab: $blue blue pixels"
 [ "$green" -gt 500 ] || fail "console tab: $green green pixels"
 
+# Keys typed into the console tab reach the guest (C: make code 0x2E -> grey square).
+xdotool windowfocus --sync "$win" 2>/dev/null || xdotool windowfocus "$win"
+xdotool key c
+sleep 1
+import -window "$win" "$tmp/key.png"
+hist=$(convert "$tmp/key.png" -format %c histogram:info:)
+grey=$(count "#2E2E2E")
+[ "$grey" -gt 500 ] || fail "console tab keys: $grey pixels of the key's grey"
+
 "$lodge" ctl guivm quit >/dev/null
 "$lodge" delete guivm --yes >/dev/null || fail "delete"
 if [ $failed = 0 ]; then

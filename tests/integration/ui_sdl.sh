@@ -77,6 +77,11 @@ sleep 0.5
 import -window "$win" "$tmp/wide.png"
 expect "letterbox bar" "srgb(0,0,0)" "$(convert "$tmp/wide.png" -format '%[pixel:p{20,400}]' info:)"
 expect "scaled blue" "srgb(0,0,255)" "$(convert "$tmp/wide.png" -format '%[pixel:p{600,700}]' info:)"
+xdotool windowsize "$win" 1270 1000
+sleep 0.5
+import -window "$win" "$tmp/big.png"
+expect "fractional scale fills the height" "srgb(255,0,0)" \
+    "$(convert "$tmp/big.png" -format '%[pixel:p{635,40}]' info:)"
 
 # Host keys reach the guest: the guest paints the make code of the last key (B: 0x30).
 xdotool windowsize "$win" 1024 768
@@ -93,11 +98,52 @@ case $(xdotool getwindowname "$win") in
 *) fail "title after pause: $(xdotool getwindowname "$win")" ;;
 esac
 "$lodge" ctl "$sock" resume >/dev/null
-"$lodge" ctl "$sock" quit >/dev/null
+
+# Closing the window presses the power button (this guest ignores it), and says so;
+# closing it again powers off.
+"$lodge" ctl "$sock" events >"$tmp/events" &
+evpid=$!
+sleep 0.3
+wmclose=$(dirname "$0")/ui_wm_close.py
+python3 "$wmclose" "$win" || fail "could not send WM_DELETE_WINDOW"
+sleep 0.5
+case $(xdotool getwindowname "$win") in
+*"power-off requested"*) ;;
+*) fail "title after one close: $(xdotool getwindowname "$win")" ;;
+esac
+"$lodge" ctl "$sock" status >/dev/null || fail "VM gone after the first close"
+python3 "$wmclose" "$win"
 wait "$pid"
 rc=$?
 pid=
-expect "exit status" 0 "$rc"
+expect "exit status after the second close" 0 "$rc"
+wait "$evpid"
+grep -q '^poweroff$' "$tmp/events" || fail "no poweroff event: $(cat "$tmp/events")"
+
+# Integer scaling: a 1270x1000 window shows the guest at 1:1, centred, instead of x1.24.
+"$lodge" run --kernel "$guest" --accel soft --serial none --name uiint \
+    --display sdl,integer-scale=on --ctl "$tmp/int.sock" >/dev/null 2>&1 &
+pid=$!
+win=
+for _ in $(seq 100); do
+    win=$(xdotool search --name '^uiint \[running\]' 2>/dev/null | head -1)
+    [ -n "$win" ] && break
+    sleep 0.05
+done
+if [ -n "$win" ]; then
+    xdotool windowsize "$win" 1270 1000
+    sleep 0.7
+    import -window "$win" "$tmp/int.png"
+    expect "integer scale: bar above" "srgb(0,0,0)" \
+        "$(convert "$tmp/int.png" -format '%[pixel:p{635,40}]' info:)"
+    expect "integer scale: 1:1 green square" "srgb(0,255,0)" \
+        "$(convert "$tmp/int.png" -format '%[pixel:p{255,248}]' info:)"
+else
+    fail "no uiint window"
+fi
+"$lodge" ctl "$tmp/int.sock" quit >/dev/null
+wait "$pid"
+pid=
 
 # --display none opens no window even with $DISPLAY set.
 "$lodge" run --kernel "$guest" --accel soft --serial none --display none --name uinone \

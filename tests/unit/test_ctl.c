@@ -156,6 +156,26 @@ static void test_send_keys(void)
     CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"mouse\"}", &req, err, sizeof(err)),
                     -EINVAL);
     ctl_request_clear(&req);
+    /* evdev 30 is KEY_A; 111 KEY_DELETE (extended); 84 has no PC key. */
+    static const struct {
+        const char *line;
+        int rc, key;
+    } ev[] = {
+        {"{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":30,\"down\":false}", 0, 0x04},
+        {"{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":111,\"down\":true}", 0, 0x4c},
+        {"{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":97,\"down\":true}", 0, 0xe4},
+        {"{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":84,\"down\":true}", -EINVAL, 0},
+        {"{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":-1,\"down\":true}", -EINVAL, 0},
+        {"{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":1e9,\"down\":true}", -EINVAL, 0},
+        {"{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":\"30\",\"down\":true}", -EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+        CU_ASSERT_EQUAL(parse(ev[i].line, &req, err, sizeof(err)), ev[i].rc);
+        if (ev[i].rc == 0) {
+            CU_ASSERT_EQUAL(req.key, ev[i].key);
+        }
+        ctl_request_clear(&req);
+    }
 }
 
 static void test_keymap_set1(void)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Firmware boot from the AHCI CD-ROM (joint proof with SeaBIOS): builds an El Torito
+# no-emulation ISO around eltorito.asm, boots it with `lodge run --cdrom` (SeaBIOS is picked
+# when only drives are given) and checks the boot image's markers on the debug port and its
+# test-exit status.   eltorito.sh LODGE ACCEL
+set -uo pipefail
+lodge=$1 accel=$2
+here=$(cd "$(dirname "$0")" && pwd)
+for tool in xorriso nasm; do
+    command -v $tool >/dev/null || { echo "SKIP: $tool missing (scripts/deps.sh)"; exit 77; }
+done
+[ -f /usr/share/seabios/bios.bin ] || { echo "SKIP: SeaBIOS missing"; exit 77; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/iso"
+nasm -f bin -o "$work/iso/boot.img" "$here/eltorito.asm" || exit 1
+printf 'not the boot image\n' > "$work/iso/readme.txt"
+xorriso -as mkisofs -quiet -V LODGEBOOT -b boot.img -no-emul-boot -boot-load-size 4 \
+    -o "$work/boot.iso" "$work/iso" >/dev/null 2>&1 || { echo "FAIL: xorriso"; exit 1; }
+timeout 300 "$lodge" run --accel "$accel" --mem 128M --serial none --cdrom "$work/boot.iso" \
+    --device test-exit --debugcon "file:$work/debug.log" </dev/null
+rc=$?
+echo "--- debug port ---"
+cat "$work/debug.log" 2>/dev/null
+echo "--- lodge exit status $rc ---"
+fail=0
+for m in LODGE-ELTORITO-BOOT-OK LODGE-CD-INT13-READ-OK; do
+    if grep -qF "$m" "$work/debug.log" 2>/dev/null; then
+        echo "ok: saw $m"
+    else
+        echo "FAIL: did not see $m"
+        fail=1
+    fi
+done
+if [ $rc -ne 33 ]; then
+    echo "FAIL: expected test-exit status 33, got $rc"
+    fail=1
+fi
+exit $fail

@@ -2,6 +2,7 @@
 #include "core/boot_firmware.h"
 
 #include "core/acpi.h"
+#include "core/boot_bios.h"
 #include "core/boot_linux.h"
 #include "core/bus.h"
 #include "core/log.h"
@@ -11,15 +12,19 @@
 #include "devices/pc/acpi_pm.h"
 #include "devices/pc/fw_cfg.h"
 #include "devices/pc/pci_host.h"
+#include "devices/pc/pflash.h"
 #include "devices/pc/piix.h"
 #include "devices/pc/rtc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define BOOT_FW_TAG "firmware"
 #define BOOT_FW_RSDP_LEN 36
@@ -39,6 +44,8 @@ struct boot_fw {
     struct fw_cfg *fc;   /* the fw_cfg device at 0x510 */
     struct piix *piix;   /* 00:01.0 ISA bridge, 00:01.3 PM */
     struct vga *vga;     /* 00:02.0 stdvga */
+    struct pflash *vars; /* UEFI variable store below OVMF_CODE, or NULL */
+    uint64_t vars_base;  /* its guest address */
     struct machine *m;
     bool acpi_fresh;     /* tables rebuilt for the current PM base since reset */
 };
@@ -151,25 +158,6 @@ int boot_firmware_load_image(enum boot_fw_kind kind, const char *path, uint8_t *
             snprintf(why, whylen, "SeaBIOS not found (%s): apt-get install seabios", p);
         }
         return -ENOENT;
-    }
-    if (kind == BOOT_FW_UEFI && !path) {
-        /* OVMF_VARS in front of OVMF_CODE, the layout of the unified OVMF.fd: one
-         * read-only image, so OVMF finds no writable flash and keeps its variables
-         * in RAM (EmuVariable) for the run. */
-        gchar *vars = NULL;
-        gsize vn = 0;
-        if (!g_file_get_contents(BOOT_FW_OVMF_VARS, &vars, &vn, NULL)) {
-            g_free(buf);
-            snprintf(why, whylen, "OVMF not found (%s): apt-get install ovmf", BOOT_FW_OVMF_VARS);
-            return -ENOENT;
-        }
-        gchar *all = g_malloc(vn + n);
-        memcpy(all, vars, vn);
-        memcpy(all + vn, buf, n);
-        g_free(vars);
-        g_free(buf);
-        buf = all;
-        n += vn;
     }
     *data = (uint8_t *)buf;
     *len = n;
@@ -389,6 +377,29 @@ int boot_firmware_add_kernel(struct fw_cfg *fc, const uint8_t *kernel, size_t ke
     setup[0x211] |= 0x80; /* CAN_USE_HEAP */
     boot_fw_put16(setup + 0x224, BOOT_FW_CMDLINE_ADDR - BOOT_FW_REAL_ADDR - 0x200);
     boot_fw_put32(setup + 0x228, BOOT_FW_CMDLINE_ADDR);
+    /* vga= is the boot loader's to honour (boot.rst "Special command line options"):
+     * the real-mode setup code then sets that mode through the VGA BIOS / VBE. */
+    const char *vga = strstr(cl, "vga=");
+    if (vga && (vga == cl || vga[-1] == ' ')) {
+        const char *val = vga + 4;
+        long mode = -1;
+        if (strncmp(val, "normal", 6) == 0) {
+            mode = 0xffff;
+        } else if (strncmp(val, "ext", 3) == 0) {
+            mode = 0xfffe;
+        } else if (strncmp(val, "ask", 3) == 0) {
+            mode = 0xfffd;
+        } else {
+            char *end = NULL;
+            mode = strtol(val, &end, 0);
+            if (end == val || (*end && *end != ' ') || mode < 0 || mode > 0xffff) {
+                mode = -1;
+            }
+        }
+        if (mode >= 0) {
+            boot_fw_put16(setup + 0x1fa, (uint16_t)mode);
+        }
+    }
     int rc = 0;
     if (initrd && initrd_size) {
         uint64_t max = h.initrd_addr_max ? h.initrd_addr_max : 0x37ffffffu;
@@ -450,6 +461,9 @@ static void boot_fw_reset(void *dev)
 {
     struct boot_fw *fw = dev;
     fw->acpi_fresh = false;
+    if (fw->vars) {
+        pflash_reset(fw->vars);
+    }
     /* After the RTC's reset (it comes earlier in the device list). */
     if (fw->m->rtc) {
         rtc_cmos_set(fw->m->rtc, BOOT_FW_CMOS_SMP_COUNT, (uint8_t)(fw->m->nvcpus - 1));
@@ -541,6 +555,60 @@ static int boot_fw_add_vga(struct boot_fw *fw)
     return rc;
 }
 
+/* The UEFI variable store: a CFI flash right below OVMF_CODE (QEMU's pflash unit 1
+ * place), filled from the per-VM NVRAM file (created from Debian's template when
+ * missing) or, without --uefi-vars, from the template for this run only. */
+static int boot_fw_add_vars(struct boot_fw *fw, struct machine_error *err)
+{
+    struct machine *m = fw->m;
+    const char *path = m->cfg.fw->vars[0] ? m->cfg.fw->vars : NULL;
+    gchar *data = NULL;
+    gsize len = 0;
+    int fd = -1;
+    if (path && g_file_get_contents(path, &data, &len, NULL)) {
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    } else if (g_file_get_contents(BOOT_FW_OVMF_VARS, &data, &len, NULL)) {
+        if (path) {
+            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd >= 0 && write(fd, data, len) != (ssize_t)len) {
+                close(fd);
+                fd = -1;
+            }
+        }
+    } else {
+        err->user = true;
+        snprintf(err->msg, sizeof(err->msg), "OVMF not found (%s): apt-get install ovmf",
+                 BOOT_FW_OVMF_VARS);
+        return -ENOENT;
+    }
+    if (path && fd < 0) {
+        g_free(data);
+        err->user = true;
+        snprintf(err->msg, sizeof(err->msg), "--uefi-vars %.400s: cannot open for writing", path);
+        return -EACCES;
+    }
+    fw->vars = pflash_new((const uint8_t *)data, len, fd);
+    g_free(data);
+    if (!fw->vars) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        err->user = true;
+        snprintf(err->msg, sizeof(err->msg), "%.400s: not a variable store (size %zu is not a "
+                 "multiple of 4 KiB)", path ? path : BOOT_FW_OVMF_VARS, (size_t)len);
+        return -EINVAL;
+    }
+    uint64_t code = boot_bios_rom_size(m->cfg.bios_size);
+    fw->vars_base = E820_4G - code - len;
+    int rc = bus_register(m->mmio, fw->vars_base, len, &pflash_bus_ops, fw->vars, "uefi-vars");
+    if (rc < 0) {
+        snprintf(err->msg, sizeof(err->msg), "machine: cannot place the UEFI variable store "
+                 "at 0x%llx", (unsigned long long)fw->vars_base);
+        return rc;
+    }
+    return 0;
+}
+
 int boot_firmware_vga_dump(struct machine *m)
 {
     struct boot_fw *fw = m->fw;
@@ -595,6 +663,12 @@ int boot_firmware_add_devices(struct machine *m, struct machine_error *err)
     }
     if (rc == 0) {
         rc = boot_fw_add_vga(fw);
+    }
+    if (rc == 0 && bc->kind == BOOT_FW_UEFI) {
+        rc = boot_fw_add_vars(fw, err);
+        if (rc < 0) {
+            return rc;
+        }
     }
     if (rc < 0) {
         snprintf(err->msg, sizeof(err->msg), "machine: cannot add the firmware devices: %s",
@@ -665,6 +739,7 @@ void boot_firmware_free(struct machine *m)
     fw_cfg_free(fw->fc);
     piix_free(fw->piix);
     vga_free(fw->vga);
+    pflash_free(fw->vars); /* its bus range goes with the bus, freed after us */
     free(fw);
     m->fw = NULL;
 }

@@ -16,8 +16,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define BUNDLE_OVMF_VARS "/usr/share/OVMF/OVMF_VARS.fd"
-
 char *bundle_root(void)
 {
     return g_build_filename(g_get_user_data_dir(), "lodge", "vms", NULL);
@@ -164,18 +162,6 @@ static int bundle_rm_rf(const char *path)
     return rc;
 }
 
-static int bundle_copy_file(const char *from, const char *to)
-{
-    gchar *data = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(from, &data, &len, NULL)) {
-        return -ENOENT;
-    }
-    int rc = g_file_set_contents(to, data, (gssize)len, NULL) ? 0 : -EIO;
-    g_free(data);
-    return rc;
-}
-
 int bundle_create(const struct bundle_config *cfg, char *err, size_t errlen)
 {
     int rc = bundle_check(cfg, err, errlen);
@@ -215,15 +201,6 @@ int bundle_create(const struct bundle_config *cfg, char *err, size_t errlen)
             bundle_rm_rf(dir);
             goto out;
         }
-    }
-    if (cfg->firmware == BUNDLE_FW_UEFI) {
-        /* Each VM keeps its own UEFI variables, starting from the packaged template. */
-        char *nv = g_build_filename(dir, BUNDLE_NVRAM, NULL);
-        if (bundle_copy_file(BUNDLE_OVMF_VARS, nv) < 0) {
-            fprintf(stderr, "lodge: note: %s missing (install ovmf); NVRAM starts empty\n",
-                    BUNDLE_OVMF_VARS);
-        }
-        g_free(nv);
     }
     rc = bundle_write_conf(&c, dir, err, errlen);
     if (rc < 0) {

@@ -1,5 +1,6 @@
 /* VM bundles: $XDG_DATA_HOME/lodge/vms/NAME/ holds vm.conf (a GKeyFile: hardware,
- * disks, boot, network), the disk images, the UEFI NVRAM and logs/. */
+ * disks, boot, network), the disk images, the UEFI NVRAM (nvram.fd, created by lodge run
+ * on the first UEFI start) and logs/. */
 #ifndef LODGE_CORE_BUNDLE_H
 #define LODGE_CORE_BUNDLE_H
 
@@ -15,7 +16,7 @@
 
 enum bundle_firmware {
     BUNDLE_FW_BIOS,   /* SeaBIOS */
-    BUNDLE_FW_UEFI,   /* OVMF with a per-VM NVRAM copy */
+    BUNDLE_FW_UEFI,   /* OVMF with a per-VM variable store */
     BUNDLE_FW_KERNEL, /* direct Linux boot: kernel/initrd/append */
 };
 

@@ -71,6 +71,8 @@ static void cli_run_usage(FILE *f)
         "  --boot LIST        firmware boot order: cdrom,disk,net\n"
         "  --fw-cfg name=opt/NAME,file=PATH\n"
         "                     a file the firmware/guest reads over fw_cfg\n"
+        "  --uefi-vars FILE   with --firmware uefi: the VM's UEFI variable store (created\n"
+        "                     from OVMF_VARS_4M.fd when missing; default: not kept)\n"
         "  --vga-dump FILE    with --firmware: the VGA screen when the run ends, as\n"
         "                     text (FILE.txt, text modes) or a PPM image\n"
         "  -h, --help         show this help\n"
@@ -142,6 +144,7 @@ enum {
     OPT_BOOT,
     OPT_FW_CFG,
     OPT_VGA_DUMP,
+    OPT_UEFI_VARS,
     OPT_NET,
 };
 
@@ -171,6 +174,7 @@ static const struct option cli_run_opts[] = {
     {"boot", required_argument, NULL, OPT_BOOT},
     {"fw-cfg", required_argument, NULL, OPT_FW_CFG},
     {"vga-dump", required_argument, NULL, OPT_VGA_DUMP},
+    {"uefi-vars", required_argument, NULL, OPT_UEFI_VARS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -338,6 +342,9 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
             }
             a->log = optarg;
             break;
+        case OPT_UEFI_VARS:
+            snprintf(a->fw.vars, sizeof(a->fw.vars), "%s", optarg);
+            break;
         case OPT_VGA_DUMP:
             snprintf(a->fw.vga_dump, sizeof(a->fw.vga_dump), "%s", optarg);
             break;
@@ -381,8 +388,9 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
     if (a->kernel && a->bios) {
         return cli_bad("run", "--kernel and --bios exclude each other");
     }
-    if (!a->fw.kind && (a->fw.boot[0] || a->fw.nfiles)) {
-        return cli_bad(a->fw.boot[0] ? "--boot" : "--fw-cfg", "only works with --firmware");
+    if (!a->fw.kind && (a->fw.boot[0] || a->fw.nfiles || a->fw.vga_dump[0])) {
+        return cli_bad(a->fw.boot[0] ? "--boot" : a->fw.nfiles ? "--fw-cfg" : "--vga-dump",
+                       "only works with --firmware");
     }
     if ((a->initrd || a->append) && !a->kernel) {
         return cli_bad(a->initrd ? "--initrd" : "--append", "only works with --kernel");

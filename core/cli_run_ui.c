@@ -59,9 +59,11 @@ void cli_run_ui_config(struct cli_run_ui *ui, struct machine_config *cfg)
         const char *w = g_getenv("WAYLAND_DISPLAY");
         ui->sdl = (x && x[0]) || (w && w[0]);
     }
-    /* A framebuffer only when someone can look at it: existing headless runs keep their
-     * exact memory map. */
-    if (ui->sdl || ui->ctl || ui->name) {
+    /* A framebuffer only when someone can look at it (existing headless runs keep their
+     * exact memory map), and only for direct boots: firmware has its own VGA device and
+     * assigns PCI BARs in the hole where this region would sit. */
+    bool direct = cfg->kernel && !cfg->bios && !cfg->fw;
+    if (direct && (ui->sdl || ui->ctl || ui->name)) {
         cfg->fb_width = CLI_RUN_UI_FB_W;
         cfg->fb_height = CLI_RUN_UI_FB_H;
     }

@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #define CLI_VM_USAGE 2
-#define CLI_VM_SEABIOS "/usr/share/seabios/bios-256k.bin"
-#define CLI_VM_OVMF "/usr/share/OVMF/OVMF_CODE.fd"
 
 static void cli_create_usage(FILE *f)
 {
@@ -23,7 +21,8 @@ static void cli_create_usage(FILE *f)
                "                         [--kernel FILE [--initrd FILE] [--append TEXT]]\n"
                "\n"
                "Create a VM bundle in $XDG_DATA_HOME/lodge/vms/NAME: vm.conf, a qcow2 disk,\n"
-               "NVRAM (uefi) and logs/. --kernel implies --firmware kernel (direct boot).\n"
+               "logs/ (a uefi VM gets nvram.fd on its first start). --kernel implies\n"
+               "--firmware kernel (direct boot).\n"
                "Defaults: --disk-size 20G (0 for none), --mem 1G, --cpus 1, --firmware bios.\n");
 }
 
@@ -182,22 +181,28 @@ static int cli_start_main(int argc, char **argv)
         }
         break;
     case BUNDLE_FW_BIOS:
-        g_ptr_array_add(av, g_strdup("--bios=" CLI_VM_SEABIOS));
+        g_ptr_array_add(av, g_strdup("--firmware=bios"));
         break;
     case BUNDLE_FW_UEFI:
-        g_ptr_array_add(av, g_strdup("--bios=" CLI_VM_OVMF));
+        /* lodge run creates the store from the OVMF template on the first start. */
+        g_ptr_array_add(av, g_strdup("--firmware=uefi"));
+        g_ptr_array_add(av, g_strdup_printf("--uefi-vars=%s/%s", dir, BUNDLE_NVRAM));
         break;
     }
     if (cfg.disk) {
         g_ptr_array_add(av, g_strdup_printf("--drive=file=%s/%s,format=qcow2", dir, cfg.disk));
     }
+    if (cfg.network && strcmp(cfg.network, "user") == 0) {
+        g_ptr_array_add(av, g_strdup("--net=user"));
+    }
     /* The console log lives in the bundle; the screen is the display window. */
     g_ptr_array_add(av, g_strdup_printf("--serial=file:%s/logs/serial.log", dir));
     if (cfg.iso) {
-        fprintf(stderr,
-                "lodge: note: %s: ISO boot needs the AHCI/ATAPI drive, which lodge "
-                "run does not offer yet; starting without it\n",
-                cfg.iso);
+        /* The installer first; after the install the disk boots once the ISO is gone. */
+        g_ptr_array_add(av, g_strdup_printf("--cdrom=%s", cfg.iso));
+        if (cfg.firmware != BUNDLE_FW_KERNEL) {
+            g_ptr_array_add(av, g_strdup(cfg.disk ? "--boot=cdrom,disk" : "--boot=cdrom"));
+        }
     }
     for (int i = 2; i < argc; i++) {
         g_ptr_array_add(av, g_strdup(argv[i])); /* later options win in lodge run */

@@ -7,6 +7,7 @@
 #include "ui/surface.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -484,13 +485,24 @@ static void ctl_handle_line(struct ctl_client *cl, const char *line, size_t len)
             error = "this VM has no display";
             break;
         }
+        /* Viewers get a read-only description of the memfd: they cannot scribble on
+         * the guest's framebuffer. */
+        snprintf(msg, sizeof(msg), "/proc/self/fd/%d", surface_fd(srv->surface));
+        pass_fd = open(msg, O_RDONLY | O_CLOEXEC);
+        if (pass_fd < 0) {
+            snprintf(msg, sizeof(msg), "display-attach: %s", strerror(errno));
+            error = msg;
+            break;
+        }
         ret = ctl_mode_node(srv->surface);
-        pass_fd = surface_fd(srv->surface);
         break;
     }
 reply:;
     char *text = ctl_reply_text(req.id, error, ret);
     ctl_client_send(cl, text, pass_fd);
+    if (pass_fd >= 0) {
+        close(pass_fd);
+    }
     g_free(text);
     ctl_request_clear(&req);
     if (quit) {

@@ -100,6 +100,7 @@ int guestmem_write(const struct guestmem *gm, uint64_t gpa, const void *buf, siz
         return -EFAULT;
     }
     memcpy(p, buf, len);
+    guestmem_dma_written(gm, gpa, len);
     return 0;
 }
 

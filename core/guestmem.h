@@ -25,7 +25,20 @@ struct guestmem_region {
 struct guestmem {
     struct guestmem_region r[GUESTMEM_MAX_REGIONS];
     int n;
+    /* Told about writes that bypass the engine (device DMA, loaders), so a software CPU can
+     * drop code it translated from those bytes. Set by the engine at vm_create; any thread. */
+    void (*write_notify)(void *opaque, uint64_t gpa, uint64_t len);
+    void *write_notify_opaque;
 };
+
+/* A device (or loader) wrote [gpa, gpa+len) through a guestmem_ptr/_ptr_rw pointer: call it
+ * after the write. guestmem_write calls it itself. */
+static inline void guestmem_dma_written(const struct guestmem *gm, uint64_t gpa, uint64_t len)
+{
+    if (gm->write_notify && len) {
+        gm->write_notify(gm->write_notify_opaque, gpa, len);
+    }
+}
 
 /* Create an anonymous memfd-backed region and map it. Returns 0 or -errno. */
 int guestmem_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size,

@@ -88,8 +88,7 @@ int machine_storage_parse_cdrom(struct machine_storage_config *sc, const char *p
         return mst_bad(why, len, "at most %d SATA drives (--disk and --cdrom together)",
                        MACHINE_STORAGE_MAX);
     }
-    struct machine_storage_drive d = {.format = IMAGE_FORMAT_RAW, .cdrom = true,
-                                      .readonly = true};
+    struct machine_storage_drive d = {.format = IMAGE_FORMAT_RAW, .cdrom = true, .readonly = true};
     if (strlen(path) >= sizeof(d.path)) {
         return mst_bad(why, len, "file name too long");
     }
@@ -180,7 +179,8 @@ int machine_storage_add(struct machine *m, struct machine_error *err)
         ms->images[i] = img;
         ms->cdrom[i] = d->cdrom;
         ms->nports = i + 1;
-        struct storage_backend be = img ? mst_backend(img, d->readonly) : (struct storage_backend){0};
+        struct storage_backend be =
+            img ? mst_backend(img, d->readonly) : (struct storage_backend){0};
         if (d->cdrom) {
             rc = ahci_attach_cdrom(ms->ahci, i, img ? &be : NULL);
         } else {

@@ -13,8 +13,10 @@
  * wire would drop them: TCP recovers.
  *
  * Lock order: a device may hold its own lock while calling net_backend_send()
- * and net_backend_rx_ready(): both only take the backend's queue lock and wake
- * the loop. The backend calls peer.receive with no backend lock held. */
+ * (it only queues and wakes the loop), but must call net_backend_rx_ready()
+ * without the lock its receive callback takes: a backend without a thread
+ * (tests) delivers held frames from inside it. The backend calls peer.receive
+ * with no backend lock held. */
 #ifndef LODGE_NET_NET_H
 #define LODGE_NET_NET_H
 

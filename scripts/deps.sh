@@ -14,6 +14,7 @@ pkgs=(
     xvfb xdotool imagemagick                  # UI tests under Xvfb
     xorriso                                   # tests: ISO images for AHCI/ATAPI
     libslirp-dev                              # user-mode networking (net/slirp.c)
+    clang libclang-rt-dev                     # tests/fuzz: libFuzzer + sanitizers
 )
 sudo=""
 if [ "$(id -u)" != 0 ]; then

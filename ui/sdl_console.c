@@ -138,7 +138,7 @@ static void console_handle(struct sdl_console *c, const SDL_Event *ev)
 {
     switch (ev->type) {
     case SDL_QUIT:
-        console_close(c);
+        /* SDL adds this after the last window's close event: one click, counted once. */
         break;
     case SDL_WINDOWEVENT:
         if (ev->window.event == SDL_WINDOWEVENT_CLOSE) {

@@ -101,6 +101,7 @@ alu_a_imm(struct cpu *cpu, const struct x86_insn *in, unsigned op, unsigned size
     void op_##name##_##form##_##sz(struct cpu *cpu, const struct x86_insn *in)                     \
     {                                                                                              \
         __VA_ARGS__;                                                                               \
+        x86_next(cpu, in);                                                                         \
     }
 #define ALU_HANDLERS_SIZE(name, op, sz)                                                            \
     ALU_FORM_SIZED(name, rm_r, op, sz, alu_rm(cpu, in, op, get_reg_op(cpu, in, sz), sz))           \
@@ -543,7 +544,7 @@ static inline __attribute__((always_inline)) void shift_op(struct cpu *cpu,
         uint64_t a = cpu_get_reg(cpu, in->rm, size, insn_rex(in));
         /* Flags the next instruction overwrites are not computed (not while single-stepping,
          * where #DB pushes them). */
-        bool noflags = (in->flags & X86_F_NOFLAGS) && !(cpu->rflags & CPU_FL_TF);
+        bool noflags = (in->flags & X86_F_NOFLAGS) && !cpu->keep_flags;
         cpu_set_reg(cpu, in->rm, size, insn_rex(in), shift_fn(cpu, a, cnt, size, op, noflags));
         return;
     }
@@ -742,4 +743,82 @@ void op_cwd(struct cpu *cpu, const struct x86_insn *in)
     unsigned size = in->opsize;
     uint64_t a = cpu_get_reg(cpu, CPU_RAX, size, false);
     cpu_set_reg(cpu, CPU_RDX, size, false, (a >> (size * 8 - 1)) & 1 ? ~0ull : 0);
+}
+
+/* ---- shifts and rotates of a 32/64-bit register by an immediate, 1 or CL ----
+ * The hot forms in compiled code; picked after decoding by x86_specialise_insn. No
+ * operation or size switch, no ModRM test. cnt_src: 0 imm8, 1 one, 2 CL. */
+static inline __attribute__((always_inline)) void shift_reg_fast(struct cpu *cpu,
+                                                                 const struct x86_insn *in,
+                                                                 unsigned op, unsigned size,
+                                                                 unsigned cnt_src)
+{
+    uint64_t cnt = cnt_src == 0 ? in->imm : cnt_src == 1 ? 1 : cpu->r[CPU_RCX];
+    cnt &= size == 8 ? 63 : 31;
+    if (cnt_src == 2 && cnt == 0) {
+        shift_op(cpu, in, op); /* count 0: flags unchanged, 32-bit still zero-extends */
+        return;
+    }
+    uint64_t a = cpu->r[in->rm];
+    bool noflags = (in->flags & X86_F_NOFLAGS) && !cpu->keep_flags;
+    uint64_t r = shift_fn(cpu, a, cnt, size, op, noflags);
+    cpu->r[in->rm] = size == 4 ? (uint32_t)r : r;
+    x86_next(cpu, in);
+}
+
+#define SHIFT_FAST(op, sz)                                                                         \
+    static void op_shift_ri_##op##_##sz(struct cpu *cpu, const struct x86_insn *in)               \
+    {                                                                                              \
+        shift_reg_fast(cpu, in, op, sz, 0);                                                        \
+    }                                                                                              \
+    static void op_shift_r1_##op##_##sz(struct cpu *cpu, const struct x86_insn *in)               \
+    {                                                                                              \
+        shift_reg_fast(cpu, in, op, sz, 1);                                                        \
+    }                                                                                              \
+    static void op_shift_rc_##op##_##sz(struct cpu *cpu, const struct x86_insn *in)               \
+    {                                                                                              \
+        shift_reg_fast(cpu, in, op, sz, 2);                                                        \
+    }
+#define SHIFT_FAST_OP(op) SHIFT_FAST(op, 4) SHIFT_FAST(op, 8)
+SHIFT_FAST_OP(0)
+SHIFT_FAST_OP(1)
+SHIFT_FAST_OP(4)
+SHIFT_FAST_OP(5)
+SHIFT_FAST_OP(7)
+
+#define SHIFT_ROW(form, sz)                                                                        \
+    {                                                                                              \
+        op_shift_##form##_0_##sz, op_shift_##form##_1_##sz, NULL, NULL, op_shift_##form##_4_##sz,  \
+            op_shift_##form##_5_##sz, op_shift_##form##_4_##sz, op_shift_##form##_7_##sz           \
+    }
+
+static const x86_handler shift_fast[3][2][8] = {
+    {SHIFT_ROW(ri, 4), SHIFT_ROW(ri, 8)},
+    {SHIFT_ROW(r1, 4), SHIFT_ROW(r1, 8)},
+    {SHIFT_ROW(rc, 4), SHIFT_ROW(rc, 8)},
+};
+
+void x86_specialise_insn(struct x86_insn *in)
+{
+    if (in->exec != op_shift || in->mod != 3 || (in->opsize != 4 && in->opsize != 8)) {
+        return;
+    }
+    uint8_t b = in->op & 0xff;
+    unsigned form;
+    if (b == 0xc1) {
+        if ((in->imm & (in->opsize == 8 ? 63 : 31)) == 0) {
+            return; /* count 0 keeps the generic path */
+        }
+        form = 0;
+    } else if (b == 0xd1) {
+        form = 1;
+    } else if (b == 0xd3) {
+        form = 2;
+    } else {
+        return;
+    }
+    x86_handler h = shift_fast[form][in->opsize == 8][in->reg & 7];
+    if (h) {
+        in->exec = h;
+    }
 }

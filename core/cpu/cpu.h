@@ -42,7 +42,7 @@ struct x86_insn;
 #define CPU_UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* The memory/operand fast paths are small once specialised on a constant size: force them
  * inline into every handler (GCC's heuristics otherwise leave calls on the hot path). */
-#define CPU_INLINE static inline
+#define CPU_INLINE static inline __attribute__((always_inline))
 
 /* ------------------------------------------------------------------------------------------ */
 /* Register and segment numbering (the x86 encoding order).                                    */
@@ -315,6 +315,9 @@ struct x86_insn {
 #define X86_DECODE_MORE (-1)
 #define X86_DECODE_TOOLONG (-2)
 int x86_decode(struct x86_insn *out, const uint8_t *bytes, size_t avail, int mode);
+/* Switch a decoded record to a handler specialised on its operands (register forms of hot
+ * instructions); done when a block is built. */
+void x86_specialise_insn(struct x86_insn *in);
 
 /* Handler that raises #UD (what undefined opcodes decode to). */
 void x86_op_ud(struct cpu *cpu, const struct x86_insn *in);
@@ -491,6 +494,9 @@ struct cpu {
     int exit_request;      /* atomic: cpu_kick() sets it, the loop checks between blocks */
     int exit_reason;       /* enum cpu_exit_reason requested by cpu-sys (cpu_request_exit) */
     bool block_stop;       /* end the current block after this instruction (SMC, mode) */
+    bool keep_flags;       /* block runs cut short: X86_F_NOFLAGS hints do not hold */
+    const struct x86_insn *blk_end; /* threaded dispatch: first record not to run */
+    uint64_t blk_rip_mask;          /* RIP wrap mask of the running block's code size */
     char error[160];       /* CPU_EXIT_INTERNAL detail */
 
     /* --- machine --- */
@@ -679,7 +685,7 @@ CPU_DEFINE_LIN_ACCESS(32, uint32_t)
 CPU_DEFINE_LIN_ACCESS(64, uint64_t)
 
 /* Size-generic segmented access (size 1, 2, 4, 8). */
-static inline uint64_t cpu_ld(struct cpu *cpu, int seg, uint64_t off, unsigned size)
+CPU_INLINE uint64_t cpu_ld(struct cpu *cpu, int seg, uint64_t off, unsigned size)
 {
     switch (size) {
     case 1:
@@ -693,7 +699,7 @@ static inline uint64_t cpu_ld(struct cpu *cpu, int seg, uint64_t off, unsigned s
     }
 }
 
-static inline void cpu_st(struct cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t v)
+CPU_INLINE void cpu_st(struct cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t v)
 {
     switch (size) {
     case 1:
@@ -785,7 +791,7 @@ CPU_INLINE void cpu_set_reg(struct cpu *cpu, unsigned n, unsigned size, bool rex
 }
 
 /* The ModRM r/m operand (register or memory) of the given size. */
-static inline uint64_t cpu_read_rm(struct cpu *cpu, const struct x86_insn *in, unsigned size)
+CPU_INLINE uint64_t cpu_read_rm(struct cpu *cpu, const struct x86_insn *in, unsigned size)
 {
     if (in->mod == 3) {
         return cpu_get_reg(cpu, in->rm, size, in->rex != 0);
@@ -793,7 +799,7 @@ static inline uint64_t cpu_read_rm(struct cpu *cpu, const struct x86_insn *in, u
     return cpu_ld(cpu, in->seg, cpu_insn_ea(cpu, in), size);
 }
 
-static inline void cpu_write_rm(struct cpu *cpu, const struct x86_insn *in, unsigned size,
+CPU_INLINE void cpu_write_rm(struct cpu *cpu, const struct x86_insn *in, unsigned size,
                                 uint64_t v)
 {
     if (in->mod == 3) {
@@ -801,6 +807,23 @@ static inline void cpu_write_rm(struct cpu *cpu, const struct x86_insn *in, unsi
     } else {
         cpu_st(cpu, in->seg, cpu_insn_ea(cpu, in), size, v);
     }
+}
+
+/* Threaded dispatch: a hot handler ends with x86_next(cpu, in), which runs the block's
+ * next record itself (a tail call, so each handler has its own indirect branch, which
+ * predicts far better than the loop's single one). It counts the finished instruction only
+ * when it continues; the loop counts the last one, and resumes after it from cpu->icount. */
+CPU_INLINE void x86_next(struct cpu *cpu, const struct x86_insn *in)
+{
+    in++;
+    if (CPU_UNLIKELY(cpu->block_stop) || in == cpu->blk_end) {
+        return;
+    }
+    cpu->icount++;
+    uint64_t rip = cpu->rip;
+    cpu->insn_rip = rip;
+    cpu->rip = (rip + in->len) & cpu->blk_rip_mask;
+    in->exec(cpu, in);
 }
 
 /* Stack helpers at the current stack size (SS.B / 64-bit), for cpu-sys too. size is the

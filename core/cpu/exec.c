@@ -24,6 +24,7 @@
 #define PAGE_HASH_SIZE (1u << PAGE_HASH_BITS)
 #define ARENA_SIZE (48u << 20)
 #define DMA_QUEUE_LEN 64
+#define CODE_FILTER_BITS 16 /* pages (hashed) that may hold code, for foreign writers */
 
 struct cpu_block {
     uint64_t phys;         /* physical address of the first byte */
@@ -71,6 +72,9 @@ struct cpu_tcache {
     struct {
         uint64_t pa, len;
     } dma_q[DMA_QUEUE_LEN];
+    /* Bit per (page number mod 2^CODE_FILTER_BITS): set before a block is decoded from the
+     * page, cleared only by a flush. Lets device threads skip the queue for plain data. */
+    uint64_t code_filter[(1u << CODE_FILTER_BITS) / 64];
 };
 
 static unsigned hash_phys(uint64_t pa, uint32_t key)
@@ -119,6 +123,7 @@ void cpu_tcache_flush(struct cpu *cpu)
     memset(tc->hash, 0, sizeof(tc->hash));
     memset(tc->pages, 0, sizeof(tc->pages));
     memset(tc->jc, 0, sizeof(tc->jc));
+    memset(tc->code_filter, 0, sizeof(tc->code_filter));
     tc->used = 0;
     tc->flushes++;
     tlb_uncode_all(cpu);
@@ -229,10 +234,42 @@ void cpu_tcache_invalidate_phys(struct cpu *cpu, uint64_t pa, uint64_t len)
     }
 }
 
+static unsigned filter_bit(uint64_t pa)
+{
+    return (unsigned)(pa >> 12) & ((1u << CODE_FILTER_BITS) - 1);
+}
+
+/* Called before the page's bytes are decoded; pairs with the fence in note_write: either the
+ * writer sees the bit, or the decoder reads the written bytes. */
+static void filter_set(struct cpu_tcache *tc, uint64_t pa)
+{
+    unsigned bit = filter_bit(pa);
+    if (!(__atomic_load_n(&tc->code_filter[bit / 64], __ATOMIC_RELAXED) & (1ull << (bit % 64)))) {
+        __atomic_fetch_or(&tc->code_filter[bit / 64], 1ull << (bit % 64), __ATOMIC_SEQ_CST);
+    }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static bool filter_hit(struct cpu_tcache *tc, uint64_t pa, uint64_t len)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t last = (pa + len - 1) >> 12;
+    if (last - (pa >> 12) >= (1u << CODE_FILTER_BITS)) {
+        return true;
+    }
+    for (uint64_t pg = pa >> 12; pg <= last; pg++) {
+        unsigned bit = filter_bit(pg << 12);
+        if (__atomic_load_n(&tc->code_filter[bit / 64], __ATOMIC_RELAXED) & (1ull << (bit % 64))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void cpu_tcache_note_write(struct cpu *cpu, uint64_t pa, uint64_t len)
 {
     struct cpu_tcache *tc = cpu->tcache;
-    if (len == 0) {
+    if (len == 0 || pa + len < pa || !filter_hit(tc, pa, len)) {
         return;
     }
     pthread_mutex_lock(&tc->dma_lock);
@@ -569,16 +606,38 @@ static bool full_flag_writer(const struct x86_insn *in)
     return op == 0x84 || op == 0x85 || op == 0xa8 || op == 0xa9;
 }
 
+/* Neither reads nor writes flags and cannot fault (so no exception frame sees RFLAGS):
+ * MOV between registers, MOV reg,imm, LEA. */
+static bool flag_neutral(const struct x86_insn *in)
+{
+    unsigned op = in->op;
+    if (in->flags & (X86_F_MEM | X86_F_UD | X86_F_END)) {
+        return false;
+    }
+    return ((op >= 0x88 && op <= 0x8b) && in->mod == 3) || op == 0x8d ||
+           (op >= 0xb0 && op <= 0xbf);
+}
+
 /* Rotates define CF/OF piecewise (materialising the lazy flags); mark those whose flags
- * are dead because the next instruction in the block overwrites them all. */
+ * are dead because a later instruction in the block overwrites them all before anything
+ * can observe them. */
 static void mark_dead_flags(struct x86_insn *insn, unsigned n)
 {
     for (unsigned k = 0; k + 1 < n; k++) {
         unsigned op = insn[k].op;
         bool rot =
             (op == 0xc0 || op == 0xc1 || (op >= 0xd0 && op <= 0xd3)) && (insn[k].reg & 7) <= 3;
-        if (rot && full_flag_writer(&insn[k + 1])) {
-            insn[k].flags |= X86_F_NOFLAGS;
+        if (!rot) {
+            continue;
+        }
+        for (unsigned j = k + 1; j < n && j <= k + 4; j++) {
+            if (full_flag_writer(&insn[j])) {
+                insn[k].flags |= X86_F_NOFLAGS;
+                break;
+            }
+            if (!flag_neutral(&insn[j])) {
+                break;
+            }
         }
     }
 }
@@ -593,6 +652,7 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     size_t avail_page = 0x1000 - (pa & 0xfff);
     uint32_t key = cpu->code_mode;
 
+    filter_set(tc, pa);
     while (n < BLOCK_MAX_INSNS && off < avail_page) {
         int r = x86_decode(&tmp[n], host + off, avail_page - off, cpu->code_mode);
         if (r == X86_DECODE_MORE) {
@@ -626,6 +686,7 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     struct code_page *cp = page_find(tc, pa & CPU_PAGE_MASK);
     if (tc->used + sz + sizeof(*cp) + 32 > ARENA_SIZE) {
         cpu_tcache_flush(cpu);
+        filter_set(tc, pa); /* the flush cleared it; writers racing the decode queued */
         cp = NULL;
     }
     struct cpu_block *b = arena_alloc(tc, sz);
@@ -650,6 +711,9 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     b->chain[0] = b->chain[1] = NULL;
     b->chain_rip[0] = b->chain_rip[1] = ~0ull;
     b->chainable = insn_chainable(&tmp[n - 1]);
+    for (unsigned k = 0; k < n; k++) {
+        x86_specialise_insn(&tmp[k]);
+    }
     mark_dead_flags(tmp, n);
     memcpy(b->insn, tmp, n * sizeof(struct x86_insn));
     unsigned h = hash_phys(pa, key);
@@ -783,21 +847,27 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         if (limit - cpu->icount < n) {
             n = (unsigned)(limit - cpu->icount);
         }
+        /* A later instruction overwriting a rotate's flags may not run (budget, interrupt
+         * shadow, single-step): then every flag must be computed. */
+        cpu->keep_flags = n < b->ninsn;
         const uint64_t mask = rip_mask(b->key);
         const uint64_t b_rip = cpu->rip;
+        const uint64_t start = cpu->icount;
+        cpu->blk_end = b->insn + n;
+        cpu->blk_rip_mask = mask;
         const struct x86_insn *in = b->insn;
         unsigned i = 0;
         while (i < n) {
             uint64_t rip = cpu->rip;
             cpu->insn_rip = rip;
             cpu->rip = (rip + in->len) & mask;
-            in->exec(cpu, in);
-            i++;
+            in->exec(cpu, in); /* threaded handlers may run several records */
             cpu->icount++;
+            i = (unsigned)(cpu->icount - start);
             if (CPU_UNLIKELY(cpu->block_stop)) {
                 break;
             }
-            in++;
+            in = b->insn + i;
         }
         if (i == b->ninsn && !cpu->block_stop && b->chainable && b->valid && !single) {
             prev = b;

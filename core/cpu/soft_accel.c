@@ -8,6 +8,7 @@
  * never race; a halted or waiting vCPU does not hold it. */
 #include "core/cpu/sysint.h"
 
+#include "core/guestmem.h"
 #include "core/log.h"
 #include "hostdrv/accel.h"
 
@@ -33,6 +34,7 @@ struct accel_vm {
     struct soft_engine_lock engine;
     bool tsc_set;        /* tsc_offset holds the VM's TSC base */
     uint64_t tsc_offset; /* msr.tsc_offset at RESET: every vCPU's TSC starts in sync */
+    struct cpu *cpu0;    /* first vCPU created: owner of the shared block cache */
 };
 
 struct accel_vcpu {
@@ -82,6 +84,19 @@ static int soft_probe(struct accel_probe *out)
     return 0;
 }
 
+/* guestmem write_notify: device DMA into guest RAM drops code translated from it. Runs on
+ * device threads; the vCPU applies the queued ranges before its next block. */
+static void soft_dma_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+    struct accel_vm *vm = opaque;
+    pthread_mutex_lock(&vm->engine.mu);
+    struct cpu *cpu0 = vm->cpu0;
+    if (cpu0) {
+        cpu_tcache_note_write(cpu0, gpa, len);
+    }
+    pthread_mutex_unlock(&vm->engine.mu);
+}
+
 static int soft_vm_create(const struct accel_vm_config *cfg, struct accel_vm **out)
 {
     struct accel_vm *vm = calloc(1, sizeof(*vm));
@@ -91,6 +106,10 @@ static int soft_vm_create(const struct accel_vm_config *cfg, struct accel_vm **o
     vm->cfg = *cfg;
     pthread_mutex_init(&vm->engine.mu, NULL);
     pthread_cond_init(&vm->engine.cv, NULL);
+    if (cfg->mem) {
+        cfg->mem->write_notify_opaque = vm;
+        cfg->mem->write_notify = soft_dma_written;
+    }
     *out = vm;
     return 0;
 }
@@ -99,6 +118,10 @@ static void soft_vm_destroy(struct accel_vm *vm)
 {
     if (!vm) {
         return;
+    }
+    if (vm->cfg.mem && vm->cfg.mem->write_notify_opaque == vm) {
+        vm->cfg.mem->write_notify = NULL;
+        vm->cfg.mem->write_notify_opaque = NULL;
     }
     pthread_mutex_destroy(&vm->engine.mu);
     pthread_cond_destroy(&vm->engine.cv);
@@ -147,6 +170,16 @@ static int soft_vcpu_create(struct accel_vm *vm, int index, struct accel_vcpu **
     v->cpu->deterministic = vm->cfg.deterministic;
     v->cpu->tsc_hz = CPU_SYS_DEFAULT_TSC_HZ;
     cpu_sys_intr_hint(v->cpu);
+    /* One block cache per VM: code one vCPU patches must be dropped for all of them. */
+    if (!vm->cpu0) {
+        pthread_mutex_lock(&vm->engine.mu);
+        vm->cpu0 = v->cpu;
+        pthread_mutex_unlock(&vm->engine.mu);
+    } else if (cpu_tcache_share(v->cpu, vm->cpu0) < 0) {
+        cpu_free(v->cpu);
+        free(v);
+        return -ENOSPC;
+    }
     soft_reset_cpu(v); /* again, now that index and ncpus are known */
     *out = v;
     return 0;
@@ -156,6 +189,11 @@ static void soft_vcpu_destroy(struct accel_vcpu *v)
 {
     if (!v) {
         return;
+    }
+    if (v->vm && v->vm->cpu0 == v->cpu) {
+        pthread_mutex_lock(&v->vm->engine.mu);
+        v->vm->cpu0 = NULL; /* later vCPUs keep the cache alive; new ones get their own */
+        pthread_mutex_unlock(&v->vm->engine.mu);
     }
     cpu_free(v->cpu);
     pthread_mutex_destroy(&v->lock);

@@ -50,6 +50,7 @@ struct e1000 {
     uint8_t tx_popts;               /* POPTS of the packet's first data descriptor */
     bool tx_overflow;               /* it outgrew tx_buf: dropped at EOP */
     uint8_t *rx_buf;                /* frame + FCS staging */
+    bool rx_kick;                   /* tell the backend after the lock is dropped */
 };
 
 static uint32_t *e1000_reg(struct e1000 *s, uint32_t off)
@@ -530,9 +531,7 @@ static void e1000_write32(struct e1000 *s, uint32_t off, uint32_t val)
         return;
     case E1000_RCTL:
         *e1000_reg(s, off) = val;
-        if (val & E1000_RCTL_EN && s->be) {
-            net_backend_rx_ready(s->be);
-        }
+        s->rx_kick = (val & E1000_RCTL_EN) != 0;
         return;
     case E1000_RDLEN:
     case E1000_TDLEN:
@@ -542,9 +541,7 @@ static void e1000_write32(struct e1000 *s, uint32_t off, uint32_t val)
     case E1000_RDT:
     case E1000_TDH:
         *e1000_reg(s, off) = val & 0xffff;
-        if (off == E1000_RDT && s->be) {
-            net_backend_rx_ready(s->be);
-        }
+        s->rx_kick = off == E1000_RDT;
         return;
     case E1000_TDT:
         *e1000_reg(s, off) = val & 0xffff;
@@ -590,7 +587,13 @@ void e1000_mmio_write(struct e1000 *s, uint64_t off, uint64_t val, unsigned size
         v = (*e1000_reg(s, aligned) & ~mask) | (((uint32_t)val << sh) & mask);
     }
     e1000_write32(s, aligned, v);
+    bool kick = s->rx_kick;
+    s->rx_kick = false;
     pthread_mutex_unlock(&s->lock);
+    /* Outside the lock: a backend without a thread delivers held frames right here. */
+    if (kick && s->be) {
+        net_backend_rx_ready(s->be);
+    }
 }
 
 static uint64_t e1000_bar0_read(void *opaque, uint64_t off, unsigned size)

@@ -63,59 +63,59 @@
 #define ATA_SET_FEATURES 0xef
 
 struct ahci_port {
-    struct ahci *s;             /* owner */
-    int index;                  /* port number */
-    enum ahci_dev_kind kind;    /* what is attached (fixed after setup) */
-    struct storage_backend be;  /* disk image (AHCI_DEV_DISK) */
-    struct atapi atapi;         /* drive state (AHCI_DEV_CDROM) */
-    char serial[21];            /* IDENTIFY words 10-19 */
-    bool err_halt;              /* TFES seen: no more commands until ST is cleared (5.3.8) */
-    uint32_t clb, clbu;         /* PxCLB/PxCLBU: command list base (3.3.1-2) */
-    uint32_t fb, fbu;           /* PxFB/PxFBU: received FIS base (3.3.3-4) */
-    uint32_t is;                /* PxIS: interrupt status, RW1C (3.3.5) */
-    uint32_t ie;                /* PxIE: interrupt enable (3.3.6) */
-    uint32_t cmd;               /* PxCMD: command and status (3.3.7) */
-    uint32_t tfd;               /* PxTFD: error << 8 | status (3.3.8) */
-    uint32_t sig;               /* PxSIG: device signature (3.3.9) */
-    uint32_t ssts;              /* PxSSTS: SStatus DET/SPD/IPM (3.3.10) */
-    uint32_t sctl;              /* PxSCTL: SControl, DET drives COMRESET (3.3.11) */
-    uint32_t serr;              /* PxSERR: SError, RW1C (3.3.12) */
-    uint32_t sact;              /* PxSACT: NCQ tags; cleared on completion (3.3.13) */
-    uint32_t ci;                /* PxCI: commands issued (3.3.14) */
+    struct ahci *s;            /* owner */
+    int index;                 /* port number */
+    enum ahci_dev_kind kind;   /* what is attached (fixed after setup) */
+    struct storage_backend be; /* disk image (AHCI_DEV_DISK) */
+    struct atapi atapi;        /* drive state (AHCI_DEV_CDROM) */
+    char serial[21];           /* IDENTIFY words 10-19 */
+    bool err_halt;             /* TFES seen: no more commands until ST is cleared (5.3.8) */
+    uint32_t clb, clbu;        /* PxCLB/PxCLBU: command list base (3.3.1-2) */
+    uint32_t fb, fbu;          /* PxFB/PxFBU: received FIS base (3.3.3-4) */
+    uint32_t is;               /* PxIS: interrupt status, RW1C (3.3.5) */
+    uint32_t ie;               /* PxIE: interrupt enable (3.3.6) */
+    uint32_t cmd;              /* PxCMD: command and status (3.3.7) */
+    uint32_t tfd;              /* PxTFD: error << 8 | status (3.3.8) */
+    uint32_t sig;              /* PxSIG: device signature (3.3.9) */
+    uint32_t ssts;             /* PxSSTS: SStatus DET/SPD/IPM (3.3.10) */
+    uint32_t sctl;             /* PxSCTL: SControl, DET drives COMRESET (3.3.11) */
+    uint32_t serr;             /* PxSERR: SError, RW1C (3.3.12) */
+    uint32_t sact;             /* PxSACT: NCQ tags; cleared on completion (3.3.13) */
+    uint32_t ci;               /* PxCI: commands issued (3.3.14) */
 };
 
 struct ahci {
-    pthread_mutex_t lock;       /* guards everything below */
-    struct pci_dev pci;         /* PCI function: config, ABAR, MSI, INTx */
-    const struct guestmem *mem; /* DMA target */
-    uint32_t ghc;               /* GHC: AE, IE (3.1.2) */
-    uint32_t is;                /* IS: per-port interrupt pending (3.1.3) */
-    bool irq_level;             /* last INTx level driven */
+    pthread_mutex_t lock;                   /* guards everything below */
+    struct pci_dev pci;                     /* PCI function: config, ABAR, MSI, INTx */
+    const struct guestmem *mem;             /* DMA target */
+    uint32_t ghc;                           /* GHC: AE, IE (3.1.2) */
+    uint32_t is;                            /* IS: per-port interrupt pending (3.1.3) */
+    bool irq_level;                         /* last INTx level driven */
     struct ahci_port ports[AHCI_NUM_PORTS]; /* PI = all ports */
-    uint8_t *bounce;            /* AHCI_BOUNCE_SIZE staging buffer for image I/O */
+    uint8_t *bounce;                        /* AHCI_BOUNCE_SIZE staging buffer for image I/O */
 };
 
 /* A cursor through a command's PRDT (AHCI 4.2.3.3). */
 struct ahci_sg {
     const struct guestmem *mem;
-    uint64_t table;  /* guest address of PRDT entry 0 */
-    uint32_t n;      /* PRDTL */
-    uint32_t idx;    /* next entry to load */
-    uint64_t addr;   /* current entry's next byte */
-    uint64_t left;   /* bytes left in the current entry */
-    uint64_t done;   /* bytes moved so far (-> PRDBC) */
+    uint64_t table; /* guest address of PRDT entry 0 */
+    uint32_t n;     /* PRDTL */
+    uint32_t idx;   /* next entry to load */
+    uint64_t addr;  /* current entry's next byte */
+    uint64_t left;  /* bytes left in the current entry */
+    uint64_t done;  /* bytes moved so far (-> PRDBC) */
 };
 
 /* One decoded command. */
 struct ahci_cmd {
     int slot;
-    uint32_t hdr0;    /* command header DW0: CFL, A, W, PRDTL */
-    uint64_t ctba;    /* command table base */
-    uint8_t fis[20];  /* the H2D register FIS */
-    uint8_t status;   /* ending ATA status */
-    uint8_t error;    /* ending ATA error */
-    uint32_t irq;     /* extra PxIS bits (OFS, HBFS) */
-    bool pio_in;      /* a PIO data-in phase happened: post a PIO setup FIS */
+    uint32_t hdr0;     /* command header DW0: CFL, A, W, PRDTL */
+    uint64_t ctba;     /* command table base */
+    uint8_t fis[20];   /* the H2D register FIS */
+    uint8_t status;    /* ending ATA status */
+    uint8_t error;     /* ending ATA error */
+    uint32_t irq;      /* extra PxIS bits (OFS, HBFS) */
+    bool pio_in;       /* a PIO data-in phase happened: post a PIO setup FIS */
     uint8_t count_out; /* sector count register in the D2H FIS (ATAPI interrupt reason) */
     struct ahci_sg sg;
 };
@@ -195,13 +195,14 @@ static void ahci_post_signature(struct ahci_port *p)
     uint8_t f[20] = {FIS_REG_D2H};
     f[2] = (uint8_t)p->tfd;
     f[3] = (uint8_t)(p->tfd >> 8);
-    f[4] = 1;  /* LBA low / sector number */
+    f[4] = 1; /* LBA low / sector number */
     f[5] = (uint8_t)(p->sig >> 16);
     f[6] = (uint8_t)(p->sig >> 24);
     f[12] = 1; /* sector count */
     void *dst = guestmem_ptr_rw(p->s->mem, ahci_u64(p->fb, p->fbu) + RFIS_RFIS, sizeof(f));
     if (dst) {
         memcpy(dst, f, sizeof(f));
+        guestmem_dma_written(p->s->mem, ahci_u64(p->fb, p->fbu) + RFIS_RFIS, sizeof(f));
     }
 }
 
@@ -219,8 +220,8 @@ static void ahci_port_reset(struct ahci_port *p)
     p->clb = p->clbu = p->fb = p->fbu = 0;
     p->is = p->ie = 0;
     /* SUD and POD read as one: no staggered spin-up or cold presence detect in CAP. */
-    p->cmd = AHCI_PX_CMD_SUD | AHCI_PX_CMD_POD |
-             (p->kind == AHCI_DEV_CDROM ? AHCI_PX_CMD_ATAPI : 0);
+    p->cmd =
+        AHCI_PX_CMD_SUD | AHCI_PX_CMD_POD | (p->kind == AHCI_DEV_CDROM ? AHCI_PX_CMD_ATAPI : 0);
     p->sctl = 0;
     p->serr = 0;
     p->sact = 0;
@@ -365,6 +366,7 @@ static int ahci_sg_xfer(struct ahci_sg *sg, void *buf, uint64_t len, bool to_gue
         }
         if (to_guest) {
             memcpy(g, b, chunk);
+            guestmem_dma_written(sg->mem, sg->addr, chunk); /* may replace translated code */
         } else {
             memcpy(b, g, chunk);
         }
@@ -416,6 +418,7 @@ static void ahci_write_fis(struct ahci_port *p, unsigned off, const uint8_t *fis
     void *dst = guestmem_ptr_rw(p->s->mem, ahci_u64(p->fb, p->fbu) + off, len);
     if (dst) {
         memcpy(dst, fis, len);
+        guestmem_dma_written(p->s->mem, ahci_u64(p->fb, p->fbu) + off, len);
     }
 }
 
@@ -454,6 +457,7 @@ static void ahci_cmd_complete(struct ahci_port *p, struct ahci_cmd *c)
     void *hdr = guestmem_ptr_rw(p->s->mem, ahci_u64(p->clb, p->clbu) + 32ull * c->slot + 4, 4);
     if (hdr) {
         memcpy(hdr, &prdbc, 4);
+        guestmem_dma_written(p->s->mem, ahci_u64(p->clb, p->clbu) + 32ull * c->slot + 4, 4);
     }
     p->sact &= ~(1u << c->slot);
     if (c->status & ATA_ST_ERR) {
@@ -562,9 +566,9 @@ static void ahci_cmd_packet(struct ahci_port *p, struct ahci_cmd *c)
     atapi_exec(&p->atapi, cdb, r);
     c->count_out = 3; /* interrupt reason: I/O and C/D, command completed */
     if (!r->ok) {
-        ahci_cmd_fail(c, (uint8_t)(p->atapi.sense_key << 4 |
-                                   (p->atapi.sense_key == ATAPI_SENSE_ILLEGAL_REQUEST
-                                        ? ATA_ER_ABRT : 0)));
+        ahci_cmd_fail(
+            c, (uint8_t)(p->atapi.sense_key << 4 |
+                         (p->atapi.sense_key == ATAPI_SENSE_ILLEGAL_REQUEST ? ATA_ER_ABRT : 0)));
         return;
     }
     if (r->data_out) {
@@ -798,11 +802,11 @@ static void ahci_port_process(struct ahci_port *p)
 
 static uint32_t ahci_cap(void)
 {
-    return 0x80000000u |                 /* S64A: 64-bit addressing */
-           0x00040000u |                 /* SAM: AHCI only */
-           1u << 20 |                    /* ISS: Gen1 */
-           (AHCI_NUM_SLOTS - 1u) << 8 |  /* NCS */
-           (AHCI_NUM_PORTS - 1u);        /* NP */
+    return 0x80000000u |                /* S64A: 64-bit addressing */
+           0x00040000u |                /* SAM: AHCI only */
+           1u << 20 |                   /* ISS: Gen1 */
+           (AHCI_NUM_SLOTS - 1u) << 8 | /* NCS */
+           (AHCI_NUM_PORTS - 1u);       /* NP */
 }
 
 static uint32_t ahci_port_read(struct ahci_port *p, unsigned reg)
@@ -845,8 +849,8 @@ static void ahci_port_write_cmd(struct ahci_port *p, uint32_t val)
 {
     uint32_t old = p->cmd;
     /* Writable: ST, CLO (self-clearing), FRE, and the ICC/ALPE/ASP bits we ignore. */
-    p->cmd = (old & ~(AHCI_PX_CMD_ST | AHCI_PX_CMD_FRE)) |
-             (val & (AHCI_PX_CMD_ST | AHCI_PX_CMD_FRE));
+    p->cmd =
+        (old & ~(AHCI_PX_CMD_ST | AHCI_PX_CMD_FRE)) | (val & (AHCI_PX_CMD_ST | AHCI_PX_CMD_FRE));
     if (val & AHCI_PX_CMD_CLO) {
         p->tfd &= ~(uint32_t)(ATA_ST_BSY | ATA_ST_DRQ);
     }
@@ -1127,8 +1131,7 @@ static int ahci_attach(struct ahci *s, int port, enum ahci_dev_kind kind,
     return 0;
 }
 
-int ahci_attach_disk(struct ahci *s, int port, const struct storage_backend *be,
-                     const char *serial)
+int ahci_attach_disk(struct ahci *s, int port, const struct storage_backend *be, const char *serial)
 {
     return ahci_attach(s, port, AHCI_DEV_DISK, be, serial);
 }

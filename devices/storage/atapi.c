@@ -177,7 +177,7 @@ static void atapi_request_sense(struct atapi *a, const uint8_t *cdb, struct atap
     uint8_t *b = r->buf;
     b[0] = 0x70; /* current error, fixed format */
     b[2] = a->sense_key;
-    b[7] = 10;   /* additional sense length */
+    b[7] = 10; /* additional sense length */
     b[12] = a->asc;
     b[13] = a->ascq;
     atapi_reply(r, 18, cdb[4]);
@@ -225,7 +225,7 @@ static void atapi_read_toc(struct atapi *a, const uint8_t *cdb, struct atapi_res
         put_addr(b + 8, 0, msf);
         len = 12;
         break;
-    case 2: { /* raw TOC: points A0, A1, A2 and track 1 of session 1 */
+    case 2: {     /* raw TOC: points A0, A1, A2 and track 1 of session 1 */
         b[2] = 1; /* first session */
         b[3] = 1; /* last session */
         len = 4;
@@ -384,9 +384,9 @@ static void atapi_mode_sense(struct atapi *a, const uint8_t *cdb, struct atapi_r
         p[0] = 0x2a;
         p[1] = 0x14;
         if (!changeable) {
-            p[2] = 0x3b;             /* reads CD-R, CD-RW, method 2, DVD-ROM, DVD-R, DVD-RAM */
-            p[4] = 0x71;             /* audio play, multisession, mode 2 forms */
-            p[5] = 0xff;             /* CD-DA, subchannel, ISRC, UPC, barcode */
+            p[2] = 0x3b; /* reads CD-R, CD-RW, method 2, DVD-ROM, DVD-R, DVD-RAM */
+            p[4] = 0x71; /* audio play, multisession, mode 2 forms */
+            p[5] = 0xff; /* CD-DA, subchannel, ISRC, UPC, barcode */
             p[6] = (uint8_t)(1 << 5 | 1 << 3 | 1 | (a->locked ? 2 : 0)); /* tray, eject, lock */
             put16(p + 8, 16 * 176);  /* maximum read speed, kB/s */
             put16(p + 10, 256);      /* volume levels */
@@ -436,13 +436,13 @@ static void atapi_read_disc_info(struct atapi *a, const uint8_t *cdb, struct ata
         return;
     }
     put16(b, 32);
-    b[2] = 0x0e; /* last session complete, disc finalized (not erasable) */
-    b[3] = 1;    /* first track on disc */
-    b[4] = 1;    /* number of sessions (LSB) */
-    b[5] = 1;    /* first track in last session (LSB) */
-    b[6] = 1;    /* last track in last session (LSB) */
-    b[7] = 0x20; /* unrestricted use */
-    b[8] = 0x00; /* disc type: CD-DA or CD-ROM */
+    b[2] = 0x0e;             /* last session complete, disc finalized (not erasable) */
+    b[3] = 1;                /* first track on disc */
+    b[4] = 1;                /* number of sessions (LSB) */
+    b[5] = 1;                /* first track in last session (LSB) */
+    b[6] = 1;                /* last track in last session (LSB) */
+    b[7] = 0x20;             /* unrestricted use */
+    b[8] = 0x00;             /* disc type: CD-DA or CD-ROM */
     memset(b + 16, 0xff, 8); /* last session lead-in / last possible lead-out: none */
     atapi_reply(r, 34, get16(cdb + 7));
 }
@@ -465,8 +465,7 @@ static bool atapi_ua_exempt(uint8_t op)
 static bool atapi_needs_media(uint8_t op)
 {
     return op == CMD_TEST_UNIT_READY || op == CMD_READ_CAPACITY || op == CMD_READ_10 ||
-           op == CMD_READ_12 || op == CMD_READ_TOC || op == CMD_READ_DISC_INFO ||
-           op == CMD_SEEK_10;
+           op == CMD_READ_12 || op == CMD_READ_TOC || op == CMD_READ_DISC_INFO || op == CMD_SEEK_10;
 }
 
 static void atapi_read(struct atapi *a, uint64_t lba, uint64_t count, struct atapi_result *r)

@@ -61,12 +61,12 @@ struct atapi {
 };
 
 struct atapi_result {
-    bool ok;                      /* GOOD status; else CHECK CONDITION with sense set */
-    bool data_out;                /* host-to-device data phase (MODE SELECT): discarded */
-    bool is_read;                 /* READ(10/12): stream [read_off, read_off+len) */
-    uint64_t read_off;            /* byte offset on the medium */
-    uint32_t len;                 /* bytes of data to transfer (already allocation-limited) */
-    uint8_t buf[ATAPI_RESP_MAX];  /* response data when !is_read */
+    bool ok;                     /* GOOD status; else CHECK CONDITION with sense set */
+    bool data_out;               /* host-to-device data phase (MODE SELECT): discarded */
+    bool is_read;                /* READ(10/12): stream [read_off, read_off+len) */
+    uint64_t read_off;           /* byte offset on the medium */
+    uint32_t len;                /* bytes of data to transfer (already allocation-limited) */
+    uint8_t buf[ATAPI_RESP_MAX]; /* response data when !is_read */
 };
 
 void atapi_init(struct atapi *a);

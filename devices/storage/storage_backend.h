@@ -11,9 +11,9 @@ struct storage_backend {
     void *opaque;
     int (*pread)(void *opaque, void *buf, uint64_t len, uint64_t off);
     int (*pwrite)(void *opaque, const void *buf, uint64_t len, uint64_t off); /* NULL: RO */
-    int (*flush)(void *opaque);                                              /* may be NULL */
-    uint64_t length; /* bytes */
-    bool readonly;   /* writes fail with a write-protect error */
+    int (*flush)(void *opaque);                                               /* may be NULL */
+    uint64_t length;                                                          /* bytes */
+    bool readonly; /* writes fail with a write-protect error */
 };
 
 #endif

@@ -213,11 +213,32 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
     return 1;
 }
 
+/* The device wrote the chain's writable buffers through host pointers: tell guestmem, so a
+ * software CPU drops code it translated from those pages (page cache reuse). */
+static void vq_note_written(const struct virtq *vq, const struct virtq_elem *e)
+{
+    const struct guestmem *gm = vq->mem;
+    if (!gm->write_notify) {
+        return;
+    }
+    for (unsigned i = e->nout; i < e->nout + e->nin && i < VIRTQ_MAX_SEGS; i++) {
+        const uint8_t *p = e->iov[i].iov_base;
+        for (int r = 0; r < gm->n; r++) {
+            const struct guestmem_region *g = &gm->r[r];
+            if (p >= g->hva && p < g->hva + g->size) {
+                guestmem_dma_written(gm, g->gpa + (uint64_t)(p - g->hva), e->iov[i].iov_len);
+                break;
+            }
+        }
+    }
+}
+
 int virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len)
 {
     if (vq->num == 0) {
         return -EIO;
     }
+    vq_note_written(vq, e);
     uint8_t u[VQ_USED_ELEM];
     uint32_t id = e->head;
     for (int i = 0; i < 4; i++) {

@@ -59,13 +59,23 @@ seabios)
     ;;
 ovmf)
     [ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || { echo "skipped: apt-get install ovmf"; exit 77; }
-    "$LODGE" run --accel soft --firmware uefi --mem 256M --serial "file:$T/com1" \
-        --vga-dump "$T/screen.ppm" 2>"$T/err" &
-    pid=$!
-    wait_for "$T/com1" "Shell> " 240 || fail "no UEFI shell prompt on the serial console"
-    stop
-    grep -aq "UEFI Interactive Shell" "$T/com1" || fail "no shell banner"
-    head -c 2 "$T/screen.ppm" 2>/dev/null | grep -q P6 || fail "no VBE screen dump"
+    # Twice with the same NVRAM file: created from the template, written by OVMF through
+    # the CFI flash, then booted from again.
+    for run in 1 2; do
+        : >"$T/com1"
+        "$LODGE" run --accel soft --firmware uefi --mem 256M --serial "file:$T/com1" \
+            --uefi-vars "$T/vars.fd" --vga-dump "$T/screen.ppm" 2>"$T/err" &
+        pid=$!
+        wait_for "$T/com1" "Shell> " 240 || fail "run $run: no UEFI shell prompt on the serial console"
+        stop
+        grep -aq "UEFI Interactive Shell" "$T/com1" || fail "run $run: no shell banner"
+        head -c 2 "$T/screen.ppm" 2>/dev/null | grep -q P6 || fail "run $run: no VBE screen dump"
+        if [ "$run" = 1 ]; then
+            cmp -s "$T/vars.fd" /usr/share/OVMF/OVMF_VARS_4M.fd &&
+                fail "the NVRAM file was not written"
+            strings -el "$T/vars.fd" | grep -q BootOrder || fail "no BootOrder variable stored"
+        fi
+    done
     ;;
 linux)
     [ -r /usr/share/qemu/linuxboot_dma.bin ] || {

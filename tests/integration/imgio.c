@@ -5,6 +5,7 @@
  *   imgio FILE read OFF LEN SEED      check pattern SEED there (exit 1 on mismatch)
  *   imgio FILE zero OFF LEN           write_zeroes, flush
  *   imgio FILE iszero OFF LEN         check zeros
+ *   imgio FILE dump OFF LEN           copy [OFF, OFF+LEN) to stdout (guest tests hash it)
  *   imgio FILE crash-writer LOG SEED  write random ranges forever, logging to LOG:
  *                                     "R" at start, "W off len seed" before each
  *                                     write, "F" after each completed flush
@@ -236,10 +237,32 @@ static int imgio_crash_verify(struct image *img, const char *log, uint32_t base_
     return bad;
 }
 
+/* Streams the guest-visible bytes (backing chain included) so a shell test can hash them. */
+static int imgio_dump(struct image *img, uint64_t off, uint64_t len)
+{
+    static const size_t chunk = 1u << 20;
+    uint8_t *buf = malloc(chunk);
+    int rc = buf ? 0 : 1;
+    while (!rc && len > 0) {
+        size_t n = len < chunk ? (size_t)len : chunk;
+        if (image_pread(img, buf, n, off) < 0) {
+            fprintf(stderr, "imgio: %s\n", image_error(img));
+            rc = 1;
+        } else if (fwrite(buf, 1, n, stdout) != n) {
+            rc = 1;
+        }
+        off += n;
+        len -= n;
+    }
+    free(buf);
+    return rc || fflush(stdout) != 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: imgio FILE write|read|zero|iszero|crash-writer|crash-verify ...\n");
+        fprintf(stderr, "usage: imgio FILE write|read|zero|iszero|dump|crash-writer|"
+                        "crash-verify ...\n");
         return 2;
     }
     const char *path = argv[1], *cmd = argv[2];
@@ -273,6 +296,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "imgio: %s\n", image_error(img));
             }
         }
+    } else if (!strcmp(cmd, "dump") && argc == 5) {
+        rc = imgio_dump(img, strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
     } else if (!strcmp(cmd, "crash-writer") && argc == 5) {
         rc = imgio_crash_writer(img, argv[3], (uint32_t)strtoul(argv[4], NULL, 0));
     } else if (!strcmp(cmd, "crash-verify") && argc == 5) {

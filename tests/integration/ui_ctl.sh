@@ -118,6 +118,11 @@ r = json.loads(msg.split(b"\n")[0])
 assert r["ok"] and r["return"]["width"] == 1024, r
 assert len(fds) == 1, "no fd passed"
 m = mmap.mmap(fds[0], r["return"]["size"], mmap.MAP_SHARED, mmap.PROT_READ)
+try:  # the viewer's copy is read-only
+    mmap.mmap(fds[0], r["return"]["size"], mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    raise AssertionError("display-attach fd is writable")
+except PermissionError:
+    pass
 px = m[(120 * 1024 + 120) * 4:(120 * 1024 + 120) * 4 + 4]
 assert px[:3] == b"\x00\xff\x00", px   # B, G, R: green
 s.sendall(b'{"cmd":"input","type":"key","key":"a","down":true}\n')

@@ -42,6 +42,11 @@ done
 [ -s "$tmp/displayfd" ] || { echo "skipped: Xvfb did not start"; exit 77; }
 export DISPLAY=:$(head -1 "$tmp/displayfd")
 unset WAYLAND_DISPLAY
+for _ in $(seq 100); do
+    xdotool getdisplaygeometry >/dev/null 2>&1 && break
+    sleep 0.05
+done
+xdotool getdisplaygeometry >/dev/null 2>&1 || { echo "skipped: Xvfb does not answer"; exit 77; }
 
 # A bundle, started headless from the command line.
 "$lodge" create guivm --kernel "$guest" --mem 64M --disk-size 0 >/dev/null || fail "create"

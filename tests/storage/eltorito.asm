@@ -1,7 +1,8 @@
-; El Torito no-emulation boot image for tests/storage/eltorito.sh. SeaBIOS loads it at
-; 0000:7C00 from the AHCI CD-ROM (READ(10) of the boot catalog and this image) with DL = the
-; drive. It prints a marker to the debug port, reads the ISO's primary volume descriptor
-; (LBA 16) through INT 13h AH=42h and checks "CD001", then ends the run through test-exit.
+; Boot image for tests/storage/eltorito.sh. SeaBIOS loads it at 0000:7C00 with DL = the drive:
+; as an El Torito no-emulation image from the AHCI CD-ROM (READ(10) of the boot catalog and
+; this image), or with -DDISK as the MBR of an AHCI disk. It prints a marker to the debug port,
+; reads a sector through INT 13h AH=42h and checks it (CD: the primary volume descriptor at
+; LBA 16, "CD001"; disk: LBA 1, "LODGE-LBA1"), then ends the run through test-exit.
 bits 16
 org 0x7c00
 
@@ -21,10 +22,17 @@ start:
     mov ah, 0x42
     int 0x13
     jc fail
+%ifdef DISK
+    cmp dword [0x8000], 'LODG'
+    jne fail
+    cmp dword [0x8004], 'E-LB'
+    jne fail
+%else
     cmp dword [0x8001], 'CD00'
     jne fail
     cmp byte [0x8005], '1'
     jne fail
+%endif
     mov si, msg_read
     call puts
     mov al, 0x10                ; test-exit status (0x10 << 1) | 1 = 33
@@ -53,11 +61,20 @@ drive: db 0
 align 4
 dap:
     db 16, 0
-    dw 1                        ; one 2048-byte sector
+    dw 1                        ; one sector (2048 bytes on the CD, 512 on the disk)
     dw 0x8000, 0                ; to 0000:8000
-    dq 16                       ; LBA 16: primary volume descriptor
+%ifdef DISK
+    dq 1
+%else
+    dq 16                       ; primary volume descriptor
+%endif
 msg_boot: db "LODGE-ELTORITO-BOOT-OK", 10, 0
-msg_read: db "LODGE-CD-INT13-READ-OK", 10, 0
-msg_fail: db "LODGE-CD-INT13-READ-FAIL", 10, 0
+msg_read: db "LODGE-INT13-READ-OK", 10, 0
+msg_fail: db "LODGE-INT13-READ-FAIL", 10, 0
 
+%ifdef DISK
+times 510 - ($ - $$) db 0
+dw 0xaa55                       ; MBR boot signature
+%else
 times 2048 - ($ - $$) db 0
+%endif

@@ -158,7 +158,7 @@ test_main:
     RING3 0
     EXPECT_AT .p13
 .p13:
-    mov [cs:callgate_target], eax
+    mov [cs:cs_scratch], eax
     int 0x81
 .p13_done:
     ret
@@ -231,3 +231,6 @@ callgate_target:
 .out:
     pop ds
     retf
+
+align 4
+cs_scratch: dd 0

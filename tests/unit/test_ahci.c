@@ -15,9 +15,9 @@
 
 #define RAM_SIZE (8u << 20)
 #define DISK_SECTORS 2048
-#define CLB(p) (0x10000u + (p) * 0x1000u)
-#define FB(p) (0x30000u + (p) * 0x1000u)
-#define CTBA(slot) (0x50000u + (slot) * 0x1000u)
+#define CLB(p) (0x10000u + (p)*0x1000u)
+#define FB(p) (0x30000u + (p)*0x1000u)
+#define CTBA(slot) (0x50000u + (slot)*0x1000u)
 #define DATA 0x100000u
 #define DISK_PORT 0
 #define CD_PORT 1
@@ -170,8 +170,7 @@ static int setup(void)
     for (uint64_t i = 0; i < R.disk.len; i++) {
         R.disk.data[i] = (uint8_t)(i * 7 + (i >> 9));
     }
-    R.disk_be = (struct storage_backend){&R.disk, md_pread, md_pwrite, md_flush, R.disk.len,
-                                         false};
+    R.disk_be = (struct storage_backend){&R.disk, md_pread, md_pwrite, md_flush, R.disk.len, false};
     R.iso_be = (struct storage_backend){&R.iso, md_pread, NULL, NULL, R.iso.len, true};
     R.s = ahci_new(&R.mem);
     if (!R.s || ahci_attach_disk(R.s, DISK_PORT, &R.disk_be, "SN-1234") < 0 ||
@@ -507,9 +506,9 @@ static void test_atapi_identify_and_inquiry(void)
     CU_ASSERT_TRUE(port_ok(CD_PORT));
     uint16_t w0;
     guestmem_read(&R.mem, DATA, &w0, 2);
-    CU_ASSERT_EQUAL(w0 >> 14, 2);        /* ATAPI */
+    CU_ASSERT_EQUAL(w0 >> 14, 2);         /* ATAPI */
     CU_ASSERT_EQUAL((w0 >> 8) & 0x1f, 5); /* CD-ROM */
-    CU_ASSERT_TRUE(w0 & 0x80);           /* removable */
+    CU_ASSERT_TRUE(w0 & 0x80);            /* removable */
     wr(preg(CD_PORT, AHCI_PX_IS), 0xffffffff);
 
     uint8_t inq[12] = {0x12, 0, 0, 0, 36};
@@ -548,8 +547,15 @@ static void test_atapi_capacity_read_toc(void)
     CU_ASSERT_TRUE(found);
 
     /* Reading past the end: CHECK CONDITION, ILLEGAL REQUEST in the error register. */
-    uint8_t past[12] = {0x28, 0, (uint8_t)(blocks >> 24), (uint8_t)(blocks >> 16),
-                        (uint8_t)(blocks >> 8), (uint8_t)blocks, 0, 0, 1};
+    uint8_t past[12] = {0x28,
+                        0,
+                        (uint8_t)(blocks >> 24),
+                        (uint8_t)(blocks >> 16),
+                        (uint8_t)(blocks >> 8),
+                        (uint8_t)blocks,
+                        0,
+                        0,
+                        1};
     uint8_t f[20];
     ata_fis(f, 0xa0, 0, 0);
     f[3] = 1;

@@ -21,8 +21,7 @@ static int pat_pread(void *o, void *buf, uint64_t len, uint64_t off)
 
 static struct storage_backend disc(uint64_t blocks)
 {
-    return (struct storage_backend){NULL, pat_pread, NULL, NULL, blocks * ATAPI_BLOCK_SIZE,
-                                    true};
+    return (struct storage_backend){NULL, pat_pread, NULL, NULL, blocks * ATAPI_BLOCK_SIZE, true};
 }
 
 static uint32_t be16(const uint8_t *p)

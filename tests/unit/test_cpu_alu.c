@@ -623,6 +623,36 @@ static void test_foreign_write_invalidates(void)
     CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 5);
 }
 
+static void note_write_hook(void *opaque, uint64_t gpa, uint64_t len)
+{
+    cpu_tcache_note_write(opaque, gpa, len);
+}
+
+/* A device overwrites translated code through guestmem (a host pointer, then a copy) with
+ * the engine's write_notify hook set: the CPU must run the new bytes each time. */
+static void test_dma_write_notify(void)
+{
+    reset64();
+    h.mem.write_notify = note_write_hook;
+    h.mem.write_notify_opaque = cpu;
+    static const uint8_t code[] = {0xb8, 0x04, 0x00, 0x00, 0x00, 0xf4}; /* mov eax,4; hlt */
+    cpu_harness_load(&h, CODE, code, sizeof(code));
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 4);
+    uint8_t *p = guestmem_ptr_rw(&h.mem, CODE, sizeof(code));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p[1] = 0x07; /* mov eax,7 */
+    guestmem_dma_written(&h.mem, CODE + 1, 1);
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 7);
+    static const uint8_t nine[] = {0x09};
+    CU_ASSERT_EQUAL(guestmem_write(&h.mem, CODE + 1, nine, 1), 0);
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 9);
+    h.mem.write_notify = NULL;
+    h.mem.write_notify_opaque = NULL;
+}
+
 static void test_modes_16_32(void)
 {
     /* Real mode: 16-bit arithmetic wraps, segment base = selector << 4. */
@@ -682,6 +712,7 @@ int main(void)
     CU_add_test(s, "self_modifying_code", test_self_modifying_code);
     CU_add_test(s, "smc_across_vcpus", test_smc_across_vcpus);
     CU_add_test(s, "foreign_write_invalidates", test_foreign_write_invalidates);
+    CU_add_test(s, "dma_write_notify", test_dma_write_notify);
     CU_add_test(s, "modes_16_32", test_modes_16_32);
     CU_add_test(s, "icount_limit", test_icount_limit);
     CU_basic_set_mode(CU_BRM_NORMAL);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Benchmark: disk I/O inside the guest and image conversion on the host, Lodge against QEMU.
+#  1. The Debian test guest (tests/guest/kit.sh) runs tests/guest/scripts/disk_bench.sh on two
+#     virtio-blk disks, a raw and a qcow2 image: sequential 32 MiB write/read and 256 random 4 KiB
+#     writes/reads, O_DIRECT in the guest. `lodge run --accel soft` against
+#     `qemu-system-x86_64 -accel tcg` with the same kernel, initrd, memory and fresh images. Each
+#     phase is timed on the host clock from the guest's console markers.
+#  2. `lodge img convert` against `qemu-img convert` on a 1 GiB image full of data:
+#     raw -> qcow2 and qcow2 -> raw.
+# Ratios are QEMU time / Lodge time: 1.0 or more means Lodge is at least as fast.
+#   bench/disk/run.sh [LODGE]
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+lodge=${1:-$top/build/lodge}
+# shellcheck disable=SC1090
+source "$("$top/tests/guest/kit.sh")" || exit 1
+command -v qemu-system-x86_64 >/dev/null || { echo "bench: qemu-system-x86_64 missing"; exit 1; }
+command -v qemu-img >/dev/null || { echo "bench: qemu-img missing"; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/lodge-disk-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+append="console=ttyS0 quiet lodge.test=disk_bench"
+
+# Host clock stamps on every console line, so a slow or fast guest clock cannot skew the result.
+stamp() {
+    python3 -u -c '
+import sys, time
+t0 = time.monotonic()
+for line in sys.stdin:
+    print("%.3f %s" % (time.monotonic() - t0, line.rstrip("\r\n")), flush=True)
+'
+}
+fresh_images() {
+    rm -f "$work/raw.img" "$work/disk.qcow2"
+    truncate -s 64M "$work/raw.img"
+    qemu-img create -q -f qcow2 "$work/disk.qcow2" 96M
+}
+fresh_images
+"$lodge" run --accel soft --cpus 1 --mem 512M --kernel "$LODGE_GUEST_KERNEL" \
+    --initrd "$LODGE_GUEST_INITRD" --append "$append" --serial stdio --display none \
+    --drive "file=$work/raw.img,format=raw" --drive "file=$work/disk.qcow2,format=qcow2" \
+    </dev/null 2>&1 | stamp > "$work/lodge.log"
+fresh_images
+qemu-system-x86_64 -accel tcg -smp 1 -m 512M -nographic -no-reboot -nodefaults -serial stdio \
+    -kernel "$LODGE_GUEST_KERNEL" -initrd "$LODGE_GUEST_INITRD" -append "$append" \
+    -drive "file=$work/raw.img,format=raw,if=virtio" \
+    -drive "file=$work/disk.qcow2,format=qcow2,if=virtio" </dev/null 2>&1 | stamp > "$work/qemu.log"
+for e in lodge qemu; do
+    if ! grep -q "BENCH-DONE" "$work/$e.log"; then
+        echo "bench: the $e run did not finish the guest benchmark:"
+        tail -n 20 "$work/$e.log"
+        exit 1
+    fi
+done
+grep -h "BENCH-DIRECT" "$work/lodge.log" | sed 's/^[0-9.]* /guest dd O_DIRECT: /'
+phase() { # log name -> host seconds between BENCH-BEGIN name and BENCH-END name
+    awk -v n="$2" '$2 == "BENCH-BEGIN" && $3 == n {b = $1} $2 == "BENCH-END" && $3 == n {e = $1}
+        END {printf "%.3f", e - b}' "$1"
+}
+printf '%-18s %10s %10s %8s\n' "guest phase" "lodge s" "qemu s" "ratio"
+for p in null-4k raw-seq-write raw-seq-read raw-rand-write raw-rand-read qcow2-seq-write \
+    qcow2-seq-read qcow2-rand-write qcow2-rand-read; do
+    l=$(phase "$work/lodge.log" $p)
+    q=$(phase "$work/qemu.log" $p)
+    printf '%-18s %10.2f %10.2f %8.2f\n' "$p" "$l" "$q" "$(awk "BEGIN{print ($l > 0) ? $q / $l : 0}")"
+done
+echo "(null-4k: the 256-iteration dd loop against /dev/null, the per-op process cost in the" \
+    "random phases)"
+
+# Host conversion of a 1 GiB image that is all data.
+yes "LODGE-CONVERT-BENCH-PATTERN-0123456789abcdef" | head -c 1G > "$work/src.raw"
+qemu-img convert -O qcow2 "$work/src.raw" "$work/src.qcow2"
+cat "$work/src.raw" "$work/src.qcow2" > /dev/null # both warm in the page cache for both tools
+timed() { # command... -> wall seconds
+    local s e
+    s=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || { echo "nan"; return; }
+    e=$(date +%s.%N)
+    awk "BEGIN{printf \"%.3f\", $e - $s}"
+}
+printf '%-18s %10s %10s %8s\n' "1 GiB convert" "lodge s" "qemu s" "ratio"
+for c in "raw qcow2 src.raw" "qcow2 raw src.qcow2"; do
+    set -- $c
+    rm -f "$work/out.l" "$work/out.q"
+    l=$(timed "$lodge" img convert -O "$2" "$work/$3" "$work/out.l")
+    q=$(timed qemu-img convert -O "$2" "$work/$3" "$work/out.q")
+    if ! qemu-img compare -q "$work/out.l" "$work/out.q"; then
+        echo "bench: lodge img convert $1 -> $2 output differs from qemu-img's"
+    fi
+    rm -f "$work/out.l" "$work/out.q"
+    printf '%-18s %10.2f %10.2f %8.2f\n' "$1 -> $2" "$l" "$q" "$(awk "BEGIN{print $q / $l}")"
+done

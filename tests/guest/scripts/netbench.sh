@@ -1,0 +1,37 @@
+#!/bin/sh
+# Network benchmark guest side (host side: bench/net/run.sh). After DHCP it receives one TCP
+# stream on port 5001 (the host connects through a hostfwd) and then sends lodge.net.mb MiB to
+# 10.0.2.2:lodge.net.port. The host times both from its end.
+lodge-insmod virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
+    failover net_failover virtio_net e1000 || exit 1
+port="" mb=16
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    lodge.net.port=*) port=${arg#lodge.net.port=} ;;
+    lodge.net.mb=*) mb=${arg#lodge.net.mb=} ;;
+    esac
+done
+n=0
+while [ ! -d /sys/class/net/eth0 ] && [ $n -lt 20 ]; do
+    sleep 1
+    n=$((n + 1))
+done
+ip link set lo up
+ip link set eth0 up
+cat > /tmp/udhcpc.sh <<'S'
+#!/bin/sh
+case "$1" in
+bound | renew)
+    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+    [ -n "$router" ] && route add default gw "${router%% *}" dev "$interface"
+    ;;
+esac
+S
+chmod +x /tmp/udhcpc.sh
+udhcpc -i eth0 -n -q -t 10 -T 2 -s /tmp/udhcpc.sh >/dev/null 2>&1 || { echo "LODGE-DHCP-FAIL"; exit 1; }
+echo "LODGE-BENCH-READY"
+timeout 300 nc -l -p 5001 > /dev/null
+echo "LODGE-BENCH-RX-DONE"
+dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | timeout 300 nc 10.0.2.2 "$port"
+echo "LODGE-BENCH-TX-DONE"
+exit 0

@@ -1,0 +1,242 @@
+/* Unit tests for net/: --net parsing, the checksum helpers, and the libslirp
+ * backend on a private GLib context (ARP and DHCP answers, hostfwd bind errors). */
+#include "net/net.h"
+
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void test_parse(void)
+{
+    struct net_nic_config c;
+    bool none;
+    char why[256];
+    CU_ASSERT_EQUAL(net_parse_nic("none", &c, &none, why, sizeof(why)), 0);
+    CU_ASSERT_TRUE(none);
+    CU_ASSERT_EQUAL(net_parse_nic("user", &c, &none, why, sizeof(why)), 0);
+    CU_ASSERT_FALSE(none);
+    CU_ASSERT_EQUAL(c.model, NET_MODEL_VIRTIO);
+    CU_ASSERT_FALSE(c.restricted);
+    CU_ASSERT_TRUE(c.ipv6);
+    CU_ASSERT_EQUAL(net_parse_nic("user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-"
+                                  "10.0.2.15:53,restrict=on,model=e1000,mac=52:54:00:00:00:07",
+                                  &c, &none, why, sizeof(why)),
+                    0);
+    CU_ASSERT_EQUAL(c.model, NET_MODEL_E1000);
+    CU_ASSERT_TRUE(c.restricted);
+    CU_ASSERT_TRUE(c.has_mac);
+    CU_ASSERT_EQUAL(c.mac[5], 7);
+    CU_ASSERT_EQUAL_FATAL(c.nfwds, 2);
+    CU_ASSERT_FALSE(c.fwds[0].udp);
+    CU_ASSERT_EQUAL(c.fwds[0].host_addr.s_addr, htonl(0x7f000001));
+    CU_ASSERT_EQUAL(c.fwds[0].host_port, 8080);
+    CU_ASSERT_EQUAL(c.fwds[0].guest_addr.s_addr, 0);
+    CU_ASSERT_EQUAL(c.fwds[0].guest_port, 80);
+    CU_ASSERT_TRUE(c.fwds[1].udp);
+    CU_ASSERT_EQUAL(c.fwds[1].guest_addr.s_addr, htonl(0x0a00020f));
+    const char *bad[] = {
+        "tap",
+        "user,hostfwd=tcp::0-:80",
+        "user,hostfwd=tcp::80",
+        "user,hostfwd=sctp::1-:2",
+        "user,hostfwd=tcp:1.2.3:1-:2",
+        "user,hostfwd=tcp::70000-:2",
+        "user,model=rtl8139",
+        "user,mac=01:00:5e:00:00:01", /* multicast */
+        "user,mac=52:54:00:00:00",
+        "user,restrict=maybe",
+        "user,color=blue",
+        "user,hostfwd",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        CU_ASSERT_EQUAL(net_parse_nic(bad[i], &c, &none, why, sizeof(why)), -EINVAL);
+        CU_ASSERT_NOT_EQUAL(why[0], '\0');
+    }
+    uint8_t mac[6];
+    net_default_mac(2, mac);
+    CU_ASSERT_EQUAL(mac[0], 0x52);
+    CU_ASSERT_EQUAL(mac[5], 0x58);
+}
+
+static void test_checksum(void)
+{
+    /* RFC 1071 example: 0001 f203 f4f5 f6f7 sums to ddf2. */
+    static const uint8_t b[] = {0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7};
+    CU_ASSERT_EQUAL(net_checksum(b, sizeof(b), 0), 0xddf2);
+    /* Odd length pads with zero. */
+    static const uint8_t o[] = {0x12, 0x34, 0x56};
+    CU_ASSERT_EQUAL(net_checksum(o, sizeof(o), 0), 0x6834);
+}
+
+#define SEEN_MAX 16
+
+struct peer_rec {
+    uint8_t frames[SEEN_MAX][1600]; /* frames slirp sent to the "guest" */
+    size_t lens[SEEN_MAX];
+    int n;
+};
+
+static bool peer_receive(void *opaque, const uint8_t *frame, size_t len)
+{
+    struct peer_rec *p = opaque;
+    if (p->n < SEEN_MAX && len <= sizeof(p->frames[0])) {
+        memcpy(p->frames[p->n], frame, len);
+        p->lens[p->n] = len;
+        p->n++;
+    }
+    return true;
+}
+
+static const uint8_t guest_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+
+static void pump(GMainContext *ctx, struct peer_rec *p, int want)
+{
+    for (int i = 0; i < 200 && p->n < want; i++) {
+        g_main_context_iteration(ctx, FALSE);
+        if (p->n < want) {
+            usleep(1000);
+        }
+    }
+}
+
+struct slirp_fx {
+    GMainContext *ctx;
+    struct net_backend *be;
+    struct peer_rec peer;
+};
+
+static int fx_start(struct slirp_fx *f, const char *spec)
+{
+    memset(f, 0, sizeof(*f));
+    struct net_nic_config c;
+    bool none;
+    char why[256];
+    CU_ASSERT_EQUAL_FATAL(net_parse_nic(spec, &c, &none, why, sizeof(why)), 0);
+    f->ctx = g_main_context_new();
+    int rc = net_slirp_new(&c, NET_MTU_DEFAULT, f->ctx, &f->be, why, sizeof(why));
+    if (rc == 0) {
+        struct net_peer peer = {.receive = peer_receive, .opaque = &f->peer};
+        net_backend_set_peer(f->be, &peer);
+    }
+    return rc;
+}
+
+static void fx_stop(struct slirp_fx *f)
+{
+    net_backend_free(f->be);
+    g_main_context_unref(f->ctx);
+}
+
+static void test_arp(void)
+{
+    struct slirp_fx f;
+    CU_ASSERT_EQUAL_FATAL(fx_start(&f, "user"), 0);
+    uint8_t arp[42] = {0};
+    memset(arp, 0xff, 6);
+    memcpy(arp + 6, guest_mac, 6);
+    arp[12] = 0x08, arp[13] = 0x06;
+    uint8_t *a = arp + 14;
+    a[1] = 1, a[2] = 0x08, a[4] = 6, a[5] = 4, a[7] = 1; /* Ethernet/IPv4, request */
+    memcpy(a + 8, guest_mac, 6);
+    a[14] = 10, a[15] = 0, a[16] = 2, a[17] = 15;
+    a[24] = 10, a[25] = 0, a[26] = 2, a[27] = 2;
+    CU_ASSERT_EQUAL(net_backend_send(f.be, arp, sizeof(arp)), 0);
+    pump(f.ctx, &f.peer, 1);
+    CU_ASSERT_EQUAL_FATAL(f.peer.n, 1);
+    const uint8_t *r = f.peer.frames[0];
+    CU_ASSERT_EQUAL(memcmp(r, guest_mac, 6), 0);
+    CU_ASSERT_EQUAL(r[12] << 8 | r[13], 0x0806);
+    CU_ASSERT_EQUAL(r[14 + 7], 2); /* reply */
+    static const uint8_t host_ip[4] = {10, 0, 2, 2};
+    CU_ASSERT_EQUAL(memcmp(r + 14 + 14, host_ip, 4), 0);
+    fx_stop(&f);
+}
+
+static void test_dhcp(void)
+{
+    struct slirp_fx f;
+    CU_ASSERT_EQUAL_FATAL(fx_start(&f, "user"), 0);
+    static uint8_t p[14 + 20 + 8 + 300];
+    memset(p, 0, sizeof(p));
+    memset(p, 0xff, 6);
+    memcpy(p + 6, guest_mac, 6);
+    p[12] = 0x08;
+    uint8_t *ip = p + 14;
+    size_t iplen = sizeof(p) - 14;
+    ip[0] = 0x45, ip[2] = (uint8_t)(iplen >> 8), ip[3] = (uint8_t)iplen, ip[8] = 64, ip[9] = 17;
+    memset(ip + 16, 0xff, 4);
+    uint8_t *u = ip + 20;
+    u[1] = 68, u[3] = 67, u[4] = (uint8_t)((iplen - 20) >> 8), u[5] = (uint8_t)(iplen - 20);
+    uint8_t *b = u + 8;
+    b[0] = 1, b[1] = 1, b[2] = 6;
+    b[4] = 0xde, b[5] = 0xad, b[6] = 0xbe, b[7] = 0xef; /* xid */
+    memcpy(b + 28, guest_mac, 6);
+    b[236] = 99, b[237] = 130, b[238] = 83, b[239] = 99; /* magic cookie */
+    b[240] = 53, b[241] = 1, b[242] = 1;                 /* DHCPDISCOVER */
+    b[243] = 255;
+    net_frame_fix_checksums(p, sizeof(p));
+    CU_ASSERT_EQUAL(net_backend_send(f.be, p, sizeof(p)), 0);
+    pump(f.ctx, &f.peer, 1);
+    CU_ASSERT_EQUAL_FATAL(f.peer.n, 1);
+    const uint8_t *r = f.peer.frames[0];
+    const uint8_t *rip = r + 14;
+    CU_ASSERT_EQUAL(rip[9], 17);
+    const uint8_t *rb = rip + (rip[0] & 0xf) * 4 + 8;
+    CU_ASSERT_EQUAL(rb[0], 2); /* BOOTREPLY */
+    CU_ASSERT_EQUAL(rb[4], 0xde);
+    static const uint8_t yi[4] = {10, 0, 2, 15};
+    CU_ASSERT_EQUAL(memcmp(rb + 16, yi, 4), 0); /* yiaddr */
+    fx_stop(&f);
+}
+
+static void test_hostfwd_port_in_use(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CU_ASSERT_EQUAL_FATAL(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(s, 1), 0);
+    socklen_t al = sizeof(a);
+    getsockname(s, (struct sockaddr *)&a, &al);
+    unsigned port = ntohs(a.sin_port);
+    char spec[128];
+    snprintf(spec, sizeof(spec), "user,hostfwd=tcp:127.0.0.1:%u-:80", port);
+    struct net_nic_config c;
+    bool none;
+    char why[256] = "";
+    CU_ASSERT_EQUAL_FATAL(net_parse_nic(spec, &c, &none, why, sizeof(why)), 0);
+    GMainContext *ctx = g_main_context_new();
+    struct net_backend *be = NULL;
+    CU_ASSERT_EQUAL(net_slirp_new(&c, NET_MTU_DEFAULT, ctx, &be, why, sizeof(why)), -EADDRINUSE);
+    char num[16];
+    snprintf(num, sizeof(num), "%u", port);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, num));
+    close(s);
+    /* Free now: the same forward works. */
+    CU_ASSERT_EQUAL(net_slirp_new(&c, NET_MTU_DEFAULT, ctx, &be, why, sizeof(why)), 0);
+    net_backend_free(be);
+    g_main_context_unref(ctx);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) {
+        return 1;
+    }
+    CU_pSuite s = CU_add_suite("slirp", NULL, NULL);
+    CU_add_test(s, "--net parsing", test_parse);
+    CU_add_test(s, "checksums", test_checksum);
+    CU_add_test(s, "ARP reply for 10.0.2.2", test_arp);
+    CU_add_test(s, "DHCP offer of 10.0.2.15", test_dhcp);
+    CU_add_test(s, "hostfwd port in use", test_hostfwd_port_in_use);
+    CU_basic_set_mode(CU_BRM_NORMAL);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

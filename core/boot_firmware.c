@@ -47,7 +47,7 @@ struct boot_fw {
     struct pflash *vars; /* UEFI variable store below OVMF_CODE, or NULL */
     uint64_t vars_base;  /* its guest address */
     struct machine *m;
-    bool acpi_fresh;     /* tables rebuilt for the current PM base since reset */
+    bool acpi_fresh; /* tables rebuilt for the current PM base since reset */
 };
 
 static int boot_fw_why(char *why, size_t len, const char *fmt, ...)
@@ -143,8 +143,8 @@ int boot_firmware_parse_boot(struct boot_fw_config *fc, const char *spec, char *
     return rc;
 }
 
-int boot_firmware_load_image(enum boot_fw_kind kind, const char *path, uint8_t **data,
-                             size_t *len, char *why, size_t whylen)
+int boot_firmware_load_image(enum boot_fw_kind kind, const char *path, uint8_t **data, size_t *len,
+                             char *why, size_t whylen)
 {
     const char *p = path ? path : kind == BOOT_FW_UEFI ? BOOT_FW_OVMF_CODE : BOOT_FW_SEABIOS;
     gchar *buf = NULL;
@@ -196,8 +196,7 @@ static void boot_fw_reloc(struct fw_cfg_loader *l, const uint8_t *t, uint64_t of
 }
 
 int boot_firmware_acpi_blobs(const struct acpi_config *ac, uint8_t **tables, size_t *tables_len,
-                             uint8_t **rsdp, size_t *rsdp_len, uint8_t **loader,
-                             size_t *loader_len)
+                             uint8_t **rsdp, size_t *rsdp_len, uint8_t **loader, size_t *loader_len)
 {
     /* Built at guest address 0, every pointer in the tables is an offset into the
      * blob: the loader adds the blob's address to each one. */
@@ -290,9 +289,13 @@ int boot_firmware_acpi_blobs(const struct acpi_config *ac, uint8_t **tables, siz
 static void boot_fw_acpi_config(struct boot_fw *fw, uint16_t pm_base, struct acpi_config *ac)
 {
     struct machine *m = fw->m;
-    *ac = (struct acpi_config){.ncpus = m->nvcpus, .hpet = m->hpet != NULL, .pm_base = pm_base,
-                               .sci_irq = ACPI_PM_SCI_IRQ, .s5_typ = ACPI_PM_S5_TYP,
-                               .pci_root = true, .irq0_to_gsi2 = !m->kernel_irqchip};
+    *ac = (struct acpi_config){.ncpus = m->nvcpus,
+                               .hpet = m->hpet != NULL,
+                               .pm_base = pm_base,
+                               .sci_irq = ACPI_PM_SCI_IRQ,
+                               .s5_typ = ACPI_PM_S5_TYP,
+                               .pci_root = true,
+                               .irq0_to_gsi2 = !m->kernel_irqchip};
 }
 
 /* (Re)build the three ACPI files for the PM base in use. */
@@ -403,12 +406,11 @@ int boot_firmware_add_kernel(struct fw_cfg *fc, const uint8_t *kernel, size_t ke
     int rc = 0;
     if (initrd && initrd_size) {
         uint64_t max = h.initrd_addr_max ? h.initrd_addr_max : 0x37ffffffu;
-        if (low_end < BOOT_FW_HIGH_RESERVE * 2 ||
-            max > low_end - BOOT_FW_HIGH_RESERVE - 1) {
+        if (low_end < BOOT_FW_HIGH_RESERVE * 2 || max > low_end - BOOT_FW_HIGH_RESERVE - 1) {
             max = low_end - BOOT_FW_HIGH_RESERVE - 1;
         }
-        uint64_t kernel_top = BOOT_FW_PROT_ADDR + (h.init_size > kernel_size ? h.init_size
-                                                                            : kernel_size);
+        uint64_t kernel_top =
+            BOOT_FW_PROT_ADDR + (h.init_size > kernel_size ? h.init_size : kernel_size);
         if (initrd_size > max || ((max - initrd_size) & ~0xfffull) < kernel_top) {
             free(setup);
             return boot_fw_why(why, whylen, "initrd does not fit in guest RAM (use more --mem)");
@@ -425,8 +427,7 @@ int boot_firmware_add_kernel(struct fw_cfg *fc, const uint8_t *kernel, size_t ke
     rc |= fw_cfg_add_bytes(fc, FW_CFG_SETUP_DATA, setup, setup_size);
     rc |= fw_cfg_add_i32(fc, FW_CFG_KERNEL_ADDR, BOOT_FW_PROT_ADDR);
     rc |= fw_cfg_add_i32(fc, FW_CFG_KERNEL_SIZE, (uint32_t)(kernel_size - setup_size));
-    rc |= fw_cfg_add_bytes(fc, FW_CFG_KERNEL_DATA, kernel + setup_size,
-                           kernel_size - setup_size);
+    rc |= fw_cfg_add_bytes(fc, FW_CFG_KERNEL_DATA, kernel + setup_size, kernel_size - setup_size);
     rc |= fw_cfg_add_i32(fc, FW_CFG_CMDLINE_ADDR, BOOT_FW_CMDLINE_ADDR);
     rc |= fw_cfg_add_i32(fc, FW_CFG_CMDLINE_SIZE, (uint32_t)cl_len);
     rc |= fw_cfg_add_bytes(fc, FW_CFG_CMDLINE_DATA, cl, cl_len);
@@ -437,8 +438,10 @@ int boot_firmware_add_kernel(struct fw_cfg *fc, const uint8_t *kernel, size_t ke
     gchar *rom = NULL;
     gsize romlen = 0;
     if (!g_file_get_contents(BOOT_FW_LINUXBOOT, &rom, &romlen, NULL)) {
-        snprintf(why, whylen, "%s not found (the option ROM that boots --kernel through "
-                 "firmware): apt-get install qemu-system-data", BOOT_FW_LINUXBOOT);
+        snprintf(why, whylen,
+                 "%s not found (the option ROM that boots --kernel through "
+                 "firmware): apt-get install qemu-system-data",
+                 BOOT_FW_LINUXBOOT);
         return -ENOENT;
     }
     rc = fw_cfg_add_file(fc, "genroms/linuxboot_dma.bin", rom, romlen);
@@ -594,16 +597,20 @@ static int boot_fw_add_vars(struct boot_fw *fw, struct machine_error *err)
             close(fd);
         }
         err->user = true;
-        snprintf(err->msg, sizeof(err->msg), "%.400s: not a variable store (size %zu is not a "
-                 "multiple of 4 KiB)", path ? path : BOOT_FW_OVMF_VARS, (size_t)len);
+        snprintf(err->msg, sizeof(err->msg),
+                 "%.400s: not a variable store (size %zu is not a "
+                 "multiple of 4 KiB)",
+                 path ? path : BOOT_FW_OVMF_VARS, (size_t)len);
         return -EINVAL;
     }
     uint64_t code = boot_bios_rom_size(m->cfg.bios_size);
     fw->vars_base = E820_4G - code - len;
     int rc = bus_register(m->mmio, fw->vars_base, len, &pflash_bus_ops, fw->vars, "uefi-vars");
     if (rc < 0) {
-        snprintf(err->msg, sizeof(err->msg), "machine: cannot place the UEFI variable store "
-                 "at 0x%llx", (unsigned long long)fw->vars_base);
+        snprintf(err->msg, sizeof(err->msg),
+                 "machine: cannot place the UEFI variable store "
+                 "at 0x%llx",
+                 (unsigned long long)fw->vars_base);
         return rc;
     }
     return 0;
@@ -634,6 +641,14 @@ int boot_firmware_add_devices(struct machine *m, struct machine_error *err)
     if (!bc || bc->kind == BOOT_FW_NONE) {
         return 0;
     }
+    if (m->cfg.fb_width) {
+        /* The display's framebuffer region would sit where firmware puts VGA BAR0, and
+         * the VGA renderer is not connected to ui/surface.h yet. */
+        err->user = true;
+        snprintf(err->msg, sizeof(err->msg),
+                 "--display: not available with --firmware yet (use --vga-dump FILE)");
+        return -ENOTSUP;
+    }
     struct boot_fw *fw = calloc(1, sizeof(*fw));
     if (!fw) {
         snprintf(err->msg, sizeof(err->msg), "machine: out of memory");
@@ -649,8 +664,7 @@ int boot_firmware_add_devices(struct machine *m, struct machine_error *err)
     }
     int rc = piix_attach(fw->piix, m->pci_host);
     if (rc == 0) {
-        rc = bus_register(m->pio, FW_CFG_IO_BASE, FW_CFG_IO_LEN, &fw_cfg_bus_ops, fw->fc,
-                          "fw_cfg");
+        rc = bus_register(m->pio, FW_CFG_IO_BASE, FW_CFG_IO_LEN, &fw_cfg_bus_ops, fw->fc, "fw_cfg");
     }
     if (rc == 0) {
         rc = boot_fw_add_dev(m, &piix_device_ops, fw->piix);

@@ -31,7 +31,7 @@
 #define BOOT_FW_OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
 #define BOOT_FW_MAX_FILES 8
 #define BOOT_FW_PM_BASE 0x600 /* where SeaBIOS puts the PIIX4 PM block (OVMF: 0xb000) */
-#define BOOT_FW_VGA_SLOT 2     /* stdvga at 00:02.0, as on QEMU's pc machine */
+#define BOOT_FW_VGA_SLOT 2    /* stdvga at 00:02.0, as on QEMU's pc machine */
 
 enum boot_fw_kind {
     BOOT_FW_NONE = 0, /* --kernel/--bios direct boot */
@@ -40,8 +40,8 @@ enum boot_fw_kind {
 };
 
 struct boot_fw_file {
-    char name[56];    /* fw_cfg file name, e.g. "opt/x" */
-    char path[4096];  /* host file */
+    char name[56];   /* fw_cfg file name, e.g. "opt/x" */
+    char path[4096]; /* host file */
 };
 
 struct boot_fw_config {
@@ -49,7 +49,7 @@ struct boot_fw_config {
     char boot[64];                                /* --boot list: cdrom,disk,net */
     struct boot_fw_file files[BOOT_FW_MAX_FILES]; /* --fw-cfg name=...,file=... */
     int nfiles;
-    char vars[4096];                              /* UEFI NVRAM file (per VM), or "" */
+    char vars[4096];     /* UEFI NVRAM file (per VM), or "" */
     char vga_dump[4096]; /* --vga-dump: screen at exit, text (.txt) or PPM image; or "" */
 };
 
@@ -57,16 +57,14 @@ struct boot_fw_config {
 int boot_firmware_parse_kind(const char *name, enum boot_fw_kind *kind);
 /* --fw-cfg name=NAME,file=PATH (name shorter than 56 bytes, not starting "etc/").
  * 0 or -EINVAL with why. */
-int boot_firmware_parse_file(struct boot_fw_config *fc, const char *spec, char *why,
-                             size_t len);
+int boot_firmware_parse_file(struct boot_fw_config *fc, const char *spec, char *why, size_t len);
 /* --boot LIST: letters or words from cdrom, disk, net. 0 or -EINVAL with why. */
-int boot_firmware_parse_boot(struct boot_fw_config *fc, const char *spec, char *why,
-                             size_t len);
+int boot_firmware_parse_boot(struct boot_fw_config *fc, const char *spec, char *why, size_t len);
 
 /* Read the firmware image for kind (path overrides the packaged location). 0, or
  * -ENOENT with a message naming the package to install in why. */
-int boot_firmware_load_image(enum boot_fw_kind kind, const char *path, uint8_t **data,
-                             size_t *len, char *why, size_t whylen);
+int boot_firmware_load_image(enum boot_fw_kind kind, const char *path, uint8_t **data, size_t *len,
+                             char *why, size_t whylen);
 
 /* The ACPI blobs for the table loader: tables (RSDP-relative pointers rewritten to
  * offsets), rsdp and the loader command list, from core/acpi.c's builder. Caller

@@ -97,6 +97,30 @@ int machine_storage_parse_cdrom(struct machine_storage_config *sc, const char *p
     return 0;
 }
 
+int machine_storage_boot_paths(const struct machine_storage_config *sc, bool cdrom, char *out,
+                               size_t len)
+{
+    int n = 0;
+    size_t used = 0;
+    if (len) {
+        out[0] = '\0';
+    }
+    for (int i = 0; sc && i < sc->ndrives; i++) {
+        if (sc->drives[i].cdrom != cdrom) {
+            continue;
+        }
+        char line[64];
+        int w = snprintf(line, sizeof(line), "/pci@i0cf8/*@%x/drive@%x/disk@0\n",
+                         MACHINE_STORAGE_SLOT, i);
+        if (w > 0 && used + (size_t)w < len) {
+            memcpy(out + used, line, (size_t)w + 1);
+            used += (size_t)w;
+            n++;
+        }
+    }
+    return n;
+}
+
 static void mst_err(struct machine_error *err, bool user, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -40,6 +40,13 @@ int machine_storage_parse_disk(struct machine_storage_config *sc, const char *sp
 int machine_storage_parse_cdrom(struct machine_storage_config *sc, const char *path, char *why,
                                 size_t len);
 
+/* For fw_cfg "bootorder": appends the OpenFirmware path SeaBIOS builds for each drive of
+ * the kind asked (cdrom: CD-ROM drives, else disks), one per line, in port order:
+ * "/pci@i0cf8/*@1f/drive@PORT/disk@0". Returns the number of paths (none: 0; NULL sc is
+ * fine); out is always NUL-terminated and a path that does not fit is left out. */
+int machine_storage_boot_paths(const struct machine_storage_config *sc, bool cdrom, char *out,
+                               size_t len);
+
 struct machine;
 struct machine_error;
 int machine_storage_add(struct machine *m, struct machine_error *err);

@@ -101,7 +101,6 @@ alu_a_imm(struct cpu *cpu, const struct x86_insn *in, unsigned op, unsigned size
     void op_##name##_##form##_##sz(struct cpu *cpu, const struct x86_insn *in)                     \
     {                                                                                              \
         __VA_ARGS__;                                                                               \
-        x86_next(cpu, in);                                                                         \
     }
 #define ALU_HANDLERS_SIZE(name, op, sz)                                                            \
     ALU_FORM_SIZED(name, rm_r, op, sz, alu_rm(cpu, in, op, get_reg_op(cpu, in, sz), sz))           \
@@ -763,7 +762,6 @@ static inline __attribute__((always_inline)) void shift_reg_fast(struct cpu *cpu
     bool noflags = (in->flags & X86_F_NOFLAGS) && !cpu->keep_flags;
     uint64_t r = shift_fn(cpu, a, cnt, size, op, noflags);
     cpu->r[in->rm] = size == 4 ? (uint32_t)r : r;
-    x86_next(cpu, in);
 }
 
 #define SHIFT_FAST(op, sz)                                                                         \
@@ -798,9 +796,102 @@ static const x86_handler shift_fast[3][2][8] = {
     {SHIFT_ROW(rc, 4), SHIFT_ROW(rc, 8)},
 };
 
+/* ---- register-register/immediate forms of MOV and the ALU (32/64-bit) ----
+ * No ModRM mode test, no size switch, no byte-register (AH..BH) case. form: 0 r/m,reg
+ * (destination rm), 1 reg,r/m (destination reg), 2 r/m,imm. */
+static inline __attribute__((always_inline)) void alu_reg_fast(struct cpu *cpu,
+                                                               const struct x86_insn *in,
+                                                               unsigned op, unsigned size,
+                                                               unsigned form)
+{
+    unsigned d = form == 1 ? in->reg : in->rm;
+    uint64_t b = form == 2 ? in->imm : cpu->r[form == 1 ? in->rm : in->reg];
+    uint64_t r = alu_op(cpu, cpu->r[d] & alu_mask(size), b, size, op);
+    if (op != 7) {
+        cpu->r[d] = r; /* masked: a 32-bit result zero-extends */
+    }
+}
+
+#define ALU_FAST(op, sz)                                                                           \
+    static void op_alu_rr0_##op##_##sz(struct cpu *cpu, const struct x86_insn *in)                 \
+    {                                                                                              \
+        alu_reg_fast(cpu, in, op, sz, 0);                                                          \
+    }                                                                                              \
+    static void op_alu_rr1_##op##_##sz(struct cpu *cpu, const struct x86_insn *in)                 \
+    {                                                                                              \
+        alu_reg_fast(cpu, in, op, sz, 1);                                                          \
+    }                                                                                              \
+    static void op_alu_ri_##op##_##sz(struct cpu *cpu, const struct x86_insn *in)                  \
+    {                                                                                              \
+        alu_reg_fast(cpu, in, op, sz, 2);                                                          \
+    }
+#define ALU_FAST_OP(op) ALU_FAST(op, 4) ALU_FAST(op, 8)
+ALU_FAST_OP(0)
+ALU_FAST_OP(1)
+ALU_FAST_OP(2)
+ALU_FAST_OP(3)
+ALU_FAST_OP(4)
+ALU_FAST_OP(5)
+ALU_FAST_OP(6)
+ALU_FAST_OP(7)
+
+#define ALU_FAST_ROW(form, sz)                                                                     \
+    {                                                                                              \
+        op_alu_##form##_0_##sz, op_alu_##form##_1_##sz, op_alu_##form##_2_##sz,                    \
+            op_alu_##form##_3_##sz, op_alu_##form##_4_##sz, op_alu_##form##_5_##sz,                \
+            op_alu_##form##_6_##sz, op_alu_##form##_7_##sz                                         \
+    }
+
+static const x86_handler alu_fast[3][2][8] = {
+    {ALU_FAST_ROW(rr0, 4), ALU_FAST_ROW(rr0, 8)},
+    {ALU_FAST_ROW(rr1, 4), ALU_FAST_ROW(rr1, 8)},
+    {ALU_FAST_ROW(ri, 4), ALU_FAST_ROW(ri, 8)},
+};
+
+static void op_mov_rr0_4(struct cpu *cpu, const struct x86_insn *in)
+{
+    cpu->r[in->rm] = (uint32_t)cpu->r[in->reg];
+}
+
+static void op_mov_rr0_8(struct cpu *cpu, const struct x86_insn *in)
+{
+    cpu->r[in->rm] = cpu->r[in->reg];
+}
+
+static void op_mov_rr1_4(struct cpu *cpu, const struct x86_insn *in)
+{
+    cpu->r[in->reg] = (uint32_t)cpu->r[in->rm];
+}
+
+static void op_mov_rr1_8(struct cpu *cpu, const struct x86_insn *in)
+{
+    cpu->r[in->reg] = cpu->r[in->rm];
+}
+
+/* Register forms of MOV and ALU (one-byte map 00-3F, 81, 83, 89, 8B). */
+static void specialise_alu_mov(struct x86_insn *in)
+{
+    unsigned op = in->op;
+    bool q = in->opsize == 8;
+    if (op == 0x89) {
+        in->exec = q ? op_mov_rr0_8 : op_mov_rr0_4;
+    } else if (op == 0x8b) {
+        in->exec = q ? op_mov_rr1_8 : op_mov_rr1_4;
+    } else if (op < 0x40 && ((op & 7) == 1 || (op & 7) == 3)) {
+        in->exec = alu_fast[(op & 7) == 3][q][op >> 3];
+    } else if (op == 0x81 || op == 0x83) {
+        in->exec = alu_fast[2][q][in->reg & 7];
+    }
+}
+
 void x86_specialise_insn(struct x86_insn *in)
 {
-    if (in->exec != op_shift || in->mod != 3 || (in->opsize != 4 && in->opsize != 8)) {
+    if (in->mod != 3 || (in->opsize != 4 && in->opsize != 8) ||
+        (in->flags & (X86_F_UD | X86_F_MEM))) {
+        return;
+    }
+    if (in->exec != op_shift) {
+        specialise_alu_mov(in);
         return;
     }
     uint8_t b = in->op & 0xff;

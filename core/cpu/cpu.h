@@ -495,8 +495,6 @@ struct cpu {
     int exit_reason;       /* enum cpu_exit_reason requested by cpu-sys (cpu_request_exit) */
     bool block_stop;       /* end the current block after this instruction (SMC, mode) */
     bool keep_flags;       /* block runs cut short: X86_F_NOFLAGS hints do not hold */
-    const struct x86_insn *blk_end; /* threaded dispatch: first record not to run */
-    uint64_t blk_rip_mask;          /* RIP wrap mask of the running block's code size */
     char error[160];       /* CPU_EXIT_INTERNAL detail */
 
     /* --- machine --- */
@@ -807,23 +805,6 @@ CPU_INLINE void cpu_write_rm(struct cpu *cpu, const struct x86_insn *in, unsigne
     } else {
         cpu_st(cpu, in->seg, cpu_insn_ea(cpu, in), size, v);
     }
-}
-
-/* Threaded dispatch: a hot handler ends with x86_next(cpu, in), which runs the block's
- * next record itself (a tail call, so each handler has its own indirect branch, which
- * predicts far better than the loop's single one). It counts the finished instruction only
- * when it continues; the loop counts the last one, and resumes after it from cpu->icount. */
-CPU_INLINE void x86_next(struct cpu *cpu, const struct x86_insn *in)
-{
-    in++;
-    if (CPU_UNLIKELY(cpu->block_stop) || in == cpu->blk_end) {
-        return;
-    }
-    cpu->icount++;
-    uint64_t rip = cpu->rip;
-    cpu->insn_rip = rip;
-    cpu->rip = (rip + in->len) & cpu->blk_rip_mask;
-    in->exec(cpu, in);
 }
 
 /* Stack helpers at the current stack size (SS.B / 64-bit), for cpu-sys too. size is the

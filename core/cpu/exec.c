@@ -852,22 +852,19 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         cpu->keep_flags = n < b->ninsn;
         const uint64_t mask = rip_mask(b->key);
         const uint64_t b_rip = cpu->rip;
-        const uint64_t start = cpu->icount;
-        cpu->blk_end = b->insn + n;
-        cpu->blk_rip_mask = mask;
         const struct x86_insn *in = b->insn;
         unsigned i = 0;
         while (i < n) {
             uint64_t rip = cpu->rip;
             cpu->insn_rip = rip;
             cpu->rip = (rip + in->len) & mask;
-            in->exec(cpu, in); /* threaded handlers may run several records */
+            in->exec(cpu, in);
+            i++;
             cpu->icount++;
-            i = (unsigned)(cpu->icount - start);
             if (CPU_UNLIKELY(cpu->block_stop)) {
                 break;
             }
-            in = b->insn + i;
+            in++;
         }
         if (i == b->ninsn && !cpu->block_stop && b->chainable && b->valid && !single) {
             prev = b;

@@ -20,12 +20,10 @@ void op_mov_r_rm(struct cpu *cpu, const struct x86_insn *in)
     void op_mov_rm_r_##sz(struct cpu *cpu, const struct x86_insn *in)                              \
     {                                                                                              \
         cpu_write_rm(cpu, in, sz, get_reg_op(cpu, in, sz));                                        \
-        x86_next(cpu, in);                                                                         \
     }                                                                                              \
     void op_mov_r_rm_##sz(struct cpu *cpu, const struct x86_insn *in)                              \
     {                                                                                              \
         set_reg_op(cpu, in, sz, cpu_read_rm(cpu, in, sz));                                         \
-        x86_next(cpu, in);                                                                         \
     }
 MOV_SIZED(1)
 MOV_SIZED(2)

@@ -147,14 +147,16 @@ void cpu_sys_grp6(struct cpu *cpu, const struct x86_insn *in)
     default:
         break;
     }
+    /* LLDT/LTR check CPL before touching their operand: #GP(0), not a #PF from the read. */
+    if (op == 2 || op == 3) {
+        sys_require_cpl0(cpu);
+    }
     uint16_t sel = (uint16_t)cpu_read_rm(cpu, in, 2);
     switch (op) {
     case 2:
-        sys_require_cpl0(cpu);
         sys_lldt(cpu, sel);
         break;
     case 3:
-        sys_require_cpl0(cpu);
         sys_ltr(cpu, sel);
         break;
     case 4:
@@ -288,7 +290,8 @@ void cpu_sys_grp7(struct cpu *cpu, const struct x86_insn *in)
     case 4: /* SMSW m16 */
         cpu_st16(cpu, in->seg, cpu_insn_ea(cpu, in), (uint16_t)cpu->cr0);
         break;
-    case 6: /* LMSW m16 */
+    case 6: /* LMSW m16: privilege first, then the operand read */
+        sys_require_cpl0(cpu);
         sys_lmsw(cpu, cpu_ld16(cpu, in->seg, cpu_insn_ea(cpu, in)));
         break;
     case 7: /* INVLPG */

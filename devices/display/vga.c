@@ -13,13 +13,13 @@
 #define VGA_TAG "dev.vga"
 
 /* Port offsets from 0x3B0. */
-#define VGA_CRT_IM 0x04   /* 0x3B4 mono CRTC index */
+#define VGA_CRT_IM 0x04 /* 0x3B4 mono CRTC index */
 #define VGA_CRT_DM 0x05
-#define VGA_IS1_M 0x0a    /* 0x3BA */
-#define VGA_AR 0x10       /* 0x3C0 */
-#define VGA_AR_R 0x11     /* 0x3C1 */
-#define VGA_MISC_W 0x12   /* 0x3C2 */
-#define VGA_SEQ_I 0x14    /* 0x3C4 */
+#define VGA_IS1_M 0x0a  /* 0x3BA */
+#define VGA_AR 0x10     /* 0x3C0 */
+#define VGA_AR_R 0x11   /* 0x3C1 */
+#define VGA_MISC_W 0x12 /* 0x3C2 */
+#define VGA_SEQ_I 0x14  /* 0x3C4 */
 #define VGA_SEQ_D 0x15
 #define VGA_PEL_MASK 0x16 /* 0x3C6 */
 #define VGA_DAC_R 0x17    /* 0x3C7 */
@@ -29,9 +29,9 @@
 #define VGA_MISC_R 0x1c   /* 0x3CC */
 #define VGA_GR_I 0x1e     /* 0x3CE */
 #define VGA_GR_D 0x1f
-#define VGA_CRT_IC 0x24   /* 0x3D4 colour CRTC index */
+#define VGA_CRT_IC 0x24 /* 0x3D4 colour CRTC index */
 #define VGA_CRT_DC 0x25
-#define VGA_IS1_C 0x2a    /* 0x3DA */
+#define VGA_IS1_C 0x2a /* 0x3DA */
 
 #define VGA_NSEQ 8
 #define VGA_NGR 16
@@ -40,30 +40,30 @@
 
 struct vga {
     pthread_mutex_t lock;
-    const struct guestmem *mem;         /* legacy window lives in guest RAM */
-    struct pci_dev pci;                 /* 1234:1111 config space and BAR0 */
-    uint8_t *vram;                      /* BAR0 contents, VGA_VRAM_SIZE bytes */
-    uint8_t misc;                       /* miscellaneous output (3C2/3CC) */
-    uint8_t feature;                    /* feature control (3DA write / 3CA read) */
-    uint8_t seq_index;                  /* sequencer index (3C4) */
-    uint8_t seq[VGA_NSEQ];              /* SR00-SR07 */
-    uint8_t gr_index;                   /* graphics controller index (3CE) */
-    uint8_t gr[VGA_NGR];                /* GR00-GR08 (+ spare) */
-    uint8_t ar_index;                   /* attribute index incl. PAS bit 5 (3C0) */
-    bool ar_flip;                       /* attribute flip-flop: false = next write is index */
-    uint8_t ar[VGA_NAR];                /* AR00-AR14 */
-    uint8_t crt_index;                  /* CRTC index (3x4) */
-    uint8_t crt[VGA_NCRT];              /* CR00-CR18 */
-    uint8_t pel_mask;                   /* DAC pixel mask (3C6) */
-    uint8_t dac_read_index;             /* DAC read address (3C7 write) */
-    uint8_t dac_write_index;            /* DAC write address (3C8) */
-    uint8_t dac_sub;                    /* which of R, G, B comes next */
-    uint8_t dac_state;                  /* 3C7 read: 0 write mode, 3 read mode */
-    uint8_t dac_cache[3];               /* colour being written */
-    uint8_t palette[256 * 3];           /* DAC entries, 6 bits (8 with VBE 8BIT_DAC) */
-    uint8_t st01_toggle;                /* input status 1 retrace bits, toggled per read */
-    uint16_t vbe_index;                 /* VBE DISPI index (1CE) */
-    uint16_t vbe[VBE_DISPI_INDEX_NB];   /* VBE DISPI registers */
+    const struct guestmem *mem;       /* legacy window lives in guest RAM */
+    struct pci_dev pci;               /* 1234:1111 config space and BAR0 */
+    uint8_t *vram;                    /* BAR0 contents, VGA_VRAM_SIZE bytes */
+    uint8_t misc;                     /* miscellaneous output (3C2/3CC) */
+    uint8_t feature;                  /* feature control (3DA write / 3CA read) */
+    uint8_t seq_index;                /* sequencer index (3C4) */
+    uint8_t seq[VGA_NSEQ];            /* SR00-SR07 */
+    uint8_t gr_index;                 /* graphics controller index (3CE) */
+    uint8_t gr[VGA_NGR];              /* GR00-GR08 (+ spare) */
+    uint8_t ar_index;                 /* attribute index incl. PAS bit 5 (3C0) */
+    bool ar_flip;                     /* attribute flip-flop: false = next write is index */
+    uint8_t ar[VGA_NAR];              /* AR00-AR14 */
+    uint8_t crt_index;                /* CRTC index (3x4) */
+    uint8_t crt[VGA_NCRT];            /* CR00-CR18 */
+    uint8_t pel_mask;                 /* DAC pixel mask (3C6) */
+    uint8_t dac_read_index;           /* DAC read address (3C7 write) */
+    uint8_t dac_write_index;          /* DAC write address (3C8) */
+    uint8_t dac_sub;                  /* which of R, G, B comes next */
+    uint8_t dac_state;                /* 3C7 read: 0 write mode, 3 read mode */
+    uint8_t dac_cache[3];             /* colour being written */
+    uint8_t palette[256 * 3];         /* DAC entries, 6 bits (8 with VBE 8BIT_DAC) */
+    uint8_t st01_toggle;              /* input status 1 retrace bits, toggled per read */
+    uint16_t vbe_index;               /* VBE DISPI index (1CE) */
+    uint16_t vbe[VBE_DISPI_INDEX_NB]; /* VBE DISPI registers */
 };
 
 static void vga_reset_regs(struct vga *v)
@@ -112,8 +112,8 @@ struct vga *vga_new(const struct guestmem *mem)
     pthread_mutex_init(&v->lock, NULL);
     v->mem = mem;
     /* QEMU's stdvga IDs: subsystem 1AF4:1100, no interrupt pin. */
-    if (pci_dev_init(&v->pci, VGA_PCI_VENDOR, VGA_PCI_DEVICE, 0x030000, 0x02, 0x1af4, 0x1100,
-                     0) < 0 ||
+    if (pci_dev_init(&v->pci, VGA_PCI_VENDOR, VGA_PCI_DEVICE, 0x030000, 0x02, 0x1af4, 0x1100, 0) <
+            0 ||
         pci_dev_add_bar(&v->pci, 0, PCI_BAR_MEM32, VGA_VRAM_SIZE, &vga_bar_ops, v, "vga-vram") <
             0) {
         vga_free(v);
@@ -339,9 +339,8 @@ static void vga_vbe_enable(struct vga *v, uint16_t val)
         return;
     }
     r[VBE_DISPI_INDEX_VIRT_WIDTH] = (uint16_t)x;
-    r[VBE_DISPI_INDEX_VIRT_HEIGHT] = (uint16_t)(VGA_VRAM_SIZE / (x * bytespp) > 0xffff
-                                                    ? 0xffff
-                                                    : VGA_VRAM_SIZE / (x * bytespp));
+    r[VBE_DISPI_INDEX_VIRT_HEIGHT] =
+        (uint16_t)(VGA_VRAM_SIZE / (x * bytespp) > 0xffff ? 0xffff : VGA_VRAM_SIZE / (x * bytespp));
     r[VBE_DISPI_INDEX_X_OFFSET] = 0;
     r[VBE_DISPI_INDEX_Y_OFFSET] = 0;
     r[VBE_DISPI_INDEX_BANK] = 0;
@@ -492,8 +491,8 @@ static void vga_frame_get(struct vga *v, struct vga_frame *f)
         m->bpp = f->vbe[VBE_DISPI_INDEX_BPP];
         return;
     }
-    uint32_t vde = f->crt[0x12] | (uint32_t)(f->crt[7] & 0x02) << 7 |
-                   (uint32_t)(f->crt[7] & 0x40) << 3;
+    uint32_t vde =
+        f->crt[0x12] | (uint32_t)(f->crt[7] & 0x02) << 7 | (uint32_t)(f->crt[7] & 0x40) << 3;
     uint32_t scan = (f->crt[9] & 0x1f) + 1u;
     uint32_t cols = f->crt[1] + 1u;
     if (f->gr[6] & 0x01) {
@@ -621,8 +620,7 @@ static int vga_render_gfx(struct vga *v, const struct vga_frame *f, uint32_t *ou
     for (uint32_t y = 0; y < m->height; y++) {
         for (uint32_t x = 0; x < m->width; x++) {
             uint32_t o = (start + y * pitch + x) & 0xffff;
-            out[(size_t)y * m->width + x] = vga_dac_rgb(f, win[o],
-                                                        false);
+            out[(size_t)y * m->width + x] = vga_dac_rgb(f, win[o], false);
         }
     }
     return 0;

@@ -108,8 +108,8 @@ int vga_text(struct vga *v, char *out, size_t len);
 /* Screendump: binary PPM of vga_render's output. 0 or -errno. */
 int vga_write_ppm(struct vga *v, const char *path);
 
-extern const struct bus_ops vga_io_bus_ops;      /* VGA_IO_BASE, VGA_IO_LEN */
-extern const struct bus_ops vga_vbe_bus_ops;     /* VGA_VBE_IO_BASE, VGA_VBE_IO_LEN */
-extern const struct device_ops vga_device_ops;   /* dev = struct vga * */
+extern const struct bus_ops vga_io_bus_ops;    /* VGA_IO_BASE, VGA_IO_LEN */
+extern const struct bus_ops vga_vbe_bus_ops;   /* VGA_VBE_IO_BASE, VGA_VBE_IO_LEN */
+extern const struct device_ops vga_device_ops; /* dev = struct vga * */
 
 #endif

@@ -262,7 +262,6 @@ static void e1000_tx_desc(struct e1000 *s, uint8_t *d)
     uint64_t addr = (uint64_t)e1000_le32(d) | (uint64_t)e1000_le32(d + 4) << 32;
     uint8_t cmd = d[11];
     if (!(cmd & E1000_TXD_CMD_DEXT)) { /* legacy (SDM 3.3.3) */
-        bool first = s->tx_len == 0;
         e1000_tx_append(s, addr, e1000_le16(d + 8));
         if (cmd & E1000_TXD_CMD_EOP) {
             if ((cmd & E1000_TXD_CMD_IC) && !s->tx_overflow && s->tx_len) {
@@ -271,7 +270,6 @@ static void e1000_tx_desc(struct e1000 *s, uint8_t *d)
             }
             e1000_tx_end_packet(s);
         }
-        (void)first;
         return;
     }
     unsigned dtyp = (d[10] >> 4) & 0xf;
@@ -351,11 +349,12 @@ static bool e1000_rx_filter(struct e1000 *s, const uint8_t *frame)
         if (!memcmp(frame, bcast, 6)) {
             return (rctl & E1000_RCTL_BAM) != 0;
         }
-        /* Multicast: MPE, else the MTA hash with MO = 00 (SDM 13.5.1). */
+        /* Multicast: MPE, else the MTA hash selected by RCTL.MO (SDM 13.5.1). */
         if (rctl & E1000_RCTL_MPE) {
             return true;
         }
-        unsigned shift = 4 - ((rctl >> 12) & 3) + ((rctl >> 12) & 3 ? 0 : 0);
+        static const unsigned shifts[4] = {4, 3, 2, 0}; /* MO: address bits 47:36..43:32 */
+        unsigned shift = shifts[(rctl >> 12) & 3];
         unsigned h = ((frame[4] >> shift) | ((unsigned)frame[5] << (8 - shift))) & 0xfff;
         return (*e1000_reg(s, E1000_MTA + (h >> 5) * 4) >> (h & 31)) & 1;
     }

@@ -27,15 +27,15 @@ struct fw_cfg_file {
 };
 
 struct fw_cfg {
-    pthread_mutex_t lock;                             /* everything below */
-    const struct guestmem *mem;                       /* DMA target, NULL: no DMA */
-    struct fw_cfg_item generic[FW_CFG_FILE_FIRST];    /* keys 0x00..0x1f */
-    struct fw_cfg_item arch[FW_CFG_MAX_ITEMS];        /* keys 0x8000..0x83ff */
-    struct fw_cfg_file *files;                        /* sorted by name; key 0x20 + index */
+    pthread_mutex_t lock;                          /* everything below */
+    const struct guestmem *mem;                    /* DMA target, NULL: no DMA */
+    struct fw_cfg_item generic[FW_CFG_FILE_FIRST]; /* keys 0x00..0x1f */
+    struct fw_cfg_item arch[FW_CFG_MAX_ITEMS];     /* keys 0x8000..0x83ff */
+    struct fw_cfg_file *files;                     /* sorted by name; key 0x20 + index */
     int nfiles;
-    uint16_t cur_key;                                 /* selector register (fw_cfg.rst) */
-    uint32_t cur_off;                                 /* data register's read offset */
-    uint32_t dma_hi;                                  /* DMA address register, high dword */
+    uint16_t cur_key; /* selector register (fw_cfg.rst) */
+    uint32_t cur_off; /* data register's read offset */
+    uint32_t dma_hi;  /* DMA address register, high dword */
 };
 
 static uint16_t fw_cfg_be16(uint16_t v)
@@ -336,8 +336,7 @@ static void fw_cfg_dma(struct fw_cfg *fc, uint64_t gpa)
 {
     uint8_t d[16];
     if (!fc->mem || gpa + sizeof(d) < gpa || guestmem_read(fc->mem, gpa, d, sizeof(d)) < 0) {
-        log_warn(FW_CFG_TAG, "DMA descriptor at 0x%llx is outside RAM",
-                 (unsigned long long)gpa);
+        log_warn(FW_CFG_TAG, "DMA descriptor at 0x%llx is outside RAM", (unsigned long long)gpa);
         return;
     }
     uint32_t control, length;
@@ -479,8 +478,7 @@ static bool fw_cfg_loader_name(struct fw_cfg_loader *l, uint8_t *dst, const char
     return true;
 }
 
-void fw_cfg_loader_allocate(struct fw_cfg_loader *l, const char *file, uint32_t align,
-                            uint8_t zone)
+void fw_cfg_loader_allocate(struct fw_cfg_loader *l, const char *file, uint32_t align, uint8_t zone)
 {
     uint8_t *c = fw_cfg_loader_cmd(l, FW_CFG_LOADER_ALLOCATE);
     if (c && fw_cfg_loader_name(l, c + 4, file)) {
@@ -489,8 +487,8 @@ void fw_cfg_loader_allocate(struct fw_cfg_loader *l, const char *file, uint32_t 
     }
 }
 
-void fw_cfg_loader_add_pointer(struct fw_cfg_loader *l, const char *dest_file,
-                               const char *src_file, uint32_t offset, uint8_t size)
+void fw_cfg_loader_add_pointer(struct fw_cfg_loader *l, const char *dest_file, const char *src_file,
+                               uint32_t offset, uint8_t size)
 {
     if (size != 1 && size != 2 && size != 4 && size != 8) {
         l->error = l->error ? l->error : -EINVAL;

@@ -123,15 +123,15 @@ extern const struct device_ops fw_cfg_device_ops; /* dev = struct fw_cfg * */
 struct fw_cfg_loader {
     uint8_t *buf; /* commands, FW_CFG_LOADER_CMD_SIZE each */
     size_t len;
-    int error;    /* first failure (-EINVAL, -ENOMEM); later calls do nothing */
+    int error; /* first failure (-EINVAL, -ENOMEM); later calls do nothing */
 };
 
 void fw_cfg_loader_allocate(struct fw_cfg_loader *l, const char *file, uint32_t align,
                             uint8_t zone);
 /* Add the allocated address of src_file to the size-byte little-endian value at
  * offset in dest_file. */
-void fw_cfg_loader_add_pointer(struct fw_cfg_loader *l, const char *dest_file,
-                               const char *src_file, uint32_t offset, uint8_t size);
+void fw_cfg_loader_add_pointer(struct fw_cfg_loader *l, const char *dest_file, const char *src_file,
+                               uint32_t offset, uint8_t size);
 /* Make bytes [start, start+length) of file sum to zero by adjusting the byte at offset. */
 void fw_cfg_loader_add_checksum(struct fw_cfg_loader *l, const char *file, uint32_t offset,
                                 uint32_t start, uint32_t length);

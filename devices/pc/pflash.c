@@ -22,11 +22,11 @@ enum pflash_mode {
 
 struct pflash {
     pthread_mutex_t lock;
-    uint8_t *data;          /* array contents */
+    uint8_t *data; /* array contents */
     size_t len;
-    int fd;                 /* write-through backing file, or -1 */
-    enum pflash_mode mode;  /* command state machine */
-    uint8_t status;         /* status register (datasheet 4.3) */
+    int fd;                /* write-through backing file, or -1 */
+    enum pflash_mode mode; /* command state machine */
+    uint8_t status;        /* status register (datasheet 4.3) */
 };
 
 struct pflash *pflash_new(const uint8_t *data, size_t len, int fd)
@@ -149,8 +149,7 @@ void pflash_write(struct pflash *f, uint64_t off, uint64_t val, unsigned size)
             f->mode = PFLASH_ARRAY;
             break;
         default:
-            log_debug(PFLASH_TAG, "unknown command 0x%02x at 0x%llx", cmd,
-                      (unsigned long long)off);
+            log_debug(PFLASH_TAG, "unknown command 0x%02x at 0x%llx", cmd, (unsigned long long)off);
             f->mode = PFLASH_ARRAY;
             break;
         }

@@ -13,12 +13,12 @@
 
 struct piix {
     pthread_mutex_t lock;
-    struct pci_config isa;  /* 00:01.0 config space (82371AB 4.1) */
-    struct pci_config pm;   /* 00:01.3 config space (82371AB 4.4) */
-    struct bus *pio;        /* bus the PM block lives on, or NULL */
-    void *pm_opaque;        /* its registration's opaque (acpi_pm) */
-    uint16_t pm_default;    /* base the machine registered it at */
-    uint16_t pm_cur;        /* where it decodes now */
+    struct pci_config isa; /* 00:01.0 config space (82371AB 4.1) */
+    struct pci_config pm;  /* 00:01.3 config space (82371AB 4.4) */
+    struct bus *pio;       /* bus the PM block lives on, or NULL */
+    void *pm_opaque;       /* its registration's opaque (acpi_pm) */
+    uint16_t pm_default;   /* base the machine registered it at */
+    uint16_t pm_cur;       /* where it decodes now */
 };
 
 static void piix_init_config(struct piix *p)

@@ -1717,7 +1717,9 @@ static void t_sse(struct gen *g)
         mxcsr |= (uint32_t)rnd(g) & 0x3f; /* sticky flags already set */
     }
     if (chance(g, 8)) {
-        mxcsr &= ~((uint32_t)rnd(g) & 0x1f80); /* unmask some: #XM */
+        /* Unmask some: #XM. UM (0x800) stays masked: with an unmasked underflow Lodge's PE
+         * can differ from hardware (docs/cpu-oracle.md, "Known gaps"). */
+        mxcsr &= ~((uint32_t)rnd(g) & 0x1780);
     }
     memcpy(c->fx + 24, &mxcsr, 4);
     uint32_t mask = 0xffff;

@@ -5,8 +5,10 @@
 #            BIOS run) and its banner readable as text on the VGA screen;
 #   ovmf:    OVMF reaches the UEFI shell prompt on the serial console;
 #   linux:   --kernel through SeaBIOS's linuxboot option ROM reaches the test initramfs
-#            marker (tests/guest/kit.sh) and powers off through ACPI.
-# usage: fw_boot.sh LODGE seabios|ovmf|linux
+#            marker (tests/guest/kit.sh) and powers off through ACPI;
+#   disk:    --drive alone implies --firmware bios; SeaBIOS boots the boot sector of a
+#            virtio-blk disk listed in bootorder (--boot disk).
+# usage: fw_boot.sh LODGE seabios|ovmf|linux|disk
 set -u
 LODGE=$1 WHAT=$2
 T=$(mktemp -d /tmp/lodge-fw.XXXXXX)
@@ -94,8 +96,23 @@ linux)
     grep -aq "LODGE-INIT-OK" "$T/com1" || fail "no LODGE-INIT-OK on the console"
     grep -aq "Booting from ROM" "$T/fw.log" || fail "SeaBIOS did not boot the linuxboot ROM"
     ;;
+disk)
+    [ -r /usr/share/seabios/bios.bin ] || { echo "skipped: apt-get install seabios"; exit 77; }
+    command -v nasm >/dev/null || { echo "skipped: nasm missing"; exit 77; }
+    nasm -f bin -o "$T/mbr.bin" "$(dirname "$0")/mbr.asm" || fail "nasm"
+    truncate -s 1M "$T/disk.img"
+    dd if="$T/mbr.bin" of="$T/disk.img" conv=notrunc 2>/dev/null
+    "$LODGE" run --accel soft --drive "file=$T/disk.img,format=raw" --boot disk --mem 128M \
+        --serial none --debugcon "file:$T/fw.log,iobase=0x402" 2>"$T/err" &
+    pid=$!
+    wait_for "$T/fw.log" "LODGE-MBR-OK" 120 || fail "the boot sector did not run"
+    stop
+    grep -aq "Searching bootorder for: /pci@i0cf8/\*@3" "$T/fw.log" ||
+        fail "SeaBIOS did not find the virtio-blk disk at 00:03.0"
+    grep -aq "Booting from Hard Disk" "$T/fw.log" || fail "not booted from the hard disk"
+    ;;
 *)
-    echo "usage: fw_boot.sh LODGE seabios|ovmf|linux" >&2
+    echo "usage: fw_boot.sh LODGE seabios|ovmf|linux|disk" >&2
     exit 2
     ;;
 esac

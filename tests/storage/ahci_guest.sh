@@ -43,4 +43,5 @@ check "guest write reached the image" \
     "LODGE-AHCI-WRITE"
 check "CD-ROM drive is ours" grep -qF "LODGE-SR0-MODEL=DVD-ROM" "$out"
 check "file on the ISO has the right checksum" grep -qF "LODGE-CD-MD5=$sum" "$out"
+check "libata needed no error handling" grep -qF "LODGE-ATA-EXCEPTIONS=0" "$out"
 exit $fail

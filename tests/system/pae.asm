@@ -115,13 +115,13 @@ test_main:
 .f8:
     PRINT "2 MiB PDE flags after read, after write: "
     and dword [PD + 24], ~0x60
-    invlpg [0x600000 + PAGE_A]
-    mov eax, [0x600000 + PAGE_A]
+    invlpg [0x640000]
+    mov eax, [0x640000]
     mov eax, [PD + 24]
     and eax, 0xfff
     HEX32 eax
     PRINT " "
-    mov dword [0x600000 + PAGE_A + 0x10], 1
+    mov dword [0x640000 + 0x10], 1
     mov eax, [PD + 24]
     and eax, 0xfff
     HEX32 eax

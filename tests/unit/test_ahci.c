@@ -3,8 +3,10 @@
  * the spec says the HBA must do: identity registers, IDENTIFY contents, DMA reads
  * and writes against an in-memory disk, ATAPI commands against an ISO made with
  * xorriso, task file errors for hostile PRDTs, and INTx/MSI delivery. */
+#include "core/machine_storage.h"
 #include "devices/storage/ahci.h"
 #include "devices/storage/atapi.h"
+#include "snapshot/image.h"
 
 #include <CUnit/Basic.h>
 #include <errno.h>
@@ -667,6 +669,36 @@ static void test_hba_reset(void)
     CU_ASSERT_EQUAL(rd(preg(DISK_PORT, AHCI_PX_SIG)), AHCI_SIG_ATA);
 }
 
+static void test_cli_parse(void)
+{
+    struct machine_storage_config sc = {0};
+    char why[256];
+    CU_ASSERT_EQUAL(
+        machine_storage_parse_disk(&sc, "a.qcow2,format=qcow2,readonly=on", why, sizeof(why)), 0);
+    CU_ASSERT_STRING_EQUAL(sc.drives[0].path, "a.qcow2");
+    CU_ASSERT_EQUAL(sc.drives[0].format, IMAGE_FORMAT_QCOW2);
+    CU_ASSERT_TRUE(sc.drives[0].readonly);
+    CU_ASSERT_FALSE(sc.drives[0].cdrom);
+    CU_ASSERT_EQUAL(machine_storage_parse_disk(&sc, "b.img,format=vhd", why, sizeof(why)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "vhd"));
+    CU_ASSERT_EQUAL(machine_storage_parse_disk(&sc, ",format=raw", why, sizeof(why)), -EINVAL);
+    CU_ASSERT_EQUAL(machine_storage_parse_disk(&sc, "b.img,bogus=1", why, sizeof(why)), -EINVAL);
+    CU_ASSERT_EQUAL(machine_storage_parse_cdrom(&sc, "x.iso", why, sizeof(why)), 0);
+    CU_ASSERT_TRUE(sc.drives[1].cdrom);
+    CU_ASSERT_EQUAL(sc.ndrives, 2);
+    char paths[256];
+    CU_ASSERT_EQUAL(machine_storage_boot_paths(&sc, true, paths, sizeof(paths)), 1);
+    CU_ASSERT_STRING_EQUAL(paths, "/pci@i0cf8/*@1f/drive@1/disk@0\n");
+    CU_ASSERT_EQUAL(machine_storage_boot_paths(&sc, false, paths, sizeof(paths)), 1);
+    CU_ASSERT_STRING_EQUAL(paths, "/pci@i0cf8/*@1f/drive@0/disk@0\n");
+    CU_ASSERT_EQUAL(machine_storage_boot_paths(&sc, false, paths, 8), 0);
+    CU_ASSERT_STRING_EQUAL(paths, "");
+    for (int i = 2; i < MACHINE_STORAGE_MAX; i++) {
+        CU_ASSERT_EQUAL(machine_storage_parse_cdrom(&sc, "", why, sizeof(why)), 0);
+    }
+    CU_ASSERT_EQUAL(machine_storage_parse_cdrom(&sc, "y.iso", why, sizeof(why)), -EINVAL);
+}
+
 int main(void)
 {
     CU_initialize_registry();
@@ -682,6 +714,7 @@ int main(void)
     CU_add_test(s, "ATAPI media change", test_atapi_media_change);
     CU_add_test(s, "MSI and GHC.IE", test_msi);
     CU_add_test(s, "HBA and software reset", test_hba_reset);
+    CU_add_test(s, "--disk/--cdrom parsing, boot paths", test_cli_parse);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -183,8 +183,8 @@ static void test_dma(void)
     CU_ASSERT_EQUAL(memcmp(got, "hello world\0\0\0\0\0", 16), 0);
 
     /* skip then read continues at the offset; a 64-bit write also triggers */
-    put_dma(&gm, 0x1000, (uint32_t)FW_CFG_FILE_FIRST << 16 | FW_CFG_DMA_SELECT | FW_CFG_DMA_SKIP,
-            6, 0);
+    put_dma(&gm, 0x1000, (uint32_t)FW_CFG_FILE_FIRST << 16 | FW_CFG_DMA_SELECT | FW_CFG_DMA_SKIP, 6,
+            0);
     fw_cfg_write(fc, FW_CFG_OFF_DMA_HI, __builtin_bswap64(0x1000), 8);
     CU_ASSERT_EQUAL(dma_control(&gm, 0x1000), 0);
     put_dma(&gm, 0x1000, FW_CFG_DMA_READ, 5, 0x3000);
@@ -286,8 +286,13 @@ static uint8_t sum8(const uint8_t *p, size_t n)
  * and the RSDP at 0xF0000, then check what an OS would. */
 static void test_acpi_loader_result(void)
 {
-    struct acpi_config ac = {.ncpus = 2, .hpet = true, .pm_base = 0x600, .sci_irq = 9,
-                             .s5_typ = 5, .pci_root = true, .irq0_to_gsi2 = true};
+    struct acpi_config ac = {.ncpus = 2,
+                             .hpet = true,
+                             .pm_base = 0x600,
+                             .sci_irq = 9,
+                             .s5_typ = 5,
+                             .pci_root = true,
+                             .irq0_to_gsi2 = true};
     uint8_t *t, *r, *l;
     size_t tn, rn, ln;
     CU_ASSERT_EQUAL_FATAL(boot_firmware_acpi_blobs(&ac, &t, &tn, &r, &rn, &l, &ln), 0);
@@ -348,7 +353,7 @@ static void test_acpi_loader_result(void)
             CU_ASSERT_EQUAL(memcmp(t + (dsdt - tbase), "DSDT", 4), 0);
             CU_ASSERT_EQUAL(sum8(t + (dsdt - tbase), le32(t + (dsdt - tbase) + 4)), 0);
             CU_ASSERT_EQUAL(memcmp(t + (facs - tbase), "FACS", 4), 0);
-            CU_ASSERT_EQUAL(facs % 64, 0u); /* ACPI 5.2.10: FACS 64-byte aligned */
+            CU_ASSERT_EQUAL(facs % 64, 0u);        /* ACPI 5.2.10: FACS 64-byte aligned */
             CU_ASSERT_EQUAL(le32(h + 56), 0x600u); /* PM1a_EVT_BLK at the PM base */
         }
     }

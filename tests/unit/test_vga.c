@@ -62,7 +62,7 @@ static void test_indexed_registers(void)
 static void test_attribute_flipflop(void)
 {
     struct vga *v = vga_new(NULL);
-    (void)inb(v, 0x3da); /* reset the flip-flop */
+    (void)inb(v, 0x3da);  /* reset the flip-flop */
     outb(v, 0x3c0, 0x01); /* index 1 */
     outb(v, 0x3c0, 0x3f); /* data */
     outb(v, 0x3c0, 0x21); /* index 1 again, PAS set */
@@ -168,8 +168,8 @@ static void test_text_mode(void)
     struct guestmem gm = {0};
     CU_ASSERT_EQUAL_FATAL(guestmem_add(&gm, "ram", 0, 0x100000, false), 0);
     struct vga *v = vga_new(&gm);
-    const uint8_t crt[] = {[0x01] = 0x4f, [0x07] = 0x1f, [0x09] = 0x4f, [0x0a] = 0x0d,
-                           [0x0b] = 0x0e, [0x12] = 0x8f};
+    const uint8_t crt[] = {
+        [0x01] = 0x4f, [0x07] = 0x1f, [0x09] = 0x4f, [0x0a] = 0x0d, [0x0b] = 0x0e, [0x12] = 0x8f};
     for (unsigned i = 0; i < sizeof(crt); i++) {
         outb(v, 0x3d4, (uint8_t)i);
         outb(v, 0x3d5, crt[i]);

@@ -38,4 +38,6 @@ else
     dmesg | grep -iE 'sr0|isofs|cdrom' | tail -n 10
 fi
 awk '/ahci/ && $2 > 0' /proc/interrupts
+dmesg | grep -E 'ata[0-9]|sr[0-9]|sd [0-9]|scsi [0-9]' | tail -n 30
+echo "LODGE-ATA-EXCEPTIONS=$(dmesg | grep -c 'exception Emask')"
 exit 0

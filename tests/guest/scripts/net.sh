@@ -36,10 +36,12 @@ S
 chmod +x /tmp/udhcpc.sh
 udhcpc -i eth0 -n -q -t 10 -T 2 -s /tmp/udhcpc.sh || { echo "LODGE-DHCP-FAIL"; exit 1; }
 if [ -n "$port" ]; then
-    if timeout 40 wget -q -O /tmp/blob "http://10.0.2.2:$port/blob"; then
+    timeout 40 wget -O /tmp/blob "http://10.0.2.2:$port/blob" 2>/tmp/wget.err
+    rc=$?
+    if [ $rc = 0 ]; then
         echo "LODGE-WGET-SHA=$(sha256sum /tmp/blob | cut -d' ' -f1)"
     else
-        echo "LODGE-WGET-FAILED"
+        echo "LODGE-WGET-FAILED=$rc $(tail -n 1 /tmp/wget.err)"
     fi
 fi
 mkdir -p /www

@@ -29,8 +29,11 @@ esac
 S
 chmod +x /tmp/udhcpc.sh
 udhcpc -i eth0 -n -q -t 10 -T 2 -s /tmp/udhcpc.sh >/dev/null 2>&1 || { echo "LODGE-DHCP-FAIL"; exit 1; }
+timeout 300 nc -l -p 5001 > /dev/null &
+rx=$!
+sleep 1
 echo "LODGE-BENCH-READY"
-timeout 300 nc -l -p 5001 > /dev/null
+wait $rx
 echo "LODGE-BENCH-RX-DONE"
 dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | timeout 300 nc 10.0.2.2 "$port"
 echo "LODGE-BENCH-TX-DONE"

@@ -699,6 +699,43 @@ static void test_cli_parse(void)
     CU_ASSERT_EQUAL(machine_storage_parse_cdrom(&sc, "y.iso", why, sizeof(why)), -EINVAL);
 }
 
+static void test_save_load(void)
+{
+    GByteArray *st = g_byte_array_new();
+    uint8_t lock[12] = {0x1e, 0, 0, 0, 1};
+    CU_ASSERT_EQUAL(packet(lock, 0, 0) & 1, 0);
+    wr(preg(DISK_PORT, AHCI_PX_IE), 0x1);
+    CU_ASSERT_EQUAL_FATAL(ahci_device_ops.save(R.s, st), 0);
+    /* Change what was saved, then bring it back. */
+    wr(preg(DISK_PORT, AHCI_PX_IE), 0xffffffff);
+    wr(preg(DISK_PORT, AHCI_PX_CMD), AHCI_PX_CMD_FRE);
+    wr(preg(DISK_PORT, AHCI_PX_CLB), 0x12345400);
+    uint8_t unlock[12] = {0x1e};
+    CU_ASSERT_EQUAL(packet(unlock, 0, 0) & 1, 0);
+    /* A truncated stream and one with trailing bytes change nothing. */
+    CU_ASSERT_EQUAL(ahci_device_ops.load(R.s, st->data, st->len - 3), -EINVAL);
+    CU_ASSERT_EQUAL(rd(preg(DISK_PORT, AHCI_PX_CLB)), 0x12345400);
+    g_byte_array_append(st, (const uint8_t *)"x", 1);
+    CU_ASSERT_EQUAL(ahci_device_ops.load(R.s, st->data, st->len), -EINVAL);
+    g_byte_array_set_size(st, st->len - 1);
+    CU_ASSERT_EQUAL(ahci_device_ops.load(R.s, st->data, st->len), 0);
+    CU_ASSERT_EQUAL(rd(preg(DISK_PORT, AHCI_PX_CLB)), CLB(DISK_PORT));
+    CU_ASSERT_EQUAL(rd(preg(DISK_PORT, AHCI_PX_IE)), 0x1);
+    CU_ASSERT_TRUE(rd(preg(DISK_PORT, AHCI_PX_CMD)) & AHCI_PX_CMD_ST);
+    CU_ASSERT_EQUAL(ahci_cdrom_eject(R.s, CD_PORT, false), -EBUSY); /* the lock came back */
+    CU_ASSERT_EQUAL(packet(unlock, 0, 0) & 1, 0);
+    /* The restored port runs commands. */
+    uint8_t f[20];
+    ata_fis(f, 0x25, 7, 1);
+    struct prd p = {DATA, 512};
+    issue(DISK_PORT, 0, f, NULL, false, &p, 1);
+    CU_ASSERT_TRUE(port_ok(DISK_PORT));
+    CU_ASSERT_EQUAL(memcmp(gp(DATA), R.disk.data + 7 * 512, 512), 0);
+    wr(preg(DISK_PORT, AHCI_PX_IE), 0xffffffff);
+    wr(preg(DISK_PORT, AHCI_PX_IS), 0xffffffff);
+    g_byte_array_free(st, TRUE);
+}
+
 int main(void)
 {
     CU_initialize_registry();
@@ -715,6 +752,7 @@ int main(void)
     CU_add_test(s, "MSI and GHC.IE", test_msi);
     CU_add_test(s, "HBA and software reset", test_hba_reset);
     CU_add_test(s, "--disk/--cdrom parsing, boot paths", test_cli_parse);
+    CU_add_test(s, "save and load", test_save_load);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -682,6 +682,33 @@ static void test_modes_16_32(void)
     CU_ASSERT_EQUAL(cpu->r[CPU_RDI], 8);
 }
 
+/* rol eax,1; mov ebx,ecx; sub edx,1; hlt: the SUB makes ROL's CF/OF dead, unless the
+ * block is cut after the ROL, when CF must be ROL's (an interrupt would push it). Also
+ * covers the register fast paths of ROL, MOV and SUB. */
+static void test_rotate_flags_cut_block(void)
+{
+    static const uint8_t code[] = {0xd1, 0xc0, 0x89, 0xcb, 0x83, 0xea, 0x01, 0xf4};
+    for (int cut = 0; cut < 2; cut++) {
+        reset64();
+        cpu_harness_load(&h, CODE, code, sizeof(code));
+        cpu_set_rflags(cpu, 0x2); /* CF=0 */
+        cpu->r[CPU_RAX] = 0x80000000u;
+        cpu->r[CPU_RCX] = 0x1234567890ull;
+        cpu->r[CPU_RDX] = 5;
+        int r = cpu_harness_run(&h, CODE, cut ? 1 : 100);
+        CU_ASSERT_EQUAL(r, cut ? CPU_EXIT_ICOUNT : CPU_EXIT_HLT);
+        CU_ASSERT_EQUAL(cpu->r[CPU_RAX], 1);
+        if (cut) {
+            CU_ASSERT_EQUAL(flags() & CPU_FL_CF, CPU_FL_CF); /* bit 31 rotated into CF */
+            CU_ASSERT_EQUAL(flags() & CPU_FL_OF, CPU_FL_OF); /* CF ^ new MSB */
+        } else {
+            CU_ASSERT_EQUAL(cpu->r[CPU_RBX], 0x34567890u); /* 32-bit MOV zero-extends */
+            CU_ASSERT_EQUAL(cpu->r[CPU_RDX], 4);
+            CU_ASSERT_EQUAL(flags() & (CPU_FL_CF | CPU_FL_ZF), 0);
+        }
+    }
+}
+
 static void test_icount_limit(void)
 {
     reset64();
@@ -713,6 +740,7 @@ int main(void)
     CU_add_test(s, "smc_across_vcpus", test_smc_across_vcpus);
     CU_add_test(s, "foreign_write_invalidates", test_foreign_write_invalidates);
     CU_add_test(s, "dma_write_notify", test_dma_write_notify);
+    CU_add_test(s, "rotate_flags_cut_block", test_rotate_flags_cut_block);
     CU_add_test(s, "modes_16_32", test_modes_16_32);
     CU_add_test(s, "icount_limit", test_icount_limit);
     CU_basic_set_mode(CU_BRM_NORMAL);

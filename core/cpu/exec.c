@@ -849,7 +849,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         }
         /* A later instruction overwriting a rotate's flags may not run (budget, interrupt
          * shadow, single-step): then every flag must be computed. */
-        cpu->keep_flags = false && n < b->ninsn;
+        cpu->keep_flags = n < b->ninsn;
         const uint64_t mask = rip_mask(b->key);
         const uint64_t b_rip = cpu->rip;
         const struct x86_insn *in = b->insn;

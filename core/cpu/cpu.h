@@ -608,7 +608,7 @@ bool cpu_page_has_code(struct cpu *cpu, uint64_t pa);
 
 CPU_INLINE bool cpu_is_canonical(uint64_t lin)
 {
-    return (uint64_t)(((int64_t)lin << 16) >> 16) == lin;
+    return (uint64_t)((int64_t)(lin << 16) >> 16) == lin; /* shift unsigned: no UB */
 }
 
 /* Segmented offset -> linear address, with the access checks. size in bytes. */

@@ -206,9 +206,8 @@ static bool vnet_receive(void *opaque, const uint8_t *frame, size_t len)
     hdr[11] = (uint8_t)(k >> 8);
     struct virtq_elem *first = n->stash[0];
     virtq_iov_from_buf(first->iov + first->nout, first->nin, 0, hdr, sizeof(hdr));
-    for (unsigned i = 0; i < k; i++) {
-        virtio_pci_push(n->vp, VIRTIO_NET_RXQ, n->stash[i], lens[i]);
-    }
+    /* One batch: the driver must never see a frame's first buffer without the rest. */
+    virtio_pci_push_many(n->vp, VIRTIO_NET_RXQ, n->stash, lens, k);
     vnet_rx_consume(n, k);
     pthread_mutex_unlock(&n->rx_lock);
     return true;

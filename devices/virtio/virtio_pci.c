@@ -132,6 +132,26 @@ void virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem 
     pthread_mutex_unlock(&vp->lock);
 }
 
+void virtio_pci_push_many(struct virtio_pci *vp, unsigned q, struct virtq_elem *const *e,
+                          const uint32_t *len, unsigned n)
+{
+    pthread_mutex_lock(&vp->lock);
+    if (!vp_live(vp, q)) {
+        pthread_mutex_unlock(&vp->lock);
+        return;
+    }
+    struct vp_queue *vq = &vp->q[q];
+    if (virtq_push_many(&vq->vq, e, len, n) < 0) {
+        pthread_mutex_unlock(&vp->lock);
+        virtio_pci_set_needs_reset(vp, "used ring outside guest RAM");
+        return;
+    }
+    if (virtq_should_notify(&vq->vq)) {
+        vp_interrupt(vp, vq->vector, VIRTIO_PCI_ISR_QUEUE);
+    }
+    pthread_mutex_unlock(&vp->lock);
+}
+
 uint64_t virtio_pci_features(struct virtio_pci *vp)
 {
     pthread_mutex_lock(&vp->lock);

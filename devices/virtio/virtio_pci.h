@@ -132,6 +132,9 @@ int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *e);
 /* Return a chain to the driver (len bytes written) and interrupt it when it asks
  * for one. Any thread. */
 void virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *e, uint32_t len);
+/* Return n chains as one batch (virtq_push_many) with at most one interrupt. */
+void virtio_pci_push_many(struct virtio_pci *vp, unsigned q, struct virtq_elem *const *e,
+                          const uint32_t *len, unsigned n);
 /* Whether queue q is enabled and the driver is running. */
 bool virtio_pci_queue_live(struct virtio_pci *vp, unsigned q);
 /* Device config changed: bump config_generation and interrupt. */

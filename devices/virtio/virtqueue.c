@@ -257,6 +257,33 @@ int virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len)
     return vq_write16(vq, vq->used + VQ_USED_IDX, vq->used_idx);
 }
 
+int virtq_push_many(struct virtq *vq, struct virtq_elem *const *e, const uint32_t *len,
+                    unsigned n)
+{
+    if (vq->num == 0 || n > vq->num) {
+        return -EIO;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        vq_note_written(vq, e[i]);
+        uint8_t u[VQ_USED_ELEM];
+        uint32_t id = e[i]->head;
+        for (int b = 0; b < 4; b++) {
+            u[b] = (uint8_t)(id >> (8 * b));
+            u[4 + b] = (uint8_t)(len[i] >> (8 * b));
+        }
+        uint16_t idx = (uint16_t)(vq->used_idx + i);
+        uint64_t slot = vq->used + VQ_USED_RING + (uint64_t)VQ_USED_ELEM * (idx % vq->num);
+        if (!guestmem_ptr_rw(vq->mem, slot, sizeof(u)) ||
+            guestmem_write(vq->mem, slot, u, sizeof(u)) < 0) {
+            log_warn(VQ_TAG, "used ring outside guest RAM");
+            return -EIO;
+        }
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    vq->used_idx = (uint16_t)(vq->used_idx + n);
+    return vq_write16(vq, vq->used + VQ_USED_IDX, vq->used_idx);
+}
+
 bool virtq_should_notify(struct virtq *vq)
 {
     /* Our used->idx store must be ordered before reading the driver's wishes. */

@@ -60,6 +60,10 @@ void virtq_init(struct virtq *vq, const struct guestmem *mem, uint16_t num, uint
 int virtq_pop(struct virtq *vq, struct virtq_elem *e);
 /* Return a chain with len bytes written. 0 or -EIO (used ring outside RAM). */
 int virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len);
+/* Return n chains at once: all used entries are written before used->idx moves,
+ * so the driver never sees part of them (virtio-net mergeable buffers, 5.1.6.4). */
+int virtq_push_many(struct virtq *vq, struct virtq_elem *const *e, const uint32_t *len,
+                    unsigned n);
 /* Whether the driver wants an interrupt for what was pushed since the last call
  * that returned true (honours VIRTQ_AVAIL_F_NO_INTERRUPT or used_event). */
 bool virtq_should_notify(struct virtq *vq);

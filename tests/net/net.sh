@@ -45,7 +45,7 @@ start=$(date +%s)
 timeout 300 "$lodge" run --accel "$accel" --cpus 1 --mem 512M \
     --kernel "$LODGE_GUEST_KERNEL" --initrd "$LODGE_GUEST_INITRD" --serial "file:$out" \
     --net "user,model=$model$restrict_opt,hostfwd=tcp:127.0.0.1:$fwd80-:80,hostfwd=tcp::$fwd81-:81" \
-    --append "console=ttyS0 quiet no_timer_check lodge.test=net lodge.net.port=$http_port$restrict_arg" \
+    --append "console=ttyS0 quiet no_timer_check lodge.test=net lodge.net.port=$http_port$restrict_arg${LODGE_NET_APPEND:+ $LODGE_NET_APPEND}" \
     </dev/null > "$work/lodge.log" 2>&1 &
 lodge_pid=$!
 pids+=($lodge_pid)

@@ -101,12 +101,23 @@ test_main:
     sti
     hlt
     cli
-    mov eax, [ticks]
-    call putdigit
-    call newline
+    mov eax, [ticks]                    ; 1, or more if the host stalled us after the wake
+    mov ebx, 1
+    mov ecx, 0xffffffff
+    call check_range
 
     PRINT "STI shadow: the pending IRQ0 is taken after the instruction after STI: "
-    WAIT_MS 25                          ; with IF=0 a tick is now pending
+    mov ecx, 200                        ; with IF=0, wait (<= 200 ms) for IRQ0 in the IRR
+.irr:
+    WAIT_MS 1
+    mov al, 0x0a                        ; OCW3: read IRR
+    out 0x20, al
+    in al, 0x20
+    test al, 1
+    jnz .pending
+    dec ecx
+    jnz .irr
+.pending:
     mov dword [ticks], 0
     mov dword [seen], 0xff
     mov dword [shadow], 0

@@ -5,11 +5,12 @@
 # on port 81 until the host says it is done. lodge.net.restrict=1: the fetch must fail.
 lodge-insmod virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
     failover net_failover virtio_net e1000 || exit 1
-port="" restrict=0
+port="" restrict=0 mtu=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
     lodge.net.port=*) port=${arg#lodge.net.port=} ;;
     lodge.net.restrict=1) restrict=1 ;;
+    lodge.net.mtu=*) mtu=${arg#lodge.net.mtu=} ;;
     esac
 done
 n=0
@@ -23,6 +24,7 @@ echo "LODGE-NET-MAC=$(cat /sys/class/net/eth0/address)"
 echo "LODGE-NET-MTU=$(cat /sys/class/net/eth0/mtu)"
 ip link set lo up
 ip link set eth0 up
+[ -n "$mtu" ] && ip link set eth0 mtu "$mtu"
 cat > /tmp/udhcpc.sh <<'S'
 #!/bin/sh
 case "$1" in

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/machine_internal.h"
 #include "core/machine_pci.h"
+#include "core/machine_storage.h"
 #include "devices/display/vga.h"
 #include "devices/pc/acpi_pm.h"
 #include "devices/pc/fw_cfg.h"
@@ -497,21 +498,28 @@ static int boot_fw_add_e820(struct boot_fw *fw)
 }
 
 /* bootorder: one OpenFirmware path per line, in --boot order (SeaBIOS matches them
- * as prefixes against its own device paths). Disks are the virtio-blk functions. */
+ * as prefixes against its own device paths). Disks are the AHCI disks, then the
+ * virtio-blk functions; cdrom is the AHCI CD-ROM drives. */
 static int boot_fw_add_bootorder(struct boot_fw *fw, const struct boot_fw_config *bc)
 {
     struct machine *m = fw->m;
     GString *s = g_string_new("");
     gchar **parts = g_strsplit(bc->boot, ",", -1);
     int ndrives = m->cfg.pci ? m->cfg.pci->ndrives : 0;
+    char paths[MACHINE_STORAGE_MAX * 64];
     for (int i = 0; parts[i]; i++) {
-        if (strcmp(parts[i], "disk") == 0) {
+        bool disk = strcmp(parts[i], "disk") == 0;
+        if (disk || strcmp(parts[i], "cdrom") == 0) {
+            machine_storage_boot_paths(m->cfg.storage, !disk, paths, sizeof(paths));
+            g_string_append(s, paths);
+        }
+        if (disk) {
             for (int d = 0; d < ndrives; d++) {
                 g_string_append_printf(s, "/pci@i0cf8/scsi@%x/disk@0,0\n",
                                        MACHINE_PCI_FIRST_SLOT + d);
             }
         }
-        /* cdrom (AHCI/ATAPI) and net have no device on this machine yet. */
+        /* net has no boot ROM on this machine yet. */
     }
     g_strfreev(parts);
     int rc = 0;

@@ -42,8 +42,9 @@ int machine_storage_parse_cdrom(struct machine_storage_config *sc, const char *p
 
 /* For fw_cfg "bootorder": appends the OpenFirmware path SeaBIOS builds for each drive of
  * the kind asked (cdrom: CD-ROM drives, else disks), one per line, in port order:
- * "/pci@i0cf8/*@1f/drive@PORT/disk@0". Returns the number of paths (none: 0; NULL sc is
- * fine); out is always NUL-terminated and a path that does not fit is left out. */
+ * "/pci@i0cf8/" then "*@1f/drive@PORT/disk@0" (SeaBIOS's build_ata_path; its '*' is a
+ * glob). Returns the number of paths (none: 0; NULL sc is fine); out is always
+ * NUL-terminated and a path that does not fit is left out. */
 int machine_storage_boot_paths(const struct machine_storage_config *sc, bool cdrom, char *out,
                                size_t len);
 

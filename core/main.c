@@ -13,6 +13,7 @@ static void main_usage(FILE *f)
                "commands:\n"
                "  run      boot a guest (lodge run --help)\n"
                "  doctor   check this host's virtualization support (lodge doctor --help)\n"
+            "  img      create, inspect, check and convert disk images (lodge img --help)\n"
                "  ctl      control a running VM (lodge ctl --help)\n"
             "  create   make a VM bundle (lodge create --help)\n"
             "  start    run a VM bundle by name\n"

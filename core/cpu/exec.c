@@ -853,6 +853,9 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         const uint64_t mask = rip_mask(b->key);
         const uint64_t b_rip = cpu->rip;
         const struct x86_insn *in = b->insn;
+        /* A flush while the block runs recycles its storage: b is not to be read after. */
+        const uint64_t gen_before = cpu->tcache->flushes;
+        const unsigned b_ninsn = b->ninsn;
         unsigned i = 0;
         while (i < n) {
             uint64_t rip = cpu->rip;
@@ -866,7 +869,8 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
             }
             in++;
         }
-        if (i == b->ninsn && !cpu->block_stop && b->chainable && b->valid && !single) {
+        if (i == b_ninsn && !cpu->block_stop && gen_before == cpu->tcache->flushes &&
+            b->chainable && b->valid && !single) {
             prev = b;
             prev_rip = b_rip;
             prev_gen = cpu->tcache->flushes;

@@ -153,8 +153,23 @@ static void intr_prot(struct cpu *cpu, int vec, uint32_t err, int kind)
     unsigned type = (g >> 40) & 0xf;
     unsigned dpl = (g >> 45) & 3;
     if (type == 0x5) {
-        log_warn(SYS_TAG, "task gate for vector %d not implemented", vec);
-        cpu_raise(cpu, X86_EXC_GP, idt_err);
+        /* Task gate (SDM vol. 3, 6.11.2 and 7.3; vol. 2 INT n). */
+        if (kind == SYS_EV_SOFT && dpl < cpu->cpl) {
+            cpu_raise(cpu, X86_EXC_GP, idt_err);
+        }
+        if (!((g >> 47) & 1)) {
+            cpu_raise(cpu, X86_EXC_NP, idt_err);
+        }
+        uint16_t tsel = (uint16_t)(g >> 16);
+        struct sys_desc td;
+        if ((tsel & 4) || !sys_desc_read(cpu, tsel, &td, false)) {
+            cpu_raise(cpu, X86_EXC_GP, (tsel & INTR_SEL_MASK) | ext);
+        }
+        if ((td.attr & CPU_SEGA_S) || (sys_desc_type(&td) != 9 && sys_desc_type(&td) != 1)) {
+            cpu_raise(cpu, X86_EXC_GP, (tsel & INTR_SEL_MASK) | ext);
+        }
+        sys_task_switch(cpu, tsel, &td, SYS_TS_INT, err, ext);
+        return;
     }
     if (type != 0x6 && type != 0x7 && type != 0xe && type != 0xf) {
         cpu_raise(cpu, X86_EXC_GP, idt_err);
@@ -460,8 +475,16 @@ void cpu_iret(struct cpu *cpu, unsigned opsize)
         if (sys_is_long(cpu)) {
             cpu_raise_gp0(cpu);
         }
-        log_warn(SYS_TAG, "IRET task return not implemented");
-        cpu_raise(cpu, X86_EXC_TS, cpu->seg[CPU_SEG_TR].sel & INTR_SEL_MASK);
+        /* Return to the task in the back link: it must be a busy TSS in the GDT. */
+        uint16_t link = (uint16_t)sys_tss_read(cpu, 0, 2);
+        struct sys_desc td;
+        if ((link & 4) || !sys_desc_read(cpu, link, &td, false) || (td.attr & CPU_SEGA_S) ||
+            (sys_desc_type(&td) != 0xb && sys_desc_type(&td) != 3)) {
+            cpu_raise(cpu, X86_EXC_TS, link & INTR_SEL_MASK);
+        }
+        sys_task_switch(cpu, link, &td, SYS_TS_IRET, CPU_NO_ERROR, 0);
+        cpu->nmi_blocked = false;
+        return;
     }
     uint64_t rip = sys_pop(cpu, &st, opsize) & opmask;
     uint16_t sel = (uint16_t)sys_pop(cpu, &st, opsize);

@@ -14,6 +14,11 @@
 #define MMU_APIC_EN (1ull << 11)                  /* IA32_APIC_BASE.EN */
 #define MMU_PHYS_MASK 0x000000fffffff000ull       /* 40 physical address bits */
 #define MMU_RSVD_HI 0x000fff0000000000ull         /* bits 51:40 (MAXPHYADDR = 40) */
+/* PAE PDE/PTE: bits 62:MAXPHYADDR are reserved (SDM 4.4.2, tables 4-8..4-11); 4-level
+ * paging ignores 58:52 and uses 62:59 for protection keys instead. */
+#define MMU_RSVD_PAE 0x7fffff0000000000ull        /* bits 62:40 */
+#define MMU_PSE_RSVD (1ull << 21)                 /* 4 MiB PDE bit 21 (table 4-4) */
+#define MMU_PSE_HI 0x001fe000ull                  /* 4 MiB PDE bits 20:13 = PA 39:32 */
 #define MMU_PTE_P (1ull << 0)
 #define MMU_PTE_RW (1ull << 1)
 #define MMU_PTE_US (1ull << 2)
@@ -56,7 +61,8 @@ static void mmu_record(struct mmu_walk *w, uint64_t pa, uint64_t val)
 static int mmu_walk(struct cpu *cpu, uint64_t lin, struct mmu_walk *w, uint32_t *err_base)
 {
     bool nxe = (cpu->efer & CPU_EFER_NXE) != 0;
-    uint64_t rsvd = MMU_RSVD_HI | (nxe ? 0 : MMU_PTE_XD);
+    bool pae_legacy = !(cpu->efer & CPU_EFER_LMA);
+    uint64_t rsvd = (pae_legacy ? MMU_RSVD_PAE : MMU_RSVD_HI) | (nxe ? 0 : MMU_PTE_XD);
     memset(w, 0, sizeof(*w));
     w->writable = true;
     w->user = true;
@@ -74,8 +80,14 @@ static int mmu_walk(struct cpu *cpu, uint64_t lin, struct mmu_walk *w, uint32_t 
         w->writable &= (pde & MMU_PTE_RW) != 0;
         w->user &= (pde & MMU_PTE_US) != 0;
         if ((pde & MMU_PTE_PS) && (cpu->cr4 & CPU_CR4_PSE)) {
+            /* With MAXPHYADDR 40, bits 20:13 give PA 39:32 (PSE-36 layout) and bit 21 is
+             * the only reserved bit; the whole walk faults before any A/D update. */
+            if (pde & MMU_PSE_RSVD) {
+                *err_base = CPU_PF_P | CPU_PF_RSVD;
+                return -1;
+            }
             w->shift = 22;
-            w->pa = (pde & 0xffc00000u) | (lin & 0x3ff000u);
+            w->pa = (pde & 0xffc00000u) | ((pde & MMU_PSE_HI) << 19) | (lin & 0x3ff000u);
             w->dirty = (pde & MMU_PTE_D) != 0;
             w->global = (pde & MMU_PTE_G) && (cpu->cr4 & CPU_CR4_PGE);
             return 0;
@@ -110,7 +122,8 @@ static int mmu_walk(struct cpu *cpu, uint64_t lin, struct mmu_walk *w, uint32_t 
             *err_base = 0;
             return -1;
         }
-        if (pdpte & (MMU_RSVD_HI | MMU_PTE_XD | 0x1e6ull)) {
+        /* PDPTE: bits 2:1, 8:5 and 63:MAXPHYADDR are reserved (SDM 4.4.1, table 4-8). */
+        if (pdpte & (MMU_RSVD_PAE | MMU_PTE_XD | 0x1e6ull)) {
             *err_base = CPU_PF_P | CPU_PF_RSVD;
             return -1;
         }

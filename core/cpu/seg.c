@@ -1,12 +1,14 @@
 /* Segmentation for the soft CPU: descriptor reads, segment register loads with their checks,
  * far JMP/CALL/RET (directly and through call gates), real-mode and V86 semantics
- * (SDM vol. 3, chapters 3, 5 and 6; vol. 2 JMP/CALL/RET/MOV). Task switches are not
- * implemented: a JMP/CALL to a TSS or task gate raises #GP. */
+ * (SDM vol. 3, chapters 3, 5 and 6; vol. 2 JMP/CALL/RET/MOV), and task switches to 32-bit
+ * TSSs (chapter 7; 16-bit TSSs raise #GP). */
 #include "core/cpu/sysint.h"
 
 #include "core/log.h"
 
 #define SEG_SEL_MASK 0xfffcu
+
+static void seg_real_cs(struct cpu *cpu, uint16_t sel);
 
 void sys_desc_decode(struct sys_desc *d, uint32_t lo, uint32_t hi)
 {
@@ -217,6 +219,213 @@ uint64_t sys_tss_read(struct cpu *cpu, uint32_t off, unsigned size)
     }
 }
 
+/* ---- task switches (SDM vol. 3, 7.3) ---- */
+
+#define SEG_TSS32_MIN_LIMIT 0x67u /* a 32-bit TSS is 104 bytes (7.2.2) */
+
+static void seg_set_busy(struct cpu *cpu, uint16_t sel, bool busy)
+{
+    uint64_t lin;
+    if (!seg_desc_lin(cpu, sel, 8, &lin)) {
+        return;
+    }
+    uint8_t b = cpu_ldlin8(cpu, lin + 5, CPU_MMU_SUP);
+    b = busy ? (uint8_t)(b | 2) : (uint8_t)(b & ~2);
+    cpu_stlin8(cpu, lin + 5, b, CPU_MMU_SUP);
+}
+
+/* Data segment register loaded from the new TSS: #TS for a bad descriptor, #NP when not
+ * present (7.3 step 13). */
+static void seg_task_load_data(struct cpu *cpu, int seg, uint16_t sel, uint32_t ext)
+{
+    uint32_t err = (sel & SEG_SEL_MASK) | ext;
+    if ((sel & SEG_SEL_MASK) == 0) {
+        cpu_set_seg(cpu, seg, sel, 0, 0, CPU_SEGA_UNUSABLE);
+        return;
+    }
+    struct sys_desc d;
+    sys_desc_fetch(cpu, sel, &d, false, X86_EXC_TS, ext);
+    if (!(d.attr & CPU_SEGA_S) || ((d.attr & CPU_SEGA_CODE) && !(d.attr & CPU_SEGA_RW))) {
+        cpu_raise(cpu, X86_EXC_TS, err);
+    }
+    bool conforming = (d.attr & CPU_SEGA_CODE) && (d.attr & CPU_SEGA_DC);
+    if (!conforming && (sys_desc_dpl(&d) < cpu->cpl || sys_desc_dpl(&d) < (sel & 3u))) {
+        cpu_raise(cpu, X86_EXC_TS, err);
+    }
+    if (!(d.attr & CPU_SEGA_P)) {
+        cpu_raise(cpu, X86_EXC_NP, err);
+    }
+    sys_desc_set_accessed(cpu, sel, &d);
+    cpu_set_seg(cpu, seg, sel, d.base, d.limit, d.attr);
+}
+
+/* Load LDTR, CS, SS and the data segments of the new task; faults here are taken in the
+ * new task's context. */
+static void seg_task_load_segs(struct cpu *cpu, const uint32_t *t, uint32_t ext)
+{
+    static const int data_segs[] = {CPU_SEG_ES, CPU_SEG_DS, CPU_SEG_FS, CPU_SEG_GS};
+    static const unsigned data_idx[] = {18, 21, 22, 23};
+    uint16_t ldt = (uint16_t)t[24];
+    struct sys_desc d;
+    if ((ldt & SEG_SEL_MASK) == 0) {
+        cpu_set_seg(cpu, CPU_SEG_LDTR, ldt, 0, 0, CPU_SEGA_UNUSABLE);
+    } else {
+        uint32_t err = (ldt & SEG_SEL_MASK) | ext;
+        if ((ldt & 4) || !sys_desc_read(cpu, ldt, &d, false) || (d.attr & CPU_SEGA_S) ||
+            sys_desc_type(&d) != 2 || !(d.attr & CPU_SEGA_P)) {
+            cpu_raise(cpu, X86_EXC_TS, err);
+        }
+        cpu_set_seg(cpu, CPU_SEG_LDTR, ldt, d.base, d.limit, d.attr);
+    }
+    if (cpu->rflags & CPU_FL_VM) {
+        /* A V86 task: segments are loaded as in V86 mode at CPL 3. */
+        cpu->cpl = 3;
+        cpu_update_mode(cpu);
+        seg_real_cs(cpu, (uint16_t)t[19]);
+        cpu_load_seg(cpu, CPU_SEG_SS, (uint16_t)t[20]);
+        for (unsigned i = 0; i < 4; i++) {
+            cpu_load_seg(cpu, data_segs[i], (uint16_t)t[data_idx[i]]);
+        }
+        return;
+    }
+    uint16_t cs = (uint16_t)t[19];
+    uint32_t cs_err = (cs & SEG_SEL_MASK) | ext;
+    unsigned cpl = cs & 3u;
+    if ((cs & SEG_SEL_MASK) == 0) {
+        cpu_raise(cpu, X86_EXC_TS, cs_err);
+    }
+    sys_desc_fetch(cpu, cs, &d, false, X86_EXC_TS, ext);
+    if (!(d.attr & CPU_SEGA_S) || !(d.attr & CPU_SEGA_CODE) ||
+        ((d.attr & CPU_SEGA_DC) ? sys_desc_dpl(&d) > cpl : sys_desc_dpl(&d) != cpl)) {
+        cpu_raise(cpu, X86_EXC_TS, cs_err);
+    }
+    if (!(d.attr & CPU_SEGA_P)) {
+        cpu_raise(cpu, X86_EXC_NP, cs_err);
+    }
+    sys_desc_set_accessed(cpu, cs, &d);
+    sys_set_cs(cpu, cs, &d, cpl);
+    uint16_t ss = (uint16_t)t[20];
+    if ((ss & SEG_SEL_MASK) == 0) {
+        cpu_raise(cpu, X86_EXC_TS, ext);
+    }
+    sys_desc_fetch(cpu, ss, &d, false, X86_EXC_TS, ext);
+    sys_check_ss(cpu, ss, &d, cpl, X86_EXC_TS, ext);
+    sys_desc_set_accessed(cpu, ss, &d);
+    sys_set_ss(cpu, ss, &d);
+    for (unsigned i = 0; i < 4; i++) {
+        seg_task_load_data(cpu, data_segs[i], (uint16_t)t[data_idx[i]], ext);
+    }
+}
+
+void sys_task_switch(struct cpu *cpu, uint16_t sel, const struct sys_desc *d, int reason,
+                     uint32_t err, uint32_t ext)
+{
+    uint32_t tss_err = (sel & SEG_SEL_MASK) | ext;
+    unsigned type = sys_desc_type(d);
+    if (type == 1 || type == 3) {
+        log_warn(SYS_TAG, "task switch to a 16-bit TSS (%#x) not implemented", sel);
+        cpu_raise(cpu, X86_EXC_GP, tss_err);
+    }
+    if (!(d->attr & CPU_SEGA_P)) {
+        cpu_raise(cpu, X86_EXC_NP, tss_err);
+    }
+    if (d->limit < SEG_TSS32_MIN_LIMIT) {
+        cpu_raise(cpu, X86_EXC_TS, tss_err);
+    }
+    const struct cpu_seg *otr = &cpu->seg[CPU_SEG_TR];
+    uint16_t osel = otr->sel;
+    unsigned otype = otr->attr & CPU_SEGA_TYPE;
+    if ((osel & SEG_SEL_MASK) == 0 || (otype != 0xb && otype != 0x9) ||
+        otr->limit < SEG_TSS32_MIN_LIMIT) {
+        /* Only a 32-bit current TSS can be saved (a 16-bit one has another layout). */
+        cpu_raise(cpu, X86_EXC_TS, (osel & SEG_SEL_MASK) | ext);
+    }
+    /* Read the whole new TSS before anything changes (a #PF leaves the old task intact). */
+    uint32_t t[26];
+    uint64_t nbase = d->base & 0xffffffffull;
+    for (unsigned i = 0; i < 26; i++) {
+        t[i] = cpu_ldlin32(cpu, (nbase + 4 * i) & 0xffffffffull, CPU_MMU_SUP);
+    }
+    /* Save the old task (7.3 step 7; CR3 and LDTR are not saved). */
+    uint64_t obase = otr->base & 0xffffffffull;
+    uint32_t ofl = (uint32_t)cpu_get_rflags(cpu);
+    if (reason == SYS_TS_IRET) {
+        ofl &= ~CPU_FL_NT;
+    }
+    cpu_stlin32(cpu, (obase + 0x20) & 0xffffffffull, (uint32_t)cpu->rip, CPU_MMU_SUP);
+    cpu_stlin32(cpu, (obase + 0x24) & 0xffffffffull, ofl, CPU_MMU_SUP);
+    for (unsigned i = 0; i < 8; i++) {
+        cpu_stlin32(cpu, (obase + 0x28 + 4 * i) & 0xffffffffull, (uint32_t)cpu->r[i],
+                    CPU_MMU_SUP);
+    }
+    static const int save_segs[] = {CPU_SEG_ES, CPU_SEG_CS, CPU_SEG_SS,
+                                    CPU_SEG_DS, CPU_SEG_FS, CPU_SEG_GS};
+    for (unsigned i = 0; i < 6; i++) {
+        cpu_stlin16(cpu, (obase + 0x48 + 4 * i) & 0xffffffffull, cpu->seg[save_segs[i]].sel,
+                    CPU_MMU_SUP);
+    }
+    /* Busy bits, back link and NT (7.4). */
+    uint32_t nfl = t[9];
+    if (reason == SYS_TS_JMP || reason == SYS_TS_IRET) {
+        seg_set_busy(cpu, osel, false);
+    }
+    if (reason == SYS_TS_CALL || reason == SYS_TS_INT) {
+        cpu_stlin16(cpu, nbase, osel, CPU_MMU_SUP);
+        nfl |= CPU_FL_NT;
+    }
+    if (reason != SYS_TS_IRET) {
+        seg_set_busy(cpu, sel, true);
+    }
+    /* Commit: from here on faults belong to the new task. */
+    cpu_set_seg(cpu, CPU_SEG_TR, sel, d->base, d->limit, d->attr | 2);
+    cpu->cr0 |= CPU_CR0_TS;
+    if (cpu->cr0 & CPU_CR0_PG) {
+        cpu->cr3 = t[7];
+        cpu_tlb_flush(cpu, (cpu->cr4 & CPU_CR4_PGE) != 0);
+    }
+    for (unsigned i = 0; i < 8; i++) {
+        cpu->r[i] = t[10 + i];
+    }
+    cpu_set_rflags(cpu, nfl);
+    cpu->rip = t[8];
+    cpu->insn_rip = cpu->rip;
+    cpu->block_stop = true;
+    seg_task_load_segs(cpu, t, ext);
+    cpu_update_mode(cpu);
+    if (reason == SYS_TS_INT && err != CPU_NO_ERROR) {
+        struct sys_stack st;
+        seg_cur_stack(cpu, &st);
+        sys_push(cpu, &st, 4, err);
+        cpu->r[CPU_RSP] = st.sp;
+    }
+}
+
+/* JMP/CALL to a TSS descriptor or a task gate (vol. 2 JMP/CALL, protected mode). */
+static void seg_task_far(struct cpu *cpu, uint16_t sel, const struct sys_desc *d, int reason)
+{
+    uint32_t err = sel & SEG_SEL_MASK;
+    if (sys_desc_dpl(d) < cpu->cpl || sys_desc_dpl(d) < (sel & 3u)) {
+        cpu_raise(cpu, X86_EXC_GP, err);
+    }
+    if (sys_desc_type(d) == 5) {
+        if (!(d->attr & CPU_SEGA_P)) {
+            cpu_raise(cpu, X86_EXC_NP, err);
+        }
+        uint16_t tsel = (uint16_t)(d->lo >> 16);
+        struct sys_desc td;
+        if ((tsel & 4) || !sys_desc_read(cpu, tsel, &td, false) || (td.attr & CPU_SEGA_S) ||
+            (sys_desc_type(&td) != 9 && sys_desc_type(&td) != 1)) {
+            cpu_raise(cpu, X86_EXC_GP, tsel & SEG_SEL_MASK);
+        }
+        sys_task_switch(cpu, tsel, &td, reason, CPU_NO_ERROR, 0);
+        return;
+    }
+    if ((sel & 4) || (sys_desc_type(d) != 9 && sys_desc_type(d) != 1)) {
+        cpu_raise(cpu, X86_EXC_GP, err); /* busy TSS, or a TSS descriptor in the LDT */
+    }
+    sys_task_switch(cpu, sel, d, reason, CPU_NO_ERROR, 0);
+}
+
 /* ---- MOV Sreg / POP Sreg / LxS ---- */
 
 void cpu_load_seg(struct cpu *cpu, int seg, uint16_t sel)
@@ -330,6 +539,13 @@ static void seg_check_direct_code(struct cpu *cpu, uint16_t sel, const struct sy
     }
 }
 
+/* A TSS descriptor (available or busy, 16/32-bit) or a task gate. */
+static bool seg_is_task_target(const struct sys_desc *d)
+{
+    unsigned type = sys_desc_type(d);
+    return type == 1 || type == 3 || type == 5 || type == 9 || type == 0xb;
+}
+
 /* A call gate: target selector, offset, parameter count. */
 struct seg_gate {
     uint16_t sel;
@@ -349,9 +565,6 @@ static void seg_read_gate(struct cpu *cpu, uint16_t gsel, struct seg_gate *g,
             cpu_raise(cpu, X86_EXC_GP, err);
         }
     } else if (type != 0x4 && type != 0xc) {
-        if (type == 0x5 || type == 0x1 || type == 0x9) {
-            log_warn(SYS_TAG, "task switch through selector %#x not implemented", gsel);
-        }
         cpu_raise(cpu, X86_EXC_GP, err);
     }
     if (sys_desc_dpl(gd) < cpu->cpl || sys_desc_dpl(gd) < (gsel & 3u)) {
@@ -414,6 +627,9 @@ void cpu_far_jmp(struct cpu *cpu, uint16_t sel, uint64_t off, unsigned opsize)
     }
     if (sys_is_long(cpu)) {
         sys_desc_fetch(cpu, sel, &d, true, X86_EXC_GP, 0);
+    } else if (seg_is_task_target(&d)) {
+        seg_task_far(cpu, sel, &d, SYS_TS_JMP);
+        return;
     }
     struct seg_gate g;
     struct sys_desc cd;
@@ -464,6 +680,9 @@ void cpu_far_call(struct cpu *cpu, uint16_t sel, uint64_t off, unsigned opsize)
     }
     if (sys_is_long(cpu)) {
         sys_desc_fetch(cpu, sel, &d, true, X86_EXC_GP, 0);
+    } else if (seg_is_task_target(&d)) {
+        seg_task_far(cpu, sel, &d, SYS_TS_CALL);
+        return;
     }
     struct seg_gate g;
     struct sys_desc cd;

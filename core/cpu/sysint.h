@@ -75,6 +75,14 @@ uint64_t sys_pop(struct cpu *cpu, struct sys_stack *st, unsigned size);
 /* TSS helpers (SDM vol. 3, 7.2.1 / 7.7). */
 uint64_t sys_tss_read(struct cpu *cpu, uint32_t off, unsigned size);
 
+/* Task switches to a 32-bit TSS (SDM vol. 3, 7.3). sel/d name the new TSS, already checked
+ * by the caller for the JMP/CALL/INT/IRET-specific rules (DPL, busy bit); this checks
+ * presence and limit, saves the old task, loads the new one, and for SYS_TS_INT pushes
+ * err (unless CPU_NO_ERROR) on the new stack. ext is the EXT bit of its error codes. */
+enum { SYS_TS_JMP = 0, SYS_TS_CALL, SYS_TS_IRET, SYS_TS_INT };
+void sys_task_switch(struct cpu *cpu, uint16_t sel, const struct sys_desc *d, int reason,
+                     uint32_t err, uint32_t ext);
+
 /* RFLAGS write after IRET/POPF-like rules: cpl/iopl decide which bits change. */
 void sys_write_rflags(struct cpu *cpu, uint64_t val, unsigned opsize);
 

@@ -109,8 +109,10 @@ int machine_storage_boot_paths(const struct machine_storage_config *sc, bool cdr
         if (sc->drives[i].cdrom != cdrom) {
             continue;
         }
+        /* SeaBIOS globs the function name ("*@1f"); OVMF's QemuBootOrderLib only
+         * translates a SATA path whose function is named by its PCI IDs, as QEMU writes. */
         char line[64];
-        int w = snprintf(line, sizeof(line), "/pci@i0cf8/*@%x/drive@%x/disk@0\n",
+        int w = snprintf(line, sizeof(line), "/pci@i0cf8/pci8086,2922@%x/drive@%x/disk@0\n",
                          MACHINE_STORAGE_SLOT, i);
         if (w > 0 && used + (size_t)w < len) {
             memcpy(out + used, line, (size_t)w + 1);

@@ -40,10 +40,11 @@ int machine_storage_parse_disk(struct machine_storage_config *sc, const char *sp
 int machine_storage_parse_cdrom(struct machine_storage_config *sc, const char *path, char *why,
                                 size_t len);
 
-/* For fw_cfg "bootorder": appends the OpenFirmware path SeaBIOS builds for each drive of
- * the kind asked (cdrom: CD-ROM drives, else disks), one per line, in port order:
- * "/pci@i0cf8/" then "*@1f/drive@PORT/disk@0" (SeaBIOS's build_ata_path; its '*' is a
- * glob). Returns the number of paths (none: 0; NULL sc is fine); out is always
+/* For fw_cfg "bootorder": appends the OpenFirmware path of each drive of the kind asked
+ * (cdrom: CD-ROM drives, else disks), one per line, in port order, as QEMU writes it for
+ * ich9-ahci: "/pci@i0cf8/pci8086,2922@1f/drive@PORT/disk@0" (SeaBIOS matches it with a
+ * glob on the function name, OVMF translates it to Pci(0x1F,0x0)/Sata(PORT,0xFFFF,0x0)).
+ * Returns the number of paths (none: 0; NULL sc is fine); out is always
  * NUL-terminated and a path that does not fit is left out. */
 int machine_storage_boot_paths(const struct machine_storage_config *sc, bool cdrom, char *out,
                                size_t len);

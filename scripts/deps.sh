@@ -13,6 +13,7 @@ pkgs=(
     libsdl2-dev libgtk-3-dev                  # SDL console, GTK manager
     xvfb xdotool imagemagick                  # UI tests under Xvfb
     xorriso                                   # tests: ISO images for AHCI/ATAPI
+    grub-pc-bin grub-efi-amd64-bin mtools     # tests: GRUB ISOs (grub-mkrescue)
     libslirp-dev                              # user-mode networking (net/slirp.c)
     clang libclang-rt-dev                     # tests/fuzz: libFuzzer + sanitizers
 )

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: disk I/O inside the guest and image conversion on the host, Lodge against QEMU.
 #  1. The Debian test guest (tests/guest/kit.sh) runs tests/guest/scripts/disk_bench.sh on two
-#     virtio-blk disks, a raw and a qcow2 image: sequential 32 MiB write/read and 256 random 4 KiB
-#     writes/reads, O_DIRECT in the guest. `lodge run --accel soft` against
+#     virtio-blk disks, a raw and a qcow2 image: sequential 4 x 32 MiB write/read and 256 random
+#     4 KiB writes/reads, O_DIRECT in the guest. `lodge run --accel soft` against
 #     `qemu-system-x86_64 -accel tcg` with the same kernel, initrd, memory and fresh images. Each
 #     phase is timed on the host clock from the guest's console markers.
 #  2. `lodge img convert` against `qemu-img convert` on a 1 GiB image full of data:
@@ -61,7 +61,8 @@ for p in null-4k raw-seq-write raw-seq-read raw-rand-write raw-rand-read qcow2-s
     qcow2-seq-read qcow2-rand-write qcow2-rand-read; do
     l=$(phase "$work/lodge.log" $p)
     q=$(phase "$work/qemu.log" $p)
-    printf '%-18s %10.2f %10.2f %8.2f\n' "$p" "$l" "$q" "$(awk "BEGIN{print ($l > 0) ? $q / $l : 0}")"
+    ratio=$(awk "BEGIN{print ($l > 0) ? $q / $l : 0}")
+    printf '%-18s %10.2f %10.2f %8.2f\n' "$p" "$l" "$q" "$ratio"
 done
 echo "(null-4k: the 256-iteration dd loop against /dev/null, the per-op process cost in the" \
     "random phases)"

@@ -561,7 +561,11 @@ static int decode_slow(struct cpu *cpu, uint64_t lin, struct x86_insn *in)
     int r = X86_DECODE_MORE;
     while (n < 15) {
         uint64_t pa;
-        const uint8_t *p = fetch_ptr(cpu, lin + n, &pa);
+        uint64_t at = lin + n;
+        if (cpu->mode != CPU_MODE_LONG64 && cpu->mode != CPU_MODE_COMPAT) {
+            at &= 0xffffffffull; /* code at EIP 0xffffffff wraps to linear 0 */
+        }
+        const uint8_t *p = fetch_ptr(cpu, at, &pa);
         if (p) {
             buf[n] = *p;
         } else {
@@ -669,6 +673,7 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
             scratch->b.ninsn = 1;
             scratch->b.bytes = (uint16_t)r;
             scratch->b.valid = false;
+            scratch->b.chainable = false;
             return &scratch->b;
         }
         if (r == X86_DECODE_TOOLONG) {
@@ -747,6 +752,7 @@ static struct cpu_block *block_find(struct cpu *cpu, struct scratch_block *scrat
         scratch->b.ninsn = 1;
         scratch->b.key = key;
         scratch->b.valid = false;
+        scratch->b.chainable = false;
         return &scratch->b;
     }
     struct cpu_block *b = block_lookup(tc, pa, key);
@@ -870,7 +876,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
             in++;
         }
         if (i == b_ninsn && !cpu->block_stop && gen_before == cpu->tcache->flushes &&
-            b->chainable && b->valid && !single) {
+            b->valid && b->chainable && !single) {
             prev = b;
             prev_rip = b_rip;
             prev_gen = cpu->tcache->flushes;

@@ -55,7 +55,14 @@ static void mmio_write(struct cpu *cpu, uint64_t pa, unsigned size, uint64_t v)
 {
     if (is_apic(cpu, pa)) {
         if ((pa & 0xf) == 0) {
-            cpu->intc->apic_write(cpu->intc->opaque, (uint32_t)(pa & 0xff0), (uint32_t)v);
+            uint32_t reg = (uint32_t)(pa & 0xff0);
+            cpu->intc->apic_write(cpu->intc->opaque, reg, (uint32_t)v);
+            if (reg == 0x80 || reg == 0xb0) {
+                /* A TPR write or EOI may unmask a pending interrupt without a kick: poll
+                 * before the next instruction, as hardware delivers it there. */
+                cpu_sys_intr_hint(cpu);
+                cpu->block_stop = true;
+            }
         }
         return;
     }

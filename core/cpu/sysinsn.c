@@ -452,6 +452,7 @@ int cpu_sys_write_cr(struct cpu *cpu, unsigned n, uint64_t val)
         if (cpu->intc && cpu->intc->apic_write) {
             cpu->intc->apic_write(cpu->intc->opaque, SYS_APIC_TPR, (uint32_t)val << 4);
         }
+        cpu_sys_intr_hint(cpu); /* a lower TPR may unmask a pending interrupt */
         cpu->block_stop = true;
         return 0;
     default:

@@ -59,8 +59,11 @@ disk)
     set -- --firmware bios --disk "$T/disk.img,format=raw" --boot disk
     ;;
 esac
+# GRUB 2.06's EFI heap is a quarter of free memory: 256M leaves it too little for the kernel.
+mem=256M
+[ "$WHAT" = uefi ] && mem=1G
 start=$(date +%s)
-timeout 900 "$LODGE" run --accel soft --mem 256M "$@" --serial "file:$T/com1" \
+timeout 900 "$LODGE" run --accel soft --mem "$mem" "$@" --serial "file:$T/com1" \
     --debugcon "file:$T/fw.log,iobase=0x402" 2>"$T/err" </dev/null
 rc=$?
 echo "$WHAT: lodge ran $(($(date +%s) - start)) s, exit status $rc"

@@ -688,9 +688,9 @@ static void test_cli_parse(void)
     CU_ASSERT_EQUAL(sc.ndrives, 2);
     char paths[256];
     CU_ASSERT_EQUAL(machine_storage_boot_paths(&sc, true, paths, sizeof(paths)), 1);
-    CU_ASSERT_STRING_EQUAL(paths, "/pci@i0cf8/*@1f/drive@1/disk@0\n");
+    CU_ASSERT_STRING_EQUAL(paths, "/pci@i0cf8/pci8086,2922@1f/drive@1/disk@0\n");
     CU_ASSERT_EQUAL(machine_storage_boot_paths(&sc, false, paths, sizeof(paths)), 1);
-    CU_ASSERT_STRING_EQUAL(paths, "/pci@i0cf8/*@1f/drive@0/disk@0\n");
+    CU_ASSERT_STRING_EQUAL(paths, "/pci@i0cf8/pci8086,2922@1f/drive@0/disk@0\n");
     CU_ASSERT_EQUAL(machine_storage_boot_paths(&sc, false, paths, 8), 0);
     CU_ASSERT_STRING_EQUAL(paths, "");
     for (int i = 2; i < MACHINE_STORAGE_MAX; i++) {

@@ -2,11 +2,21 @@
 # Guest-level test: boot the stock Debian kernel + test initramfs with `lodge run` and check the
 # markers /init prints and the exit status.
 #   boot.sh LODGE ACCEL CPUS TEST [extra lodge args...]
+# TEST "port:NAME" runs NAME with lodge.exit=port: the guest reports the test's status through
+# the test-exit device, and `lodge run`'s own exit status ((status << 1) | 1) is the verdict.
 # ACCEL kvm skips (exit 77) unless `lodge doctor` reports native hardware assist: on an
 # emulated (nested) host a Linux boot under KVM does not finish in minutes.
 set -uo pipefail
 lodge=$1 accel=$2 cpus=$3 test=$4
 shift 4
+via_port=0
+extra_append=""
+if [ "${test#port:}" != "$test" ]; then
+    via_port=1
+    test=${test#port:}
+    extra_append=" lodge.exit=port"
+    set -- --device test-exit "$@"
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 
 if [ -z "${LODGE_GUEST_KERNEL:-}" ] || [ ! -f "${LODGE_GUEST_KERNEL:-}" ]; then
@@ -28,7 +38,7 @@ trap 'rm -f "$out"' EXIT
 start=$(date +%s.%N)
 timeout 600 "$lodge" run --accel "$accel" --cpus "$cpus" --mem 512M \
     --kernel "$LODGE_GUEST_KERNEL" --initrd "$LODGE_GUEST_INITRD" --serial file:"$out" \
-    --append "console=ttyS0 quiet lodge.test=$test" "$@" </dev/null
+    --append "console=ttyS0 quiet lodge.test=$test$extra_append" "$@" </dev/null
 rc=$?
 end=$(date +%s.%N)
 echo "--- guest console ---"
@@ -50,7 +60,15 @@ expect "LODGE-TEST-EXIT=0"
 case "$test" in
 hello) expect "LODGE-ARITH-OK" ;;
 esac
-if [ $rc -ne 0 ]; then
+if [ $via_port = 1 ]; then
+    # Status 0 from the guest test arrives as (0 << 1) | 1 = 1.
+    if [ $rc -ne 1 ]; then
+        echo "FAIL: the guest test reported through test-exit: want lodge status 1, got $rc"
+        fail=1
+    else
+        echo "ok: lodge run exited 1 = test-exit status 0"
+    fi
+elif [ $rc -ne 0 ]; then
     echo "FAIL: guest poweroff -f should end lodge run with status 0, got $rc"
     fail=1
 fi

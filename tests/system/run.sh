@@ -54,6 +54,21 @@ if [ "$engine" = kvm ] && [ "$rc" = 1 ] &&
     cat "$tmp/out"
     exit 77
 fi
+# 32-bit and PAE paging on kvm_pvm (a software "pagetable-based VM" KVM, no VT-x/AMD-V):
+# its MOV CR0 refuses PG without EFER.LME with #GP (QEMU -accel kvm, any -cpu, gets the same
+# #GP at the same instruction), and the #GP is then misdelivered, so the kernel triple-faults.
+# Long mode (the `lm` test) is unaffected. Skip only if the guest got as far as expected.
+if [ "$engine" = kvm ] && [ "$rc" != 33 ] && [ -d /sys/module/kvm_pvm ] &&
+    { [ "$name" = paging ] || [ "$name" = pae ]; }; then
+    size=$(stat -c %s "$tmp/out")
+    if cmp -s -n "$size" "$expected" "$tmp/out"; then
+        echo "skipped: this host's KVM (kvm_pvm) cannot enable paging without EFER.LME" \
+            "(MOV CR0.PG -> #GP; not a Lodge bug, QEMU -accel kvm gets the same #GP)"
+        echo "transcript so far (matches the expected one):"
+        cat "$tmp/out"
+        exit 77
+    fi
+fi
 failed=0
 if [ "$rc" != 33 ]; then
     echo "FAIL $name on $engine: exit status $rc, expected 33 (test-exit 0x10)"

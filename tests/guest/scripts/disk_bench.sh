@@ -3,8 +3,9 @@
 # with host clock stamps). Two virtio disks: the raw one is 64 MiB, the qcow2 one 96 MiB (told
 # apart by size). Per disk: sequential write and read (1 MiB blocks, 4 passes over 32 MiB) and
 # 4 KiB random write and read (256 ops at the same pseudo-random offsets), all O_DIRECT when
-# busybox dd supports it, else through the page cache with sync + drop_caches. A "null" pass times the 4 KiB loop against
-# /dev/null so per-op process overhead can be told apart from disk time.
+# busybox dd supports it, else through the page cache with sync + drop_caches. A "null" pass
+# times the 4 KiB loop against /dev/null so per-op process overhead can be told apart from disk
+# time.
 mods=/lib/modules/virtio
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
     insmod "$mods/$m.ko" 2>/dev/null

@@ -274,6 +274,11 @@ static int kvm_vm_create(const struct accel_vm_config *cfg, struct accel_vm **ou
             vm->amd = e->ebx == 0x68747541; /* "Auth"enticAMD */
         }
     }
+    /* kvm_pvm (software "pagetable-based VM", no VT-x/AMD-V) answers a guest's MOV CR0 that
+     * sets PG without EFER.LME with #GP, whatever the CPUID: only long-mode paging works. */
+    if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+        log_info(KVM_TAG, "host KVM is kvm_pvm: guests cannot use 32-bit or PAE paging");
+    }
     *out = vm;
     return 0;
 fail:

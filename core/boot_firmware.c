@@ -264,10 +264,16 @@ int boot_firmware_acpi_blobs(const struct acpi_config *ac, uint8_t **tables, siz
     sum_len[nsums++] = rsdt_len;
     sums[nsums] = xsdt;
     sum_len[nsums++] = xsdt_len;
+    /* The loader's checksum field must start at zero: OVMF writes the negated sum of the
+     * range including that byte (SeaBIOS subtracts, which tolerates any start value), and
+     * skips a table whose sum is not zero, so a prefilled field hides every table. */
     for (int i = 0; i < nsums; i++) {
+        t[sums[i] + 9] = 0;
         fw_cfg_loader_add_checksum(&l, BOOT_FW_TABLES, (uint32_t)sums[i] + 9, (uint32_t)sums[i],
                                    sum_len[i]);
     }
+    r[8] = 0;
+    r[32] = 0;
     /* ACPI 5.2.5.3: the first checksum covers 20 bytes, the extended one all 36. */
     fw_cfg_loader_add_checksum(&l, BOOT_FW_RSDP, 8, 0, 20);
     fw_cfg_loader_add_checksum(&l, BOOT_FW_RSDP, 32, 0, BOOT_FW_RSDP_LEN);

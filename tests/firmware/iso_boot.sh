@@ -81,8 +81,9 @@ disk)
     grep -aq "Booting from Hard Disk" "$T/fw.log" || fail "SeaBIOS did not boot from the disk"
     ;;
 uefi)
-    grep -aq "AhciMode\|AtaAtapiPassThru\|Sata(" "$T/fw.log" ||
-        echo "note: OVMF's debug log does not name the AHCI controller"
+    # OVMF's boot manager names the option it starts by its UEFI device path.
+    grep -aq 'BdsDxe: starting Boot[0-9A-F]* .*Pci(0x1F,0x0)/Sata(0x0,0xFFFF,0x0)' "$T/com1" ||
+        fail "OVMF did not boot from the AHCI CD-ROM"
     ;;
 esac
 if [ "$fails" -ne 0 ]; then

@@ -1,5 +1,6 @@
 /* Firmware boot: see boot_firmware.h. */
 #include "core/boot_firmware.h"
+#include "core/le.h"
 
 #include "core/acpi.h"
 #include "core/boot_bios.h"
@@ -167,30 +168,20 @@ int boot_firmware_load_image(enum boot_fw_kind kind, const char *path, uint8_t *
 
 /* ---- ACPI through the table loader ------------------------------------------------- */
 
-static uint32_t boot_fw_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t boot_fw_le64(const uint8_t *p)
-{
-    return boot_fw_le32(p) | (uint64_t)boot_fw_le32(p + 4) << 32;
-}
-
 /* Length of the table at off, or 0 when it does not fit the blob. */
 static uint32_t boot_fw_table_len(const uint8_t *t, size_t n, uint64_t off)
 {
     if (off < BOOT_FW_RSDP_LEN || off + 36 > n) {
         return 0;
     }
-    uint32_t len = boot_fw_le32(t + off + 4);
+    uint32_t len = le32_get(t + off + 4);
     return len >= 36 && off + len <= n ? len : 0;
 }
 
 /* Pointer field at off (size bytes) in the tables blob: relocate it when it is set. */
 static void boot_fw_reloc(struct fw_cfg_loader *l, const uint8_t *t, uint64_t off, uint8_t size)
 {
-    uint64_t v = size == 8 ? boot_fw_le64(t + off) : boot_fw_le32(t + off);
+    uint64_t v = size == 8 ? le64_get(t + off) : le32_get(t + off);
     if (v) {
         fw_cfg_loader_add_pointer(l, BOOT_FW_TABLES, BOOT_FW_TABLES, (uint32_t)off, size);
     }
@@ -221,7 +212,7 @@ int boot_firmware_acpi_blobs(const struct acpi_config *ac, uint8_t **tables, siz
     struct fw_cfg_loader l = {0};
     fw_cfg_loader_allocate(&l, BOOT_FW_RSDP, 16, FW_CFG_LOADER_ZONE_FSEG);
     fw_cfg_loader_allocate(&l, BOOT_FW_TABLES, 64, FW_CFG_LOADER_ZONE_HIGH);
-    uint64_t rsdt = boot_fw_le32(r + 16), xsdt = boot_fw_le64(r + 24);
+    uint64_t rsdt = le32_get(r + 16), xsdt = le64_get(r + 24);
     uint32_t rsdt_len = boot_fw_table_len(t, tn, rsdt);
     uint32_t xsdt_len = boot_fw_table_len(t, tn, xsdt);
     if (!rsdt_len || !xsdt_len) {
@@ -236,7 +227,7 @@ int boot_firmware_acpi_blobs(const struct acpi_config *ac, uint8_t **tables, siz
     uint32_t sum_len[16];
     int nsums = 0;
     for (uint32_t i = 0; 36 + 4 * i + 4 <= rsdt_len; i++) {
-        uint64_t e = boot_fw_le32(t + rsdt + 36 + 4 * i);
+        uint64_t e = le32_get(t + rsdt + 36 + 4 * i);
         uint32_t elen = boot_fw_table_len(t, tn, e);
         boot_fw_reloc(&l, t, rsdt + 36 + 4 * i, 4);
         if (36 + 8 * i + 8 <= xsdt_len) {
@@ -248,7 +239,7 @@ int boot_firmware_acpi_blobs(const struct acpi_config *ac, uint8_t **tables, siz
         sums[nsums] = e;
         sum_len[nsums++] = elen;
         if (memcmp(t + e, "FACP", 4) == 0 && elen >= 148) {
-            uint64_t dsdt = boot_fw_le32(t + e + 40);
+            uint64_t dsdt = le32_get(t + e + 40);
             boot_fw_reloc(&l, t, e + 36, 4);
             boot_fw_reloc(&l, t, e + 40, 4);
             boot_fw_reloc(&l, t, e + 132, 8);

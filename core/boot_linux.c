@@ -1,4 +1,5 @@
 #include "core/boot_linux.h"
+#include "core/le.h"
 #include "core/boot_vmlinux.h"
 
 #include "core/e820.h"
@@ -29,36 +30,6 @@
 #define LOADFLAG_CAN_USE_HEAP 0x80
 #define XLF_KERNEL_64 0x0001
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
 int boot_linux_parse(const uint8_t *img, size_t len, struct boot_linux_header *hdr, char *err,
                      size_t errlen)
 {
@@ -67,7 +38,7 @@ int boot_linux_parse(const uint8_t *img, size_t len, struct boot_linux_header *h
         snprintf(err, errlen, "not a bzImage (no \"HdrS\" setup header)");
         return -ENOEXEC;
     }
-    hdr->version = rd16(img + 0x206);
+    hdr->version = le16_get(img + 0x206);
     if (hdr->version < BOOT_LINUX_MIN_VERSION) {
         snprintf(err, errlen, "boot protocol %u.%02u is too old (need 2.06 or newer)",
                  hdr->version >> 8, hdr->version & 0xff);
@@ -75,16 +46,16 @@ int boot_linux_parse(const uint8_t *img, size_t len, struct boot_linux_header *h
     }
     hdr->setup_sects = img[0x1f1] ? img[0x1f1] : 4;
     hdr->loadflags = img[BP_LOADFLAGS];
-    hdr->initrd_addr_max = rd32(img + 0x22c);
-    hdr->kernel_alignment = rd32(img + 0x230);
+    hdr->initrd_addr_max = le32_get(img + 0x22c);
+    hdr->kernel_alignment = le32_get(img + 0x230);
     hdr->relocatable = img[0x234] != 0;
-    hdr->cmdline_size = rd32(img + 0x238);
+    hdr->cmdline_size = le32_get(img + 0x238);
     if (hdr->version >= 0x020a) {
-        hdr->pref_address = (uint64_t)rd32(img + 0x258) | ((uint64_t)rd32(img + 0x25c) << 32);
-        hdr->init_size = rd32(img + 0x260);
+        hdr->pref_address = (uint64_t)le32_get(img + 0x258) | ((uint64_t)le32_get(img + 0x25c) << 32);
+        hdr->init_size = le32_get(img + 0x260);
     }
     if (hdr->version >= 0x020c) {
-        hdr->xloadflags = rd16(img + 0x236);
+        hdr->xloadflags = le16_get(img + 0x236);
         if (!(hdr->xloadflags & XLF_KERNEL_64)) {
             snprintf(err, errlen, "not a 64-bit kernel (no 64-bit entry point in xloadflags)");
             return -ENOEXEC;
@@ -238,21 +209,21 @@ int boot_linux_load(struct guestmem *gm, const struct boot_linux_args *a,
         hdr_end = BP_E820_TABLE; /* never let a hostile header run into the e820 table */
     }
     memcpy(bp + BP_HDR_START, a->kernel + BP_HDR_START, hdr_end - BP_HDR_START);
-    wr16(bp + BP_VID_MODE, 0xffff); /* "normal" text mode: no mode switch */
+    le16_put(bp + BP_VID_MODE, 0xffff); /* "normal" text mode: no mode switch */
     bp[BP_TYPE_OF_LOADER] = 0xff;   /* undefined boot loader */
     bp[BP_LOADFLAGS] = (uint8_t)((h.loadflags | LOADFLAG_CAN_USE_HEAP) & ~0x20u); /* QUIET off */
-    wr16(bp + BP_HEAP_END_PTR, 0xfe00);
-    wr32(bp + BP_CMD_LINE_PTR, (uint32_t)out->cmdline_addr);
-    wr32(bp + BP_RAMDISK_IMAGE, (uint32_t)out->initrd_addr);
-    wr32(bp + BP_RAMDISK_SIZE, out->initrd_addr ? (uint32_t)a->initrd_size : 0);
-    wr64(bp + BP_ACPI_RSDP_ADDR, a->rsdp_addr);
+    le16_put(bp + BP_HEAP_END_PTR, 0xfe00);
+    le32_put(bp + BP_CMD_LINE_PTR, (uint32_t)out->cmdline_addr);
+    le32_put(bp + BP_RAMDISK_IMAGE, (uint32_t)out->initrd_addr);
+    le32_put(bp + BP_RAMDISK_SIZE, out->initrd_addr ? (uint32_t)a->initrd_size : 0);
+    le64_put(bp + BP_ACPI_RSDP_ADDR, a->rsdp_addr);
     int n = 0;
     if (a->e820) {
         for (; n < a->e820->n && n < BP_E820_MAX; n++) {
             uint8_t *e = bp + BP_E820_TABLE + 20 * n;
-            wr64(e, a->e820->e[n].addr);
-            wr64(e + 8, a->e820->e[n].size);
-            wr32(e + 16, a->e820->e[n].type);
+            le64_put(e, a->e820->e[n].addr);
+            le64_put(e + 8, a->e820->e[n].size);
+            le32_put(e + 16, a->e820->e[n].type);
         }
     }
     bp[BP_E820_ENTRIES] = (uint8_t)n;

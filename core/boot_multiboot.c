@@ -1,4 +1,5 @@
 #include "core/boot_multiboot.h"
+#include "core/le.h"
 
 #include "core/e820.h"
 #include "core/guestmem.h"
@@ -47,30 +48,6 @@
 #define ELF_ET_EXEC 2
 #define ELF_EM_386 3
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
 static int mb_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -93,7 +70,7 @@ static long mb_find_magic(const uint8_t *img, size_t len)
 {
     size_t end = len < BOOT_MB_SEARCH ? len : BOOT_MB_SEARCH;
     for (size_t off = 0; off + 4 <= end; off += 4) {
-        if (rd32(img + off) == BOOT_MB_HEADER_MAGIC) {
+        if (le32_get(img + off) == BOOT_MB_HEADER_MAGIC) {
             return (long)off;
         }
     }
@@ -114,11 +91,11 @@ static int mb_parse_aout(const uint8_t *img, size_t len, struct boot_mb_header *
                        "the file (flag bit 16 needs 32 bytes)");
     }
     const uint8_t *p = img + h->offset;
-    h->header_addr = rd32(p + MBH_HEADER_ADDR);
-    h->load_addr = rd32(p + MBH_LOAD_ADDR);
-    h->load_end_addr = rd32(p + MBH_LOAD_END_ADDR);
-    h->bss_end_addr = rd32(p + MBH_BSS_END_ADDR);
-    h->entry_addr = rd32(p + MBH_ENTRY_ADDR);
+    h->header_addr = le32_get(p + MBH_HEADER_ADDR);
+    h->load_addr = le32_get(p + MBH_LOAD_ADDR);
+    h->load_end_addr = le32_get(p + MBH_LOAD_END_ADDR);
+    h->bss_end_addr = le32_get(p + MBH_BSS_END_ADDR);
+    h->entry_addr = le32_get(p + MBH_ENTRY_ADDR);
     if (h->load_addr > h->header_addr || h->header_addr - h->load_addr > h->offset) {
         return mb_fail(err, errlen, -ENOEXEC,
                        "multiboot header: load_addr 0x%x does not fit "
@@ -174,16 +151,16 @@ static int mb_parse_elf(const uint8_t *img, size_t len, struct boot_mb_header *h
                        "not an ELF image and the multiboot header "
                        "has no address fields (flag bit 16)");
     }
-    if (img[4] != 1 || img[5] != 1 || rd16(img + 16) != ELF_ET_EXEC ||
-        rd16(img + 18) != ELF_EM_386) {
+    if (img[4] != 1 || img[5] != 1 || le16_get(img + 16) != ELF_ET_EXEC ||
+        le16_get(img + 18) != ELF_EM_386) {
         return mb_fail(err, errlen, -ENOEXEC,
                        "not a 32-bit little-endian i386 ELF "
                        "executable (link with ld -m elf_i386)");
     }
-    uint32_t entry = rd32(img + 24);
-    uint32_t phoff = rd32(img + 28);
-    uint16_t phentsize = rd16(img + 42);
-    uint16_t phnum = rd16(img + 44);
+    uint32_t entry = le32_get(img + 24);
+    uint32_t phoff = le32_get(img + 28);
+    uint16_t phentsize = le16_get(img + 42);
+    uint16_t phnum = le16_get(img + 44);
     if (phentsize < ELF_PHDR_SIZE || (uint64_t)phoff + (uint64_t)phentsize * phnum > len) {
         return mb_fail(err, errlen, -ENOEXEC, "ELF program headers lie outside the file");
     }
@@ -192,11 +169,11 @@ static int mb_parse_elf(const uint8_t *img, size_t len, struct boot_mb_header *h
     h->entry = entry;
     for (unsigned i = 0; i < phnum; i++) {
         const uint8_t *ph = img + phoff + (size_t)i * phentsize;
-        if (rd32(ph) != ELF_PT_LOAD || rd32(ph + 20) == 0) {
+        if (le32_get(ph) != ELF_PT_LOAD || le32_get(ph + 20) == 0) {
             continue;
         }
-        uint32_t off = rd32(ph + 4), vaddr = rd32(ph + 8), paddr = rd32(ph + 12);
-        uint32_t filesz = rd32(ph + 16), memsz = rd32(ph + 20);
+        uint32_t off = le32_get(ph + 4), vaddr = le32_get(ph + 8), paddr = le32_get(ph + 12);
+        uint32_t filesz = le32_get(ph + 16), memsz = le32_get(ph + 20);
         if (filesz > memsz || (uint64_t)off + filesz > len) {
             return mb_fail(err, errlen, -ENOEXEC,
                            "ELF segment %u: file range 0x%x+0x%x is "
@@ -244,8 +221,8 @@ int boot_mb_parse(const uint8_t *img, size_t len, struct boot_mb_header *h, char
                        "the file");
     }
     const uint8_t *p = img + h->offset;
-    h->flags = rd32(p + MBH_FLAGS);
-    uint32_t sum = rd32(p + MBH_MAGIC) + h->flags + rd32(p + MBH_CHECKSUM);
+    h->flags = le32_get(p + MBH_FLAGS);
+    uint32_t sum = le32_get(p + MBH_MAGIC) + h->flags + le32_get(p + MBH_CHECKSUM);
     if (sum != 0) {
         return mb_fail(err, errlen, -ENOEXEC,
                        "multiboot header checksum is wrong (magic + "
@@ -416,7 +393,7 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
     if (guestmem_write(gm, str, cmdline, n) < 0) {
         return mb_fail(err, errlen, -EFAULT, "%s: cannot write the command line", kname);
     }
-    wr32(info + MBI_CMDLINE, str);
+    le32_put(info + MBI_CMDLINE, str);
     str += (uint32_t)n;
     for (int i = 0; i < a->nmods; i++) {
         const struct boot_mb_module *md = &a->mods[i];
@@ -431,32 +408,32 @@ int boot_mb_load(struct guestmem *gm, const struct boot_mb_args *a, struct boot_
                            md->path ? md->path : "module");
         }
         uint8_t *e = mods + i * MB_MOD_ENTRY;
-        wr32(e, out->mod_start[i]);
-        wr32(e + 4, out->mod_end[i]);
-        wr32(e + 8, str);
+        le32_put(e, out->mod_start[i]);
+        le32_put(e + 4, out->mod_end[i]);
+        le32_put(e + 8, str);
         str += (uint32_t)n;
     }
     uint8_t mmap[E820_MAX_ENTRIES * MB_MMAP_ENTRY];
     for (int i = 0; i < a->e820->n; i++) {
         uint8_t *e = mmap + i * MB_MMAP_ENTRY;
-        wr32(e, MB_MMAP_ENTRY - 4); /* size excludes the size field itself */
-        wr64(e + 4, a->e820->e[i].addr);
-        wr64(e + 12, a->e820->e[i].size);
-        wr32(e + 20, a->e820->e[i].type);
+        le32_put(e, MB_MMAP_ENTRY - 4); /* size excludes the size field itself */
+        le64_put(e + 4, a->e820->e[i].addr);
+        le64_put(e + 12, a->e820->e[i].size);
+        le32_put(e + 20, a->e820->e[i].type);
     }
     const struct e820_entry *lo = mb_ram_entry(a->e820, 0, 1);
     const struct e820_entry *hi = mb_ram_entry(a->e820, E820_HIGH_START, 1);
     uint64_t mem_lower = lo ? lo->size >> 10 : 0;
     uint64_t mem_upper = hi ? (hi->addr + hi->size - E820_HIGH_START) >> 10 : 0;
-    wr32(info + MBI_FLAGS, BOOT_MB_IF_MEM | BOOT_MB_IF_CMDLINE | BOOT_MB_IF_MODS | BOOT_MB_IF_MMAP |
+    le32_put(info + MBI_FLAGS, BOOT_MB_IF_MEM | BOOT_MB_IF_CMDLINE | BOOT_MB_IF_MODS | BOOT_MB_IF_MMAP |
                                BOOT_MB_IF_LOADER_NAME);
-    wr32(info + MBI_MEM_LOWER, (uint32_t)mem_lower);
-    wr32(info + MBI_MEM_UPPER, (uint32_t)mem_upper);
-    wr32(info + MBI_MODS_COUNT, (uint32_t)a->nmods);
-    wr32(info + MBI_MODS_ADDR, BOOT_MB_MODS);
-    wr32(info + MBI_MMAP_LENGTH, (uint32_t)(a->e820->n * MB_MMAP_ENTRY));
-    wr32(info + MBI_MMAP_ADDR, BOOT_MB_MMAP);
-    wr32(info + MBI_BOOT_LOADER_NAME, BOOT_MB_LOADER_NAME);
+    le32_put(info + MBI_MEM_LOWER, (uint32_t)mem_lower);
+    le32_put(info + MBI_MEM_UPPER, (uint32_t)mem_upper);
+    le32_put(info + MBI_MODS_COUNT, (uint32_t)a->nmods);
+    le32_put(info + MBI_MODS_ADDR, BOOT_MB_MODS);
+    le32_put(info + MBI_MMAP_LENGTH, (uint32_t)(a->e820->n * MB_MMAP_ENTRY));
+    le32_put(info + MBI_MMAP_ADDR, BOOT_MB_MMAP);
+    le32_put(info + MBI_BOOT_LOADER_NAME, BOOT_MB_LOADER_NAME);
     if (guestmem_write(gm, BOOT_MB_MMAP, mmap, (size_t)a->e820->n * MB_MMAP_ENTRY) < 0 ||
         guestmem_write(gm, BOOT_MB_MODS, mods, (size_t)a->nmods * MB_MOD_ENTRY) < 0 ||
         guestmem_write(gm, BOOT_MB_LOADER_NAME, BOOT_MB_LOADER_NAME_TEXT,
@@ -495,7 +472,7 @@ int boot_mb_setup_cpu(const struct accel_ops *ops, struct accel_vcpu *vcpu, stru
 {
     uint8_t gdt[sizeof(mb_gdt)];
     for (size_t i = 0; i < 3; i++) {
-        wr64(gdt + 8 * i, mb_gdt[i]);
+        le64_put(gdt + 8 * i, mb_gdt[i]);
     }
     if (guestmem_write(gm, BOOT_MB_GDT, gdt, sizeof(gdt)) < 0) {
         return -EFAULT;

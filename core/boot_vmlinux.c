@@ -1,4 +1,5 @@
 #include "core/boot_vmlinux.h"
+#include "core/le.h"
 
 #include "core/guestmem.h"
 
@@ -10,11 +11,6 @@
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static int inflate_xz(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len,
                       size_t *got)
@@ -98,13 +94,13 @@ int boot_vmlinux_inflate(const uint8_t *pm, size_t pm_len, uint32_t payload_offs
         fn = inflate_gzip;
     } else if (memcmp(p, "\xfd" "7zXZ\0", 6) == 0) {
         fn = inflate_xz;
-    } else if (rd32(p) == 0xfd2fb528u) {
+    } else if (le32_get(p) == 0xfd2fb528u) {
         fn = inflate_zstd;
     } else {
         return -ENOTSUP; /* bzip2, lzma, lzo, lz4: leave it to the guest */
     }
     /* The build appends the decompressed size as the payload's last 4 bytes. */
-    size_t want = rd32(p + payload_length - 4);
+    size_t want = le32_get(p + payload_length - 4);
     if (want == 0 || want > BOOT_VMLINUX_MAX_SIZE) {
         snprintf(err, errlen, "kernel payload claims a decompressed size of %zu bytes", want);
         return -ENOEXEC;

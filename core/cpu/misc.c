@@ -169,8 +169,14 @@ void op_nop(struct cpu *cpu, const struct x86_insn *in)
 
 void op_pause(struct cpu *cpu, const struct x86_insn *in)
 {
-    /* A spin-wait hint: give other vCPUs/threads a chance by ending the block. */
-    cpu->block_stop = true;
+    /* A spin-wait hint. vCPUs take turns on the engine in slices, so a spinning vCPU must
+     * hand the engine over, or the lock holder it waits for never runs (SeaBIOS's AP start-up
+     * livelocked that way). With one vCPU, ending the block is enough. */
+    if (cpu_sys_ncpus(cpu) > 1) {
+        cpu_request_exit(cpu, CPU_EXIT_ICOUNT);
+    } else {
+        cpu->block_stop = true;
+    }
 }
 
 static void set_cmp_flags(struct cpu *cpu, uint64_t a, uint64_t b, unsigned size)

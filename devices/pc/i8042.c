@@ -419,6 +419,9 @@ uint64_t i8042_read(struct i8042 *k, uint64_t off, unsigned size)
     if (off == I8042_OFF_DATA) {
         v = k->s.obuf; /* an empty buffer re-reads the last byte */
         k->s.obf = false;
+        /* Drop the line before the next byte raises it again: an edge-triggered PIC needs
+         * that edge to see the next byte. */
+        i8042_update_irq(k);
         i8042_refill(k);
     } else if (off == I8042_OFF_CMD) {
         v = i8042_status(&k->s);

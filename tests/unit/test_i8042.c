@@ -218,6 +218,26 @@ static void test_keyboard_commands(void)
     i8042_free(r.k);
 }
 
+/* Each byte read with more queued must give IRQ 1 a fresh rising edge (the 8259 is
+ * edge-triggered for ISA IRQ 1; a guest reading one byte per interrupt would stall). */
+static void test_irq_edge_per_byte(void)
+{
+    struct rig r;
+    rig_init(&r);
+    static const uint8_t keys[] = {0x1e, 0x9e, 0x30};
+    CU_ASSERT_EQUAL(i8042_key_event(r.k, keys, 3), 0);
+    CU_ASSERT_EQUAL(r.kbd.rises, 1);
+    CU_ASSERT_EQUAL(data(&r), 0x1e);
+    CU_ASSERT_EQUAL(r.kbd.rises, 2);
+    CU_ASSERT_EQUAL(r.kbd.level, 1);
+    CU_ASSERT_EQUAL(data(&r), 0x9e);
+    CU_ASSERT_EQUAL(r.kbd.rises, 3);
+    CU_ASSERT_EQUAL(data(&r), 0x30);
+    CU_ASSERT_EQUAL(r.kbd.level, 0); /* queue empty: line low, no extra edge */
+    CU_ASSERT_EQUAL(r.kbd.rises, 3);
+    i8042_free(r.k);
+}
+
 static void test_key_events(void)
 {
     struct rig r;
@@ -364,6 +384,7 @@ int main(void)
     CU_add_test(s, "self test and interface tests", test_self_test_and_interface_tests);
     CU_add_test(s, "command byte and IRQ 1", test_command_byte_and_irq);
     CU_add_test(s, "pulse reset", test_pulse_reset);
+    CU_add_test(s, "IRQ 1 edge per byte", test_irq_edge_per_byte);
     CU_add_test(s, "output port and A20", test_output_port_a20);
     CU_add_test(s, "keyboard commands", test_keyboard_commands);
     CU_add_test(s, "key events and translation", test_key_events);

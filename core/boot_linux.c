@@ -106,11 +106,9 @@ static int boot_linux_inflate_on_host(struct guestmem *gm, const struct boot_lin
     if (h->version < 0x0208 || a->kernel_size < 0x250) {
         return -ENOTSUP; /* no payload_offset/payload_length fields */
     }
-    const uint8_t *f = a->kernel;
-    uint32_t poff = (uint32_t)f[0x248] | (uint32_t)f[0x249] << 8 | (uint32_t)f[0x24a] << 16 |
-                    (uint32_t)f[0x24b] << 24;
-    uint32_t plen = (uint32_t)f[0x24c] | (uint32_t)f[0x24d] << 8 | (uint32_t)f[0x24e] << 16 |
-                    (uint32_t)f[0x24f] << 24;
+    /* Setup header 0x248/0x24C: payload_offset and payload_length (boot protocol 2.08). */
+    uint32_t poff = le32_get(a->kernel + 0x248);
+    uint32_t plen = le32_get(a->kernel + 0x24c);
     uint8_t *elf = NULL;
     size_t elf_len = 0;
     int rc = boot_vmlinux_inflate(a->kernel + h->pm_offset, h->pm_size, poff, plen, &elf, &elf_len,

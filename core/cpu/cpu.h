@@ -185,9 +185,11 @@ struct cpu_dtable {
  *   SHR/SAR: dst = result, src = value shifted by count-1 (CF = its bit 0), src2 = old operand
  *   MUL: dst = low result, src = nonzero when the high half is significant (CF=OF=src!=0)
  *   NEG: dst = result, src = operand
+ *   HOST: src = the host RFLAGS image after a natively executed instruction (jit.c)
  */
 enum cpu_cc_op {
     CPU_CC_EFLAGS = 0,
+    CPU_CC_HOST = 1, /* translated code saved the host's RFLAGS (pushfq) in cc_src */
     CPU_CC_ADD8 = 4, CPU_CC_ADD16, CPU_CC_ADD32, CPU_CC_ADD64,
     CPU_CC_ADC8, CPU_CC_ADC16, CPU_CC_ADC32, CPU_CC_ADC64,
     CPU_CC_SUB8, CPU_CC_SUB16, CPU_CC_SUB32, CPU_CC_SUB64,
@@ -543,6 +545,17 @@ void cpu_set_seg(struct cpu *cpu, int seg, uint16_t sel, uint64_t base, uint32_t
                  uint32_t attr);
 /* Throw away every decoded block (e.g. after a snapshot load). */
 void cpu_tcache_flush(struct cpu *cpu);
+
+/* Translator for hot 64-bit blocks (jit.c): code buffer per block cache. A compiled block
+ * runs all n records and returns how many ran (fewer when a handler ended the block). */
+struct cpu_jit;
+typedef uint32_t (*cpu_jit_fn)(struct cpu *cpu);
+struct cpu_jit *cpu_jit_new(void); /* NULL: no translator on this host */
+void cpu_jit_free(struct cpu_jit *j);
+void cpu_jit_reset(struct cpu_jit *j);
+/* *full: the buffer is full (flush the cache and retry later). */
+cpu_jit_fn cpu_jit_compile(struct cpu_jit *j, const struct x86_insn *insn, unsigned n,
+                           bool *full);
 /* All vCPUs of one VM must share one block cache (a store by one vCPU must drop code that
  * another translated): call for every vCPU after the first, before it runs. Requires that
  * only one vCPU executes at a time (the soft engine's per-VM lock). 0 or -ENOSPC. */

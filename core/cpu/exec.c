@@ -33,6 +33,8 @@ struct cpu_block {
     uint16_t bytes;        /* code bytes covered (within one page) */
     bool valid;            /* false once invalidated (memory is reused only on flush) */
     bool chainable;        /* ends in a plain near branch or falls through */
+    uint16_t heat;         /* runs so far, until translated */
+    cpu_jit_fn jit;        /* translated code, or NULL */
     uint64_t chain_rip[2]; /* successors in the same page, by RIP (cache) */
     struct cpu_block *chain[2];
     struct cpu_block *hash_next; /* chain in the (phys, key) hash */
@@ -58,6 +60,8 @@ struct cpu_tcache {
     struct code_page *pages[PAGE_HASH_SIZE];
     struct jc_entry jc[JC_SIZE];
     uint8_t *arena; /* bump allocator for blocks and code pages */
+    struct cpu_jit *jit; /* translated code of hot blocks (NULL: interpret only) */
+    unsigned jit_hot;    /* runs before a block is translated */
     size_t used;
     uint64_t flushes; /* statistics */
     uint64_t blocks_built;
@@ -125,6 +129,9 @@ void cpu_tcache_flush(struct cpu *cpu)
     memset(tc->jc, 0, sizeof(tc->jc));
     memset(tc->code_filter, 0, sizeof(tc->code_filter));
     tc->used = 0;
+    if (tc->jit) {
+        cpu_jit_reset(tc->jit);
+    }
     tc->flushes++;
     tlb_uncode_all(cpu);
     cpu->block_stop = true;
@@ -396,6 +403,12 @@ struct cpu *cpu_new(struct guestmem *mem, struct bus *pio, struct bus *mmio)
     }
     cpu->tcache->cpus[0] = cpu;
     cpu->tcache->ncpus = 1;
+    /* LODGE_SOFT_JIT=off interprets everything; =N translates after N runs (0: at once). */
+    const char *jv = getenv("LODGE_SOFT_JIT");
+    if (!jv || strcmp(jv, "off") != 0) {
+        cpu->tcache->jit = cpu_jit_new();
+        cpu->tcache->jit_hot = jv && *jv >= '0' && *jv <= '9' ? (unsigned)atoi(jv) : 16;
+    }
     pthread_mutex_init(&cpu->tcache->dma_lock, NULL);
     cpu->mem = mem;
     cpu->pio = pio;
@@ -419,6 +432,7 @@ static void tcache_detach(struct cpu *cpu)
     }
     if (tc->ncpus == 0) {
         pthread_mutex_destroy(&tc->dma_lock);
+        cpu_jit_free(tc->jit);
         free(tc->arena);
         free(tc);
     }
@@ -716,6 +730,8 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     b->chain[0] = b->chain[1] = NULL;
     b->chain_rip[0] = b->chain_rip[1] = ~0ull;
     b->chainable = insn_chainable(&tmp[n - 1]);
+    b->heat = 0;
+    b->jit = NULL;
     for (unsigned k = 0; k < n; k++) {
         x86_specialise_insn(&tmp[k]);
     }
@@ -769,6 +785,19 @@ static struct cpu_block *block_find(struct cpu *cpu, struct scratch_block *scrat
 }
 
 /* ---- the loop ---- */
+
+/* Whether b has now run often enough to be translated. */
+static bool tc_hot(struct cpu_tcache *tc, struct cpu_block *b)
+{
+    if (!tc->jit || !b->valid) {
+        return false;
+    }
+    if (b->heat < tc->jit_hot) {
+        b->heat++;
+        return false;
+    }
+    return true;
+}
 
 /* The block loop; runs until an exit reason is set. Kept out of cpu_run so that its locals
  * are not live across cpu_run's setjmp (an exception longjmps out of here). */
@@ -863,6 +892,20 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         const uint64_t gen_before = cpu->tcache->flushes;
         const unsigned b_ninsn = b->ninsn;
         unsigned i = 0;
+        if (b->jit == NULL && tc_hot(cpu->tcache, b) && n == b_ninsn && !single &&
+            b->key == X86_MODE_64) {
+            bool full;
+            b->jit = cpu_jit_compile(cpu->tcache->jit, b->insn, b_ninsn, &full);
+            if (full) {
+                cpu_tcache_flush(cpu); /* b is gone: start over */
+                cpu->block_stop = false;
+                continue;
+            }
+        }
+        if (b->valid && b->jit && n == b_ninsn && !single) {
+            i = b->jit(cpu);
+            n = 0; /* skip the interpreter */
+        }
         while (i < n) {
             uint64_t rip = cpu->rip;
             cpu->insn_rip = rip;

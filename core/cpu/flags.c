@@ -24,6 +24,9 @@ static uint32_t compute_arith(const struct cpu *cpu)
     if (op == CPU_CC_EFLAGS) {
         return (uint32_t)cpu->rflags & CPU_FL_ARITH;
     }
+    if (op == CPU_CC_HOST) {
+        return (uint32_t)cpu->cc_src & CPU_FL_ARITH;
+    }
     unsigned sz = op & 3;
     unsigned bits = 8u << sz;
     uint64_t mask = size_mask(sz);

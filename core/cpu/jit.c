@@ -1,0 +1,1045 @@
+/* Code-generating translator for hot 64-bit blocks (x86-64 host only).
+ *
+ * A block that has run JIT_HOT times is compiled into host code that does what the run loop
+ * would do with its records. Instructions whose meaning on the host is the meaning on the
+ * guest (integer ALU, moves, shifts, multiplies, bit operations, conditional moves/sets,
+ * LEA) are re-encoded with guest registers loaded into host registers and executed
+ * natively: the host computes exactly the results and flags the guest CPU would, the native
+ * oracle's reference. Their memory operands go through an inline soft-TLB probe; a miss
+ * (fault, MMIO, code page, page crossing) calls the instruction's interpreter handler
+ * instead, which does everything the slow way. Every other instruction is a call to its
+ * handler, with RIP, the instruction count and the flags brought up to date first.
+ *
+ * Guest flags live either in host RFLAGS (after a native flag writer) or in the lazy-flags
+ * state; translated code stores host RFLAGS with pushfq as CPU_CC_HOST before anything that
+ * can fault or look (handlers, memory accesses, block exit), so an exception frame always
+ * sees exact flags. Native code never faults: only handlers raise exceptions (longjmp to
+ * cpu_run), and they see an exact RIP, instruction count and flag state.
+ *
+ * Host registers: RBP = struct cpu, R15 = linear RIP of the block start (a block is keyed by
+ * physical address, so the same code may run at several linear addresses), R12 = host
+ * pointer of a memory operand, R11/R10 = address arithmetic; guest RAX..RBX are loaded into
+ * host RAX..RBX (so implicit operands and AH..BH keep their encodings), other guest
+ * registers into RSI, R8, R9, R10. Registers are loaded before and stored after each
+ * instruction. */
+#include "core/cpu/cpu.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#if defined(__x86_64__)
+
+#define JIT_CODE_SIZE (32u << 20)
+#define JIT_SLACK 1024 /* bytes a single instruction's translation may take, at most */
+
+enum { H_RAX = 0, H_RCX, H_RDX, H_RBX, H_RSP, H_RBP, H_RSI, H_RDI, H_R8, H_R9, H_R10, H_R11,
+       H_R12, H_R13, H_R14, H_R15 };
+
+struct cpu_jit {
+    uint8_t *code; /* RWX buffer */
+    size_t used;
+};
+
+struct cpu_jit *cpu_jit_new(void)
+{
+    struct cpu_jit *j = calloc(1, sizeof(*j));
+    if (!j) {
+        return NULL;
+    }
+    void *p = mmap(NULL, JIT_CODE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        free(j);
+        return NULL;
+    }
+    j->code = p;
+    return j;
+}
+
+void cpu_jit_free(struct cpu_jit *j)
+{
+    if (j) {
+        munmap(j->code, JIT_CODE_SIZE);
+        free(j);
+    }
+}
+
+void cpu_jit_reset(struct cpu_jit *j)
+{
+    j->used = 0;
+}
+
+/* ---- emitter ---- */
+
+struct jb {
+    uint8_t *p, *end;
+};
+
+static void b1(struct jb *j, unsigned v)
+{
+    *j->p++ = (uint8_t)v;
+}
+
+static void b4(struct jb *j, uint32_t v)
+{
+    memcpy(j->p, &v, 4);
+    j->p += 4;
+}
+
+static void b8(struct jb *j, uint64_t v)
+{
+    memcpy(j->p, &v, 8);
+    j->p += 8;
+}
+
+/* ModRM (+SIB, displacement) for [base + index*2^scale + disp]; base -1: none. */
+static void modrm_mem(struct jb *j, int reg, int base, int index, int scale, int32_t disp)
+{
+    if (base < 0) {
+        b1(j, 0x04 | (reg & 7) << 3);
+        b1(j, (unsigned)scale << 6 | (unsigned)((index >= 0 ? index : 4) & 7) << 3 | 5);
+        b4(j, (uint32_t)disp);
+        return;
+    }
+    int mod = (disp == 0 && (base & 7) != 5) ? 0 : (disp >= -128 && disp <= 127) ? 1 : 2;
+    if (index >= 0 || (base & 7) == 4) {
+        b1(j, (unsigned)mod << 6 | (reg & 7) << 3 | 4);
+        b1(j, (unsigned)scale << 6 | (unsigned)((index >= 0 ? index : 4) & 7) << 3 | (base & 7));
+    } else {
+        b1(j, (unsigned)mod << 6 | (reg & 7) << 3 | (base & 7));
+    }
+    if (mod == 1) {
+        b1(j, (uint8_t)disp);
+    } else if (mod == 2) {
+        b4(j, (uint32_t)disp);
+    }
+}
+
+/* [REX] opcode modrm for a memory operand. w: REX.W. */
+static void op_mem(struct jb *j, bool w, unsigned opc, int reg, int base, int index, int scale,
+                   int32_t disp)
+{
+    unsigned rex = (w ? 8u : 0) | ((reg >> 3) & 1u) << 2 | (index >= 0 ? ((index >> 3) & 1u) << 1 : 0) |
+                   (base >= 0 ? (base >> 3) & 1u : 0);
+    if (rex) {
+        b1(j, 0x40 | rex);
+    }
+    if (opc > 0xff) {
+        b1(j, opc >> 8);
+    }
+    b1(j, opc & 0xff);
+    modrm_mem(j, reg, base, index, scale, disp);
+}
+
+/* [REX] opcode modrm for two registers. */
+static void op_rr(struct jb *j, bool w, unsigned opc, int reg, int rm)
+{
+    unsigned rex = (w ? 8u : 0) | ((reg >> 3) & 1u) << 2 | ((rm >> 3) & 1u);
+    if (rex) {
+        b1(j, 0x40 | rex);
+    }
+    if (opc > 0xff) {
+        b1(j, opc >> 8);
+    }
+    b1(j, opc & 0xff);
+    b1(j, 0xc0 | (reg & 7) << 3 | (rm & 7));
+}
+
+#define CPU_OFF(field) ((int32_t)offsetof(struct cpu, field))
+
+static void ld_guest(struct jb *j, int host, int guest)
+{
+    op_mem(j, true, 0x8b, host, H_RBP, -1, 0, CPU_OFF(r) + guest * 8);
+}
+
+static void st_guest(struct jb *j, int host, int guest)
+{
+    op_mem(j, true, 0x89, host, H_RBP, -1, 0, CPU_OFF(r) + guest * 8);
+}
+
+static void mov_imm64(struct jb *j, int r, uint64_t v)
+{
+    b1(j, 0x48 | ((r >> 3) & 1));
+    b1(j, 0xb8 | (r & 7));
+    b8(j, v);
+}
+
+/* cpu->field = R15 + off (a linear RIP of this block). */
+static void st_rip(struct jb *j, int32_t field, int64_t off)
+{
+    op_mem(j, true, 0x8d, H_RAX, H_R15, -1, 0, (int32_t)off);
+    op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, field);
+}
+
+static void add_icount(struct jb *j, unsigned n)
+{
+    if (n) {
+        op_mem(j, true, 0x83, 0, H_RBP, -1, 0, CPU_OFF(icount));
+        b1(j, n);
+    }
+}
+
+static void call_abs(struct jb *j, const void *fn)
+{
+    mov_imm64(j, H_RAX, (uint64_t)(uintptr_t)fn);
+    b1(j, 0xff);
+    b1(j, 0xd0);
+}
+
+/* jcc/jmp rel32 to be patched: returns the address of the rel32 field. */
+static uint8_t *jcc_fwd(struct jb *j, unsigned cc)
+{
+    b1(j, 0x0f);
+    b1(j, 0x80 | cc);
+    uint8_t *at = j->p;
+    b4(j, 0);
+    return at;
+}
+
+static uint8_t *jmp_fwd(struct jb *j)
+{
+    b1(j, 0xe9);
+    uint8_t *at = j->p;
+    b4(j, 0);
+    return at;
+}
+
+static void patch_here(struct jb *j, uint8_t *at)
+{
+    int32_t rel = (int32_t)(j->p - (at + 4));
+    memcpy(at, &rel, 4);
+}
+
+static const uint8_t saved_regs[] = {H_RBP, H_RBX, H_R12, H_R13, H_R14, H_R15};
+
+static void prologue(struct jb *j)
+{
+    for (unsigned i = 0; i < sizeof(saved_regs); i++) {
+        if (saved_regs[i] >= 8) {
+            b1(j, 0x41);
+        }
+        b1(j, 0x50 | (saved_regs[i] & 7));
+    }
+    b1(j, 0x48); /* sub rsp, 8: calls see a 16-byte aligned stack */
+    b1(j, 0x83);
+    b1(j, 0xec);
+    b1(j, 8);
+    op_rr(j, true, 0x89, H_RDI, H_RBP); /* mov rbp, rdi */
+    op_mem(j, true, 0x8b, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
+}
+
+/* mov eax, n; epilogue. */
+static void ret_count(struct jb *j, unsigned n)
+{
+    b1(j, 0xb8);
+    b4(j, n);
+    b1(j, 0x48);
+    b1(j, 0x83);
+    b1(j, 0xc4);
+    b1(j, 8);
+    for (int i = (int)sizeof(saved_regs) - 1; i >= 0; i--) {
+        if (saved_regs[i] >= 8) {
+            b1(j, 0x41);
+        }
+        b1(j, 0x58 | (saved_regs[i] & 7));
+    }
+    b1(j, 0xc3);
+}
+
+/* ---- flags ---- */
+
+/* Host RFLAGS holding the guest's arithmetic flags (IF and bit 1 as user code has them). */
+static uint64_t jit_host_flags(struct cpu *cpu)
+{
+    return (cpu_get_rflags(cpu) & CPU_FL_ARITH) | 0x202;
+}
+
+/* Guest flags from the lazy state into host RFLAGS (clobbers caller-saved registers). */
+static void flags_to_host(struct jb *j)
+{
+    op_mem(j, false, 0x83, 7, H_RBP, -1, 0, CPU_OFF(cc_op)); /* cmp dword [cc_op], HOST */
+    b1(j, CPU_CC_HOST);
+    uint8_t *slow = jcc_fwd(j, 0x5);
+    op_mem(j, false, 0xff, 6, H_RBP, -1, 0, CPU_OFF(cc_src)); /* push qword [cc_src] */
+    b1(j, 0x9d);                                               /* popfq */
+    uint8_t *done = jmp_fwd(j);
+    patch_here(j, slow);
+    op_rr(j, true, 0x89, H_RBP, H_RDI);
+    call_abs(j, (const void *)jit_host_flags);
+    b1(j, 0x50); /* push rax */
+    b1(j, 0x9d);
+    patch_here(j, done);
+}
+
+/* Host RFLAGS into the lazy state (leaves host RFLAGS as they are). */
+static void flags_to_mem(struct jb *j)
+{
+    b1(j, 0x9c);                                              /* pushfq */
+    op_mem(j, false, 0x8f, 0, H_RBP, -1, 0, CPU_OFF(cc_src)); /* pop qword [cc_src] */
+    op_mem(j, false, 0xc7, 0, H_RBP, -1, 0, CPU_OFF(cc_op));  /* mov dword [cc_op], HOST */
+    b4(j, CPU_CC_HOST);
+}
+
+/* ---- which instructions run natively ---- */
+
+enum { JF_IN = 1, JF_OUT = 2, JF_PART = 3 }; /* reads flags / writes all / reads and writes */
+enum { JA_NONE = 0, JA_R = 1, JA_W = 2, JA_RW = 3 };
+
+struct jit_info {
+    bool modrm;       /* has a ModRM byte */
+    bool reg_is_reg;  /* ModRM.reg names a register (not an opcode extension) */
+    bool lea;         /* LEA: the address is the result */
+    bool nop;         /* nothing to do */
+    int opreg;        /* guest register coded in the opcode's low bits, or -1 */
+    uint8_t implicit; /* bit g: guest register g (RAX, RCX, RDX) is an implicit operand */
+    uint8_t fl;       /* JF_* */
+    uint8_t acc;      /* JA_* for the memory operand */
+    uint8_t msize;    /* memory operand size in bytes */
+};
+
+static bool classify(const struct x86_insn *in, struct jit_info *ji)
+{
+    unsigned op = in->op & 0xff, map = in->op & 0x300;
+    unsigned digit = in->reg & 7;
+    bool mem = in->flags & X86_F_MEM;
+
+    memset(ji, 0, sizeof(*ji));
+    ji->opreg = -1;
+    ji->msize = in->opsize;
+    if (in->flags & (X86_F_UD | X86_F_BRANCH | X86_F_END) || in->pfx & X86_PFX_VEX) {
+        return false;
+    }
+    if (mem && !(in->flags & X86_F_MODRM)) {
+        return false; /* moffs forms */
+    }
+    if (map == X86_MAP_1B) {
+        if (op < 0x40 && (op & 7) <= 5) {
+            unsigned row = op >> 3, col = op & 7;
+            if (row == 2 || row == 3) {
+                ji->fl = JF_PART;
+            } else {
+                ji->fl = JF_OUT;
+            }
+            if (col >= 4) {
+                ji->implicit = 1;
+                return true;
+            }
+            ji->modrm = ji->reg_is_reg = true;
+            ji->acc = (col <= 1 && row != 7) ? JA_RW : JA_R;
+            return true;
+        }
+        switch (op) {
+        case 0x63: /* MOVSXD */
+            ji->modrm = ji->reg_is_reg = true;
+            ji->acc = JA_R;
+            ji->msize = in->opsize == 2 ? 2 : 4;
+            return true;
+        case 0x69:
+        case 0x6b: /* IMUL r, r/m, imm */
+            ji->modrm = ji->reg_is_reg = true;
+            ji->acc = JA_R;
+            ji->fl = JF_OUT;
+            return true;
+        case 0x80:
+        case 0x81:
+        case 0x83:
+            ji->modrm = true;
+            ji->fl = (digit == 2 || digit == 3) ? JF_PART : JF_OUT;
+            ji->acc = digit == 7 ? JA_R : JA_RW;
+            return true;
+        case 0x84:
+        case 0x85:
+            ji->modrm = ji->reg_is_reg = true;
+            ji->fl = JF_OUT;
+            ji->acc = JA_R;
+            return true;
+        case 0x86:
+        case 0x87:
+            ji->modrm = ji->reg_is_reg = true;
+            ji->acc = JA_RW;
+            return true;
+        case 0x88:
+        case 0x89:
+            ji->modrm = ji->reg_is_reg = true;
+            ji->acc = JA_W;
+            return true;
+        case 0x8a:
+        case 0x8b:
+            ji->modrm = ji->reg_is_reg = true;
+            ji->acc = JA_R;
+            return true;
+        case 0x8d:
+            if (!mem || (in->flags & X86_F_RIPREL && in->addrsize != 8)) {
+                return false;
+            }
+            ji->modrm = ji->reg_is_reg = ji->lea = true;
+            return true;
+        case 0x90:
+            if (!(in->rex & 1)) {
+                ji->nop = !(in->pfx & X86_PFX_REP); /* F3 90 is PAUSE (ends the block) */
+                return ji->nop;
+            }
+            /* XCHG r8, rAX */
+            __attribute__((fallthrough));
+        case 0x91 ... 0x97:
+            ji->implicit = 1;
+            ji->opreg = (int)((op & 7) | (in->rex & 1u) << 3);
+            return true;
+        case 0x98:
+            ji->implicit = 1;
+            return true;
+        case 0x99:
+            ji->implicit = 5;
+            return true;
+        case 0x9e: /* SAHF */
+            ji->implicit = 1;
+            ji->fl = JF_PART;
+            return true;
+        case 0x9f: /* LAHF */
+            ji->implicit = 1;
+            ji->fl = JF_IN;
+            return true;
+        case 0xa8:
+        case 0xa9:
+            ji->implicit = 1;
+            ji->fl = JF_OUT;
+            return true;
+        case 0xb0 ... 0xbf:
+            ji->opreg = (int)((op & 7) | (in->rex & 1u) << 3);
+            return true;
+        case 0xc0:
+        case 0xc1:
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
+            if (digit == 6) {
+                return false;
+            }
+            ji->modrm = true;
+            ji->acc = JA_RW;
+            unsigned cmask = in->opsize == 8 ? 63 : 31;
+            bool nonzero = op >= 0xd0 ? op <= 0xd1 : (in->imm & cmask) != 0;
+            ji->fl = (digit >= 4 && nonzero) ? JF_OUT : JF_PART;
+            if (op >= 0xd2) {
+                ji->implicit = 2;
+            }
+            return true;
+        }
+        case 0xc6:
+        case 0xc7:
+            if (digit != 0) {
+                return false;
+            }
+            ji->modrm = true;
+            ji->acc = JA_W;
+            return true;
+        case 0xf5: /* CMC */
+        case 0xf8: /* CLC */
+        case 0xf9: /* STC */
+            ji->fl = JF_PART;
+            return true;
+        case 0xf6:
+        case 0xf7:
+            ji->modrm = true;
+            switch (digit) {
+            case 0:
+            case 1:
+                ji->fl = JF_OUT;
+                ji->acc = JA_R;
+                return true;
+            case 2:
+                ji->acc = JA_RW;
+                return true;
+            case 3:
+                ji->fl = JF_OUT;
+                ji->acc = JA_RW;
+                return true;
+            case 4:
+            case 5:
+                ji->fl = JF_OUT;
+                ji->acc = JA_R;
+                ji->implicit = in->opsize == 1 ? 1 : 5;
+                return true;
+            default:
+                return false; /* DIV/IDIV: #DE */
+            }
+        case 0xfe:
+        case 0xff:
+            if (digit > 1) {
+                return false;
+            }
+            ji->modrm = true;
+            ji->fl = JF_PART;
+            ji->acc = JA_RW;
+            return true;
+        default:
+            return false;
+        }
+    }
+    if (map != X86_MAP_0F) {
+        return false;
+    }
+    switch (op) {
+    case 0x18 ... 0x1f: /* hint NOPs: no access */
+        if (op != 0x1f && op != 0x18) {
+            return false;
+        }
+        ji->nop = true;
+        return true;
+    case 0x40 ... 0x4f: /* CMOVcc */
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_IN;
+        ji->acc = JA_R;
+        return true;
+    case 0x90 ... 0x9f: /* SETcc */
+        ji->modrm = true;
+        ji->fl = JF_IN;
+        ji->acc = JA_W;
+        ji->msize = 1;
+        return true;
+    case 0xa3:
+    case 0xab:
+    case 0xb3:
+    case 0xbb: /* BT/BTS/BTR/BTC r/m, r: memory forms address bit strings */
+        if (mem) {
+            return false;
+        }
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_PART;
+        return true;
+    case 0xba:
+        if (digit < 4) {
+            return false;
+        }
+        ji->modrm = true;
+        ji->fl = JF_PART;
+        ji->acc = digit == 4 ? JA_R : JA_RW;
+        return true;
+    case 0xa4:
+    case 0xa5:
+    case 0xac:
+    case 0xad:
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_PART;
+        ji->acc = JA_RW;
+        if (op & 1) {
+            ji->implicit = 2;
+        }
+        return true;
+    case 0xaf:
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_OUT;
+        ji->acc = JA_R;
+        return true;
+    case 0xb0:
+    case 0xb1:
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_OUT;
+        ji->acc = JA_RW;
+        ji->implicit = 1;
+        return true;
+    case 0xb6:
+    case 0xbe:
+        ji->modrm = ji->reg_is_reg = true;
+        ji->acc = JA_R;
+        ji->msize = 1;
+        return true;
+    case 0xb7:
+    case 0xbf:
+        ji->modrm = ji->reg_is_reg = true;
+        ji->acc = JA_R;
+        ji->msize = 2;
+        return true;
+    case 0xb8: /* POPCNT (F3) */
+        if (!(in->pfx & X86_PFX_REP) || (in->pfx & X86_PFX_REPNE)) {
+            return false;
+        }
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_OUT;
+        ji->acc = JA_R;
+        return true;
+    case 0xbc:
+    case 0xbd: /* BSF/BSR; with F3 the host would run TZCNT/LZCNT */
+        if (in->pfx & (X86_PFX_REP | X86_PFX_REPNE)) {
+            return false;
+        }
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_OUT;
+        ji->acc = JA_R;
+        return true;
+    case 0xc0:
+    case 0xc1:
+        ji->modrm = ji->reg_is_reg = true;
+        ji->fl = JF_OUT;
+        ji->acc = JA_RW;
+        return true;
+    case 0xc8 ... 0xcf:
+        if (in->opsize == 2) {
+            return false;
+        }
+        ji->opreg = (int)((op & 7) | (in->rex & 1u) << 3);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- register allocation for one instruction ---- */
+
+struct jit_regs {
+    int8_t host[16]; /* guest register -> host register, or -1 */
+    uint16_t used;   /* guest registers loaded */
+    int next;        /* next free pool slot */
+};
+
+static const uint8_t reg_pool[] = {H_RSI, H_R8, H_R9, H_R10};
+
+/* Whether the ModRM.rm operand of a register form is a byte register. */
+static bool rm_is_byte(const struct x86_insn *in)
+{
+    return in->opsize == 1 || in->op == (X86_MAP_0F | 0xb6) || in->op == (X86_MAP_0F | 0xbe);
+}
+
+/* The guest register behind a register code; byte registers 4-7 without REX are AH..BH. */
+static int guest_reg(const struct x86_insn *in, int code, bool isbyte)
+{
+    if (isbyte && !(in->pfx & X86_PFX_REX) && code >= 4 && code < 8) {
+        return code - 4;
+    }
+    return code;
+}
+
+static bool regs_use(struct jit_regs *rg, int g)
+{
+    if (rg->host[g] >= 0) {
+        return true;
+    }
+    if (g < 4) {
+        rg->host[g] = (int8_t)g;
+    } else {
+        if (rg->next >= (int)sizeof(reg_pool)) {
+            return false;
+        }
+        rg->host[g] = (int8_t)reg_pool[rg->next++];
+    }
+    rg->used |= (uint16_t)(1u << g);
+    return true;
+}
+
+/* The host register code that stands for guest register code `code` in the emitted
+ * instruction (AH..BH keep their code: guest RAX..RBX live in host RAX..RBX). */
+static int host_code(const struct x86_insn *in, const struct jit_regs *rg, int code, bool isbyte)
+{
+    int g = guest_reg(in, code, isbyte);
+    if (g != code) {
+        return code;
+    }
+    return rg->host[g];
+}
+
+/* ---- translation of one native instruction ---- */
+
+/* Emit the instruction itself with its register operands renamed and its memory operand
+ * (if any) at [ptr]. */
+static void emit_native(struct jb *j, const struct x86_insn *in, const struct jit_info *ji,
+                        const struct jit_regs *rg, int ptr)
+{
+    unsigned op = in->op & 0xff;
+    bool mem = in->flags & X86_F_MEM;
+    int r = -1, m = -1;
+
+    if (in->pfx & X86_PFX_LOCK) {
+        b1(j, 0xf0);
+    }
+    if (in->pfx & X86_PFX_OPSZ) {
+        b1(j, 0x66);
+    }
+    if ((in->op & 0x300) == X86_MAP_0F && op == 0xb8) {
+        b1(j, 0xf3);
+    }
+    if (ji->modrm) {
+        r = ji->reg_is_reg ? host_code(in, rg, in->reg, in->opsize == 1) : (int)(in->reg & 7);
+        m = mem ? ptr : host_code(in, rg, in->rm, rm_is_byte(in));
+    } else if (ji->opreg >= 0) {
+        m = host_code(in, rg, ji->opreg, in->opsize == 1);
+    }
+    unsigned rex = (in->rex & 8) | (r >= 8 ? 4u : 0) | (m >= 8 ? 1u : 0);
+    if (rex || (in->pfx & X86_PFX_REX)) {
+        b1(j, 0x40 | rex);
+    }
+    if ((in->op & 0x300) == X86_MAP_0F) {
+        b1(j, 0x0f);
+    }
+    if (ji->opreg >= 0) {
+        b1(j, (op & ~7u) | (unsigned)(m & 7));
+    } else {
+        b1(j, op);
+    }
+    if (ji->modrm) {
+        if (mem) {
+            b1(j, (unsigned)(r & 7) << 3 | (unsigned)(m & 7));
+            if ((m & 7) == 4) {
+                b1(j, 0x24);
+            }
+        } else {
+            b1(j, 0xc0 | (unsigned)(r & 7) << 3 | (unsigned)(m & 7));
+        }
+    }
+    for (unsigned k = 0; k < in->immsize; k++) {
+        b1(j, (uint8_t)(in->imm >> (8 * k)));
+    }
+}
+
+/* Linear address of the memory operand into R11 (does not touch flags unless seg base). */
+static void emit_address(struct jb *j, const struct x86_insn *in, int64_t next_off)
+{
+    if (in->ea_base == X86_EA_RIP) {
+        op_mem(j, true, 0x8d, H_R11, H_R15, -1, 0, (int32_t)(next_off + in->disp));
+    } else {
+        int base = -1, index = -1;
+        if (in->ea_base != X86_EA_NONE) {
+            ld_guest(j, H_R11, in->ea_base);
+            base = H_R11;
+        }
+        if (in->ea_index != X86_EA_NONE) {
+            ld_guest(j, H_R10, in->ea_index);
+            index = H_R10;
+        }
+        op_mem(j, true, 0x8d, H_R11, base, index, in->ea_scale, in->disp);
+    }
+    if (in->addrsize == 4) {
+        op_rr(j, false, 0x89, H_R11, H_R11); /* mov r11d, r11d */
+    }
+}
+
+/* Whether a translation of the memory operand is possible. */
+static bool address_ok(const struct x86_insn *in)
+{
+    if (in->addrsize == 2) {
+        return false;
+    }
+    if (in->ea_base == X86_EA_NONE && in->ea_index == X86_EA_NONE) {
+        return true;
+    }
+    if (in->ea_base == X86_EA_RIP) {
+        return in->addrsize == 8 && in->ea_index == X86_EA_NONE;
+    }
+    return true;
+}
+
+/* Call the interpreter handler for insn at block offset off. */
+static void emit_handler_call(struct jb *j, const struct x86_insn *in, int64_t off)
+{
+    st_rip(j, CPU_OFF(insn_rip), off);
+    st_rip(j, CPU_OFF(rip), off + in->len);
+    op_rr(j, true, 0x89, H_RBP, H_RDI);
+    mov_imm64(j, H_RSI, (uint64_t)(uintptr_t)in);
+    call_abs(j, (const void *)in->exec);
+}
+
+/* After a handler: leave the block (returning done instructions) if it asked to stop. */
+static void emit_stop_check(struct jb *j, unsigned done)
+{
+    op_mem(j, false, 0x80, 7, H_RBP, -1, 0, CPU_OFF(block_stop));
+    b1(j, 0);
+    uint8_t *cont = jcc_fwd(j, 0x4);
+    add_icount(j, 1);
+    ret_count(j, done);
+    patch_here(j, cont);
+}
+
+struct jstate {
+    bool host_valid; /* host RFLAGS hold the guest's arithmetic flags */
+    bool mem_valid;  /* the lazy-flags state holds them */
+    unsigned pending; /* instructions run since icount was last updated */
+};
+
+static void sync_point(struct jb *j, struct jstate *st)
+{
+    if (!st->mem_valid) {
+        flags_to_mem(j);
+        st->mem_valid = true;
+    }
+    add_icount(j, st->pending); /* clobbers host flags */
+    st->pending = 0;
+    st->host_valid = false;
+}
+
+static void load_regs(struct jb *j, const struct jit_regs *rg)
+{
+    for (int g = 0; g < 16; g++) {
+        if (rg->used & (1u << g)) {
+            ld_guest(j, rg->host[g], g);
+        }
+    }
+}
+
+static void store_regs(struct jb *j, const struct jit_regs *rg)
+{
+    for (int g = 0; g < 16; g++) {
+        if (rg->used & (1u << g)) {
+            st_guest(j, rg->host[g], g);
+        }
+    }
+}
+
+static bool plan_regs(const struct x86_insn *in, const struct jit_info *ji, struct jit_regs *rg)
+{
+    memset(rg->host, -1, sizeof(rg->host));
+    rg->used = 0;
+    rg->next = 0;
+    for (int g = 0; g < 3; g++) {
+        if (ji->implicit & (1u << g) && !regs_use(rg, g)) {
+            return false;
+        }
+    }
+    if (ji->modrm && ji->reg_is_reg && !regs_use(rg, guest_reg(in, in->reg, in->opsize == 1))) {
+        return false;
+    }
+    if (ji->modrm && !(in->flags & X86_F_MEM) &&
+        !regs_use(rg, guest_reg(in, in->rm, rm_is_byte(in)))) {
+        return false;
+    }
+    if (ji->opreg >= 0 && !regs_use(rg, guest_reg(in, ji->opreg, in->opsize == 1))) {
+        return false;
+    }
+    return true;
+}
+
+/* A native instruction with a memory operand: address, TLB probe, native access on a hit,
+ * the handler on a miss. */
+static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct jit_info *ji,
+                          const struct jit_regs *rg, int64_t off, unsigned idx,
+                          struct jstate *st)
+{
+    sync_point(j, st);
+    emit_address(j, in, off + in->len);
+    if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
+        op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
+    }
+    /* entry = &cpu->tlb[mmu_idx][(lin >> 12) & 255] as a byte offset in R10 */
+    op_rr(j, true, 0x89, H_R11, H_R10);
+    op_rr(j, true, 0xc1, 5, H_R10);
+    b1(j, 12);
+    op_rr(j, false, 0x81, 4, H_R10);
+    b4(j, CPU_TLB_SIZE - 1);
+    op_rr(j, true, 0x69, H_R10, H_R10);
+    b4(j, (uint32_t)sizeof(struct cpu_tlb_entry));
+    op_mem(j, false, 0x0fb6, H_RAX, H_RBP, -1, 0, CPU_OFF(mmu_idx)); /* movzx eax, byte */
+    op_rr(j, true, 0x69, H_RAX, H_RAX);
+    b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
+    op_rr(j, true, 0x01, H_RAX, H_R10);
+    /* the last byte's page must be the entry's tag (so no page crossing) */
+    op_mem(j, true, 0x8d, H_RAX, H_R11, -1, 0, ji->msize - 1);
+    op_rr(j, true, 0x81, 4, H_RAX);
+    b4(j, (uint32_t)CPU_PAGE_MASK);
+    int32_t tag = ji->acc & JA_W ? (int32_t)offsetof(struct cpu_tlb_entry, tag_write)
+                                 : (int32_t)offsetof(struct cpu_tlb_entry, tag_read);
+    op_mem(j, true, 0x3b, H_RAX, H_RBP, H_R10, 0, CPU_OFF(tlb) + tag);
+    uint8_t *slow = jcc_fwd(j, 0x5);
+    op_mem(j, true, 0x8b, H_R12, H_RBP, H_R10, 0,
+           CPU_OFF(tlb) + (int32_t)offsetof(struct cpu_tlb_entry, addend));
+    op_rr(j, true, 0x01, H_R11, H_R12); /* add r12, r11 */
+    if (ji->fl & JF_IN) {
+        flags_to_host(j);
+    }
+    load_regs(j, rg);
+    emit_native(j, in, ji, rg, H_R12);
+    store_regs(j, rg);
+    uint8_t *done = jmp_fwd(j);
+    patch_here(j, slow);
+    emit_handler_call(j, in, off);
+    emit_stop_check(j, idx + 1);
+    if (ji->fl) {
+        flags_to_host(j);
+    }
+    patch_here(j, done);
+    st->pending = 1;
+    if (ji->fl) {
+        st->host_valid = true;
+        st->mem_valid = !(ji->fl & JF_OUT);
+    }
+}
+
+static void emit_lea(struct jb *j, const struct x86_insn *in, const struct jit_regs *rg,
+                     int64_t off)
+{
+    emit_address(j, in, off + in->len);
+    int g = in->reg;
+    (void)rg;
+    if (in->opsize == 8) {
+        st_guest(j, H_R11, g);
+    } else if (in->opsize == 4) {
+        op_rr(j, false, 0x89, H_R11, H_R11);
+        st_guest(j, H_R11, g);
+    } else {
+        b1(j, 0x66); /* mov word [rbp + r[g]], r11w */
+        op_mem(j, false, 0x89, H_R11, H_RBP, -1, 0, CPU_OFF(r) + g * 8);
+    }
+}
+
+/* The block's last instruction as a native near branch (Jcc/JMP rel), or false. */
+static bool emit_branch(struct jb *j, const struct x86_insn *in, int64_t off, unsigned n,
+                        struct jstate *st)
+{
+    unsigned op = in->op & 0xff, map = in->op & 0x300;
+    int cc = -1;
+    if (in->opsize != 8 || in->flags & X86_F_UD) {
+        return false;
+    }
+    if (map == X86_MAP_1B && op >= 0x70 && op <= 0x7f) {
+        cc = (int)(op & 15);
+    } else if (map == X86_MAP_0F && op >= 0x80 && op <= 0x8f) {
+        cc = (int)(op & 15);
+    } else if (!(map == X86_MAP_1B && (op == 0xe9 || op == 0xeb))) {
+        return false;
+    }
+    int64_t next = off + in->len;
+    int64_t target = next + (int64_t)in->imm;
+    if (target != (int32_t)target) {
+        return false;
+    }
+    if (cc >= 0 && !st->host_valid) {
+        flags_to_host(j);
+        st->host_valid = true;
+    }
+    if (!st->mem_valid) {
+        flags_to_mem(j);
+        st->mem_valid = true;
+    }
+    op_mem(j, true, 0x8d, H_RCX, H_R15, -1, 0, (int32_t)target);
+    if (cc >= 0) {
+        op_mem(j, true, 0x8d, H_RAX, H_R15, -1, 0, (int32_t)next);
+        op_rr(j, true, 0x0f40 | (unsigned)cc, H_RAX, H_RCX); /* cmovcc rax, rcx */
+    } else {
+        op_rr(j, true, 0x89, H_RCX, H_RAX);
+    }
+    /* non-canonical target: let the handler raise #GP */
+    op_rr(j, true, 0x89, H_RAX, H_RDX);
+    op_rr(j, true, 0xc1, 4, H_RDX);
+    b1(j, 16);
+    op_rr(j, true, 0xc1, 7, H_RDX);
+    b1(j, 16);
+    op_rr(j, true, 0x39, H_RAX, H_RDX);
+    uint8_t *bad = jcc_fwd(j, 0x5);
+    op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
+    add_icount(j, st->pending + 1);
+    ret_count(j, n);
+    patch_here(j, bad);
+    add_icount(j, st->pending);
+    emit_handler_call(j, in, off);
+    add_icount(j, 1);
+    ret_count(j, n);
+    return true;
+}
+
+cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, unsigned n,
+                           bool *full)
+{
+    struct jb jb = {.p = jit->code + jit->used, .end = jit->code + JIT_CODE_SIZE};
+    struct jb *j = &jb;
+    struct jstate st = {.host_valid = false, .mem_valid = true, .pending = 0};
+    int64_t off = 0;
+    bool ended = false;
+
+    *full = false;
+    if ((size_t)(j->end - j->p) < (size_t)(n + 2) * JIT_SLACK) {
+        *full = true;
+        return NULL;
+    }
+    uint8_t *start = j->p;
+    prologue(j);
+    for (unsigned k = 0; k < n; k++) {
+        const struct x86_insn *in = &insn[k];
+        struct jit_info ji;
+        struct jit_regs rg;
+        bool last = k + 1 == n;
+
+        if (last && emit_branch(j, in, off, n, &st)) {
+            ended = true;
+            break;
+        }
+        bool native = classify(in, &ji) && (!(in->flags & X86_F_MEM) || address_ok(in)) &&
+                      plan_regs(in, &ji, &rg);
+        if (native && (in->flags & X86_F_MEM) && !ji.lea && in->opsize == 1 &&
+            !(in->pfx & X86_PFX_REX) && ji.reg_is_reg && (in->reg & 7) >= 4) {
+            native = false; /* [R12] needs REX.B, which would turn AH..BH into SPL..DIL */
+        }
+        if (native && ji.nop) {
+            st.pending++;
+        } else if (native && ji.lea) {
+            emit_lea(j, in, &rg, off);
+            st.pending++;
+        } else if (native && (in->flags & X86_F_MEM)) {
+            emit_mem_insn(j, in, &ji, &rg, off, k, &st);
+        } else if (native) {
+            if ((ji.fl & JF_IN) && !st.host_valid) {
+                flags_to_host(j);
+                st.host_valid = true;
+            }
+            load_regs(j, &rg);
+            emit_native(j, in, &ji, &rg, -1);
+            store_regs(j, &rg);
+            if (ji.fl & JF_OUT) {
+                st.host_valid = true;
+                st.mem_valid = false;
+            }
+            st.pending++;
+        } else {
+            sync_point(j, &st);
+            emit_handler_call(j, in, off);
+            if (!last) {
+                emit_stop_check(j, k + 1);
+            } else {
+                add_icount(j, 1);
+                ret_count(j, n);
+                ended = true;
+            }
+            st.pending = 1;
+        }
+        off += in->len;
+    }
+    if (!ended) {
+        if (!st.mem_valid) {
+            flags_to_mem(j);
+        }
+        st_rip(j, CPU_OFF(rip), off);
+        add_icount(j, st.pending);
+        ret_count(j, n);
+    }
+    size_t used = (size_t)(j->p - jit->code);
+    jit->used = (used + 15) & ~(size_t)15;
+    return (cpu_jit_fn)(void *)start;
+}
+
+#else /* not an x86-64 host: no translator */
+
+struct cpu_jit *cpu_jit_new(void)
+{
+    return NULL;
+}
+
+void cpu_jit_free(struct cpu_jit *j)
+{
+    (void)j;
+}
+
+void cpu_jit_reset(struct cpu_jit *j)
+{
+    (void)j;
+}
+
+cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, unsigned n,
+                           bool *full)
+{
+    (void)jit;
+    (void)insn;
+    (void)n;
+    *full = false;
+    return NULL;
+}
+
+#endif

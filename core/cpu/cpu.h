@@ -494,6 +494,12 @@ struct cpu {
     bool exc_jmp_valid;    /* exc_jmp is armed */
     bool exit_on_exception; /* tests: return CPU_EXIT_EXCEPTION instead of delivering */
     int exit_request;      /* atomic: cpu_kick() sets it, the loop checks between blocks */
+    /* translated code (jit.c) runs chained blocks while these allow: */
+    int32_t jit_budget;      /* chained block entries left before returning to the loop */
+    uint64_t jit_ilimit;     /* no chaining once icount reaches this */
+    const int *jit_dma;      /* the block cache's DMA-pending word */
+    void *jit_last;          /* the block that ran last (struct cpu_block) */
+    uint64_t jit_last_rip;   /* its first RIP */
     int exit_reason;       /* enum cpu_exit_reason requested by cpu-sys (cpu_request_exit) */
     bool block_stop;       /* end the current block after this instruction (SMC, mode) */
     bool keep_flags;       /* block runs cut short: X86_F_NOFLAGS hints do not hold */
@@ -553,9 +559,17 @@ typedef uint32_t (*cpu_jit_fn)(struct cpu *cpu);
 struct cpu_jit *cpu_jit_new(void); /* NULL: no translator on this host */
 void cpu_jit_free(struct cpu_jit *j);
 void cpu_jit_reset(struct cpu_jit *j);
+/* Where a block keeps its successor cache, so that translated code can enter the next
+ * translated block directly (offsets into the block cache's struct cpu_block). */
+struct cpu_jit_chain {
+    const void *block;
+    int32_t off_rip[2], off_next[2]; /* successor RIPs and block pointers */
+    int32_t off_valid, off_jit;      /* bool valid, cpu_jit_fn jit */
+    bool chainable;                  /* the block may be followed without the loop */
+};
 /* *full: the buffer is full (flush the cache and retry later). */
 cpu_jit_fn cpu_jit_compile(struct cpu_jit *j, const struct x86_insn *insn, unsigned n,
-                           bool *full);
+                           const struct cpu_jit_chain *ch, bool *full);
 /* All vCPUs of one VM must share one block cache (a store by one vCPU must drop code that
  * another translated): call for every vCPU after the first, before it runs. Requires that
  * only one vCPU executes at a time (the soft engine's per-VM lock). 0 or -ENOSPC. */

@@ -886,16 +886,26 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
          * shadow, single-step): then every flag must be computed. */
         cpu->keep_flags = n < b->ninsn;
         const uint64_t mask = rip_mask(b->key);
-        const uint64_t b_rip = cpu->rip;
+        uint64_t b_rip = cpu->rip;
         const struct x86_insn *in = b->insn;
         /* A flush while the block runs recycles its storage: b is not to be read after. */
         const uint64_t gen_before = cpu->tcache->flushes;
-        const unsigned b_ninsn = b->ninsn;
+        unsigned b_ninsn = b->ninsn;
         unsigned i = 0;
         if (b->jit == NULL && tc_hot(cpu->tcache, b) && n == b_ninsn && !single &&
             b->key == X86_MODE_64) {
             bool full;
-            b->jit = cpu_jit_compile(cpu->tcache->jit, b->insn, b_ninsn, &full);
+            const struct cpu_jit_chain ch = {
+                .block = b,
+                .off_rip = {offsetof(struct cpu_block, chain_rip[0]),
+                            offsetof(struct cpu_block, chain_rip[1])},
+                .off_next = {offsetof(struct cpu_block, chain[0]),
+                             offsetof(struct cpu_block, chain[1])},
+                .off_valid = offsetof(struct cpu_block, valid),
+                .off_jit = offsetof(struct cpu_block, jit),
+                .chainable = b->chainable,
+            };
+            b->jit = cpu_jit_compile(cpu->tcache->jit, b->insn, b_ninsn, &ch, &full);
             if (full) {
                 cpu_tcache_flush(cpu); /* b is gone: start over */
                 cpu->block_stop = false;
@@ -903,7 +913,15 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
             }
         }
         if (b->valid && b->jit && n == b_ninsn && !single) {
+            /* Translated blocks may enter each other (same page, cached successors) for a
+             * while; the last one tells which it was. */
+            cpu->jit_budget = 32;
+            cpu->jit_ilimit = limit - cpu->icount > BLOCK_MAX_INSNS ? limit - BLOCK_MAX_INSNS : 0;
+            cpu->jit_dma = &cpu->tcache->dma_pending;
             i = b->jit(cpu);
+            b = cpu->jit_last;
+            b_rip = cpu->jit_last_rip;
+            b_ninsn = b->ninsn;
             n = 0; /* skip the interpreter */
         }
         while (i < n) {

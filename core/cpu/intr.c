@@ -361,7 +361,11 @@ static bool intr_should_poll(struct cpu *cpu)
 void cpu_check_interrupts(struct cpu *cpu)
 {
     const struct accel_intc *ic = cpu->intc;
-    if (!ic || !intr_should_poll(cpu)) {
+    if (!ic) {
+        cpu->intr_hint = 0; /* nothing to poll (a bare CPU in tests and benchmarks) */
+        return;
+    }
+    if (!intr_should_poll(cpu)) {
         return;
     }
     if (cpu->intr_shadow) {

@@ -40,6 +40,7 @@ enum { H_RAX = 0, H_RCX, H_RDX, H_RBX, H_RSP, H_RBP, H_RSI, H_RDI, H_R8, H_R9, H
 struct cpu_jit {
     uint8_t *code; /* RWX buffer */
     size_t used;
+    size_t prologue_len; /* entry of a chained jump: past the prologue */
 };
 
 struct cpu_jit *cpu_jit_new(void)
@@ -213,6 +214,7 @@ static void patch_here(struct jb *j, uint8_t *at)
 }
 
 static const uint8_t saved_regs[] = {H_RBP, H_RBX, H_R12, H_R13, H_R14, H_R15};
+static void ret_count(struct jb *j, unsigned n);
 
 static void prologue(struct jb *j)
 {
@@ -230,9 +232,76 @@ static void prologue(struct jb *j)
     op_mem(j, true, 0x8b, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
 }
 
+/* Block entry (also of a chained jump, with R15 = its RIP): R14 = the block. */
+static void block_entry(struct jb *j, const struct cpu_jit_chain *ch)
+{
+    mov_imm64(j, H_R14, (uint64_t)(uintptr_t)ch->block);
+}
+
+/* RAX = the next RIP (already in cpu->rip), icount and flags up to date: enter the
+ * successor's translation directly when it is cached, valid and translated, and nothing
+ * wants the loop (kick, interrupt hint, exit request, DMA into code, instruction budget);
+ * else return n. */
+static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
+                       unsigned n)
+{
+    uint8_t *out[12];
+    unsigned no = 0;
+    if (!ch->chainable) {
+        ret_count(j, n);
+        return;
+    }
+    op_mem(j, true, 0x3b, H_RAX, H_R14, -1, 0, ch->off_rip[0]); /* cmp rax, [b.rip0] */
+    uint8_t *try1 = jcc_fwd(j, 0x5);
+    op_mem(j, true, 0x8b, H_RDX, H_R14, -1, 0, ch->off_next[0]);
+    uint8_t *have = jmp_fwd(j);
+    patch_here(j, try1);
+    op_mem(j, true, 0x3b, H_RAX, H_R14, -1, 0, ch->off_rip[1]);
+    out[no++] = jcc_fwd(j, 0x5);
+    op_mem(j, true, 0x8b, H_RDX, H_R14, -1, 0, ch->off_next[1]);
+    patch_here(j, have);
+    op_mem(j, false, 0x80, 7, H_RDX, -1, 0, ch->off_valid); /* cmp byte [next.valid], 0 */
+    b1(j, 0);
+    out[no++] = jcc_fwd(j, 0x4);
+    op_mem(j, true, 0x8b, H_RCX, H_RDX, -1, 0, ch->off_jit);
+    op_rr(j, true, 0x85, H_RCX, H_RCX); /* test rcx, rcx */
+    out[no++] = jcc_fwd(j, 0x4);
+    static const int32_t zero_words[] = {
+        (int32_t)offsetof(struct cpu, exit_reason),
+        (int32_t)offsetof(struct cpu, exit_request),
+        (int32_t)offsetof(struct cpu, intr_hint),
+    };
+    for (unsigned k = 0; k < 3; k++) {
+        op_mem(j, false, 0x83, 7, H_RBP, -1, 0, zero_words[k]); /* cmp dword [..], 0 */
+        b1(j, 0);
+        out[no++] = jcc_fwd(j, 0x5);
+    }
+    op_mem(j, true, 0x8b, H_RSI, H_RBP, -1, 0, CPU_OFF(jit_dma));
+    op_mem(j, false, 0x83, 7, H_RSI, -1, 0, 0);
+    b1(j, 0);
+    out[no++] = jcc_fwd(j, 0x5);
+    op_mem(j, true, 0x8b, H_RSI, H_RBP, -1, 0, CPU_OFF(icount));
+    op_mem(j, true, 0x3b, H_RSI, H_RBP, -1, 0, CPU_OFF(jit_ilimit));
+    out[no++] = jcc_fwd(j, 0x3); /* jae */
+    op_mem(j, false, 0x83, 5, H_RBP, -1, 0, CPU_OFF(jit_budget)); /* sub dword [..], 1 */
+    b1(j, 1);
+    out[no++] = jcc_fwd(j, 0xe); /* jle: budget used up */
+    op_rr(j, true, 0x89, H_RAX, H_R15);  /* mov r15, rax */
+    op_rr(j, true, 0x89, H_RDX, H_R14);  /* mov r14, rdx */
+    op_mem(j, true, 0x8d, H_RCX, H_RCX, -1, 0, (int32_t)jit->prologue_len);
+    b1(j, 0xff); /* jmp rcx */
+    b1(j, 0xe1);
+    for (unsigned k = 0; k < no; k++) {
+        patch_here(j, out[k]);
+    }
+    ret_count(j, n);
+}
+
 /* mov eax, n; epilogue. */
 static void ret_count(struct jb *j, unsigned n)
 {
+    op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(jit_last_rip));
+    op_mem(j, true, 0x89, H_R14, H_RBP, -1, 0, CPU_OFF(jit_last));
     b1(j, 0xb8);
     b4(j, n);
     b1(j, 0x48);
@@ -882,8 +951,8 @@ static void emit_lea(struct jb *j, const struct x86_insn *in, const struct jit_r
 }
 
 /* The block's last instruction as a native near branch (Jcc/JMP rel), or false. */
-static bool emit_branch(struct jb *j, const struct x86_insn *in, int64_t off, unsigned n,
-                        struct jstate *st)
+static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
+                        const struct x86_insn *in, int64_t off, unsigned n, struct jstate *st)
 {
     unsigned op = in->op & 0xff, map = in->op & 0x300;
     int cc = -1;
@@ -927,7 +996,7 @@ static bool emit_branch(struct jb *j, const struct x86_insn *in, int64_t off, un
     uint8_t *bad = jcc_fwd(j, 0x5);
     op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
     add_icount(j, st->pending + 1);
-    ret_count(j, n);
+    chain_exit(j, jit, ch, n);
     patch_here(j, bad);
     add_icount(j, st->pending);
     emit_handler_call(j, in, off);
@@ -937,7 +1006,7 @@ static bool emit_branch(struct jb *j, const struct x86_insn *in, int64_t off, un
 }
 
 cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, unsigned n,
-                           bool *full)
+                           const struct cpu_jit_chain *ch, bool *full)
 {
     struct jb jb = {.p = jit->code + jit->used, .end = jit->code + JIT_CODE_SIZE};
     struct jb *j = &jb;
@@ -952,13 +1021,15 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     }
     uint8_t *start = j->p;
     prologue(j);
+    jit->prologue_len = (size_t)(j->p - start);
+    block_entry(j, ch);
     for (unsigned k = 0; k < n; k++) {
         const struct x86_insn *in = &insn[k];
         struct jit_info ji;
         struct jit_regs rg;
         bool last = k + 1 == n;
 
-        if (last && emit_branch(j, in, off, n, &st)) {
+        if (last && emit_branch(j, jit, ch, in, off, n, &st)) {
             ended = true;
             break;
         }
@@ -995,6 +1066,12 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
                 emit_stop_check(j, k + 1);
             } else {
                 add_icount(j, 1);
+                op_mem(j, false, 0x80, 7, H_RBP, -1, 0, CPU_OFF(block_stop));
+                b1(j, 0);
+                uint8_t *stop = jcc_fwd(j, 0x5);
+                op_mem(j, true, 0x8b, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
+                chain_exit(j, jit, ch, n);
+                patch_here(j, stop);
                 ret_count(j, n);
                 ended = true;
             }
@@ -1006,9 +1083,9 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         if (!st.mem_valid) {
             flags_to_mem(j);
         }
-        st_rip(j, CPU_OFF(rip), off);
+        st_rip(j, CPU_OFF(rip), off); /* leaves RAX = the next RIP */
         add_icount(j, st.pending);
-        ret_count(j, n);
+        chain_exit(j, jit, ch, n);
     }
     size_t used = (size_t)(j->p - jit->code);
     jit->used = (used + 15) & ~(size_t)15;
@@ -1033,7 +1110,7 @@ void cpu_jit_reset(struct cpu_jit *j)
 }
 
 cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, unsigned n,
-                           bool *full)
+                           const struct cpu_jit_chain *ch, bool *full)
 {
     (void)jit;
     (void)insn;

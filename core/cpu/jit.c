@@ -878,17 +878,10 @@ static bool plan_regs(const struct x86_insn *in, const struct jit_info *ji, stru
     return true;
 }
 
-/* A native instruction with a memory operand: address, TLB probe, native access on a hit,
- * the handler on a miss. */
-static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct jit_info *ji,
-                          const struct jit_regs *rg, int64_t off, unsigned idx,
-                          struct jstate *st)
+/* R11 = a linear address: R12 = its host pointer after a soft-TLB hit for an access of
+ * size bytes; returns the rel32 of the jump taken on a miss. Clobbers RAX, R10, flags. */
+static uint8_t *emit_probe(struct jb *j, bool write, unsigned size)
 {
-    sync_point(j, st);
-    emit_address(j, in, off + in->len);
-    if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
-        op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
-    }
     /* entry = &cpu->tlb[mmu_idx][(lin >> 12) & 255] as a byte offset in R10 */
     op_rr(j, true, 0x89, H_R11, H_R10);
     op_rr(j, true, 0xc1, 5, H_R10);
@@ -902,16 +895,31 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
     b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
     op_rr(j, true, 0x01, H_RAX, H_R10);
     /* the last byte's page must be the entry's tag (so no page crossing) */
-    op_mem(j, true, 0x8d, H_RAX, H_R11, -1, 0, ji->msize - 1);
+    op_mem(j, true, 0x8d, H_RAX, H_R11, -1, 0, (int32_t)size - 1);
     op_rr(j, true, 0x81, 4, H_RAX);
     b4(j, (uint32_t)CPU_PAGE_MASK);
-    int32_t tag = ji->acc & JA_W ? (int32_t)offsetof(struct cpu_tlb_entry, tag_write)
+    int32_t tag = write ? (int32_t)offsetof(struct cpu_tlb_entry, tag_write)
                                  : (int32_t)offsetof(struct cpu_tlb_entry, tag_read);
     op_mem(j, true, 0x3b, H_RAX, H_RBP, H_R10, 0, CPU_OFF(tlb) + tag);
     uint8_t *slow = jcc_fwd(j, 0x5);
     op_mem(j, true, 0x8b, H_R12, H_RBP, H_R10, 0,
            CPU_OFF(tlb) + (int32_t)offsetof(struct cpu_tlb_entry, addend));
     op_rr(j, true, 0x01, H_R11, H_R12); /* add r12, r11 */
+    return slow;
+}
+
+/* A native instruction with a memory operand: address, TLB probe, native access on a hit,
+ * the handler on a miss. */
+static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct jit_info *ji,
+                          const struct jit_regs *rg, int64_t off, unsigned idx,
+                          struct jstate *st)
+{
+    sync_point(j, st);
+    emit_address(j, in, off + in->len);
+    if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
+        op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
+    }
+    uint8_t *slow = emit_probe(j, ji->acc & JA_W, ji->msize);
     if (ji->fl & JF_IN) {
         flags_to_host(j);
     }
@@ -950,6 +958,96 @@ static void emit_lea(struct jb *j, const struct x86_insn *in, const struct jit_r
     }
 }
 
+/* PUSH r64 / POP r64 in the middle of a block: the stack slot through the soft TLB. */
+static bool emit_push_pop(struct jb *j, const struct x86_insn *in, int64_t off, unsigned idx,
+                          struct jstate *st)
+{
+    unsigned op = in->op;
+    if (op < 0x50 || op > 0x5f || in->opsize != 8) {
+        return false;
+    }
+    int g = (int)((op & 7) | (in->rex & 1u) << 3);
+    bool push = op < 0x58;
+    sync_point(j, st);
+    ld_guest(j, H_R11, CPU_RSP);
+    if (push) {
+        op_mem(j, true, 0x8d, H_R11, H_R11, -1, 0, -8);
+    }
+    uint8_t *slow = emit_probe(j, push, 8);
+    if (push) {
+        ld_guest(j, H_RAX, g);
+        op_mem(j, true, 0x89, H_RAX, H_R12, -1, 0, 0);
+        st_guest(j, H_R11, CPU_RSP);
+    } else {
+        op_mem(j, true, 0x8b, H_RAX, H_R12, -1, 0, 0);
+        op_mem(j, true, 0x8d, H_RCX, H_R11, -1, 0, 8);
+        st_guest(j, H_RCX, CPU_RSP);
+        st_guest(j, H_RAX, g); /* POP RSP: the popped value wins */
+    }
+    uint8_t *done = jmp_fwd(j);
+    patch_here(j, slow);
+    emit_handler_call(j, in, off);
+    emit_stop_check(j, idx + 1);
+    patch_here(j, done);
+    st->pending = 1;
+    return true;
+}
+
+/* RAX = a branch target: jump to the returned rel32 unless it is canonical. Clobbers RDX. */
+static uint8_t *emit_noncanonical_jump(struct jb *j)
+{
+    op_rr(j, true, 0x89, H_RAX, H_RDX);
+    op_rr(j, true, 0xc1, 4, H_RDX);
+    b1(j, 16);
+    op_rr(j, true, 0xc1, 7, H_RDX);
+    b1(j, 16);
+    op_rr(j, true, 0x39, H_RAX, H_RDX);
+    return jcc_fwd(j, 0x5);
+}
+
+/* CALL rel32 / RET / RET imm16 ending the block. */
+static bool emit_call_ret(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
+                          const struct x86_insn *in, int64_t off, unsigned n, struct jstate *st)
+{
+    unsigned op = in->op;
+    if ((op != 0xe8 && op != 0xc3 && op != 0xc2) || in->opsize != 8) {
+        return false;
+    }
+    int64_t next = off + in->len;
+    int64_t target = next + (int64_t)in->imm;
+    if (op == 0xe8 && target != (int32_t)target) {
+        return false;
+    }
+    sync_point(j, st);
+    ld_guest(j, H_R11, CPU_RSP);
+    uint8_t *slow, *bad;
+    if (op == 0xe8) {
+        op_mem(j, true, 0x8d, H_R11, H_R11, -1, 0, -8);
+        slow = emit_probe(j, true, 8);
+        op_mem(j, true, 0x8d, H_RAX, H_R15, -1, 0, (int32_t)target);
+        bad = emit_noncanonical_jump(j);
+        op_mem(j, true, 0x8d, H_RCX, H_R15, -1, 0, (int32_t)next);
+        op_mem(j, true, 0x89, H_RCX, H_R12, -1, 0, 0);
+        st_guest(j, H_R11, CPU_RSP);
+    } else {
+        slow = emit_probe(j, false, 8);
+        op_mem(j, true, 0x8b, H_RAX, H_R12, -1, 0, 0);
+        bad = emit_noncanonical_jump(j);
+        int32_t pop = 8 + (op == 0xc2 ? (int32_t)(in->imm & 0xffff) : 0);
+        op_mem(j, true, 0x8d, H_RCX, H_R11, -1, 0, pop);
+        st_guest(j, H_RCX, CPU_RSP);
+    }
+    op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
+    add_icount(j, 1);
+    chain_exit(j, jit, ch, n);
+    patch_here(j, slow);
+    patch_here(j, bad);
+    emit_handler_call(j, in, off);
+    add_icount(j, 1);
+    ret_count(j, n);
+    return true;
+}
+
 /* The block's last instruction as a native near branch (Jcc/JMP rel), or false. */
 static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
                         const struct x86_insn *in, int64_t off, unsigned n, struct jstate *st)
@@ -986,14 +1084,7 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
     } else {
         op_rr(j, true, 0x89, H_RCX, H_RAX);
     }
-    /* non-canonical target: let the handler raise #GP */
-    op_rr(j, true, 0x89, H_RAX, H_RDX);
-    op_rr(j, true, 0xc1, 4, H_RDX);
-    b1(j, 16);
-    op_rr(j, true, 0xc1, 7, H_RDX);
-    b1(j, 16);
-    op_rr(j, true, 0x39, H_RAX, H_RDX);
-    uint8_t *bad = jcc_fwd(j, 0x5);
+    uint8_t *bad = emit_noncanonical_jump(j); /* the handler raises #GP */
     op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
     add_icount(j, st->pending + 1);
     chain_exit(j, jit, ch, n);
@@ -1029,9 +1120,14 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         struct jit_regs rg;
         bool last = k + 1 == n;
 
-        if (last && emit_branch(j, jit, ch, in, off, n, &st)) {
+        if (last && (emit_branch(j, jit, ch, in, off, n, &st) ||
+                     emit_call_ret(j, jit, ch, in, off, n, &st))) {
             ended = true;
             break;
+        }
+        if (emit_push_pop(j, in, off, k, &st)) {
+            off += in->len;
+            continue;
         }
         bool native = classify(in, &ji) && (!(in->flags & X86_F_MEM) || address_ok(in)) &&
                       plan_regs(in, &ji, &rg);

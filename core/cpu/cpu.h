@@ -565,7 +565,12 @@ struct cpu_jit_chain {
     const void *block;
     int32_t off_rip[2], off_next[2]; /* successor RIPs and block pointers */
     int32_t off_valid, off_jit;      /* bool valid, cpu_jit_fn jit */
+    int32_t off_phys;                /* uint64_t phys */
     bool chainable;                  /* the block may be followed without the loop */
+    /* the jump cache (by linear RIP) for successors in other pages */
+    const void *jc;
+    unsigned jc_bits;
+    int32_t jc_entry_size, off_jc_lin, off_jc_key, off_jc_b;
 };
 /* *full: the buffer is full (flush the cache and retry later). */
 cpu_jit_fn cpu_jit_compile(struct cpu_jit *j, const struct x86_insn *insn, unsigned n,

@@ -903,7 +903,14 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
                              offsetof(struct cpu_block, chain[1])},
                 .off_valid = offsetof(struct cpu_block, valid),
                 .off_jit = offsetof(struct cpu_block, jit),
+                .off_phys = offsetof(struct cpu_block, phys),
                 .chainable = b->chainable,
+                .jc = cpu->tcache->jc,
+                .jc_bits = JC_BITS,
+                .jc_entry_size = sizeof(struct jc_entry),
+                .off_jc_lin = offsetof(struct jc_entry, lin),
+                .off_jc_key = offsetof(struct jc_entry, key),
+                .off_jc_b = offsetof(struct jc_entry, b),
             };
             b->jit = cpu_jit_compile(cpu->tcache->jit, b->insn, b_ninsn, &ch, &full);
             if (full) {

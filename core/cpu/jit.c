@@ -245,7 +245,7 @@ static void block_entry(struct jb *j, const struct cpu_jit_chain *ch)
 static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
                        unsigned n)
 {
-    uint8_t *out[12];
+    uint8_t *out[16];
     unsigned no = 0;
     if (!ch->chainable) {
         ret_count(j, n);
@@ -257,9 +257,57 @@ static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu
     uint8_t *have = jmp_fwd(j);
     patch_here(j, try1);
     op_mem(j, true, 0x3b, H_RAX, H_R14, -1, 0, ch->off_rip[1]);
-    out[no++] = jcc_fwd(j, 0x5);
+    uint8_t *other = jcc_fwd(j, 0x5);
     op_mem(j, true, 0x8b, H_RDX, H_R14, -1, 0, ch->off_next[1]);
+    uint8_t *have2 = jmp_fwd(j);
+    patch_here(j, other);
+    /* another page: the jump cache entry for RAX, checked against the instruction TLB as
+     * the loop's lookup does (RDX = &jc[(lin ^ lin >> bits) & (size - 1)]) */
+    op_rr(j, true, 0x89, H_RAX, H_RDX);
+    op_rr(j, true, 0xc1, 5, H_RDX);
+    b1(j, ch->jc_bits);
+    op_rr(j, true, 0x31, H_RAX, H_RDX);
+    op_rr(j, false, 0x81, 4, H_RDX);
+    b4(j, (1u << ch->jc_bits) - 1);
+    op_rr(j, true, 0x69, H_RDX, H_RDX);
+    b4(j, (uint32_t)ch->jc_entry_size);
+    mov_imm64(j, H_RSI, (uint64_t)(uintptr_t)ch->jc);
+    op_rr(j, true, 0x01, H_RSI, H_RDX);
+    op_mem(j, true, 0x3b, H_RAX, H_RDX, -1, 0, ch->off_jc_lin);
+    out[no++] = jcc_fwd(j, 0x5);
+    op_mem(j, false, 0x83, 7, H_RDX, -1, 0, ch->off_jc_key);
+    b1(j, X86_MODE_64);
+    out[no++] = jcc_fwd(j, 0x5);
+    op_mem(j, true, 0x8b, H_RDX, H_RDX, -1, 0, ch->off_jc_b);
+    op_rr(j, true, 0x85, H_RDX, H_RDX);
+    out[no++] = jcc_fwd(j, 0x4);
+    /* RSI = byte offset of cpu->tlb[mmu_idx][(lin >> 12) & 255] */
+    op_rr(j, true, 0x89, H_RAX, H_RSI);
+    op_rr(j, true, 0xc1, 5, H_RSI);
+    b1(j, 12);
+    op_rr(j, false, 0x81, 4, H_RSI);
+    b4(j, CPU_TLB_SIZE - 1);
+    op_rr(j, true, 0x69, H_RSI, H_RSI);
+    b4(j, (uint32_t)sizeof(struct cpu_tlb_entry));
+    op_mem(j, false, 0x0fb6, H_RCX, H_RBP, -1, 0, CPU_OFF(mmu_idx));
+    op_rr(j, true, 0x69, H_RCX, H_RCX);
+    b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
+    op_rr(j, true, 0x01, H_RCX, H_RSI);
+    op_rr(j, true, 0x89, H_RAX, H_RCX);
+    op_rr(j, true, 0x81, 4, H_RCX);
+    b4(j, (uint32_t)CPU_PAGE_MASK);
+    op_mem(j, true, 0x3b, H_RCX, H_RBP, H_RSI, 0,
+           CPU_OFF(tlb) + (int32_t)offsetof(struct cpu_tlb_entry, tag_exec));
+    out[no++] = jcc_fwd(j, 0x5);
+    op_rr(j, true, 0x89, H_RAX, H_RCX);
+    op_rr(j, false, 0x81, 4, H_RCX);
+    b4(j, 0xfff);
+    op_mem(j, true, 0x0b, H_RCX, H_RBP, H_RSI, 0,
+           CPU_OFF(tlb) + (int32_t)offsetof(struct cpu_tlb_entry, paddr));
+    op_mem(j, true, 0x3b, H_RCX, H_RDX, -1, 0, ch->off_phys);
+    out[no++] = jcc_fwd(j, 0x5);
     patch_here(j, have);
+    patch_here(j, have2);
     op_mem(j, false, 0x80, 7, H_RDX, -1, 0, ch->off_valid); /* cmp byte [next.valid], 0 */
     b1(j, 0);
     out[no++] = jcc_fwd(j, 0x4);

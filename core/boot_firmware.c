@@ -640,6 +640,11 @@ int boot_firmware_vga_dump(struct machine *m)
     return vga_write_ppm(fw->vga, path);
 }
 
+struct vga *boot_firmware_vga(struct machine *m)
+{
+    return m->fw ? m->fw->vga : NULL;
+}
+
 int boot_firmware_add_devices(struct machine *m, struct machine_error *err)
 {
     const struct boot_fw_config *bc = m->cfg.fw;

@@ -86,5 +86,7 @@ int boot_firmware_add_devices(struct machine *m, struct machine_error *err);
 void boot_firmware_free(struct machine *m);
 /* Write the VGA screen to --vga-dump's file (called when the run ends). 0 or -errno. */
 int boot_firmware_vga_dump(struct machine *m);
+/* The stdvga device, or NULL (no firmware devices). */
+struct vga *boot_firmware_vga(struct machine *m);
 
 #endif

@@ -28,8 +28,11 @@ static void cli_ctl_usage(FILE *f)
                "  powerdown [--force]  press the ACPI power button (--force: power off now)\n"
                "  reset                hard reset\n"
                "  quit                 end the VM process at once\n"
-               "  screendump FILE      save the screen as PNG\n"
+               "  screendump FILE      save the screen as PNG (FILE.txt: text mode as text)\n"
                "  send-keys KEYS       e.g. ctrl-alt-delete, ret, a\n"
+               "  input JSON           pointer or key event, e.g.\n"
+               "                       '{\"type\":\"mouse\",\"dx\":5,\"dy\":-3,\"buttons\":1}'\n"
+               "                       '{\"type\":\"abs\",\"x\":16384,\"y\":16384}' (0..32767)\n"
                "  events               print events until the VM stops\n"
                "\n"
                "  --json               print the reply as the VM sent it (one JSON line)\n"
@@ -136,7 +139,8 @@ int cli_ctl_main(int argc, char **argv)
     }
     const char *vm = pos[0], *cmd = pos[1], *arg = npos > 2 ? pos[2] : NULL;
     bool events = strcmp(cmd, "events") == 0;
-    bool needs_arg = strcmp(cmd, "screendump") == 0 || strcmp(cmd, "send-keys") == 0;
+    bool needs_arg = strcmp(cmd, "screendump") == 0 || strcmp(cmd, "send-keys") == 0 ||
+                     strcmp(cmd, "input") == 0;
     if ((needs_arg && !arg) || (!needs_arg && arg) || npos > 3) {
         fprintf(stderr, "lodge: ctl %s: %s\n", cmd,
                 needs_arg ? "needs one argument" : "takes no argument");
@@ -145,6 +149,21 @@ int cli_ctl_main(int argc, char **argv)
     if (!strchr(vm, '/') && !ctl_name_valid(vm)) {
         fprintf(stderr, "lodge: %s: not a VM name or socket path\n", vm);
         return CLI_CTL_USAGE;
+    }
+
+    /* input takes the event as a JSON object whose members join the request. */
+    JsonParser *argp = NULL;
+    JsonObject *argo = NULL;
+    if (strcmp(cmd, "input") == 0) {
+        argp = json_parser_new();
+        if (!json_parser_load_from_data(argp, arg, -1, NULL) ||
+            !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(argp))) {
+            fprintf(stderr, "lodge: ctl input: '%s' is not a JSON object (see lodge ctl --help)\n",
+                    arg);
+            g_object_unref(argp);
+            return CLI_CTL_USAGE;
+        }
+        argo = json_node_get_object(json_parser_get_root(argp));
     }
 
     /* The request, built with json-glib so arguments are escaped properly. */
@@ -163,6 +182,16 @@ int cli_ctl_main(int argc, char **argv)
     } else if (strcmp(cmd, "send-keys") == 0) {
         json_builder_set_member_name(b, "keys");
         json_builder_add_string_value(b, arg);
+    } else if (argo) {
+        GList *names = json_object_get_members(argo);
+        for (GList *l = names; l; l = l->next) {
+            if (strcmp(l->data, "cmd") != 0 && strcmp(l->data, "id") != 0) {
+                json_builder_set_member_name(b, l->data);
+                json_builder_add_value(b, json_node_copy(json_object_get_member(argo, l->data)));
+            }
+        }
+        g_list_free(names);
+        g_object_unref(argp);
     }
     json_builder_end_object(b);
     JsonNode *root = json_builder_get_root(b);

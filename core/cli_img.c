@@ -21,6 +21,7 @@
 #define CLI_IMG_FAIL 1
 #define CLI_IMG_LEAKS 3
 #define CLI_IMG_CHUNK (1u << 20)
+#define CLI_IMG_CONVERT_CHUNK (8u << 20) /* big reads and writes: few syscalls, long runs */
 
 static void cli_img_usage(FILE *f)
 {
@@ -29,7 +30,8 @@ static void cli_img_usage(FILE *f)
                "  create [-f raw|qcow2] [-b BACKING [-F FMT]] [-o cluster_size=N] FILE [SIZE]\n"
                "  info [--json] FILE\n"
                "  check [--repair] FILE\n"
-               "  convert [-f FMT] [-O raw|qcow2] [-c] [-p] [-o cluster_size=N] SRC DST\n"
+               "  convert [-f FMT] [-O raw|qcow2] [-c] [-p] [-t unsafe|writeback]\n"
+               "          [-o cluster_size=N] SRC DST\n"
                "  resize [--shrink] FILE [+|-]SIZE\n"
                "  commit FILE\n"
                "  rebase [-u] -b NEWBACKING [-F FMT] FILE   (-b \"\" removes the backing file)\n"
@@ -274,10 +276,12 @@ static int cli_img_info(int argc, char **argv)
     struct image *top;
     char err[IMAGE_ERR_LEN];
     int rc = 0;
-    if (image_open(argv[optind], fmt, 0, &top, err, sizeof(err)) < 0) {
+    /* Like qemu-img info, no lock: describing a running VM's disk must work. */
+    if (image_open(argv[optind], fmt, IMAGE_OPEN_SHARE, &top, err, sizeof(err)) < 0) {
         /* Still describe the image itself when only its backing chain is broken. */
         fprintf(stderr, "lodge: %s\n", err);
-        if (image_open(argv[optind], fmt, IMAGE_OPEN_NO_BACKING, &top, err, sizeof(err)) < 0) {
+        if (image_open(argv[optind], fmt, IMAGE_OPEN_NO_BACKING | IMAGE_OPEN_SHARE, &top, err,
+                       sizeof(err)) < 0) {
             return CLI_IMG_FAIL;
         }
         rc = CLI_IMG_FAIL;
@@ -373,12 +377,8 @@ static int cli_img_check(int argc, char **argv)
 
 static bool cli_img_is_zero(const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i]) {
-            return false;
-        }
-    }
-    return true;
+    /* Zero first byte and every byte equal to its successor: libc's memcmp speed. */
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
 static void cli_img_progress(bool on, uint64_t done, uint64_t total)
@@ -403,10 +403,10 @@ static int cli_img_convert(int argc, char **argv)
 {
     struct image_create_opts o = {.format = IMAGE_FORMAT_RAW};
     enum image_format sfmt = IMAGE_FORMAT_AUTO;
-    bool compress = false, progress = false;
+    bool compress = false, progress = false, unsafe = true;
     int c;
     optind = 1;
-    while ((c = getopt(argc, argv, "+f:O:cpo:")) != -1) {
+    while ((c = getopt(argc, argv, "+f:O:cpo:t:")) != -1) {
         int rc = 0;
         switch (c) {
         case 'f':
@@ -423,6 +423,15 @@ static int cli_img_convert(int argc, char **argv)
             break;
         case 'o':
             rc = cli_img_opts(optarg, &o);
+            break;
+        case 't':
+            /* As qemu-img: by default the copy is not fdatasync'ed (a crash means
+             * converting again); writeback makes it durable before exiting. */
+            if (!strcmp(optarg, "unsafe") || !strcmp(optarg, "writeback")) {
+                unsafe = !strcmp(optarg, "unsafe");
+            } else {
+                rc = cli_img_bad("-t %s: unknown cache mode (unsafe, writeback)", optarg);
+            }
             break;
         default:
             return cli_img_badopt(argv);
@@ -451,12 +460,12 @@ static int cli_img_convert(int argc, char **argv)
         image_close(in);
         return cli_img_fail(err);
     }
-    if (cli_img_open(dst, o.format, IMAGE_OPEN_RDWR, &out)) {
+    if (cli_img_open(dst, o.format, IMAGE_OPEN_RDWR | (unsafe ? IMAGE_OPEN_UNSAFE : 0), &out)) {
         image_close(in);
         return CLI_IMG_FAIL;
     }
     uint64_t cs = image_cluster_size(out) ? image_cluster_size(out) : 65536;
-    uint64_t chunk = CLI_IMG_CHUNK > cs ? CLI_IMG_CHUNK : cs;
+    uint64_t chunk = CLI_IMG_CONVERT_CHUNK > cs ? CLI_IMG_CONVERT_CHUNK : cs;
     uint8_t *buf = malloc(chunk);
     uint64_t total = image_length(in);
     int rc = buf ? 0 : CLI_IMG_FAIL;
@@ -473,20 +482,28 @@ static int cli_img_convert(int argc, char **argv)
             rc = cli_img_fail(image_error(in));
             break;
         }
-        for (uint64_t p = 0; p < n && rc == 0; p += cs) {
+        /* Clusters that read as zeros are not written; the rest go out in runs. */
+        uint64_t run = 0, p = 0; /* run: start of the pending data, relative to off */
+        while (p < n && rc == 0) {
             uint64_t m = n - p < cs ? n - p : cs;
-            if (cli_img_is_zero(buf + p, m)) {
-                continue;
+            bool data = !cli_img_is_zero(buf + p, m);
+            if (data && compress && m == cs && (off + p) % cs == 0) {
+                if (p > run && image_pwrite(out, buf + run, p - run, off + run) < 0) {
+                    rc = cli_img_fail(image_error(out));
+                } else if (image_write_compressed(out, buf + p, off + p) < 0) {
+                    rc = cli_img_fail(image_error(out));
+                }
+                run = p + m;
+            } else if (!data) {
+                if (p > run && image_pwrite(out, buf + run, p - run, off + run) < 0) {
+                    rc = cli_img_fail(image_error(out));
+                }
+                run = p + m;
             }
-            int r;
-            if (compress && m == cs && (off + p) % cs == 0) {
-                r = image_write_compressed(out, buf + p, off + p);
-            } else {
-                r = image_pwrite(out, buf + p, m, off + p);
-            }
-            if (r < 0) {
-                rc = cli_img_fail(image_error(out));
-            }
+            p += m;
+        }
+        if (rc == 0 && p > run && image_pwrite(out, buf + run, p - run, off + run) < 0) {
+            rc = cli_img_fail(image_error(out));
         }
         off += n;
         cli_img_progress(progress, off, total);

@@ -56,7 +56,7 @@ static void cli_run_usage(FILE *f)
         "  --disk FILE[,format=raw|qcow2][,readonly=on]\n"
         "                     a SATA disk on the AHCI controller\n"
         "  --cdrom FILE       an ISO in a SATA (ATAPI) CD/DVD-ROM drive, read-only\n"
-        "  --device virtio-rng | virtio-serial\n"
+        "  --device virtio-rng | virtio-serial | virtio-tablet\n"
         "                     entropy device / multiport serial device\n"
         "  --virtio-port name=NAME[,console=on],chardev=SPEC\n"
         "                     a virtio-serial port (/dev/virtio-ports/NAME in the\n"
@@ -137,6 +137,7 @@ enum {
     OPT_DISPLAY, /* OPT_DISPLAY..OPT_NAME follow enum cli_run_ui_opt */
     OPT_CTL,
     OPT_NAME,
+    OPT_TABLET,
     OPT_KERNEL_INFLATE,
     OPT_DISK,
     OPT_CDROM,
@@ -166,6 +167,7 @@ static const struct option cli_run_opts[] = {
     {"display", required_argument, NULL, OPT_DISPLAY},
     {"ctl", required_argument, NULL, OPT_CTL},
     {"name", required_argument, NULL, OPT_NAME},
+    {"tablet", required_argument, NULL, OPT_TABLET},
     {"kernel-inflate", required_argument, NULL, OPT_KERNEL_INFLATE},
     {"disk", required_argument, NULL, OPT_DISK},
     {"cdrom", required_argument, NULL, OPT_CDROM},
@@ -260,6 +262,7 @@ static int cli_run_parse(int argc, char **argv, struct cli_run_args *a)
         case OPT_DISPLAY:
         case OPT_CTL:
         case OPT_NAME:
+        case OPT_TABLET:
             if (cli_run_ui_parse((enum cli_run_ui_opt)(c - OPT_DISPLAY), optarg, &a->ui) < 0) {
                 return CLI_EXIT_USAGE;
             }
@@ -480,6 +483,7 @@ int cli_run_main(int argc, char **argv)
         struct machine *m = NULL;
         struct machine_error err;
         cli_run_ui_config(&a.ui, &cfg); /* framebuffer size (core/cli_run_ui.c) */
+        a.pci.tablet = a.pci.tablet || cli_run_ui_tablet(&a.ui);
         rc = machine_new(&cfg, &m, &err);
         if (rc < 0) {
             fprintf(stderr, "lodge: %s\n", err.msg);

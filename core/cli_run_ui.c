@@ -46,8 +46,24 @@ int cli_run_ui_parse(enum cli_run_ui_opt opt, const char *arg, struct cli_run_ui
         }
         ui->name = arg;
         return 0;
+    case CLI_RUN_UI_TABLET:
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0) {
+            fprintf(stderr, "lodge: --tablet: use on or off, not '%s'\n", arg);
+            return -1;
+        }
+        ui->tablet = arg;
+        return 0;
     }
     return -1;
+}
+
+bool cli_run_ui_tablet(const struct cli_run_ui *ui)
+{
+    if (ui->tablet) {
+        return strcmp(ui->tablet, "on") == 0;
+    }
+    /* Absolute pointing is for someone looking at the screen or driving it remotely. */
+    return ui->sdl || ui->ctl || ui->name;
 }
 
 void cli_run_ui_config(struct cli_run_ui *ui, struct machine_config *cfg)

@@ -88,6 +88,52 @@ static int ctl_get_bool(JsonObject *o, const char *name, bool *out)
     return 1;
 }
 
+/* An integer member in [lo, hi]: 0 when absent (*out untouched), 1 when set, -EINVAL
+ * when it is not an integer or out of range. */
+static int ctl_get_int(JsonObject *o, const char *name, long lo, long hi, int *out)
+{
+    JsonNode *n = json_object_get_member(o, name);
+    if (!n) {
+        return 0;
+    }
+    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) {
+        return -EINVAL;
+    }
+    gint64 v = json_node_get_int(n);
+    if (v < lo || v > hi) {
+        return -EINVAL;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+/* The pointer forms of "input": mouse (relative, PS/2) and abs (tablet). */
+static int ctl_parse_pointer(JsonObject *o, struct ctl_request *req, char *err, size_t errlen)
+{
+    int buttons = 0;
+    if (ctl_get_int(o, "buttons", 0, 7, &buttons) < 0) {
+        return ctl_bad(err, errlen, "buttons: needs 0..7 (bit 0 left, 1 right, 2 middle)");
+    }
+    req->buttons = (unsigned)buttons;
+    if (ctl_get_int(o, "wheel", -CTL_WHEEL_MAX, CTL_WHEEL_MAX, &req->wheel) < 0) {
+        return ctl_bad(err, errlen, "wheel: needs an integer in -%d..%d", CTL_WHEEL_MAX,
+                       CTL_WHEEL_MAX);
+    }
+    if (req->input == CTL_INPUT_MOUSE) {
+        if (ctl_get_int(o, "dx", -CTL_MOUSE_MAX, CTL_MOUSE_MAX, &req->dx) <= 0 ||
+            ctl_get_int(o, "dy", -CTL_MOUSE_MAX, CTL_MOUSE_MAX, &req->dy) <= 0) {
+            return ctl_bad(err, errlen, "dx, dy: need integers in -%d..%d", CTL_MOUSE_MAX,
+                           CTL_MOUSE_MAX);
+        }
+        return 0;
+    }
+    if (ctl_get_int(o, "x", 0, MACHINE_ABS_MAX, &req->x) <= 0 ||
+        ctl_get_int(o, "y", 0, MACHINE_ABS_MAX, &req->y) <= 0) {
+        return ctl_bad(err, errlen, "x, y: need integers in 0..%d", MACHINE_ABS_MAX);
+    }
+    return 0;
+}
+
 static int ctl_parse_keys(const char *spec, struct ctl_request *req, char *err, size_t errlen)
 {
     gchar **parts = g_strsplit(spec, "-", -1);
@@ -136,8 +182,12 @@ static int ctl_parse_args(JsonObject *o, struct ctl_request *req, char *err, siz
         return ctl_parse_keys(s, req, err, errlen);
     case CTL_CMD_INPUT:
         s = ctl_get_string(o, "type", &bad);
+        if (!bad && s && (strcmp(s, "mouse") == 0 || strcmp(s, "abs") == 0)) {
+            req->input = s[0] == 'm' ? CTL_INPUT_MOUSE : CTL_INPUT_ABS;
+            return ctl_parse_pointer(o, req, err, errlen);
+        }
         if (bad || !s || strcmp(s, "key") != 0) {
-            return ctl_bad(err, errlen, "type: only \"key\" events are supported");
+            return ctl_bad(err, errlen, "type: needs \"key\", \"mouse\" or \"abs\"");
         }
         s = ctl_get_string(o, "key", &bad);
         JsonNode *ev = json_object_get_member(o, "evdev");
@@ -454,10 +504,10 @@ static void ctl_handle_line(struct ctl_client *cl, const char *line, size_t len)
         break;
     case CTL_CMD_SCREENDUMP:
         if (!srv->surface) {
-            error = "this VM has no display (text-mode dumps are not supported yet)";
+            error = "this VM has no display";
             break;
         }
-        rc = surface_write_png(srv->surface, req.file);
+        rc = surface_screendump(srv->surface, req.file); /* FILE.txt: text screen */
         if (rc < 0) {
             snprintf(msg, sizeof(msg), "%.200s: %s", req.file, strerror(-rc));
             error = msg;
@@ -471,6 +521,22 @@ static void ctl_handle_line(struct ctl_client *cl, const char *line, size_t len)
         }
         break;
     case CTL_CMD_INPUT: {
+        rc = 0;
+        if (req.input == CTL_INPUT_MOUSE) {
+            rc = machine_mouse_event(srv->m, req.dx, req.dy, req.wheel, req.buttons);
+        } else if (req.input == CTL_INPUT_ABS) {
+            rc = machine_abs_event(srv->m, req.x, req.y, req.wheel, req.buttons);
+        }
+        if (req.input != CTL_INPUT_KEY) {
+            if (rc == -ENODEV) {
+                error = req.input == CTL_INPUT_ABS ? "this VM has no tablet (lodge run --tablet on)"
+                                                   : "this VM has no PS/2 mouse";
+            } else if (rc < 0) {
+                snprintf(msg, sizeof(msg), "pointer: %s", strerror(-rc));
+                error = msg;
+            }
+            break;
+        }
         uint8_t sc[KEYMAP_MAX_BYTES];
         int k = keymap_usb_to_set1((uint32_t)req.key, req.down, sc);
         rc = k > 0 ? machine_key_event(srv->m, sc, (size_t)k) : -ENOENT;

@@ -5,8 +5,14 @@
  *             "id": ANY (optional, echoed), ...arguments}
  *   powerdown  {"force": bool}      false: ACPI power button; true: power off now
  *   screendump {"file": "/abs.png"} the screen as PNG, written by the VM process
+ *              ("/abs.txt": a text-mode screen as text; an error in graphics modes)
  *   send-keys  {"keys": "ctrl-alt-delete"}  press in order, release in reverse
  *   input      {"type": "key", "key": "a" | "evdev": 30, "down": bool}
+ *              {"type": "mouse", "dx": N, "dy": N, "buttons": B, "wheel": W}  PS/2 mouse
+ *              {"type": "abs", "x": 0..32767, "y": 0..32767, "buttons": B, "wheel": W}
+ *              tablet; dx, dy (|N| <= 4096), x, y required; buttons (bit 0 left,
+ *              1 right, 2 middle) and wheel (-127..127) default 0; dy > 0 is down,
+ *              wheel > 0 scrolls up
  *   display-attach  the reply carries the framebuffer memfd (SCM_RIGHTS) and its mode
  * Replies:   {"id": ..., "ok": true, "return": {...}} or {"id": ..., "ok": false,
  *             "error": "text"}
@@ -24,6 +30,8 @@
 #define CTL_MAX_LINE 65536 /* longer requests are refused and the client dropped */
 #define CTL_MAX_KEYS 16
 #define CTL_NAME_MAX 64
+#define CTL_MOUSE_MAX 4096 /* |dx|, |dy| of one mouse event */
+#define CTL_WHEEL_MAX 127
 
 struct surface;
 struct ctl_server;
@@ -41,6 +49,12 @@ enum ctl_cmd {
     CTL_CMD_INPUT,
 };
 
+enum ctl_input_type {
+    CTL_INPUT_KEY,
+    CTL_INPUT_MOUSE,
+    CTL_INPUT_ABS,
+};
+
 struct ctl_request {
     enum ctl_cmd cmd;
     char *id;               /* the request's "id" as JSON text, or NULL */
@@ -50,6 +64,11 @@ struct ctl_request {
     int nkeys;
     int key;   /* input: USB HID usage */
     bool down; /* input: press (true) or release */
+    enum ctl_input_type input; /* input: which form */
+    int dx, dy;       /* input mouse: relative motion */
+    int x, y;         /* input abs: 0..32767 */
+    int wheel;        /* input mouse/abs: wheel clicks */
+    unsigned buttons; /* input mouse/abs: bit 0 left, 1 right, 2 middle */
 };
 
 /* Parse one request line. 0, or -EINVAL with a message in err (the id, when the line

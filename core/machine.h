@@ -127,7 +127,21 @@ int machine_resume(struct machine *m);
 void machine_power_button(struct machine *m);
 /* Set-1 scancode bytes to the PS/2 keyboard. 0 or -errno. */
 int machine_key_event(struct machine *m, const uint8_t *scancode, size_t n);
+/* Relative motion to the PS/2 mouse: dx right, dy down, wheel > 0 scrolls up, buttons
+ * bit 0 left, 1 right, 2 middle. 0 or -errno. */
+int machine_mouse_event(struct machine *m, int dx, int dy, int wheel, unsigned buttons);
+/* Absolute position to the virtio tablet, x/y in 0..MACHINE_ABS_MAX over the screen.
+ * -ENODEV without a tablet, -ENOSPC when its queue is full. */
+#define MACHINE_ABS_MAX 32767
+int machine_abs_event(struct machine *m, int x, int y, int wheel, unsigned buttons);
+/* Whether the guest drives the tablet (its driver is up): then the console sends
+ * absolute positions instead of relative motion. */
+bool machine_tablet_ready(struct machine *m);
 /* The framebuffer, or -ENODEV when the machine has none. */
 int machine_get_fb(struct machine *m, struct machine_fb *out);
+/* The firmware's VGA device (--firmware), or NULL. Viewers put it on a display surface
+ * with devices/display/vga_display.h. */
+struct vga;
+struct vga *machine_vga(struct machine *m);
 
 #endif

@@ -95,6 +95,10 @@ int machine_net_add(struct machine *m, const struct machine_pci_config *pc,
             pd = mn->vnet[i] ? virtio_pci_pci(virtio_net_transport(mn->vnet[i])) : NULL;
         } else {
             mn->e1000[i] = e1000_new(&m->mem, mac, mn->be[i]);
+            if (mn->e1000[i] && e1000_set_timerq(mn->e1000[i], m->tq) < 0) {
+                e1000_free(mn->e1000[i]);
+                mn->e1000[i] = NULL;
+            }
             pd = mn->e1000[i] ? e1000_pci(mn->e1000[i]) : NULL;
         }
         if (!pd) {

@@ -10,6 +10,7 @@
 #include "devices/pci/pci_dev.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
+#include "devices/virtio/virtio_input.h"
 #include "devices/virtio/virtio_rng.h"
 #include "snapshot/image.h"
 
@@ -20,7 +21,7 @@
 #include <string.h>
 
 #define MPCI_TAG "machine"
-#define MPCI_MAX_FUNCS (MACHINE_PCI_MAX_DRIVES + 2)
+#define MPCI_MAX_FUNCS (MACHINE_PCI_MAX_DRIVES + 3)
 
 struct mpci_port {
     struct virtio_console *con; /* device the port belongs to */
@@ -36,6 +37,7 @@ struct machine_pci {
     struct mpci_port ports[MACHINE_PCI_MAX_PORTS];
     int nports;
     struct virtio_rng *rng;
+    struct virtio_input *tablet;              /* absolute pointer (--device virtio-tablet) */
     struct machine_net *net;                  /* NICs (core/machine_net.c) */
     struct virtio_pci *funcs[MPCI_MAX_FUNCS]; /* every transport, for reset */
     int nfuncs;
@@ -130,6 +132,10 @@ int machine_pci_parse_device(struct machine_pci_config *pc, const char *spec)
     }
     if (!strcmp(spec, "virtio-rng")) {
         pc->rng = true;
+        return 1;
+    }
+    if (!strcmp(spec, "virtio-tablet")) {
+        pc->tablet = true;
         return 1;
     }
     return 0;
@@ -346,7 +352,7 @@ static int mpci_add_serial(struct machine *m, const struct machine_pci_config *p
 int machine_pci_add_devices(struct machine *m, struct machine_error *err)
 {
     const struct machine_pci_config *pc = m->cfg.pci;
-    if (!pc || (!pc->ndrives && !pc->serial && !pc->rng && !pc->nnics)) {
+    if (!pc || (!pc->ndrives && !pc->serial && !pc->rng && !pc->nnics && !pc->tablet)) {
         return 0;
     }
     m->pci = calloc(1, sizeof(*m->pci));
@@ -372,7 +378,21 @@ int machine_pci_add_devices(struct machine *m, struct machine_error *err)
     if (rc == 0 && pc->nnics) {
         rc = machine_net_add(m, pc, &m->pci->net, err);
     }
+    /* Last, so adding it by default moves no other device's slot. */
+    if (rc == 0 && pc->tablet) {
+        m->pci->tablet = virtio_input_new_tablet(&m->mem);
+        if (!m->pci->tablet) {
+            mpci_err(err, false, "machine: out of memory creating virtio-tablet");
+            return -ENOMEM;
+        }
+        rc = mpci_plug(m, virtio_input_transport(m->pci->tablet), err);
+    }
     return rc;
+}
+
+struct virtio_input *machine_pci_tablet(struct machine *m)
+{
+    return m->pci ? m->pci->tablet : NULL;
 }
 
 void machine_pci_reset(struct machine *m)
@@ -407,6 +427,7 @@ void machine_pci_free(struct machine *m)
         chardev_free(mp->ports[i].chr);
     }
     virtio_rng_free(mp->rng);
+    virtio_input_free(mp->tablet);
     machine_net_free(mp->net);
     free(mp);
     m->pci = NULL;

@@ -41,6 +41,7 @@ struct machine_pci_config {
     int ndrives;
     bool rng;    /* --device virtio-rng */
     bool serial; /* --device virtio-serial (implied by --virtio-port) */
+    bool tablet; /* --device virtio-tablet (lodge run adds it with a display or --ctl) */
     struct machine_vport ports[MACHINE_PCI_MAX_PORTS];
     int nports;
     struct net_nic_config nics[NET_MAX_NICS]; /* --net user,... (core/machine_net.c) */
@@ -61,5 +62,8 @@ struct machine_error;
 int machine_pci_add_devices(struct machine *m, struct machine_error *err);
 void machine_pci_reset(struct machine *m);
 void machine_pci_free(struct machine *m);
+/* The virtio tablet (absolute pointer), or NULL when the machine has none. */
+struct virtio_input;
+struct virtio_input *machine_pci_tablet(struct machine *m);
 
 #endif

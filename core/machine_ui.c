@@ -1,10 +1,13 @@
 /* Machine hooks for the control socket and the display: state, events, pause/resume,
  * power button, keyboard input, framebuffer. */
+#include "core/boot_firmware.h"
 #include "core/log.h"
 #include "core/machine.h"
 #include "core/machine_internal.h"
+#include "core/machine_pci.h"
 #include "devices/pc/acpi_pm.h"
 #include "devices/pc/i8042.h"
+#include "devices/virtio/virtio_input.h"
 
 #include <errno.h>
 #include <string.h>
@@ -142,6 +145,28 @@ int machine_key_event(struct machine *m, const uint8_t *scancode, size_t n)
     return i8042_key_event(m->i8042, scancode, n);
 }
 
+int machine_mouse_event(struct machine *m, int dx, int dy, int wheel, unsigned buttons)
+{
+    if (!m->i8042) {
+        return -ENODEV;
+    }
+    return i8042_mouse_event(m->i8042, dx, dy, wheel, buttons);
+}
+
+int machine_abs_event(struct machine *m, int x, int y, int wheel, unsigned buttons)
+{
+    struct virtio_input *t = machine_pci_tablet(m);
+    if (!t) {
+        return -ENODEV;
+    }
+    return virtio_input_tablet_event(t, x, y, wheel, buttons);
+}
+
+bool machine_tablet_ready(struct machine *m)
+{
+    return virtio_input_ready(machine_pci_tablet(m));
+}
+
 int machine_get_fb(struct machine *m, struct machine_fb *out)
 {
     if (!m->cfg.fb_width || !m->cfg.fb_height) {
@@ -160,6 +185,11 @@ int machine_get_fb(struct machine *m, struct machine_fb *out)
     out->height = m->cfg.fb_height;
     out->stride = m->cfg.fb_width * 4;
     return 0;
+}
+
+struct vga *machine_vga(struct machine *m)
+{
+    return boot_firmware_vga(m);
 }
 
 /* boot_params.screen_info (arch/x86/include/uapi/linux/screen_info.h): a VESA linear

@@ -241,6 +241,11 @@ bool net_backend_link_up(const struct net_backend *be)
     return be->link_up;
 }
 
+bool net_backend_rx_csum_good(const struct net_backend *be)
+{
+    return be && be->rx_csum_good;
+}
+
 int net_backend_send(struct net_backend *be, const void *frame, size_t len)
 {
     if (len < NET_ETH_HLEN || len > NET_MAX_FRAME) {
@@ -464,4 +469,59 @@ void net_frame_fix_checksums(uint8_t *frame, size_t len)
         c = 0xffff; /* RFC 768: zero means "no checksum" */
     }
     net_put16(l4 + csum_at, c);
+}
+
+unsigned net_frame_check_csums(const uint8_t *frame, size_t len, bool trusted)
+{
+    if (len < NET_ETH_HLEN + 20) {
+        return 0;
+    }
+    uint16_t type = (uint16_t)(frame[12] << 8 | frame[13]);
+    const uint8_t *ip = frame + NET_ETH_HLEN;
+    size_t avail = len - NET_ETH_HLEN;
+    unsigned r = 0;
+    uint8_t proto;
+    size_t l4off, iplen;
+    uint32_t pseudo;
+    if (type == 0x0800 && (ip[0] >> 4) == 4) {
+        size_t ihl = (size_t)(ip[0] & 0xf) * 4;
+        iplen = (size_t)(ip[2] << 8 | ip[3]);
+        if (ihl < 20 || iplen < ihl || iplen > avail) {
+            return 0;
+        }
+        r |= NET_CSUM_IP4;
+        if (!trusted && net_checksum(ip, ihl, 0) != 0xffff) {
+            r |= NET_CSUM_IP4_BAD;
+        }
+        /* A fragment's L4 checksum covers the whole datagram: not checkable here. */
+        if ((ip[6] & 0x3f) || ip[7]) {
+            return r;
+        }
+        proto = ip[9];
+        l4off = ihl;
+        pseudo = net_sum(ip + 12, 8, 0) + proto + (uint32_t)(iplen - ihl);
+    } else if (type == 0x86dd && (ip[0] >> 4) == 6 && avail >= 40) {
+        iplen = 40 + (size_t)(ip[4] << 8 | ip[5]);
+        if (iplen > avail) {
+            return 0;
+        }
+        r |= NET_CSUM_IP6;
+        proto = ip[6];
+        l4off = 40;
+        pseudo = net_sum(ip + 8, 32, 0) + proto + (uint32_t)(iplen - 40);
+    } else {
+        return 0;
+    }
+    size_t l4len = iplen - l4off;
+    if (!((proto == 6 && l4len >= 20) || (proto == 17 && l4len >= 8))) {
+        return r;
+    }
+    r |= NET_CSUM_L4;
+    if (proto == 17 && !(ip[l4off + 6] | ip[l4off + 7]) && (r & NET_CSUM_IP4)) {
+        return r; /* UDP over IPv4 without a checksum (RFC 768) */
+    }
+    if (!trusted && net_fold(net_sum(ip + l4off, l4len, pseudo)) != 0xffff) {
+        r |= NET_CSUM_L4_BAD;
+    }
+    return r;
 }

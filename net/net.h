@@ -97,6 +97,8 @@ struct net_backend {
     bool rx_kick;           /* the NIC said it has buffers again */
     struct net_peer peer;   /* NIC side (receive may be NULL before attach) */
     bool link_up;           /* carrier as the NIC reports it to the guest */
+    bool rx_csum_good;      /* frames for the NIC carry checksums the backend computed
+                             * itself (slirp): a NIC may report them verified */
     uint64_t tx_frames, rx_frames, rx_dropped, tx_dropped; /* counters for logs/tests */
 };
 
@@ -108,6 +110,10 @@ int net_backend_send(struct net_backend *be, const void *frame, size_t len);
 /* The NIC has receive buffers again. Any thread. */
 void net_backend_rx_ready(struct net_backend *be);
 bool net_backend_link_up(const struct net_backend *be);
+/* Whether the frames this backend delivers have correct IP/TCP/UDP checksums by
+ * construction, so a NIC may tell the guest they were verified (virtio DATA_VALID,
+ * e1000 IPCS/TCPCS) and spare it summing every byte. */
+bool net_backend_rx_csum_good(const struct net_backend *be);
 void net_backend_free(struct net_backend *be);
 
 /* For backend implementations: set up / tear down the base; deliver a frame to
@@ -132,5 +138,17 @@ uint16_t net_checksum(const void *buf, size_t len, uint32_t sum);
  * whole Ethernet frame (IPv4 or IPv6, no extension headers): what a NIC does
  * for a TSO/GSO super-frame it forwards unsegmented. No-op on other frames. */
 void net_frame_fix_checksums(uint8_t *frame, size_t len);
+
+/* What net_frame_check_csums found (a receive checksum offload reports these). */
+#define NET_CSUM_IP4 0x1     /* an IPv4 header was checked */
+#define NET_CSUM_IP4_BAD 0x2 /* ... and its checksum is wrong */
+#define NET_CSUM_L4 0x4      /* a TCP or UDP checksum was checked */
+#define NET_CSUM_L4_BAD 0x8  /* ... and it is wrong */
+#define NET_CSUM_IP6 0x10    /* the packet is IPv6 */
+/* Verifies the IPv4 header and TCP/UDP checksums of an Ethernet frame (IPv4 or IPv6
+ * without extension headers, not fragmented). With trusted (the backend built the
+ * frame: net_backend_rx_csum_good) the sums are not recomputed and count as good.
+ * Returns NET_CSUM_* bits; 0 for frames it does not understand. */
+unsigned net_frame_check_csums(const uint8_t *frame, size_t len, bool trusted);
 
 #endif

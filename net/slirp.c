@@ -31,9 +31,10 @@ struct net_slirp {
     struct net_backend be; /* base: must be first */
     Slirp *slirp;
     GSource *src;                               /* poll/timer source on the loop */
-    GPollFD *pfds;                              /* poll set of the current iteration */
-    unsigned npfd, cap_pfd;                     /* used / allocated */
-    unsigned nadded;                            /* pfds currently added to src */
+    GPollFD *pfds;                              /* poll set added to src (stable storage) */
+    unsigned nadded, cap_pfd;                   /* pfds entries added / allocated */
+    GPollFD *fill;                              /* poll set slirp asks for this iteration */
+    unsigned npfd, cap_fill;                    /* used / allocated */
     struct slirp_timer timers[SLIRP_MAX_TIMERS]; /* slirp's timers (RA, DHCPv6...) */
 };
 
@@ -125,14 +126,14 @@ static const SlirpCb slirp_callbacks = {
 static int slirp_add_poll(int fd, int events, void *opaque)
 {
     struct net_slirp *s = opaque;
-    if (s->npfd == s->cap_pfd) {
-        unsigned cap = s->cap_pfd ? s->cap_pfd * 2 : 16;
-        GPollFD *n = realloc(s->pfds, cap * sizeof(*n));
+    if (s->npfd == s->cap_fill) {
+        unsigned cap = s->cap_fill ? s->cap_fill * 2 : 16;
+        GPollFD *n = realloc(s->fill, cap * sizeof(*n));
         if (!n) {
             return -1;
         }
-        s->pfds = n;
-        s->cap_pfd = cap;
+        s->fill = n;
+        s->cap_fill = cap;
     }
     gushort ev = 0;
     ev |= (events & SLIRP_POLL_IN) ? G_IO_IN : 0;
@@ -140,14 +141,14 @@ static int slirp_add_poll(int fd, int events, void *opaque)
     ev |= (events & SLIRP_POLL_PRI) ? G_IO_PRI : 0;
     ev |= (events & SLIRP_POLL_ERR) ? G_IO_ERR : 0;
     ev |= (events & SLIRP_POLL_HUP) ? G_IO_HUP : 0;
-    s->pfds[s->npfd] = (GPollFD){.fd = fd, .events = ev, .revents = 0};
+    s->fill[s->npfd] = (GPollFD){.fd = fd, .events = ev, .revents = 0};
     return (int)s->npfd++;
 }
 
 static int slirp_get_revents(int idx, void *opaque)
 {
     struct net_slirp *s = opaque;
-    if (idx < 0 || (unsigned)idx >= s->npfd) {
+    if (idx < 0 || (unsigned)idx >= s->nadded) {
         return 0;
     }
     gushort r = s->pfds[idx].revents;
@@ -168,18 +169,47 @@ static void slirp_remove_polls(struct net_slirp *s)
     s->nadded = 0;
 }
 
+/* Makes the source's poll set what slirp asked for. g_source_add_poll and
+ * g_source_remove_poll wake the context, so doing them on every prepare made every
+ * poll() return at once: the loop thread spun at 100% of a core. The set only changes
+ * when a socket opens or closes; otherwise the events are updated in place (GLib reads
+ * them when it builds the poll array, after prepare). */
+static void slirp_sync_polls(struct net_slirp *s)
+{
+    bool same = s->npfd == s->nadded;
+    for (unsigned i = 0; same && i < s->npfd; i++) {
+        same = s->pfds[i].fd == s->fill[i].fd;
+    }
+    if (same) {
+        for (unsigned i = 0; i < s->npfd; i++) {
+            s->pfds[i].events = s->fill[i].events;
+            s->pfds[i].revents = 0;
+        }
+        return;
+    }
+    slirp_remove_polls(s);
+    if (s->npfd > s->cap_pfd) {
+        GPollFD *n = realloc(s->pfds, s->npfd * sizeof(*n));
+        if (!n) {
+            return; /* nothing polled this round; slirp's timeout still runs it */
+        }
+        s->pfds = n;
+        s->cap_pfd = s->npfd;
+    }
+    for (unsigned i = 0; i < s->npfd; i++) {
+        s->pfds[i] = s->fill[i];
+        g_source_add_poll(s->src, &s->pfds[i]);
+    }
+    s->nadded = s->npfd;
+}
+
 static gboolean slirp_src_prepare(GSource *src, gint *timeout)
 {
     struct net_slirp *s = ((struct slirp_source *)src)->s;
-    slirp_remove_polls(s);
     s->npfd = 0;
     uint32_t to = 1000;
     slirp_pollfds_fill(s->slirp, &to, slirp_add_poll, s);
-    /* Only now: the array may have moved while slirp filled it. */
-    for (unsigned i = 0; i < s->npfd; i++) {
-        g_source_add_poll(src, &s->pfds[i]);
-    }
-    s->nadded = s->npfd;
+    slirp_sync_polls(s);
     int64_t now_ms = slirp_now_ns() / 1000000;
     for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
         struct slirp_timer *t = &s->timers[i];
@@ -218,7 +248,7 @@ static gboolean slirp_src_dispatch(GSource *src, GSourceFunc cb, gpointer data)
 {
     struct net_slirp *s = ((struct slirp_source *)src)->s;
     slirp_pollfds_poll(s->slirp, 0, slirp_get_revents, s);
-    for (unsigned i = 0; i < s->npfd; i++) {
+    for (unsigned i = 0; i < s->nadded; i++) {
         s->pfds[i].revents = 0;
     }
     int64_t now_ms = slirp_now_ns() / 1000000;
@@ -258,6 +288,7 @@ static void slirp_destroy(struct net_backend *be)
         slirp_cleanup(s->slirp);
     }
     free(s->pfds);
+    free(s->fill);
     free(s);
 }
 
@@ -281,6 +312,9 @@ int net_slirp_new(const struct net_nic_config *cfg, unsigned mtu, GMainContext *
         return -ENOMEM;
     }
     net_backend_init(&s->be, &slirp_backend_ops, ctx);
+    /* slirp builds every packet it sends to the guest and sums it (ip_output, tcp_output,
+     * udp_output): nothing crossed a wire that could have corrupted it. */
+    s->be.rx_csum_good = true;
 
     SlirpConfig sc = {.version = 4};
     sc.restricted = cfg->restricted;

@@ -2,6 +2,8 @@
  * helpers the format drivers share. */
 #include "snapshot/image_int.h"
 
+#include "core/log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define IMAGE_TAG "image"
 
 static const struct {
     const char *name;
@@ -150,8 +154,104 @@ int image_probe(const char *path, enum image_format *out, char *err, size_t errl
     return r;
 }
 
+/* ---- locking ---- */
+
+/* QEMU's lock bytes (docs/system/qemu-block-drivers "Disk image file locking"):
+ * permission p held -> shared lock on byte 100 + p; permission p not shared with
+ * other users -> shared lock on byte 200 + p. A program wanting p checks that
+ * nobody holds 200 + p; one refusing p checks that nobody holds 100 + p. */
+#define IMAGE_LOCK_PERM_BASE 100
+#define IMAGE_LOCK_SHARED_BASE 200
+#define IMAGE_PERM_READ (1u << 0) /* BLK_PERM_CONSISTENT_READ */
+#define IMAGE_PERM_WRITE (1u << 1)
+#define IMAGE_PERM_RESIZE (1u << 3)
+#define IMAGE_PERM_BITS 4
+
+static const char *const image_perm_names[IMAGE_PERM_BITS] = {"consistent read", "write",
+                                                              "write unchanged", "resize"};
+
+/* 0, -EAGAIN when another open file holds a conflicting lock, or -errno. */
+static int image_lock_byte(int fd, int cmd, short type, off_t byte)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    if (fcntl(fd, cmd, &fl) < 0) {
+        return errno == EACCES ? -EAGAIN : -errno;
+    }
+    if (cmd == F_OFD_GETLK && fl.l_type != F_UNLCK) {
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* Take the locks for a reader (RW false) or a writer on FD. Lock first, check
+ * second: two programs racing can both fail, never both succeed. */
+static int image_lock_fd(int fd, bool rw, const char *path, char *err, size_t errlen)
+{
+    unsigned held = IMAGE_PERM_READ | (rw ? IMAGE_PERM_WRITE | IMAGE_PERM_RESIZE : 0);
+    unsigned unshared = IMAGE_PERM_WRITE | IMAGE_PERM_RESIZE;
+    const char *what = NULL;
+    bool shared_kind = false;
+    int r = 0;
+    for (unsigned i = 0; i < IMAGE_PERM_BITS && r == 0; i++) {
+        if (held & (1u << i)) {
+            r = image_lock_byte(fd, F_OFD_SETLK, F_RDLCK, IMAGE_LOCK_PERM_BASE + i);
+            what = image_perm_names[i];
+        }
+        if (r == 0 && (unshared & (1u << i))) {
+            r = image_lock_byte(fd, F_OFD_SETLK, F_RDLCK, IMAGE_LOCK_SHARED_BASE + i);
+            what = image_perm_names[i];
+            shared_kind = true;
+        }
+    }
+    for (unsigned i = 0; i < IMAGE_PERM_BITS && r == 0; i++) {
+        if (held & (1u << i)) {
+            r = image_lock_byte(fd, F_OFD_GETLK, F_WRLCK, IMAGE_LOCK_SHARED_BASE + i);
+            what = image_perm_names[i];
+            shared_kind = false;
+        }
+        if (r == 0 && (unshared & (1u << i))) {
+            r = image_lock_byte(fd, F_OFD_GETLK, F_WRLCK, IMAGE_LOCK_PERM_BASE + i);
+            what = image_perm_names[i];
+            shared_kind = true;
+        }
+    }
+    if (r == -EAGAIN) {
+        if (err && errlen) {
+            snprintf(err, errlen,
+                     "%s: image is in use by another process (a running VM?): cannot get the "
+                     "%s\"%s\" lock%s",
+                     path, shared_kind ? "shared " : "", what,
+                     rw ? "" : "; it is open for writing elsewhere");
+        }
+        return -EBUSY;
+    }
+    if (r < 0) {
+        /* A file system without OFD locks (some network mounts): like QEMU, go on
+         * unlocked rather than refuse the disk. */
+        log_warn(IMAGE_TAG, "%s: cannot lock the image (%s); opened without locking", path,
+                 strerror(-r));
+    }
+    return 0;
+}
+
+/* Refuse to recreate PATH while another process uses it. */
+static int image_lock_check_free(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        return 0; /* nothing there (or nothing we could lock): creation reports errors */
+    }
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+        r = image_lock_fd(fd, true, path, err, errlen);
+    }
+    close(fd);
+    return r;
+}
+
 static int image_open_depth(const char *path, enum image_format fmt, int flags, int depth,
-                            struct image **out, char *err, size_t errlen)
+                            const struct image *child, struct image **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (depth > IMAGE_MAX_CHAIN) {
@@ -170,6 +270,20 @@ static int image_open_depth(const char *path, enum image_format fmt, int flags, 
         close(fd);
         image_fmt_err(err, errlen, path, -EINVAL, "not a regular file or block device");
         return -EINVAL;
+    }
+    for (const struct image *c = child; c; c = c->child) {
+        if (c->dev == st.st_dev && c->ino == st.st_ino) {
+            close(fd);
+            image_fmt_err(err, errlen, path, -ELOOP, "backing chain too long (a loop?)");
+            return -ELOOP;
+        }
+    }
+    if (!(flags & IMAGE_OPEN_SHARE)) {
+        int lr = image_lock_fd(fd, rw, path, err, errlen);
+        if (lr < 0) {
+            close(fd);
+            return lr;
+        }
     }
     enum image_format probed;
     int r = image_probe_fd(fd, &probed);
@@ -204,6 +318,9 @@ static int image_open_depth(const char *path, enum image_format fmt, int flags, 
     img->fd = fd;
     img->path = strdup(path);
     img->flags = flags;
+    img->dev = st.st_dev;
+    img->ino = st.st_ino;
+    img->child = child;
     pthread_mutex_init(&img->lock, NULL);
     if (!img->path) {
         image_close(img);
@@ -222,6 +339,7 @@ static int image_open_depth(const char *path, enum image_format fmt, int flags, 
         image_close(img);
         return r;
     }
+    img->child = NULL; /* only meaningful while the chain below is being opened */
     *out = img;
     return 0;
 }
@@ -229,7 +347,7 @@ static int image_open_depth(const char *path, enum image_format fmt, int flags, 
 int image_open(const char *path, enum image_format fmt, int flags, struct image **out, char *err,
                size_t errlen)
 {
-    return image_open_depth(path, fmt, flags, 0, out, err, errlen);
+    return image_open_depth(path, fmt, flags, 0, NULL, out, err, errlen);
 }
 
 void image_close(struct image *img)
@@ -277,7 +395,8 @@ int image_open_backing(struct image *img, const char *name, enum image_format fm
         return -ENOMEM;
     }
     char err[IMAGE_ERR_LEN];
-    int r = image_open_depth(path, fmt, 0, depth + 1, &img->backing, err, sizeof(err));
+    int r = image_open_depth(path, fmt, img->flags & IMAGE_OPEN_SHARE, depth + 1, img,
+                             &img->backing, err, sizeof(err));
     free(path);
     if (r == -ELOOP) {
         return image_set_error(img, r, "backing chain too long (a loop?)");
@@ -309,6 +428,10 @@ int image_read_backing(struct image *img, void *buf, uint64_t len, uint64_t off)
 int image_create(const char *path, const struct image_create_opts *opts, char *err, size_t errlen)
 {
     uint64_t size = opts->size;
+    int lr = image_lock_check_free(path, err, errlen);
+    if (lr < 0) {
+        return lr;
+    }
     if (opts->backing) {
         if (opts->format != IMAGE_FORMAT_QCOW2) {
             image_fmt_err(err, errlen, path, -EINVAL, "only qcow2 images can have a backing file");

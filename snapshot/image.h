@@ -37,6 +37,21 @@ enum image_format {
 #define IMAGE_OPEN_REPAIR                                                                          \
     0x4 /* open read-write even if marked dirty or corrupt,                                        \
            for image_check(..., repair) */
+/* Take no lock (like qemu-img -U): for looking at an image a running VM may be
+ * changing; what is read may be inconsistent. */
+#define IMAGE_OPEN_SHARE 0x8
+/* Never wait for the disk (no fdatasync; qemu-img convert's default cache=unsafe):
+ * metadata still reaches the file in dependency order, but a host crash may lose
+ * or tear anything written. For writing a fresh copy that a crash would redo. */
+#define IMAGE_OPEN_UNSAFE 0x10
+
+/* Locking: every open takes OFD locks on the file in the byte layout QEMU uses
+ * (shared locks on bytes 100 + p for permissions held, 200 + p for permissions
+ * refused to others), so Lodge and QEMU keep each other off an image in use.
+ * Read-only opens (backing files included) hold "read" and refuse writers;
+ * read-write opens hold "write" too, so they exclude every other user. A conflict
+ * makes image_open() fail with -EBUSY and "FILE: image is in use by another
+ * process (a running VM?): ..."; image_create() refuses to overwrite such a file. */
 
 /* image_block_status() results: where a byte range's content comes from */
 enum image_block_status {

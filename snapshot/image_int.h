@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/types.h>
 
 /* Longest backing chain we follow: protects against loops (a -> b -> a). */
 #define IMAGE_MAX_CHAIN 64
@@ -40,7 +41,10 @@ struct image {
     struct image *backing;
     char *backing_name;
     enum image_format backing_format;
-    void *priv; /* driver state */
+    void *priv;                /* driver state */
+    dev_t dev;                 /* identity of the open file: a backing chain that comes back */
+    ino_t ino;                 /* to a file already in it is a loop (and would lock itself out) */
+    const struct image *child; /* while opening a backing file: the image above it */
     char err[IMAGE_ERR_LEN];
 };
 

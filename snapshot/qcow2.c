@@ -30,6 +30,9 @@ int qcow2_check_offset(struct image *img, uint64_t off, uint64_t len, bool align
 
 int qcow2_sync(struct image *img)
 {
+    if (img->flags & IMAGE_OPEN_UNSAFE) {
+        return 0;
+    }
     if (fdatasync(img->fd) < 0) {
         int r = -errno;
         return image_set_error(img, r, "flush: %s", strerror(-r));
@@ -438,7 +441,18 @@ static int qcow2_pread(struct image *img, void *buf, uint64_t len, uint64_t off)
         } else if (q->version >= 3 && (entry & QCOW2_OFLAG_ZERO)) {
             memset(p, 0, n);
         } else if (hoff) {
-            r = qcow2_check_offset(img, hoff, 1, true, "data cluster");
+            /* Clusters stored back to back are one read. */
+            uint64_t k = 1;
+            while (n < len && idx + k < q->l2_entries) {
+                uint64_t e2 = image_be64(l2 + (idx + k) * 8);
+                if ((e2 & (QCOW2_OFLAG_COMPRESSED | (q->version >= 3 ? QCOW2_OFLAG_ZERO : 0))) ||
+                    (e2 & QCOW2_OFFSET_MASK) != hoff + k * q->cs) {
+                    break;
+                }
+                n = n + q->cs < len ? n + q->cs : len;
+                k++;
+            }
+            r = qcow2_check_offset(img, hoff, (k - 1) * q->cs + 1, true, "data cluster");
             if (r == 0) {
                 r = qcow2_read_host(img, p, n, hoff + in);
             }
@@ -538,6 +552,105 @@ static int qcow2_write_cluster(struct image *img, uint64_t vcl, uint64_t in, con
     return 0;
 }
 
+/* Plain data cluster we may overwrite in place: its host offset, else 0. */
+static uint64_t qcow2_inplace_offset(const struct qcow2 *q, uint64_t entry)
+{
+    if ((entry & QCOW2_OFLAG_COMPRESSED) || !(entry & QCOW2_OFLAG_COPIED) ||
+        (q->version >= 3 && (entry & QCOW2_OFLAG_ZERO))) {
+        return 0;
+    }
+    return entry & QCOW2_OFFSET_MASK;
+}
+
+/* Write LEN bytes at OFF (IN bytes into virtual cluster VCL) with as few syscalls as
+ * the layout allows: a run of clusters already allocated back to back is one
+ * pwrite; a run of whole unallocated clusters gets contiguous new clusters and one
+ * pwrite. *DONE gets the bytes written; 0 means "use qcow2_write_cluster". */
+static int qcow2_write_run(struct image *img, const uint8_t *src, uint64_t len, uint64_t off,
+                           uint64_t *done)
+{
+    struct qcow2 *q = qcow2_state(img);
+    uint64_t vcl = off >> q->cluster_bits, in = off & (q->cs - 1);
+    *done = 0;
+    uint8_t *l2;
+    uint64_t idx;
+    int r = qcow2_get_l2(img, vcl, false, &l2, &idx);
+    if (r < 0) {
+        return r;
+    }
+    uint64_t max = q->l2_entries - idx; /* runs stay inside one L2 table */
+    if (l2) {
+        uint64_t h0 = qcow2_inplace_offset(q, image_be64(l2 + idx * 8));
+        if (h0) {
+            uint64_t k = 1, bytes = q->cs - in;
+            while (k < max && bytes < len &&
+                   qcow2_inplace_offset(q, image_be64(l2 + (idx + k) * 8)) == h0 + k * q->cs) {
+                k++;
+                bytes += q->cs;
+            }
+            if (k < 2) {
+                return 0;
+            }
+            bytes = bytes < len ? bytes : len;
+            r = qcow2_check_offset(img, h0, k * q->cs, true, "data cluster");
+            if (r < 0) {
+                return r;
+            }
+            r = image_file_pwrite(img->fd, src, bytes, h0 + in);
+            q->data_unsynced = true;
+            if (r < 0) {
+                return image_set_error(img, r, "write: %s", strerror(-r));
+            }
+            *done = bytes;
+        }
+        if (h0 || in) {
+            return 0;
+        }
+    }
+    if (in || len < 2 * q->cs) {
+        return 0;
+    }
+    /* Whole clusters with nothing stored (unallocated or a plain zero cluster): the
+     * old content does not matter, nothing is freed. */
+    r = qcow2_get_l2(img, vcl, true, &l2, &idx);
+    if (r < 0) {
+        return r;
+    }
+    uint64_t k = 0, want = len >> q->cluster_bits;
+    while (k < max && k < want) {
+        uint64_t e = image_be64(l2 + (idx + k) * 8);
+        if ((e & QCOW2_OFLAG_COMPRESSED) || (e & QCOW2_OFFSET_MASK)) {
+            break;
+        }
+        k++;
+    }
+    if (k < 2) {
+        return 0;
+    }
+    uint64_t l2off = qcow2_l2_offset_of(img, vcl);
+    uint64_t noff;
+    r = qcow2_alloc_clusters(img, k, &noff);
+    if (r < 0) {
+        return r;
+    }
+    r = image_file_pwrite(img->fd, src, k * q->cs, noff);
+    q->data_unsynced = true;
+    if (r < 0) {
+        return image_set_error(img, r, "write: %s", strerror(-r));
+    }
+    /* The allocation may have evicted the L2 table from its cache slot. */
+    r = qcow2_cache_get(img, &q->l2c, l2off, true, &l2);
+    if (r < 0) {
+        return r;
+    }
+    for (uint64_t i = 0; i < k; i++) {
+        image_put_be64(l2 + (idx + i) * 8, (noff + i * q->cs) | QCOW2_OFLAG_COPIED);
+    }
+    qcow2_cache_mark_dirty(&q->l2c, l2off);
+    *done = k * q->cs;
+    return 0;
+}
+
 static int qcow2_pwrite(struct image *img, const void *buf, uint64_t len, uint64_t off)
 {
     struct qcow2 *q = qcow2_state(img);
@@ -546,13 +659,21 @@ static int qcow2_pwrite(struct image *img, const void *buf, uint64_t len, uint64
     while (len > 0) {
         uint64_t in = off & (q->cs - 1);
         uint64_t n = q->cs - in < len ? q->cs - in : len;
-        int r = qcow2_write_cluster(img, off >> q->cluster_bits, in, p, n);
+        uint64_t done = 0;
+        int r = 0;
+        if (n < len) {
+            r = qcow2_write_run(img, p, len, off, &done);
+        }
+        if (r == 0 && done == 0) {
+            r = qcow2_write_cluster(img, off >> q->cluster_bits, in, p, n);
+            done = n;
+        }
         if (r < 0) {
             return r;
         }
-        p += n;
-        off += n;
-        len -= n;
+        p += done;
+        off += done;
+        len -= done;
     }
     return 0;
 }

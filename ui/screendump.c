@@ -6,9 +6,11 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int surface_write_png(struct surface *s, const char *path)
 {
+    surface_refresh(s);
     struct surface_mode mode;
     surface_get_mode(s, &mode);
     FILE *f = fopen(path, "wb");
@@ -50,6 +52,38 @@ int surface_write_png(struct surface *s, const char *path)
     free(row);
     if (fclose(f) != 0) {
         return -errno;
+    }
+    return 0;
+}
+
+/* Text screens are at most 132x60 cells (VGA text modes). */
+#define SCREENDUMP_TEXT_MAX (133 * 60 + 1)
+
+int surface_screendump(struct surface *s, const char *path)
+{
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 4, ".txt") != 0) {
+        return surface_write_png(s, path);
+    }
+    char *buf = malloc(SCREENDUMP_TEXT_MAX);
+    if (!buf) {
+        return -ENOMEM;
+    }
+    int len = surface_text(s, buf, SCREENDUMP_TEXT_MAX);
+    if (len < 0) {
+        free(buf);
+        return len;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        int e = errno;
+        free(buf);
+        return -e;
+    }
+    size_t w = fwrite(buf, 1, (size_t)len, f);
+    free(buf);
+    if (fclose(f) != 0 || w != (size_t)len) {
+        return -EIO;
     }
     return 0;
 }

@@ -1,5 +1,9 @@
 /* SDL2 console: the guest screen scaled into a window, keyboard to the i8042.
  *
+ * Mouse: while the guest's virtio tablet driver runs, the pointer position goes to it
+ * as absolute coordinates and nothing is grabbed; otherwise a click grabs the mouse and
+ * relative motion goes to the PS/2 mouse.
+ *
  * Keys: Ctrl+Alt releases the keyboard/mouse grab, Ctrl+Alt+F toggles fullscreen,
  * Ctrl+Alt+I toggles integer scaling. Closing the window presses the ACPI power
  * button; closing it again forces the power off. All SDL calls happen on the console
@@ -46,6 +50,9 @@ struct sdl_console {
     bool ctrl_down, alt_down; /* left or right */
     bool combo_used;          /* a Ctrl+Alt+key shortcut ran: no release on key up */
     int close_requests;       /* 1: power button pressed, 2: forced off */
+    unsigned buttons;         /* mouse buttons held: bit 0 left, 1 right, 2 middle */
+    bool relative;            /* SDL relative mouse mode is on (grabbed, no tablet) */
+    int last_x, last_y;       /* last pointer position in guest pixels (wheel events) */
 };
 
 static void console_update_title(struct sdl_console *c)
@@ -74,7 +81,94 @@ static void console_set_grab(struct sdl_console *c, bool on)
     SDL_SetWindowGrab(c->win, on ? SDL_TRUE : SDL_FALSE);
     SDL_SetWindowKeyboardGrab(c->win, on ? SDL_TRUE : SDL_FALSE);
     SDL_ShowCursor(on ? SDL_DISABLE : SDL_ENABLE);
+    /* Relative mode keeps the host pointer from stopping at the window edge. */
+    bool rel = on && !machine_tablet_ready(c->m);
+    if (rel != c->relative) {
+        SDL_SetRelativeMouseMode(rel ? SDL_TRUE : SDL_FALSE);
+        c->relative = rel;
+    }
     console_update_title(c);
+}
+
+static unsigned console_button_bit(uint8_t sdl_button)
+{
+    switch (sdl_button) {
+    case SDL_BUTTON_LEFT:
+        return 1u;
+    case SDL_BUTTON_RIGHT:
+        return 2u;
+    case SDL_BUTTON_MIDDLE:
+        return 4u;
+    default:
+        return 0;
+    }
+}
+
+/* Window (logical, i.e. guest-pixel) coordinates to the tablet's 0..MACHINE_ABS_MAX. */
+static int console_abs(int v, uint32_t size)
+{
+    if (size < 2 || v <= 0) {
+        return 0;
+    }
+    if ((uint32_t)v >= size - 1) {
+        return MACHINE_ABS_MAX;
+    }
+    return (int)((int64_t)v * MACHINE_ABS_MAX / (int64_t)(size - 1));
+}
+
+/* One pointer update: absolute to the tablet when its driver runs, else relative to
+ * the PS/2 mouse while grabbed. */
+static void console_pointer(struct sdl_console *c, int x, int y, int dx, int dy, int wheel)
+{
+    if (machine_tablet_ready(c->m)) {
+        machine_abs_event(c->m, console_abs(x, c->tex_w), console_abs(y, c->tex_h), wheel,
+                          c->buttons);
+    } else if (c->grabbed) {
+        machine_mouse_event(c->m, dx, dy, wheel, c->buttons);
+    }
+}
+
+static void console_mouse(struct sdl_console *c, const SDL_Event *ev)
+{
+    if (c->relative && machine_tablet_ready(c->m)) {
+        /* The tablet driver came up during a grab: the host pointer is free again. */
+        console_set_grab(c, false);
+    }
+    switch (ev->type) {
+    case SDL_MOUSEMOTION:
+        c->last_x = ev->motion.x;
+        c->last_y = ev->motion.y;
+        console_pointer(c, ev->motion.x, ev->motion.y, ev->motion.xrel, ev->motion.yrel, 0);
+        break;
+    case SDL_MOUSEBUTTONDOWN:
+    case SDL_MOUSEBUTTONUP: {
+        unsigned bit = console_button_bit(ev->button.button);
+        bool tablet = machine_tablet_ready(c->m);
+        if (ev->type == SDL_MOUSEBUTTONDOWN && !c->grabbed && !tablet) {
+            console_set_grab(c, true); /* the click that grabs is not the guest's */
+            break;
+        }
+        if (ev->type == SDL_MOUSEBUTTONDOWN) {
+            c->buttons |= bit;
+        } else {
+            c->buttons &= ~bit;
+        }
+        console_pointer(c, ev->button.x, ev->button.y, 0, 0, 0);
+        break;
+    }
+    case SDL_MOUSEWHEEL: {
+        int w = ev->wheel.y;
+        if (ev->wheel.direction == SDL_MOUSEWHEEL_FLIPPED) {
+            w = -w;
+        }
+        if (w) {
+            console_pointer(c, c->last_x, c->last_y, 0, 0, w);
+        }
+        break;
+    }
+    default:
+        break;
+    }
 }
 
 static void console_key(struct sdl_console *c, const SDL_KeyboardEvent *ev)
@@ -149,10 +243,11 @@ static void console_handle(struct sdl_console *c, const SDL_Event *ev)
     case SDL_KEYUP:
         console_key(c, &ev->key);
         break;
+    case SDL_MOUSEMOTION:
     case SDL_MOUSEBUTTONDOWN:
-        if (!c->grabbed) {
-            console_set_grab(c, true);
-        }
+    case SDL_MOUSEBUTTONUP:
+    case SDL_MOUSEWHEEL:
+        console_mouse(c, ev);
         break;
     default:
         break;

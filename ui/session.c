@@ -4,16 +4,19 @@
 
 #include "core/ctl.h"
 #include "core/machine.h"
+#include "devices/display/vga_display.h"
 #include "ui/console.h"
 #include "ui/surface.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct ui_session {
     struct machine *m;
     struct surface *surface; /* over the guest framebuffer, or NULL */
+    struct vga_display *vga; /* firmware boots: owns surface, rendered from the VGA */
     struct ctl_server *ctl;
     struct sdl_console *console;
 };
@@ -46,6 +49,14 @@ int ui_session_start(struct machine *m, const struct ui_session_config *cfg,
             ui_session_stop(s);
             return rc;
         }
+    } else if (machine_vga(m) && (cfg->ctl_path || cfg->display_sdl)) {
+        rc = vga_display_new(machine_vga(m), VGA_DISPLAY_PERIOD_MS, &s->vga);
+        if (rc < 0) {
+            snprintf(err, errlen, "display: cannot put the VGA on a surface: %s", strerror(-rc));
+            ui_session_stop(s);
+            return rc;
+        }
+        s->surface = vga_display_surface(s->vga);
     }
     if (cfg->ctl_path) {
         struct ctl_config cc = {.path = cfg->ctl_path, .name = cfg->name, .surface = s->surface};
@@ -76,6 +87,10 @@ void ui_session_stop(struct ui_session *s)
     machine_set_event_cb(s->m, NULL, NULL);
     sdl_console_free(s->console);
     ctl_server_free(s->ctl);
-    surface_free(s->surface);
+    if (s->vga) {
+        vga_display_free(s->vga); /* frees its surface */
+    } else {
+        surface_free(s->surface);
+    }
     free(s);
 }

@@ -21,6 +21,8 @@ struct surface {
     int ndamage;
     struct surface_listener listeners[SURFACE_MAX_LISTENERS];
     bool used[SURFACE_MAX_LISTENERS];
+    struct surface_producer producer; /* on-demand renderer, or all NULL */
+    pthread_mutex_t producer_lock;    /* held while it runs: set_producer waits for it */
 };
 
 static bool surface_mode_ok(const struct surface_mode *m, size_t capacity)
@@ -41,6 +43,7 @@ static int surface_init(struct surface *s, const struct surface_mode *mode)
         return -EINVAL;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->producer_lock, NULL);
     s->mode = *mode;
     s->damage[0] = (struct surface_rect){0, 0, mode->width, mode->height};
     s->ndamage = 1;
@@ -112,8 +115,48 @@ void surface_free(struct surface *s)
         munmap(s->data, s->capacity);
         close(s->fd);
     }
+    pthread_mutex_destroy(&s->producer_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+void surface_set_producer(struct surface *s, const struct surface_producer *p)
+{
+    pthread_mutex_lock(&s->producer_lock);
+    if (p) {
+        s->producer = *p;
+    } else {
+        memset(&s->producer, 0, sizeof(s->producer));
+    }
+    pthread_mutex_unlock(&s->producer_lock);
+}
+
+bool surface_has_producer(struct surface *s)
+{
+    pthread_mutex_lock(&s->producer_lock);
+    bool has = s->producer.refresh != NULL;
+    pthread_mutex_unlock(&s->producer_lock);
+    return has;
+}
+
+void surface_refresh(struct surface *s)
+{
+    pthread_mutex_lock(&s->producer_lock);
+    if (s->producer.refresh) {
+        s->producer.refresh(s->producer.opaque);
+    }
+    pthread_mutex_unlock(&s->producer_lock);
+}
+
+int surface_text(struct surface *s, char *out, size_t len)
+{
+    int rc = -ENODEV;
+    pthread_mutex_lock(&s->producer_lock);
+    if (s->producer.text) {
+        rc = s->producer.text(s->producer.opaque, out, len);
+    }
+    pthread_mutex_unlock(&s->producer_lock);
+    return rc;
 }
 
 void surface_get_mode(struct surface *s, struct surface_mode *out)
@@ -238,6 +281,7 @@ void surface_damage(struct surface *s, uint32_t x, uint32_t y, uint32_t w, uint3
 
 int surface_take_damage(struct surface *s, struct surface_rect *out, int max)
 {
+    surface_refresh(s);
     pthread_mutex_lock(&s->lock);
     int n = 0;
     if (s->ndamage > max && max > 0) {

@@ -56,6 +56,25 @@ void surface_damage(struct surface *s, uint32_t x, uint32_t y, uint32_t w, uint3
  * returns how many. The pending list is emptied. */
 int surface_take_damage(struct surface *s, struct surface_rect *out, int max);
 
+/* A producer that renders on demand (the VGA device: devices/display/vga_display.c)
+ * instead of writing the pixels as they change. surface_refresh() asks it to bring the
+ * pixels up to date (it reports damage and mode changes as usual); surface_take_damage()
+ * and the screendump functions call it first, so in-process viewers need nothing else.
+ * text() returns a text-mode screen as rows ending in '\n' (bytes written, NUL-terminated)
+ * or -ENODEV when the screen is not text. Both run on the viewer's thread; listeners
+ * must not call surface_refresh/surface_take_damage (the producer is running). */
+struct surface_producer {
+    void *opaque;
+    void (*refresh)(void *opaque);
+    int (*text)(void *opaque, char *out, size_t len);
+};
+/* Set (or with NULL clear) the producer; clear it before the producer goes away. */
+void surface_set_producer(struct surface *s, const struct surface_producer *p);
+bool surface_has_producer(struct surface *s);
+void surface_refresh(struct surface *s);
+/* The producer's text screen: bytes written or -ENODEV (graphics, no producer). */
+int surface_text(struct surface *s, char *out, size_t len);
+
 /* Returns an id for surface_remove_listener, or -ENOSPC. */
 int surface_add_listener(struct surface *s, const struct surface_listener *l);
 void surface_remove_listener(struct surface *s, int id);
@@ -67,5 +86,8 @@ int surface_rects_add(struct surface_rect *list, int n, int max, struct surface_
 
 /* Write the visible screen as an 8-bit RGB PNG (ui/screendump.c). 0 or -errno. */
 int surface_write_png(struct surface *s, const char *path);
+/* Screendump by file name: PATH ending in ".txt" gets the text screen (-ENODEV when the
+ * screen is graphics), anything else a PNG. 0 or -errno. */
+int surface_screendump(struct surface *s, const char *path);
 
 #endif

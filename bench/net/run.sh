@@ -3,8 +3,15 @@
 # initramfs (tests/guest/kit.sh), same guest script (tests/guest/scripts/netbench.sh):
 #   host->guest: the host connects to a hostfwd port and sends MB MiB to busybox `nc -l`;
 #   guest->host: busybox `nc` sends MB MiB to a listener on host loopback (10.0.2.2).
-# Times are taken on the host from connect/accept to the last byte. Prints MB/s and ratios.
+# Times are taken on the host from connect/accept to the last byte. Prints MB/s, the VM process's
+# CPU seconds (user + system, all threads) per direction, and lodge/qemu ratios of both.
 #   bench/net/run.sh [LODGE] [MODEL=virtio|e1000] [MB]
+# The guest moves the stream with dd behind `nc -e` (64 KiB per syscall); NET_BENCH_IO=nc makes
+# nc copy it itself (1 KiB per syscall: both VMs then mostly measure guest syscalls).
+# NET_BENCH_MTU=N sets the guest's eth0 MTU in both VMs.
+# Environment: NET_BENCH_PEER=none skips QEMU; NET_BENCH_PERF=FILE records the Lodge process
+# with `perf record -g` during host->guest into FILE.h2g and guest->host into FILE.g2h;
+# NET_BENCH_KEEP=DIR keeps consoles and logs in DIR.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lodge=${1:-$here/../../build/lodge}
@@ -12,8 +19,13 @@ model=${2:-virtio}
 mb=${3:-16}
 # shellcheck disable=SC1090
 source "$("$here/../../tests/guest/kit.sh")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ -n "${NET_BENCH_KEEP:-}" ]; then
+    work=$NET_BENCH_KEEP
+    mkdir -p "$work"
+else
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+fi
 
 measure() { # name, command... (the VM command; PORTS are substituted by the caller)
     local name=$1 console=$work/$1.console
@@ -21,20 +33,44 @@ measure() { # name, command... (the VM command; PORTS are substituted by the cal
     : > "$console"
     "$@" > "$work/$name.log" 2>&1 &
     local vm=$!
-    python3 - "$console" "$fwd" "$sink" "$mb" <<'PY' > "$work/$name.result"
-import socket, sys, time
-console, fwd, sink, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    python3 - "$console" "$fwd" "$sink" "$mb" "$vm" "${perf:-}" <<'PY' > "$work/$name.result"
+import os, signal, socket, subprocess, sys, time
+console, fwd, sink, mb, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \
+    int(sys.argv[5])
+perf = sys.argv[6]
 total = mb << 20
+hz = os.sysconf("SC_CLK_TCK")
+
+def cpu():  # user + system seconds of the VM process, all threads
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / hz
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+def perf_start(tag):
+    if not perf:
+        return None
+    return subprocess.Popen(["perf", "record", "-g", "-q", "-p", str(pid), "-o",
+                             f"{perf}.{tag}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+def perf_stop(p):
+    if p:
+        p.send_signal(signal.SIGINT)
+        p.wait()
+
 ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("127.0.0.1", sink)); ls.listen(1); ls.settimeout(600)
 deadline = time.time() + 300
 while "LODGE-BENCH-READY" not in open(console, errors="replace").read():
     if time.time() > deadline:
-        print("nan nan"); sys.exit(0)
+        print("nan nan nan nan"); sys.exit(0)
     time.sleep(0.5)
 # host -> guest
 chunk = b"\0" * 65536
-t0 = time.time()
+p = perf_start("h2g")
+t0 = time.time(); c0 = cpu()
 s = socket.create_connection(("127.0.0.1", fwd), timeout=300)
 sent = 0
 while sent < total:
@@ -43,18 +79,23 @@ s.shutdown(socket.SHUT_WR)
 while s.recv(65536):
     pass
 h2g = total / (time.time() - t0) / 1e6
+h2g_cpu = cpu() - c0
+perf_stop(p)
 s.close()
 # guest -> host
 c, _ = ls.accept(); c.settimeout(300)
-t0 = time.time(); got = 0
+p = perf_start("g2h")
+t0 = time.time(); c0 = cpu(); got = 0
 while got < total:
     d = c.recv(1 << 20)
     if not d:
         break
     got += len(d)
 g2h = got / (time.time() - t0) / 1e6
+g2h_cpu = cpu() - c0
+perf_stop(p)
 c.close()
-print(f"{h2g:.2f} {g2h:.2f}")
+print(f"{h2g:.2f} {g2h:.2f} {h2g_cpu:.2f} {g2h_cpu:.2f}")
 PY
     kill $vm 2>/dev/null
     wait $vm 2>/dev/null
@@ -65,21 +106,35 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 append="console=ttyS0 quiet no_timer_check lodge.test=netbench lodge.net.mb=$mb"
+append+=" lodge.net.io=${NET_BENCH_IO:-dd}${NET_BENCH_MTU:+ lodge.net.mtu=$NET_BENCH_MTU}"
+perf=${NET_BENCH_PERF:-}
 fwd=$(free_port) sink=$(free_port)
-read -r l_h2g l_g2h < <(measure lodge "$lodge" run --accel soft --mem 512M \
-    --kernel "$LODGE_GUEST_KERNEL" --initrd "$LODGE_GUEST_INITRD" \
+read -r l_h2g l_g2h l_h2g_cpu l_g2h_cpu < <(measure lodge "$lodge" run --accel soft \
+    --mem 512M --kernel "$LODGE_GUEST_KERNEL" --initrd "$LODGE_GUEST_INITRD" \
     --serial "file:$work/lodge.console" \
     --net "user,model=$model,hostfwd=tcp:127.0.0.1:$fwd-:5001" \
     --append "$append lodge.net.port=$sink")
-fwd=$(free_port) sink=$(free_port)
-qdev=virtio-net-pci
-[ "$model" = e1000 ] && qdev=e1000
-read -r q_h2g q_g2h < <(measure qemu qemu-system-x86_64 -accel tcg -m 512M -display none \
-    -no-reboot -kernel "$LODGE_GUEST_KERNEL" -initrd "$LODGE_GUEST_INITRD" \
-    -serial "file:$work/qemu.console" -monitor none \
-    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwd-:5001" -device "$qdev,netdev=n0" \
-    -append "$append lodge.net.port=$sink")
+q_h2g=nan q_g2h=nan q_h2g_cpu=nan q_g2h_cpu=nan
+if [ "${NET_BENCH_PEER:-qemu}" != none ]; then
+    fwd=$(free_port) sink=$(free_port)
+    qdev=virtio-net-pci
+    [ "$model" = e1000 ] && qdev=e1000
+    read -r q_h2g q_g2h q_h2g_cpu q_g2h_cpu < <(measure qemu qemu-system-x86_64 -accel tcg \
+        -m 512M -display none -no-reboot -kernel "$LODGE_GUEST_KERNEL" \
+        -initrd "$LODGE_GUEST_INITRD" -serial "file:$work/qemu.console" -monitor none \
+        -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwd-:5001" -device "$qdev,netdev=n0" \
+        -append "$append lodge.net.port=$sink")
+fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a) printf "%.2f", a / b; else print "n/a" }'; }
-printf 'net (%s, %d MiB)        lodge MB/s   qemu MB/s   lodge/qemu\n' "$model" "$mb"
-printf 'host->guest            %10s  %10s  %10s\n' "$l_h2g" "$q_h2g" "$(ratio "$l_h2g" "$q_h2g")"
-printf 'guest->host            %10s  %10s  %10s\n' "$l_g2h" "$q_g2h" "$(ratio "$l_g2h" "$q_g2h")"
+printf 'net (%s, %d MiB)    lodge MB/s  qemu MB/s  lodge/qemu   lodge cpu-s  qemu cpu-s  MB/cpu-s ratio\n' \
+    "$model" "$mb"
+for dir in h2g g2h; do
+    lv=l_$dir qv=q_$dir lc=l_${dir}_cpu qc=q_${dir}_cpu
+    # Throughput per CPU second (MB / cpu-s), lodge over qemu: the load-independent figure.
+    leff=$(awk -v c="${!lc}" -v m="$mb" 'BEGIN { if (c > 0) printf "%.3f", m * 1.048576 / c; else print "nan" }')
+    qeff=$(awk -v c="${!qc}" -v m="$mb" 'BEGIN { if (c > 0) printf "%.3f", m * 1.048576 / c; else print "nan" }')
+    label="host->guest"
+    [ $dir = g2h ] && label="guest->host"
+    printf '%-18s %10s %10s %10s   %11s %11s %10s\n' "$label" "${!lv}" "${!qv}" \
+        "$(ratio "${!lv}" "${!qv}")" "${!lc}" "${!qc}" "$(ratio "$leff" "$qeff")"
+done

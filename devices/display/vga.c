@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,8 @@ struct vga {
     uint8_t st01_toggle;              /* input status 1 retrace bits, toggled per read */
     uint16_t vbe_index;               /* VBE DISPI index (1CE) */
     uint16_t vbe[VBE_DISPI_INDEX_NB]; /* VBE DISPI registers */
+    atomic_uint gen;                  /* bumped by every register write (viewer redraw) */
+    _Atomic uint64_t dirty[VGA_DIRTY_WORDS]; /* BAR0 pages written since the last take */
 };
 
 static void vga_reset_regs(struct vga *v)
@@ -308,6 +311,7 @@ void vga_io_write(struct vga *v, uint64_t off, uint64_t val, unsigned size)
     for (unsigned i = 0; i < size && off + i < VGA_IO_LEN; i++) {
         vga_io_write8(v, off + i, (uint8_t)(val >> (8 * i)));
     }
+    atomic_fetch_add(&v->gen, 1);
     pthread_mutex_unlock(&v->lock);
 }
 
@@ -438,6 +442,7 @@ void vga_vbe_write(struct vga *v, uint64_t off, uint64_t val, unsigned size)
     } else {
         vga_vbe_reg_write(v, (uint16_t)val);
     }
+    atomic_fetch_add(&v->gen, 1);
     pthread_mutex_unlock(&v->lock);
 }
 
@@ -459,6 +464,34 @@ void vga_vram_write(struct vga *v, uint64_t off, uint64_t val, unsigned size)
         return;
     }
     memcpy(v->vram + off, &val, size);
+    /* An unaligned access may touch two pages. */
+    uint64_t p0 = off / VGA_DIRTY_PAGE, p1 = (off + size - 1) / VGA_DIRTY_PAGE;
+    for (uint64_t p = p0; p <= p1; p++) {
+        if (!(atomic_load_explicit(&v->dirty[p / 64], memory_order_relaxed) &
+              (1ull << (p % 64)))) {
+            atomic_fetch_or(&v->dirty[p / 64], 1ull << (p % 64));
+        }
+    }
+}
+
+uint32_t vga_generation(struct vga *v)
+{
+    return atomic_load(&v->gen);
+}
+
+void vga_take_dirty(struct vga *v, uint64_t *bitmap, size_t words)
+{
+    for (size_t i = 0; i < VGA_DIRTY_WORDS; i++) {
+        uint64_t w = atomic_exchange(&v->dirty[i], 0);
+        if (i < words) {
+            bitmap[i] = w;
+        }
+    }
+}
+
+const uint8_t *vga_window(struct vga *v)
+{
+    return v->mem ? guestmem_ptr(v->mem, VGA_WINDOW_BASE, VGA_WINDOW_SIZE) : NULL;
 }
 
 /* ---- rendering ----------------------------------------------------------------------- */
@@ -466,7 +499,7 @@ void vga_vram_write(struct vga *v, uint64_t off, uint64_t val, unsigned size)
 /* Snapshot of the registers a frame needs, taken under the lock. */
 struct vga_frame {
     struct vga_mode mode;
-    uint8_t crt[VGA_NCRT], seq[VGA_NSEQ], gr[VGA_NGR], ar[VGA_NAR], misc;
+    uint8_t crt[VGA_NCRT], seq[VGA_NSEQ], gr[VGA_NGR], ar[VGA_NAR], misc, ar_index;
     uint8_t palette[256 * 3];
     uint16_t vbe[VBE_DISPI_INDEX_NB];
 };
@@ -481,6 +514,7 @@ static void vga_frame_get(struct vga *v, struct vga_frame *f)
     memcpy(f->palette, v->palette, sizeof(f->palette));
     memcpy(f->vbe, v->vbe, sizeof(f->vbe));
     f->misc = v->misc;
+    f->ar_index = v->ar_index;
     pthread_mutex_unlock(&v->lock);
     struct vga_mode *m = &f->mode;
     memset(m, 0, sizeof(*m));
@@ -489,8 +523,15 @@ static void vga_frame_get(struct vga *v, struct vga_frame *f)
         m->width = f->vbe[VBE_DISPI_INDEX_XRES];
         m->height = f->vbe[VBE_DISPI_INDEX_YRES];
         m->bpp = f->vbe[VBE_DISPI_INDEX_BPP];
+        uint32_t bytespp = vga_vbe_bytespp((uint16_t)m->bpp);
+        m->fb_stride = (uint64_t)f->vbe[VBE_DISPI_INDEX_VIRT_WIDTH] * bytespp;
+        m->fb_base = (uint64_t)f->vbe[VBE_DISPI_INDEX_Y_OFFSET] * m->fb_stride +
+                     (uint64_t)f->vbe[VBE_DISPI_INDEX_X_OFFSET] * bytespp;
         return;
     }
+    /* While PAS is clear the CPU owns the palette and the screen shows the overscan
+     * colour: QEMU treats it as a blank screen, and so does the display surface. */
+    m->blank = !(f->ar_index & 0x20);
     uint32_t vde =
         f->crt[0x12] | (uint32_t)(f->crt[7] & 0x02) << 7 | (uint32_t)(f->crt[7] & 0x40) << 3;
     uint32_t scan = (f->crt[9] & 0x1f) + 1u;
@@ -554,7 +595,8 @@ static uint32_t vga_start_addr(const struct vga_frame *f)
     return (uint32_t)f->crt[0x0c] << 8 | f->crt[0x0d];
 }
 
-static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *out)
+static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *out, uint32_t y0,
+                           uint32_t y1)
 {
     const struct vga_mode *m = &f->mode;
     const uint8_t *win = v->mem ? guestmem_ptr(v->mem, VGA_WINDOW_BASE, VGA_WINDOW_SIZE) : NULL;
@@ -568,7 +610,7 @@ static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *o
     uint32_t cursor = (uint32_t)f->crt[0x0e] << 8 | f->crt[0x0f];
     bool cursor_on = !(f->crt[0x0a] & 0x20);
     uint32_t cur_s = f->crt[0x0a] & 0x1f, cur_e = f->crt[0x0b] & 0x1f;
-    for (uint32_t row = 0; row < m->rows; row++) {
+    for (uint32_t row = y0 / scan; row < m->rows && row * scan < y1; row++) {
         for (uint32_t col = 0; col < m->cols; col++) {
             uint32_t cell = start + row * m->cols + col;
             uint64_t o = base + ((uint64_t)cell * 2 & 0x7fff);
@@ -585,6 +627,9 @@ static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *o
             /* The font is where the BIOS wrote it through plane 2: 32 bytes per glyph. */
             const uint8_t *glyph = win + (uint32_t)ch * 32;
             for (uint32_t y = 0; y < scan; y++) {
+                if (row * scan + y < y0 || row * scan + y >= y1) {
+                    continue;
+                }
                 uint8_t bits = y < 32 ? glyph[y] : 0;
                 bool cur = cursor_on && cell == cursor && y >= cur_s && y <= cur_e;
                 uint32_t *px = out + (size_t)(row * scan + y) * m->width + col * cw;
@@ -604,11 +649,13 @@ static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *o
     return 0;
 }
 
-static int vga_render_gfx(struct vga *v, const struct vga_frame *f, uint32_t *out)
+static int vga_render_gfx(struct vga *v, const struct vga_frame *f, uint32_t *out, uint32_t y0,
+                          uint32_t y1)
 {
     const struct vga_mode *m = &f->mode;
     if (m->bpp != 8) {
-        memset(out, 0, (size_t)m->width * m->height * 4); /* planar: not emulated */
+        /* planar: not emulated */
+        memset(out + (size_t)y0 * m->width, 0, (size_t)m->width * (y1 - y0) * 4);
         return 0;
     }
     const uint8_t *win = v->mem ? guestmem_ptr(v->mem, VGA_WINDOW_BASE, 0x10000) : NULL;
@@ -617,7 +664,7 @@ static int vga_render_gfx(struct vga *v, const struct vga_frame *f, uint32_t *ou
     }
     uint32_t start = vga_start_addr(f) * 4;
     uint32_t pitch = f->crt[0x13] * 8u;
-    for (uint32_t y = 0; y < m->height; y++) {
+    for (uint32_t y = y0; y < y1; y++) {
         for (uint32_t x = 0; x < m->width; x++) {
             uint32_t o = (start + y * pitch + x) & 0xffff;
             out[(size_t)y * m->width + x] = vga_dac_rgb(f, win[o], false);
@@ -626,15 +673,28 @@ static int vga_render_gfx(struct vga *v, const struct vga_frame *f, uint32_t *ou
     return 0;
 }
 
-static int vga_render_vbe(struct vga *v, const struct vga_frame *f, uint32_t *out)
+static int vga_render_vbe(struct vga *v, const struct vga_frame *f, uint32_t *out, uint32_t y0,
+                          uint32_t y1)
 {
     const struct vga_mode *m = &f->mode;
     uint32_t bytespp = vga_vbe_bytespp((uint16_t)m->bpp);
-    uint64_t stride = (uint64_t)f->vbe[VBE_DISPI_INDEX_VIRT_WIDTH] * bytespp;
-    uint64_t base = (uint64_t)f->vbe[VBE_DISPI_INDEX_Y_OFFSET] * stride +
-                    (uint64_t)f->vbe[VBE_DISPI_INDEX_X_OFFSET] * bytespp;
+    uint64_t stride = m->fb_stride;
+    uint64_t base = m->fb_base;
     bool dac8 = f->vbe[VBE_DISPI_INDEX_ENABLE] & VBE_DISPI_8BIT_DAC;
-    for (uint32_t y = 0; y < m->height; y++) {
+    for (uint32_t y = y0; y < y1; y++) {
+        /* The common case (32 bpp, line inside VRAM) is a straight copy of each pixel's
+         * low 24 bits. */
+        uint64_t lo = base + y * stride;
+        if (m->bpp == 32 && lo + (uint64_t)m->width * 4 <= VGA_VRAM_SIZE) {
+            const uint8_t *p = v->vram + lo;
+            uint32_t *dst = out + (size_t)y * m->width;
+            for (uint32_t x = 0; x < m->width; x++) {
+                uint32_t px;
+                memcpy(&px, p + (size_t)x * 4, 4);
+                dst[x] = px & 0xffffff;
+            }
+            continue;
+        }
         for (uint32_t x = 0; x < m->width; x++) {
             uint64_t o = base + y * stride + (uint64_t)x * bytespp;
             uint32_t px = 0;
@@ -670,27 +730,56 @@ static int vga_render_vbe(struct vga *v, const struct vga_frame *f, uint32_t *ou
     return 0;
 }
 
+static int vga_render_frame(struct vga *v, const struct vga_frame *f, uint32_t *out,
+                            size_t max_pixels, uint32_t y0, uint32_t y1)
+{
+    if (f->mode.width == 0 || f->mode.height == 0 || f->mode.width > VGA_MAX_WIDTH ||
+        f->mode.height > VGA_MAX_HEIGHT) {
+        return -ENODEV;
+    }
+    if ((size_t)f->mode.width * f->mode.height > max_pixels) {
+        return -ENOSPC;
+    }
+    if (y1 > f->mode.height) {
+        y1 = f->mode.height;
+    }
+    if (y0 >= y1) {
+        return 0;
+    }
+    switch (f->mode.kind) {
+    case 0:
+        return vga_render_text(v, f, out, y0, y1);
+    case 1:
+        return vga_render_gfx(v, f, out, y0, y1);
+    default:
+        return vga_render_vbe(v, f, out, y0, y1);
+    }
+}
+
 int vga_render(struct vga *v, uint32_t *out, size_t max_pixels, uint32_t *w, uint32_t *h)
 {
     struct vga_frame f;
     vga_frame_get(v, &f);
-    if (f.mode.width == 0 || f.mode.height == 0 || f.mode.width > VGA_MAX_WIDTH ||
-        f.mode.height > VGA_MAX_HEIGHT) {
-        return -ENODEV;
+    int rc = vga_render_frame(v, &f, out, max_pixels, 0, f.mode.height);
+    if (rc == 0) {
+        *w = f.mode.width;
+        *h = f.mode.height;
     }
-    if ((size_t)f.mode.width * f.mode.height > max_pixels) {
-        return -ENOSPC;
+    return rc;
+}
+
+int vga_render_lines(struct vga *v, const struct vga_mode *expect, uint32_t *out,
+                     size_t max_pixels, uint32_t y0, uint32_t y1)
+{
+    struct vga_frame f;
+    vga_frame_get(v, &f);
+    const struct vga_mode *m = &f.mode;
+    if (m->kind != expect->kind || m->width != expect->width || m->height != expect->height ||
+        m->bpp != expect->bpp || m->fb_base != expect->fb_base ||
+        m->fb_stride != expect->fb_stride) {
+        return -EAGAIN;
     }
-    *w = f.mode.width;
-    *h = f.mode.height;
-    switch (f.mode.kind) {
-    case 0:
-        return vga_render_text(v, &f, out);
-    case 1:
-        return vga_render_gfx(v, &f, out);
-    default:
-        return vga_render_vbe(v, &f, out);
-    }
+    return vga_render_frame(v, &f, out, max_pixels, y0, y1);
 }
 
 int vga_text(struct vga *v, char *out, size_t len)
@@ -781,6 +870,7 @@ static void vga_reset(void *dev)
     struct vga *v = dev;
     pthread_mutex_lock(&v->lock);
     vga_reset_regs(v);
+    atomic_fetch_add(&v->gen, 1);
     pthread_mutex_unlock(&v->lock);
     pci_dev_reset(&v->pci);
 }

@@ -28,6 +28,7 @@
 #include "devices/device.h"
 #include "devices/pci/pci_dev.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,8 +97,28 @@ struct vga_mode {
     uint32_t width, height;
     uint32_t cols, rows;
     uint32_t bpp;
+    uint64_t fb_base;   /* VBE: VRAM offset of the first visible pixel (X/Y_OFFSET) */
+    uint64_t fb_stride; /* VBE: bytes per VRAM line (VIRT_WIDTH * bytes per pixel) */
+    bool blank;         /* screen off: attribute index PAS (3C0 bit 5) clear, VBE off */
 };
 void vga_get_mode(struct vga *v, struct vga_mode *out);
+
+/* Change tracking for on-demand rendering (devices/display/vga_display.c).
+ * vga_generation() changes on every register write (mode, palette, cursor, offsets);
+ * vga_take_dirty() moves the VRAM pages (VGA_DIRTY_PAGE bytes) written through BAR0
+ * since the last call into bitmap (words of 64 pages; at most VGA_DIRTY_WORDS used) and
+ * clears them. The legacy window is guest RAM: writes to it are not seen, viewers compare
+ * vga_window() contents instead (NULL without guest RAM). */
+#define VGA_DIRTY_PAGE 4096u
+#define VGA_DIRTY_WORDS (VGA_VRAM_SIZE / VGA_DIRTY_PAGE / 64)
+uint32_t vga_generation(struct vga *v);
+void vga_take_dirty(struct vga *v, uint64_t *bitmap, size_t words);
+const uint8_t *vga_window(struct vga *v);
+/* Like vga_render, but only lines [y0, y1) of a frame in mode *expect (rows at
+ * out + y * width). -EAGAIN when the mode is no longer *expect, -ENODEV/-ENOSPC as
+ * vga_render. */
+int vga_render_lines(struct vga *v, const struct vga_mode *expect, uint32_t *out,
+                     size_t max_pixels, uint32_t y0, uint32_t y1);
 
 /* Draw the screen into out (XRGB8888, stride width*4, at most max_pixels). Returns 0
  * with the size in w and h, or -ENOSPC / -ENODEV (display off). */

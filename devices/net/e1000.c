@@ -51,6 +51,15 @@ struct e1000 {
     bool tx_overflow;               /* it outgrew tx_buf: dropped at EOP */
     uint8_t *rx_buf;                /* frame + FCS staging */
     bool rx_kick;                   /* tell the backend after the lock is dropped */
+    /* Interrupt moderation (SDM 3.2.7, 3.4, 13.4.18); timers only with a timer queue. */
+    struct timerq *tq;              /* clock for the timers below (NULL: no moderation) */
+    struct timer *itr_timer;        /* ITR: end of the current throttle interval */
+    struct timer *rx_timer;         /* RDTR packet delay timer */
+    struct timer *rx_abs_timer;     /* RADV absolute delay timer */
+    struct timer *tx_timer;         /* TIDV transmit delay timer */
+    struct timer *tx_abs_timer;     /* TADV absolute transmit delay timer */
+    bool irq_level;                 /* INTx as last driven */
+    uint64_t itr_last_ns;           /* when INTx last rose (ITR measures from there) */
 };
 
 static uint32_t *e1000_reg(struct e1000 *s, uint32_t off)
@@ -64,6 +73,20 @@ static void e1000_update_irq(struct e1000 *s)
 {
     uint32_t icr = *e1000_reg(s, E1000_ICR) & ~E1000_ICR_ASSERTED;
     bool level = (icr & *e1000_reg(s, E1000_IMS)) != 0;
+    uint32_t itr = *e1000_reg(s, E1000_ITR) & 0xffff;
+    if (level && !s->irq_level && s->tq) {
+        /* ITR (SDM 13.4.18): the line rises at most once per interval; causes that come
+         * sooner wait in ICR for the interval's end, so one interrupt takes them all. */
+        uint64_t now = timerq_now_ns(s->tq);
+        uint64_t next = s->itr_last_ns + (uint64_t)itr * E1000_ITR_UNIT_NS;
+        if (itr && s->itr_last_ns && now < next) {
+            timer_mod(s->itr_timer, next);
+            level = false;
+        } else {
+            s->itr_last_ns = now ? now : 1;
+        }
+    }
+    s->irq_level = level;
     *e1000_reg(s, E1000_ICR) = icr | (level ? E1000_ICR_ASSERTED : 0);
     pci_dev_set_intx(&s->pd, level);
 }
@@ -72,6 +95,57 @@ static void e1000_raise(struct e1000 *s, uint32_t cause)
 {
     *e1000_reg(s, E1000_ICR) |= cause;
     e1000_update_irq(s);
+}
+
+/* A delay timer pair (SDM 3.2.7): the packet timer restarts on every completion, the
+ * absolute one runs from the first completion it covers; whichever fires first raises
+ * cause and stops both. delay/abs are in 1.024 us units; 0 means "not used". */
+static void e1000_delay_cause(struct e1000 *s, struct timer *t, struct timer *abs_t,
+                              uint32_t delay, uint32_t abs, uint32_t cause)
+{
+    if (!s->tq || delay == 0) {
+        if (t) {
+            timer_del(t);
+            timer_del(abs_t);
+        }
+        e1000_raise(s, cause);
+        return;
+    }
+    uint64_t now = timerq_now_ns(s->tq);
+    timer_mod(t, now + (uint64_t)delay * E1000_DELAY_UNIT_NS);
+    if (abs && !timer_pending(abs_t)) {
+        timer_mod(abs_t, now + (uint64_t)abs * E1000_DELAY_UNIT_NS);
+    }
+}
+
+static void e1000_delay_fire(struct e1000 *s, struct timer *t, struct timer *abs_t,
+                             uint32_t cause)
+{
+    pthread_mutex_lock(&s->lock);
+    timer_del(t);
+    timer_del(abs_t);
+    e1000_raise(s, cause);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void e1000_itr_cb(void *opaque)
+{
+    struct e1000 *s = opaque;
+    pthread_mutex_lock(&s->lock);
+    e1000_update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void e1000_rx_timer_cb(void *opaque)
+{
+    struct e1000 *s = opaque;
+    e1000_delay_fire(s, s->rx_timer, s->rx_abs_timer, E1000_ICR_RXT0);
+}
+
+static void e1000_tx_timer_cb(void *opaque)
+{
+    struct e1000 *s = opaque;
+    e1000_delay_fire(s, s->tx_timer, s->tx_abs_timer, E1000_ICR_TXDW);
 }
 
 /* ---- EEPROM and PHY ------------------------------------------------------------------- */
@@ -257,10 +331,12 @@ static uint32_t e1000_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void e1000_tx_desc(struct e1000 *s, uint8_t *d)
+/* Returns whether the descriptor asks for a delayed interrupt (IDE, SDM 3.3.3). */
+static bool e1000_tx_desc(struct e1000 *s, uint8_t *d)
 {
     uint64_t addr = (uint64_t)e1000_le32(d) | (uint64_t)e1000_le32(d + 4) << 32;
     uint8_t cmd = d[11];
+    bool ide = (cmd & E1000_TXD_CMD_IDE) != 0;
     if (!(cmd & E1000_TXD_CMD_DEXT)) { /* legacy (SDM 3.3.3) */
         e1000_tx_append(s, addr, e1000_le16(d + 8));
         if (cmd & E1000_TXD_CMD_EOP) {
@@ -270,7 +346,7 @@ static void e1000_tx_desc(struct e1000 *s, uint8_t *d)
             }
             e1000_tx_end_packet(s);
         }
-        return;
+        return ide;
     }
     unsigned dtyp = (d[10] >> 4) & 0xf;
     if (dtyp == E1000_TXD_DTYP_C) { /* context (SDM 3.3.6) */
@@ -281,10 +357,10 @@ static void e1000_tx_desc(struct e1000 *s, uint8_t *d)
         s->ctx.tucso = d[5];
         s->ctx.tucse = e1000_le16(d + 6);
         s->ctx.tucmd = cmd;
-        return;
+        return ide;
     }
     if (dtyp != E1000_TXD_DTYP_D) {
-        return; /* reserved type: skipped, as hardware would */
+        return false; /* reserved type: skipped, as hardware would */
     }
     uint32_t len = e1000_le32(d + 8) & 0xfffff;
     if (s->tx_len == 0) {
@@ -295,6 +371,7 @@ static void e1000_tx_desc(struct e1000 *s, uint8_t *d)
     if (cmd & E1000_TXD_CMD_EOP) {
         e1000_tx_end_packet(s);
     }
+    return ide;
 }
 
 static void e1000_tx_run(struct e1000 *s)
@@ -309,7 +386,7 @@ static void e1000_tx_run(struct e1000 *s)
     if (count == 0 || tail >= count || *head >= count) {
         return;
     }
-    bool done = false;
+    bool done = false, now = false;
     for (uint32_t n = 0; *head != tail && n < count; n++) {
         uint8_t d[E1000_DESC_SIZE];
         uint64_t at = base + (uint64_t)*head * E1000_DESC_SIZE;
@@ -318,7 +395,9 @@ static void e1000_tx_run(struct e1000 *s)
                      (unsigned long long)at);
             break;
         }
-        e1000_tx_desc(s, d);
+        if (!e1000_tx_desc(s, d)) {
+            now = true;
+        }
         /* Descriptor done write-back (SDM 3.3.3.2): status byte 12. */
         uint8_t st = d[12] | E1000_TXD_STAT_DD;
         guestmem_write(s->mem, at + 12, &st, 1);
@@ -326,7 +405,13 @@ static void e1000_tx_run(struct e1000 *s)
         done = true;
     }
     if (done) {
-        e1000_raise(s, E1000_ICR_TXDW | (*head == tail ? E1000_ICR_TXQE : 0));
+        if (*head == tail) {
+            *e1000_reg(s, E1000_ICR) |= E1000_ICR_TXQE;
+        }
+        /* Only descriptors with IDE wait for TIDV/TADV (SDM 3.4); any other interrupts now. */
+        e1000_delay_cause(s, s->tx_timer, s->tx_abs_timer,
+                          now ? 0 : *e1000_reg(s, E1000_TIDV) & 0xffff,
+                          *e1000_reg(s, E1000_TADV) & 0xffff, E1000_ICR_TXDW);
     }
 }
 
@@ -414,6 +499,23 @@ static bool e1000_receive(void *opaque, const uint8_t *frame, size_t len)
         pthread_mutex_unlock(&s->lock);
         return false;
     }
+    /* Receive checksum offload (SDM 3.2.9): IPv4 only on the 82540; else IXSM. */
+    uint8_t cs_stat = E1000_RXD_STAT_IXSM, cs_err = 0;
+    uint32_t rxcsum = *e1000_reg(s, E1000_RXCSUM);
+    if (rxcsum & (E1000_RXCSUM_IPOFLD | E1000_RXCSUM_TUOFLD)) {
+        unsigned c = net_frame_check_csums(frame, len, net_backend_rx_csum_good(s->be));
+        if (c & NET_CSUM_IP4) {
+            cs_stat = 0;
+            if (rxcsum & E1000_RXCSUM_IPOFLD) {
+                cs_stat |= E1000_RXD_STAT_IPCS;
+                cs_err |= (c & NET_CSUM_IP4_BAD) ? E1000_RXD_ERR_IPE : 0;
+            }
+            if ((rxcsum & E1000_RXCSUM_TUOFLD) && (c & NET_CSUM_L4)) {
+                cs_stat |= E1000_RXD_STAT_TCPCS;
+                cs_err |= (c & NET_CSUM_L4_BAD) ? E1000_RXD_ERR_TCPE : 0;
+            }
+        }
+    }
     size_t done = 0;
     while (done < flen) {
         uint64_t at = base + (uint64_t)*head * E1000_DESC_SIZE;
@@ -424,19 +526,19 @@ static bool e1000_receive(void *opaque, const uint8_t *frame, size_t len)
         }
         uint64_t addr = (uint64_t)e1000_le32(d) | (uint64_t)e1000_le32(d + 4) << 32;
         size_t chunk = flen - done < bufsize ? flen - done : bufsize;
-        uint8_t errors = 0;
+        uint8_t errors = cs_err;
         if (addr && guestmem_write(s->mem, addr, s->rx_buf + done, chunk) < 0) {
-            errors = 0x80; /* RXE: the buffer is not in RAM */
+            errors |= 0x80; /* RXE: the buffer is not in RAM */
         }
         done += chunk;
         uint8_t wb[8] = {(uint8_t)chunk, (uint8_t)(chunk >> 8), 0, 0,
-                         E1000_RXD_STAT_DD | E1000_RXD_STAT_IXSM |
-                             (done == flen ? E1000_RXD_STAT_EOP : 0),
+                         E1000_RXD_STAT_DD | cs_stat | (done == flen ? E1000_RXD_STAT_EOP : 0),
                          errors, 0, 0};
         guestmem_write(s->mem, at + 8, wb, sizeof(wb));
         *head = (*head + 1) % count;
     }
-    e1000_raise(s, E1000_ICR_RXT0);
+    e1000_delay_cause(s, s->rx_timer, s->rx_abs_timer, *e1000_reg(s, E1000_RDTR) & 0xffff,
+                      *e1000_reg(s, E1000_RADV) & 0xffff, E1000_ICR_RXT0);
     pthread_mutex_unlock(&s->lock);
     return true;
 }
@@ -461,6 +563,15 @@ static void e1000_reset_locked(struct e1000 *s)
     *e1000_reg(s, E1000_RAL0) = (uint32_t)s->eeprom[0] | (uint32_t)s->eeprom[1] << 16;
     *e1000_reg(s, E1000_RAH0) = (uint32_t)s->eeprom[2] | E1000_RAH_AV;
     e1000_phy_init(s);
+    if (s->tq) {
+        timer_del(s->itr_timer);
+        timer_del(s->rx_timer);
+        timer_del(s->rx_abs_timer);
+        timer_del(s->tx_timer);
+        timer_del(s->tx_abs_timer);
+    }
+    s->irq_level = false;
+    s->itr_last_ns = 0;
     pci_dev_set_intx(&s->pd, 0);
 }
 
@@ -531,6 +642,21 @@ static void e1000_write32(struct e1000 *s, uint32_t off, uint32_t val)
     case E1000_RCTL:
         *e1000_reg(s, off) = val;
         s->rx_kick = (val & E1000_RCTL_EN) != 0;
+        return;
+    case E1000_RDTR:
+        *e1000_reg(s, off) = val & 0xffff;
+        if ((val & E1000_RDTR_FPD) && s->tq && timer_pending(s->rx_timer)) {
+            /* Flush partial descriptor block (SDM 13.4.31): the pending RXT0 now. */
+            timer_del(s->rx_timer);
+            timer_del(s->rx_abs_timer);
+            e1000_raise(s, E1000_ICR_RXT0);
+        }
+        return;
+    case E1000_ITR:
+    case E1000_RADV:
+    case E1000_TIDV:
+    case E1000_TADV:
+        *e1000_reg(s, off) = val & 0xffff;
         return;
     case E1000_RDLEN:
     case E1000_TDLEN:
@@ -670,6 +796,23 @@ struct e1000 *e1000_new(const struct guestmem *mem, const uint8_t mac[6], struct
     return s;
 }
 
+int e1000_set_timerq(struct e1000 *s, struct timerq *tq)
+{
+    s->itr_timer = timer_new(tq, e1000_itr_cb, s);
+    s->rx_timer = timer_new(tq, e1000_rx_timer_cb, s);
+    s->rx_abs_timer = timer_new(tq, e1000_rx_timer_cb, s);
+    s->tx_timer = timer_new(tq, e1000_tx_timer_cb, s);
+    s->tx_abs_timer = timer_new(tq, e1000_tx_timer_cb, s);
+    if (!s->itr_timer || !s->rx_timer || !s->rx_abs_timer || !s->tx_timer ||
+        !s->tx_abs_timer) {
+        return -ENOMEM; /* e1000_free releases the ones that were made */
+    }
+    pthread_mutex_lock(&s->lock);
+    s->tq = tq;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
 void e1000_free(struct e1000 *s)
 {
     if (!s) {
@@ -678,6 +821,13 @@ void e1000_free(struct e1000 *s)
     if (s->be) {
         struct net_peer none = {0};
         net_backend_set_peer(s->be, &none);
+    }
+    struct timer *timers[] = {s->itr_timer, s->rx_timer, s->rx_abs_timer, s->tx_timer,
+                              s->tx_abs_timer};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        if (timers[i]) {
+            timer_free(timers[i]);
+        }
     }
     pci_dev_destroy(&s->pd);
     free(s->tx_buf);

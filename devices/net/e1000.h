@@ -7,14 +7,18 @@
  *
  * TSO super-frames are forwarded whole with their lengths and checksums made
  * those of one big packet (the user-mode backend takes them), not segmented.
- * Interrupt throttling (ITR) and the receive/transmit delay timers are accepted
- * and ignored: every receive or transmit completion interrupts at once.
+ * Receive checksum offload (RXCSUM IPOFLD/TUOFLD, IPv4): IPCS/TCPCS with IPE/TCPE.
+ * Interrupt moderation once e1000_set_timerq() gave the device a clock: ITR (at most
+ * one interrupt per ITR x 256 ns, SDM 13.4.18), the receive delay timers RDTR/RADV and
+ * the transmit delay timers TIDV/TADV for descriptors with IDE (SDM 3.2.7, 3.4). Without
+ * a timer queue every completion interrupts at once.
  *
  * BAR0: 128 KiB memory (registers); BAR1: 64-byte I/O window (IOADDR/IODATA). */
 #ifndef LODGE_DEVICES_NET_E1000_H
 #define LODGE_DEVICES_NET_E1000_H
 
 #include "core/guestmem.h"
+#include "core/timer.h"
 #include "devices/pci/pci_dev.h"
 #include "net/net.h"
 
@@ -51,6 +55,11 @@
 #define E1000_TDLEN 0x3808
 #define E1000_TDH 0x3810
 #define E1000_TDT 0x3818
+#define E1000_RDTR 0x2820
+#define E1000_RADV 0x282c
+#define E1000_TIDV 0x3820
+#define E1000_TADV 0x382c
+#define E1000_RXCSUM 0x5000
 #define E1000_MTA 0x5200
 #define E1000_RAL0 0x5400
 #define E1000_RAH0 0x5404
@@ -93,11 +102,21 @@
 #define E1000_RXD_STAT_DD 0x01
 #define E1000_RXD_STAT_EOP 0x02
 #define E1000_RXD_STAT_IXSM 0x04
+#define E1000_RXD_STAT_TCPCS 0x20
+#define E1000_RXD_STAT_IPCS 0x40
+#define E1000_RXD_ERR_TCPE 0x20
+#define E1000_RXD_ERR_IPE 0x40
+#define E1000_RXCSUM_IPOFLD 0x100
+#define E1000_RXCSUM_TUOFLD 0x200
+#define E1000_RDTR_FPD 0x80000000u
+#define E1000_ITR_UNIT_NS 256     /* ITR interval unit (SDM 13.4.18) */
+#define E1000_DELAY_UNIT_NS 1024  /* RDTR/RADV/TIDV/TADV unit (SDM 13.4.31) */
 #define E1000_TXD_CMD_EOP 0x01
 #define E1000_TXD_CMD_IC 0x04
 #define E1000_TXD_CMD_TSE 0x04
 #define E1000_TXD_CMD_RS 0x08
 #define E1000_TXD_CMD_DEXT 0x20
+#define E1000_TXD_CMD_IDE 0x80
 #define E1000_TXD_STAT_DD 0x01
 #define E1000_TXD_POPTS_IXSM 0x01
 #define E1000_TXD_POPTS_TXSM 0x02
@@ -118,6 +137,9 @@ struct e1000 *e1000_new(const struct guestmem *mem, const uint8_t mac[6], struct
 void e1000_free(struct e1000 *s);
 /* The PCI function (BARs declared; attach and register it with pci_host). */
 struct pci_dev *e1000_pci(struct e1000 *s);
+/* Gives the device a clock for interrupt moderation (ITR, RDTR/RADV, TIDV/TADV);
+ * call once after e1000_new. 0 or -ENOMEM. */
+int e1000_set_timerq(struct e1000 *s, struct timerq *tq);
 /* Power-on state of registers, EEPROM state machine and PHY. */
 void e1000_reset(struct e1000 *s);
 /* Carrier change: STATUS.LU, PHY status, and an LSC interrupt. */

@@ -43,6 +43,24 @@
 #define KBD_BAT_OK 0xaa
 #define KBD_ECHO 0xee
 
+/* PS/2 mouse (IBM PS/2 Technical Reference, pointing device section). */
+#define MOUSE_ACK 0xfa
+#define MOUSE_RESEND 0xfe
+#define MOUSE_BAT_OK 0xaa
+#define MOUSE_ID_STD 0x00
+#define MOUSE_ID_IMPS 0x03 /* IntelliMouse: wheel in a 4th packet byte */
+#define MOUSE_PKT_ALWAYS1 0x08
+#define MOUSE_PKT_XSIGN 0x10
+#define MOUSE_PKT_YSIGN 0x20
+#define MOUSE_PKT_XOVF 0x40
+#define MOUSE_PKT_YOVF 0x80
+#define MOUSE_STS_REMOTE 0x40 /* status byte 1 (command 0xE9) */
+#define MOUSE_STS_ENABLED 0x20
+#define MOUSE_STS_SCALE21 0x10
+#define MOUSE_MOTION_MAX 255 /* 9-bit two's complement counters */
+#define MOUSE_MOTION_MIN (-256)
+#define MOUSE_ACCUM_LIMIT 4096 /* host motion kept while the guest is not reading */
+
 struct i8042_state {
     uint8_t status;             /* status register bits SYS and CMD/DATA (others computed) */
     uint8_t ccb;                /* controller command byte (commands 0x20/0x60) */
@@ -63,6 +81,21 @@ struct i8042_state {
     uint8_t kbd_leds;           /* LED state (command 0xED) */
     uint8_t kbd_typematic;      /* typematic rate/delay (command 0xF3) */
     bool kbd_scanning;          /* keyboard scanning enabled (0xF4/0xF5) */
+    /* PS/2 mouse on the aux port (version 2). */
+    uint8_t mouse_pending;      /* mouse command awaiting its argument (0xF3/0xE8) */
+    uint8_t mouse_rate;         /* sample rate, reports/s (command 0xF3) */
+    uint8_t mouse_res;          /* resolution 0..3 = 1,2,4,8 counts/mm (command 0xE8) */
+    bool mouse_scale21;         /* 2:1 scaling (0xE7) vs 1:1 (0xE6) */
+    bool mouse_enabled;         /* data reporting on (0xF4) / off (0xF5) */
+    bool mouse_remote;          /* remote mode (0xF0) vs stream mode (0xEA) */
+    bool mouse_wrap;            /* wrap (echo) mode (0xEE until 0xEC) */
+    uint8_t mouse_id;           /* device ID sent for 0xF2: 0, or 3 after 200/100/80 */
+    uint8_t mouse_rate_hist[3]; /* last three sample rates set, newest last (IMPS knock) */
+    uint8_t mouse_buttons;      /* button state, packet byte 0 bits: 0 L, 1 R, 2 M */
+    int32_t mouse_dx;           /* motion counter, right positive, not yet reported */
+    int32_t mouse_dy;           /* motion counter, up positive, not yet reported */
+    int32_t mouse_dz;           /* wheel counter, toward the user positive (IMPS byte 3) */
+    bool mouse_dirty;           /* buttons changed since the last packet */
 };
 
 struct i8042 {
@@ -71,6 +104,7 @@ struct i8042 {
     struct irq_line aux_irq;   /* IRQ 12 */
     struct i8042_callbacks cb; /* reset / A20 */
     struct i8042_aux_ops aux;  /* aux device, write == NULL when absent */
+    bool mouse;                /* the built-in PS/2 mouse answers the aux port */
     int kbd_level, aux_level;  /* levels last driven */
     struct i8042_state s;
 };
@@ -93,6 +127,8 @@ static const uint8_t i8042_set1_to_set2[0x5e] = {
     0x72, 0x7a, 0x70, 0x71, 0x84, 0x00, 0x61, 0x78, 0x07, 0x00, 0x00, 0x1f, 0x27, 0x2f,
 };
 
+static void i8042_mouse_defaults(struct i8042_state *s);
+
 static void i8042_state_reset(struct i8042_state *s)
 {
     memset(s, 0, sizeof(*s));
@@ -102,6 +138,7 @@ static void i8042_state_reset(struct i8042_state *s)
     s->outport = 0xcc | I8042_OUT_RESET_N | I8042_OUT_A20;
     s->kbd_set = 2;
     s->kbd_scanning = true;
+    i8042_mouse_defaults(s);
 }
 
 static bool i8042_q_push(uint8_t *q, uint8_t *n, uint8_t b)
@@ -136,10 +173,13 @@ static void i8042_update_irq(struct i8042 *k)
     }
 }
 
+static void i8042_mouse_flush(struct i8042 *k);
+
 /* Move the next waiting byte into the empty output buffer. */
 static void i8042_refill(struct i8042 *k)
 {
     struct i8042_state *s = &k->s;
+    i8042_mouse_flush(k);
     if (!s->obf) {
         if (s->ctl_n) {
             /* Controller output ignores the port disables: Linux's AUX loopback test
@@ -279,6 +319,217 @@ static void i8042_kbd_write(struct i8042 *k, uint8_t v)
     }
 }
 
+static void i8042_mouse_defaults(struct i8042_state *s)
+{
+    s->mouse_pending = 0;
+    s->mouse_rate = 100;
+    s->mouse_res = 2;
+    s->mouse_scale21 = false;
+    s->mouse_enabled = false;
+    s->mouse_remote = false;
+    s->mouse_dx = s->mouse_dy = s->mouse_dz = 0;
+    s->mouse_dirty = false;
+}
+
+static void i8042_mouse_reply(struct i8042 *k, uint8_t b)
+{
+    i8042_q_push(k->s.aux_q, &k->s.aux_n, b);
+}
+
+static unsigned i8042_mouse_pkt_len(const struct i8042_state *s)
+{
+    return s->mouse_id == MOUSE_ID_IMPS ? 4 : 3;
+}
+
+/* 2:1 scaling (stream mode only): the PS/2 table for 1..5 counts, doubled beyond. */
+static int i8042_mouse_scale(int v)
+{
+    static const int table[6] = {0, 1, 1, 3, 6, 9};
+    int a = v < 0 ? -v : v;
+    int r = a <= 5 ? table[a] : 2 * a;
+    return v < 0 ? -r : r;
+}
+
+static int i8042_clamp(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Take one packet's worth of the motion counters. Counters beyond the 9-bit range set
+ * the overflow bit and keep the rest for the next packet. */
+static void i8042_mouse_packet(struct i8042 *k, bool scale)
+{
+    struct i8042_state *s = &k->s;
+    int dx = i8042_clamp(s->mouse_dx, MOUSE_MOTION_MIN, MOUSE_MOTION_MAX);
+    int dy = i8042_clamp(s->mouse_dy, MOUSE_MOTION_MIN, MOUSE_MOTION_MAX);
+    int dz = i8042_clamp(s->mouse_dz, -8, 7);
+    uint8_t b0 = MOUSE_PKT_ALWAYS1 | (s->mouse_buttons & 0x07);
+    if (dx != s->mouse_dx) {
+        b0 |= MOUSE_PKT_XOVF;
+    }
+    if (dy != s->mouse_dy) {
+        b0 |= MOUSE_PKT_YOVF;
+    }
+    s->mouse_dx -= dx;
+    s->mouse_dy -= dy;
+    s->mouse_dz -= dz;
+    if (scale && s->mouse_scale21) {
+        dx = i8042_clamp(i8042_mouse_scale(dx), MOUSE_MOTION_MIN, MOUSE_MOTION_MAX);
+        dy = i8042_clamp(i8042_mouse_scale(dy), MOUSE_MOTION_MIN, MOUSE_MOTION_MAX);
+    }
+    if (dx < 0) {
+        b0 |= MOUSE_PKT_XSIGN;
+    }
+    if (dy < 0) {
+        b0 |= MOUSE_PKT_YSIGN;
+    }
+    i8042_mouse_reply(k, b0);
+    i8042_mouse_reply(k, (uint8_t)dx);
+    i8042_mouse_reply(k, (uint8_t)dy);
+    if (s->mouse_id == MOUSE_ID_IMPS) {
+        i8042_mouse_reply(k, (uint8_t)(dz & 0xff));
+    }
+    s->mouse_dirty = false;
+}
+
+/* Stream mode: report what the counters hold while the aux queue has room. */
+static void i8042_mouse_flush(struct i8042 *k)
+{
+    struct i8042_state *s = &k->s;
+    if (!k->mouse || k->aux.write || s->mouse_remote || !s->mouse_enabled || s->mouse_wrap) {
+        return;
+    }
+    unsigned len = i8042_mouse_pkt_len(s);
+    while ((s->mouse_dirty || s->mouse_dx || s->mouse_dy ||
+            (s->mouse_dz && s->mouse_id == MOUSE_ID_IMPS)) &&
+           s->aux_n + len <= I8042_QUEUE) {
+        i8042_mouse_packet(k, true);
+    }
+    if (s->mouse_id != MOUSE_ID_IMPS) {
+        s->mouse_dz = 0; /* a plain mouse has no wheel to report */
+    }
+}
+
+/* A byte the guest sends to the built-in mouse (controller command 0xD4). */
+static void i8042_mouse_write(struct i8042 *k, uint8_t v)
+{
+    struct i8042_state *s = &k->s;
+    if (s->mouse_wrap && v != 0xec && v != 0xff) {
+        i8042_mouse_reply(k, v); /* wrap mode echoes everything but its exits */
+        return;
+    }
+    uint8_t cmd = s->mouse_pending;
+    s->mouse_pending = 0;
+    if (cmd == 0xf3) {
+        static const uint8_t rates[] = {10, 20, 40, 60, 80, 100, 200};
+        bool ok = memchr(rates, v, sizeof(rates)) != NULL;
+        if (!ok) {
+            i8042_mouse_reply(k, MOUSE_RESEND);
+            return;
+        }
+        s->mouse_rate = v;
+        memmove(s->mouse_rate_hist, s->mouse_rate_hist + 1, 2);
+        s->mouse_rate_hist[2] = v;
+        /* The IntelliMouse knock: rates 200, 100, 80 in a row switch on the wheel. */
+        if (s->mouse_rate_hist[0] == 200 && s->mouse_rate_hist[1] == 100 &&
+            s->mouse_rate_hist[2] == 80) {
+            s->mouse_id = MOUSE_ID_IMPS;
+        }
+        i8042_mouse_reply(k, MOUSE_ACK);
+        return;
+    }
+    if (cmd == 0xe8) {
+        if (v > 3) {
+            i8042_mouse_reply(k, MOUSE_RESEND);
+            return;
+        }
+        s->mouse_res = v;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        return;
+    }
+    switch (v) {
+    case 0xff: /* reset + self test: defaults, standard ID */
+        i8042_mouse_defaults(s);
+        s->mouse_wrap = false;
+        s->mouse_id = MOUSE_ID_STD;
+        memset(s->mouse_rate_hist, 0, sizeof(s->mouse_rate_hist));
+        s->aux_n = 0;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        i8042_mouse_reply(k, MOUSE_BAT_OK);
+        i8042_mouse_reply(k, MOUSE_ID_STD);
+        break;
+    case 0xf6: /* set defaults (keeps the ID, like real IntelliMice) */
+        i8042_mouse_defaults(s);
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xf5:
+        s->mouse_enabled = false;
+        s->aux_n = 0;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xf4: /* enable reporting: counters restart from zero */
+        s->mouse_enabled = true;
+        s->mouse_dx = s->mouse_dy = s->mouse_dz = 0;
+        s->mouse_dirty = false;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xf3:
+    case 0xe8:
+        s->mouse_pending = v;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xf2:
+        i8042_mouse_reply(k, MOUSE_ACK);
+        i8042_mouse_reply(k, s->mouse_id);
+        break;
+    case 0xf0:
+    case 0xea:
+        s->mouse_remote = v == 0xf0;
+        s->mouse_dx = s->mouse_dy = s->mouse_dz = 0;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xee:
+        s->mouse_wrap = true;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xec:
+        s->mouse_wrap = false;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xeb: /* read data: one packet, even with nothing to say */
+        i8042_mouse_reply(k, MOUSE_ACK);
+        if (s->aux_n + i8042_mouse_pkt_len(s) <= I8042_QUEUE) {
+            i8042_mouse_packet(k, false);
+        }
+        break;
+    case 0xe9: { /* status request */
+        uint8_t st = (uint8_t)((s->mouse_remote ? MOUSE_STS_REMOTE : 0) |
+                               (s->mouse_enabled ? MOUSE_STS_ENABLED : 0) |
+                               (s->mouse_scale21 ? MOUSE_STS_SCALE21 : 0));
+        /* Status byte buttons: bit 2 left, bit 1 middle, bit 0 right. */
+        st |= (uint8_t)(((s->mouse_buttons & 1) << 2) | ((s->mouse_buttons & 4) >> 1) |
+                        ((s->mouse_buttons & 2) >> 1));
+        i8042_mouse_reply(k, MOUSE_ACK);
+        i8042_mouse_reply(k, st);
+        i8042_mouse_reply(k, s->mouse_res);
+        i8042_mouse_reply(k, s->mouse_rate);
+        break;
+    }
+    case 0xe6:
+    case 0xe7:
+        s->mouse_scale21 = v == 0xe7;
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    case 0xfe: /* resend: nothing was lost */
+        i8042_mouse_reply(k, MOUSE_ACK);
+        break;
+    default:
+        log_debug(I8042_TAG, "unknown mouse command 0x%02x", v);
+        i8042_mouse_reply(k, MOUSE_RESEND);
+        break;
+    }
+}
+
 static void i8042_write_outport(struct i8042 *k, uint8_t v, struct i8042_deferred *d)
 {
     struct i8042_state *s = &k->s;
@@ -298,6 +549,8 @@ static void i8042_aux_send(struct i8042 *k, uint8_t v, struct i8042_deferred *d)
 {
     if (k->aux.write) {
         d->aux_byte = v;
+    } else if (k->mouse) {
+        i8042_mouse_write(k, v);
     } else {
         i8042_q_push(k->s.aux_q, &k->s.aux_n, 0xfe); /* no device: PS/2 "resend/error" */
     }
@@ -497,6 +750,47 @@ int i8042_key_event(struct i8042 *k, const uint8_t *scancode, size_t n)
     return ret;
 }
 
+int i8042_mouse_event(struct i8042 *k, int dx, int dy, int wheel, unsigned buttons)
+{
+    pthread_mutex_lock(&k->lock);
+    struct i8042_state *s = &k->s;
+    if (!k->mouse || k->aux.write) {
+        pthread_mutex_unlock(&k->lock);
+        return -ENODEV;
+    }
+    /* Packet bits: 0 left, 1 right, 2 middle (the same order as the host's). */
+    uint8_t b = (uint8_t)(buttons & 0x07);
+    if (b != s->mouse_buttons) {
+        s->mouse_buttons = b;
+        s->mouse_dirty = true;
+    }
+    /* Stream mode with reporting off drops motion, as a real mouse does; remote mode
+     * keeps counting for the next read-data command. */
+    if (s->mouse_remote || s->mouse_enabled) {
+        s->mouse_dx =
+            i8042_clamp(s->mouse_dx + i8042_clamp(dx, -MOUSE_ACCUM_LIMIT, MOUSE_ACCUM_LIMIT),
+                        -MOUSE_ACCUM_LIMIT, MOUSE_ACCUM_LIMIT);
+        /* PS/2 Y grows upwards, host Y downwards. */
+        s->mouse_dy =
+            i8042_clamp(s->mouse_dy - i8042_clamp(dy, -MOUSE_ACCUM_LIMIT, MOUSE_ACCUM_LIMIT),
+                        -MOUSE_ACCUM_LIMIT, MOUSE_ACCUM_LIMIT);
+        /* IntelliMouse byte 3 is positive for the wheel turned toward the user. */
+        s->mouse_dz = i8042_clamp(s->mouse_dz - i8042_clamp(wheel, -64, 64), -64, 64);
+    } else {
+        s->mouse_dirty = false;
+    }
+    i8042_refill(k);
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
+void i8042_set_mouse(struct i8042 *k, bool present)
+{
+    pthread_mutex_lock(&k->lock);
+    k->mouse = present;
+    pthread_mutex_unlock(&k->lock);
+}
+
 void i8042_set_aux(struct i8042 *k, const struct i8042_aux_ops *ops)
 {
     pthread_mutex_lock(&k->lock);
@@ -537,6 +831,7 @@ struct i8042 *i8042_new(const struct irq_line *kbd_irq, const struct irq_line *a
     if (cb) {
         k->cb = *cb;
     }
+    k->mouse = true;
     i8042_state_reset(&k->s);
     i8042_kbd_defaults(&k->s);
     return k;
@@ -581,11 +876,21 @@ static int i8042_post_load(void *scratch, int version_id)
 {
     const struct i8042_state *s = scratch;
     if (s->ctl_n > I8042_QUEUE || s->kbd_n > I8042_QUEUE || s->aux_n > I8042_QUEUE ||
-        s->kbd_set < 1 || s->kbd_set > 3) {
+        s->kbd_set < 1 || s->kbd_set > 3 || s->mouse_res > 3 ||
+        (s->mouse_id != MOUSE_ID_STD && s->mouse_id != MOUSE_ID_IMPS) ||
+        s->mouse_dx < -MOUSE_ACCUM_LIMIT || s->mouse_dx > MOUSE_ACCUM_LIMIT ||
+        s->mouse_dy < -MOUSE_ACCUM_LIMIT || s->mouse_dy > MOUSE_ACCUM_LIMIT || s->mouse_dz < -64 ||
+        s->mouse_dz > 64 || s->mouse_buttons > 7) {
         return -EINVAL;
     }
     return 0;
 }
+
+/* Fields of the PS/2 mouse, added in stream version 2. */
+#define I8042_V2(f, t)                                                                             \
+    {                                                                                              \
+        .name = #f, .type = (t), .offset = offsetof(struct i8042_state, f), .version_added = 2     \
+    }
 
 static const struct vmstate_field i8042_fields[] = {
     VMSTATE_FIELD(struct i8042_state, status, VMSTATE_U8),
@@ -607,12 +912,30 @@ static const struct vmstate_field i8042_fields[] = {
     VMSTATE_FIELD(struct i8042_state, kbd_leds, VMSTATE_U8),
     VMSTATE_FIELD(struct i8042_state, kbd_typematic, VMSTATE_U8),
     VMSTATE_FIELD(struct i8042_state, kbd_scanning, VMSTATE_BOOL),
+    I8042_V2(mouse_pending, VMSTATE_U8),
+    I8042_V2(mouse_rate, VMSTATE_U8),
+    I8042_V2(mouse_res, VMSTATE_U8),
+    I8042_V2(mouse_scale21, VMSTATE_BOOL),
+    I8042_V2(mouse_enabled, VMSTATE_BOOL),
+    I8042_V2(mouse_remote, VMSTATE_BOOL),
+    I8042_V2(mouse_wrap, VMSTATE_BOOL),
+    I8042_V2(mouse_id, VMSTATE_U8),
+    {.name = "mouse_rate_hist",
+     .type = VMSTATE_BUFFER,
+     .offset = offsetof(struct i8042_state, mouse_rate_hist),
+     .size = sizeof(((struct i8042_state *)0)->mouse_rate_hist),
+     .version_added = 2},
+    I8042_V2(mouse_buttons, VMSTATE_U8),
+    I8042_V2(mouse_dx, VMSTATE_I32),
+    I8042_V2(mouse_dy, VMSTATE_I32),
+    I8042_V2(mouse_dz, VMSTATE_I32),
+    I8042_V2(mouse_dirty, VMSTATE_BOOL),
     VMSTATE_END,
 };
 
 static const struct vmstate_desc i8042_vmstate = {
     .name = "i8042",
-    .version = 1,
+    .version = 2,
     .min_version = 1,
     .struct_size = sizeof(struct i8042_state),
     .fields = i8042_fields,

@@ -9,8 +9,10 @@
  * {0xe0, 0x48} for cursor up; the model converts them to set 2 when the guest turns
  * off the controller's translation. The A20 gate starts enabled.
  *
- * The aux (mouse) port is a hook: with no aux device attached, bytes sent to it
- * are answered with 0xFE like an absent PS/2 mouse.
+ * The aux port has a built-in PS/2 mouse (IntelliMouse wheel after the 200/100/80
+ * sample-rate knock, stream and remote modes, IRQ 12). An external aux device set with
+ * i8042_set_aux replaces it; with neither (i8042_set_mouse(k, false)), bytes sent to
+ * the aux port are answered with 0xFE like an absent mouse.
  *
  * Locking: one mutex per controller; irq_set() is called with it held. The reset,
  * a20 and aux write callbacks are called with it released, so they may call back
@@ -59,6 +61,14 @@ void i8042_write(struct i8042 *k, uint64_t off, uint64_t val, unsigned size);
  * keyboard's 16-byte buffer lacks room, dropped with -ENOSPC. Dropped silently (0)
  * while the guest has scanning disabled, as a real keyboard does. */
 int i8042_key_event(struct i8042 *k, const uint8_t *scancode, size_t n);
+
+/* Host pointer motion for the built-in mouse: dx right, dy down (screen directions),
+ * wheel > 0 turned away from the user (scroll up), buttons bit 0 left, 1 right,
+ * 2 middle. Motion is accumulated and sent in packets as the guest reads them;
+ * dropped while reporting is off in stream mode. -ENODEV without the mouse. */
+int i8042_mouse_event(struct i8042 *k, int dx, int dy, int wheel, unsigned buttons);
+/* Whether the built-in mouse is plugged in (it is after i8042_new). */
+void i8042_set_mouse(struct i8042 *k, bool present);
 
 /* Aux port hooks: attach a device (NULL detaches), and bytes from it to the guest.
  * i8042_aux_data returns bytes accepted. */

@@ -14,11 +14,15 @@
 #define BLK_HDR_LEN 16
 #define BLK_SEG_LEN 16 /* struct virtio_blk_discard_write_zeroes */
 #define BLK_MAX_RANGE_SECTORS 0x3fffffu
+#define BLK_BOUNCE_MAX (1u << 20)           /* gather/scatter buffer of one worker job */
+#define BLK_DIRECT_MIN (64u << 10)          /* buffers this long are transferred in place */
+#define BLK_BATCH_MAX VIRTIO_BLK_QUEUE_SIZE /* requests handed to a worker at once */
 
 struct blk_req {
     struct virtio_blk *b;
     unsigned q;
-    struct virtq_elem e; /* the chain, pointers into guest RAM */
+    struct blk_req *next; /* the rest of the batch popped by the same kick */
+    struct virtq_elem e;  /* the chain, pointers into guest RAM */
 };
 
 struct virtio_blk {
@@ -90,11 +94,22 @@ static bool blk_range(const struct virtio_blk *b, uint64_t sector, uint64_t byte
     return true;
 }
 
-/* Transfers between the disk and a list of guest buffers (skipping `skip` bytes
- * of the list and stopping after len bytes). */
-static int blk_rw(struct virtio_blk *b, const struct iovec *iov, unsigned n, size_t skip,
-                  uint64_t len, uint64_t off, bool write)
+/* One direct transfer between the disk and host memory. */
+static int blk_io(struct virtio_blk *b, uint8_t *p, uint64_t len, uint64_t off, bool write)
 {
+    return write ? b->be.pwrite(b->be.opaque, p, len, off) : b->be.pread(b->be.opaque, p, len, off);
+}
+
+/* Transfers between the disk and a list of guest buffers (skipping `skip` bytes
+ * of the list and stopping after len bytes). A guest's list is mostly 4 KiB pages:
+ * buffers adjacent in host memory are merged, and runs of small ones go through
+ * BOUNCE (BLK_BOUNCE_MAX bytes, allocated on first use) so that the backend sees
+ * one large call instead of one per page. */
+static int blk_rw(struct virtio_blk *b, const struct iovec *iov, unsigned n, size_t skip,
+                  uint64_t len, uint64_t off, bool write, uint8_t **bounce)
+{
+    struct iovec seg[VIRTQ_MAX_SEGS];
+    unsigned ns = 0;
     for (unsigned i = 0; i < n && len > 0; i++) {
         size_t l = iov[i].iov_len;
         if (skip >= l) {
@@ -107,13 +122,46 @@ static int blk_rw(struct virtio_blk *b, const struct iovec *iov, unsigned n, siz
         if (c > len) {
             c = len;
         }
-        int rc =
-            write ? b->be.pwrite(b->be.opaque, p, c, off) : b->be.pread(b->be.opaque, p, c, off);
+        len -= c;
+        if (ns && (uint8_t *)seg[ns - 1].iov_base + seg[ns - 1].iov_len == p) {
+            seg[ns - 1].iov_len += c;
+        } else {
+            seg[ns++] = (struct iovec){.iov_base = p, .iov_len = c};
+        }
+    }
+    for (unsigned i = 0; i < ns;) {
+        if (seg[i].iov_len >= BLK_DIRECT_MIN || i + 1 == ns) {
+            int rc = blk_io(b, seg[i].iov_base, seg[i].iov_len, off, write);
+            if (rc < 0) {
+                return rc;
+            }
+            off += seg[i].iov_len;
+            i++;
+            continue;
+        }
+        if (!*bounce && !(*bounce = malloc(BLK_BOUNCE_MAX))) {
+            return -ENOMEM;
+        }
+        unsigned j = i;
+        uint64_t total = 0;
+        while (j < ns && seg[j].iov_len < BLK_DIRECT_MIN &&
+               total + seg[j].iov_len <= BLK_BOUNCE_MAX) {
+            if (write) {
+                memcpy(*bounce + total, seg[j].iov_base, seg[j].iov_len);
+            }
+            total += seg[j].iov_len;
+            j++;
+        }
+        int rc = blk_io(b, *bounce, total, off, write);
         if (rc < 0) {
             return rc;
         }
-        off += c;
-        len -= c;
+        for (uint64_t done = 0; !write && i < j; i++) {
+            memcpy(seg[i].iov_base, *bounce + done, seg[i].iov_len);
+            done += seg[i].iov_len;
+        }
+        i = j;
+        off += total;
     }
     return 0;
 }
@@ -149,7 +197,7 @@ static uint8_t blk_ranges(struct virtio_blk *b, const struct virtq_elem *e, uint
 }
 
 /* Runs one request; returns the used length (bytes written to the driver). */
-static uint32_t blk_execute(struct virtio_blk *b, struct virtq_elem *e)
+static uint32_t blk_execute(struct virtio_blk *b, struct virtq_elem *e, uint8_t **bounce)
 {
     uint8_t hdr[BLK_HDR_LEN];
     virtq_iov_to_buf(e->iov, e->nout, 0, hdr, sizeof(hdr));
@@ -164,7 +212,7 @@ static uint32_t blk_execute(struct virtio_blk *b, struct virtq_elem *e)
     case VIRTIO_BLK_T_IN:
         if (data_in % VIRTIO_BLK_SECTOR || !blk_range(b, sector, data_in, &off)) {
             status = VIRTIO_BLK_S_IOERR;
-        } else if (blk_rw(b, in, e->nin, 0, data_in, off, false) < 0) {
+        } else if (blk_rw(b, in, e->nin, 0, data_in, off, false, bounce) < 0) {
             status = VIRTIO_BLK_S_IOERR;
         } else {
             written = data_in;
@@ -173,7 +221,7 @@ static uint32_t blk_execute(struct virtio_blk *b, struct virtq_elem *e)
     case VIRTIO_BLK_T_OUT: {
         uint64_t data = e->out_len - BLK_HDR_LEN;
         if (b->be.readonly || data % VIRTIO_BLK_SECTOR || !blk_range(b, sector, data, &off) ||
-            blk_rw(b, e->iov, e->nout, BLK_HDR_LEN, data, off, true) < 0) {
+            blk_rw(b, e->iov, e->nout, BLK_HDR_LEN, data, off, true, bounce) < 0) {
             status = VIRTIO_BLK_S_IOERR;
         }
         break;
@@ -200,50 +248,86 @@ static uint32_t blk_execute(struct virtio_blk *b, struct virtq_elem *e)
     return (uint32_t)(written + 1);
 }
 
-static void blk_done(struct virtio_blk *b)
+static void blk_done(struct virtio_blk *b, unsigned n)
 {
     pthread_mutex_lock(&b->lock);
-    if (--b->inflight == 0) {
+    b->inflight -= n;
+    if (b->inflight == 0) {
         pthread_cond_broadcast(&b->idle);
     }
     pthread_mutex_unlock(&b->lock);
 }
 
+/* Runs a batch in order and returns it to the driver in one used-ring update with
+ * at most one interrupt. */
 static void blk_worker(gpointer data, gpointer user)
 {
     struct blk_req *r = data;
     struct virtio_blk *b = r->b;
-    uint32_t len = blk_execute(b, &r->e);
-    virtio_pci_push(b->vp, r->q, &r->e, len);
-    free(r);
-    blk_done(b);
+    unsigned q = r->q;
+    struct virtq_elem *elems[BLK_BATCH_MAX];
+    uint32_t lens[BLK_BATCH_MAX];
+    uint8_t *bounce = NULL;
+    unsigned n = 0;
+    for (struct blk_req *i = r; i; i = i->next) {
+        lens[n] = blk_execute(b, &i->e, &bounce);
+        elems[n++] = &i->e;
+    }
+    free(bounce);
+    virtio_pci_push_many(b->vp, q, elems, lens, n);
+    while (r) {
+        struct blk_req *next = r->next;
+        free(r);
+        r = next;
+    }
+    blk_done(b, n);
 }
 
+static void blk_submit(struct virtio_blk *b, struct blk_req *head, unsigned n)
+{
+    if (!head) {
+        return;
+    }
+    pthread_mutex_lock(&b->lock);
+    b->inflight += n;
+    pthread_mutex_unlock(&b->lock);
+    g_thread_pool_push(b->pool, head, NULL);
+}
+
+/* Pops everything the driver queued and hands it to a worker as one batch. */
 static void blk_queue_notify(void *dev, unsigned q)
 {
     struct virtio_blk *b = dev;
+    struct blk_req *head = NULL, **tail = &head;
+    unsigned n = 0;
     for (;;) {
         struct blk_req *r = malloc(sizeof(*r));
         if (!r) {
-            return; /* the next kick retries */
+            break; /* the next kick retries */
         }
         r->b = b;
         r->q = q;
+        r->next = NULL;
         int rc = virtio_pci_pop(b->vp, q, &r->e);
         if (rc <= 0) {
             free(r);
-            return;
+            break;
         }
         if (r->e.out_len < BLK_HDR_LEN || r->e.in_len < 1) {
             free(r);
             virtio_pci_set_needs_reset(b->vp, "request without header or status byte");
-            return;
+            break;
         }
-        pthread_mutex_lock(&b->lock);
-        b->inflight++;
-        pthread_mutex_unlock(&b->lock);
-        g_thread_pool_push(b->pool, r, NULL);
+        *tail = r;
+        tail = &r->next;
+        if (++n == BLK_BATCH_MAX) {
+            blk_submit(b, head, n);
+            head = NULL;
+            tail = &head;
+            n = 0;
+        }
     }
+    blk_submit(b, head, n);
 }
 
 void virtio_blk_drain(struct virtio_blk *b)

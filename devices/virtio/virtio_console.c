@@ -2,6 +2,7 @@
 #include "devices/virtio/virtio_console.h"
 
 #include "core/log.h"
+#include "snapshot/vmstate.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -300,6 +301,144 @@ void virtio_console_free(struct virtio_console *vc)
     pthread_mutex_destroy(&vc->tx_lock);
     free(vc);
 }
+
+/* ---- saved state ---------------------------------------------------------------------- */
+
+/* What the guest told the device (5.3.6.2) and what it has not been told yet. The
+ * ports themselves (names, backends) are host configuration and must match. */
+struct con_saved {
+    bool driver_ready;                             /* DEVICE_READY(1) seen */
+    bool present[VIRTIO_CONSOLE_MAX_PORTS];        /* configured ports, checked on load */
+    bool guest_ready[VIRTIO_CONSOLE_MAX_PORTS];    /* PORT_READY(1) seen per port */
+    bool guest_open[VIRTIO_CONSOLE_MAX_PORTS];     /* last PORT_OPEN value per port */
+    uint32_t npending;                             /* control messages not yet delivered */
+    uint32_t pending_len[CON_PENDING_MAX];         /* bytes of each */
+    uint8_t pending[CON_PENDING_MAX][CON_MSG_MAX]; /* header + payload of each */
+};
+
+static int con_saved_check(void *scratch, int version_id)
+{
+    struct con_saved *s = scratch;
+    if (s->npending > CON_PENDING_MAX) {
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < s->npending; i++) {
+        if (s->pending_len[i] < CON_CTRL_HDR || s->pending_len[i] > CON_MSG_MAX) {
+            return -EINVAL;
+        }
+    }
+    for (int i = 0; i < VIRTIO_CONSOLE_MAX_PORTS; i++) {
+        if (!s->present[i] && (s->guest_ready[i] || s->guest_open[i])) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static const struct vmstate_field con_saved_fields[] = {
+    VMSTATE_FIELD(struct con_saved, driver_ready, VMSTATE_BOOL),
+    VMSTATE_ARRAY(struct con_saved, present, VMSTATE_BOOL, VIRTIO_CONSOLE_MAX_PORTS),
+    VMSTATE_ARRAY(struct con_saved, guest_ready, VMSTATE_BOOL, VIRTIO_CONSOLE_MAX_PORTS),
+    VMSTATE_ARRAY(struct con_saved, guest_open, VMSTATE_BOOL, VIRTIO_CONSOLE_MAX_PORTS),
+    VMSTATE_FIELD(struct con_saved, npending, VMSTATE_U32),
+    VMSTATE_ARRAY(struct con_saved, pending_len, VMSTATE_U32, CON_PENDING_MAX),
+    VMSTATE_BUF(struct con_saved, pending),
+    VMSTATE_END,
+};
+
+static const struct vmstate_desc con_saved_vmstate = {
+    .name = "virtio-console",
+    .version = 1,
+    .min_version = 1,
+    .struct_size = sizeof(struct con_saved),
+    .fields = con_saved_fields,
+    .post_load = con_saved_check,
+};
+
+/* The console's section, then the transport's (virtio_pci_device_ops). */
+static int con_save(void *dev, GByteArray *out)
+{
+    struct virtio_console *vc = dev;
+    struct con_saved *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&vc->tx_lock);
+    pthread_mutex_lock(&vc->lock);
+    s->driver_ready = vc->driver_ready;
+    for (int i = 0; i < VIRTIO_CONSOLE_MAX_PORTS; i++) {
+        s->present[i] = vc->ports[i].present;
+        s->guest_ready[i] = vc->ports[i].guest_ready;
+        s->guest_open[i] = vc->ports[i].guest_open;
+    }
+    s->npending = vc->npending;
+    for (unsigned i = 0; i < vc->npending; i++) {
+        s->pending_len[i] = (uint32_t)vc->pending[i].len;
+        memcpy(s->pending[i], vc->pending[i].data, vc->pending[i].len);
+    }
+    int rc = vmstate_save(&con_saved_vmstate, s, out);
+    if (rc == 0) {
+        rc = virtio_pci_device_ops.save(vc->vp, out);
+    }
+    pthread_mutex_unlock(&vc->lock);
+    pthread_mutex_unlock(&vc->tx_lock);
+    free(s);
+    return rc;
+}
+
+/* All or nothing: the console section is parsed and checked against the configured
+ * ports, the transport loads (or refuses), and only then does the console change. */
+static int con_load(void *dev, const uint8_t *buf, size_t len)
+{
+    struct virtio_console *vc = dev;
+    struct con_saved *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    size_t used = 0;
+    int rc = vmstate_load(&con_saved_vmstate, s, buf, len, &used);
+    for (int i = 0; rc == 0 && i < VIRTIO_CONSOLE_MAX_PORTS; i++) {
+        if (s->present[i] != vc->ports[i].present) {
+            log_warn(CON_TAG, "saved state has port %d %s; this VM does%s", i,
+                     s->present[i] ? "configured" : "absent", s->present[i] ? " not" : "");
+            rc = -EINVAL;
+        }
+    }
+    if (rc == 0) {
+        rc = virtio_pci_device_ops.load(vc->vp, buf + used, len - used);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&vc->tx_lock);
+        pthread_mutex_lock(&vc->lock);
+        vc->driver_ready = s->driver_ready;
+        for (int i = 0; i < VIRTIO_CONSOLE_MAX_PORTS; i++) {
+            vc->ports[i].guest_ready = s->guest_ready[i];
+            vc->ports[i].guest_open = s->guest_open[i];
+        }
+        vc->npending = s->npending;
+        for (unsigned i = 0; i < s->npending; i++) {
+            vc->pending[i].len = s->pending_len[i];
+            memcpy(vc->pending[i].data, s->pending[i], s->pending_len[i]);
+        }
+        pthread_mutex_unlock(&vc->lock);
+        pthread_mutex_unlock(&vc->tx_lock);
+    }
+    free(s);
+    return rc;
+}
+
+static void con_system_reset(void *dev)
+{
+    struct virtio_console *vc = dev;
+    virtio_pci_device_ops.reset(vc->vp); /* device reset included (con_reset) */
+}
+
+const struct device_ops virtio_console_device_ops = {
+    .name = "virtio-console",
+    .reset = con_system_reset,
+    .save = con_save,
+    .load = con_load,
+};
 
 struct virtio_pci *virtio_console_transport(struct virtio_console *vc)
 {

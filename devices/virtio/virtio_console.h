@@ -58,4 +58,11 @@ int virtio_console_add_port(struct virtio_console *vc, const char *name, bool co
 size_t virtio_console_port_receive(struct virtio_console *vc, int id, const uint8_t *buf,
                                    size_t len);
 
+/* Save/load/reset of the whole device, opaque = struct virtio_console *: a
+ * "virtio-console" section (DEVICE_READY, per port PORT_READY and the guest's
+ * PORT_OPEN, undelivered control messages) followed by the transport's state
+ * (virtio_pci_device_ops). Load refuses a stream whose set of ports differs from
+ * the ports added to this device. */
+extern const struct device_ops virtio_console_device_ops;
+
 #endif

@@ -181,6 +181,14 @@ static bool vnet_receive(void *opaque, const uint8_t *frame, size_t len)
         return true;
     }
     uint8_t hdr[VIRTIO_NET_HDR_LEN] = {0};
+    if (virtio_pci_features(n->vp) & (1ull << VIRTIO_NET_F_GUEST_CSUM)) {
+        /* DATA_VALID (5.1.6.4.1): the TCP/UDP checksum is known good, so the driver skips
+         * summing the packet; the host checks it unless the backend built the frame. */
+        unsigned c = net_frame_check_csums(frame, len, net_backend_rx_csum_good(n->be));
+        if ((c & NET_CSUM_L4) && !(c & (NET_CSUM_L4_BAD | NET_CSUM_IP4_BAD))) {
+            hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+        }
+    }
     unsigned k = 0;
     size_t done = 0; /* frame bytes written */
     uint32_t lens[VNET_RX_STASH];
@@ -242,7 +250,8 @@ struct virtio_net *virtio_net_new(const struct guestmem *mem, const uint8_t mac[
         .class_code = 0x020000, /* network, Ethernet */
         .features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS) |
                     (1ull << VIRTIO_NET_F_MTU) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
-                    (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_HOST_TSO4) |
+                    (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) |
+                    (1ull << VIRTIO_NET_F_HOST_TSO4) |
                     (1ull << VIRTIO_NET_F_HOST_TSO6),
         .num_queues = 2,
         .queue_size = VIRTIO_NET_QUEUE_SIZE,

@@ -3,7 +3,10 @@
  *
  * Features offered: MAC, STATUS (link), MTU (up to NET_MTU_MAX, the cheap win for
  * user-mode NAT), MRG_RXBUF, CSUM with HOST_TSO4/6 (super-frames are forwarded
- * whole with their checksums completed: slirp takes frames up to its MTU). */
+ * whole with their checksums completed: slirp takes frames up to its MTU), and
+ * GUEST_CSUM: frames from a backend whose checksums are good by construction
+ * (net_backend_rx_csum_good) arrive with DATA_VALID, so the guest does not sum
+ * them again (on a software CPU that sum is most of the receive cost). */
 #ifndef LODGE_DEVICES_VIRTIO_VIRTIO_NET_H
 #define LODGE_DEVICES_VIRTIO_VIRTIO_NET_H
 
@@ -37,6 +40,7 @@
 /* struct virtio_net_hdr_v1 (5.1.6) */
 #define VIRTIO_NET_HDR_LEN 12
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
 #define VIRTIO_NET_HDR_GSO_NONE 0
 #define VIRTIO_NET_HDR_GSO_TCPV4 1
 #define VIRTIO_NET_HDR_GSO_TCPV6 4

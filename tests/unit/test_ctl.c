@@ -178,6 +178,57 @@ static void test_send_keys(void)
     }
 }
 
+static void test_pointer_input(void)
+{
+    struct ctl_request req;
+    char err[256];
+    CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"mouse\",\"dx\":-12,\"dy\":7,"
+                          "\"buttons\":5,\"wheel\":-2}",
+                          &req, err, sizeof(err)),
+                    0);
+    CU_ASSERT_EQUAL(req.input, CTL_INPUT_MOUSE);
+    CU_ASSERT_EQUAL(req.dx, -12);
+    CU_ASSERT_EQUAL(req.dy, 7);
+    CU_ASSERT_EQUAL(req.buttons, 5);
+    CU_ASSERT_EQUAL(req.wheel, -2);
+    ctl_request_clear(&req);
+    CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"abs\",\"x\":16384,\"y\":32767}", &req,
+                          err, sizeof(err)),
+                    0);
+    CU_ASSERT_EQUAL(req.input, CTL_INPUT_ABS);
+    CU_ASSERT_EQUAL(req.x, 16384);
+    CU_ASSERT_EQUAL(req.y, 32767);
+    CU_ASSERT_EQUAL(req.buttons, 0);
+    CU_ASSERT_EQUAL(req.wheel, 0);
+    ctl_request_clear(&req);
+    /* Key requests keep their own form. */
+    CU_ASSERT_EQUAL(parse("{\"cmd\":\"input\",\"type\":\"key\",\"key\":\"b\",\"down\":false}",
+                          &req, err, sizeof(err)),
+                    0);
+    CU_ASSERT_EQUAL(req.input, CTL_INPUT_KEY);
+    ctl_request_clear(&req);
+    static const char *bad[] = {
+        "{\"cmd\":\"input\",\"type\":\"abs\",\"x\":32768,\"y\":0}",
+        "{\"cmd\":\"input\",\"type\":\"abs\",\"x\":-1,\"y\":0}",
+        "{\"cmd\":\"input\",\"type\":\"abs\",\"x\":5}",
+        "{\"cmd\":\"input\",\"type\":\"abs\",\"x\":1.5,\"y\":2}",
+        "{\"cmd\":\"input\",\"type\":\"abs\",\"x\":\"1\",\"y\":2}",
+        "{\"cmd\":\"input\",\"type\":\"abs\",\"x\":1,\"y\":2,\"buttons\":8}",
+        "{\"cmd\":\"input\",\"type\":\"mouse\",\"dx\":1,\"dy\":2,\"buttons\":-1}",
+        "{\"cmd\":\"input\",\"type\":\"mouse\",\"dx\":4097,\"dy\":0}",
+        "{\"cmd\":\"input\",\"type\":\"mouse\",\"dx\":0,\"dy\":-99999999999}",
+        "{\"cmd\":\"input\",\"type\":\"mouse\",\"dx\":0,\"dy\":0,\"wheel\":128}",
+        "{\"cmd\":\"input\",\"type\":\"mouse\",\"dx\":true,\"dy\":0}",
+        "{\"cmd\":\"input\",\"type\":\"tablet\",\"x\":1,\"y\":1}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(parse(bad[i], &req, err, sizeof(err)), -EINVAL);
+        CU_ASSERT_TRUE(err[0] != '\0');
+        ctl_request_clear(&req);
+    }
+}
+
 static void test_keymap_set1(void)
 {
     uint8_t b[KEYMAP_MAX_BYTES];
@@ -234,6 +285,7 @@ int main(void)
     CU_add_test(s, "too long", test_too_long);
     CU_add_test(s, "powerdown and screendump arguments", test_powerdown_and_screendump_args);
     CU_add_test(s, "send-keys and input", test_send_keys);
+    CU_add_test(s, "mouse and abs input", test_pointer_input);
     CU_add_test(s, "set-1 scancodes", test_keymap_set1);
     CU_add_test(s, "VM names and socket paths", test_names);
     CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -1,6 +1,7 @@
 /* Unit tests for devices/net/e1000: EEPROM (EERD and microwire), PHY over MDIC,
  * interrupt registers, transmit (legacy, checksum offload, TSO) and receive
- * descriptors, and garbage rings that must leave the device working. */
+ * descriptors, receive checksum offload, interrupt moderation (ITR, RDTR/RADV, FPD),
+ * and garbage rings that must leave the device working. */
 #include "devices/net/e1000.h"
 #include "net/net.h"
 
@@ -401,6 +402,118 @@ static void test_rx(void)
     fx_stop(&f);
 }
 
+/* Status and errors bytes of receive descriptor i. */
+static void rx_status(struct fx *f, unsigned i, uint8_t *status, uint8_t *errors)
+{
+    uint8_t d[16];
+    guestmem_read(&f->mem, RX_RING + 16 * i, d, sizeof(d));
+    *status = d[12];
+    *errors = d[13];
+}
+
+static void test_rx_csum_offload(void)
+{
+    struct fx f;
+    fx_start(&f);
+    rx_setup(&f, 8, 7);
+    uint8_t frame[200];
+    size_t len = build_tcp(frame, 100);
+    net_frame_fix_checksums(frame, len);
+    uint8_t st, err;
+    /* RXCSUM off: the driver is told to ignore the checksum bits (IXSM). */
+    net_backend_deliver(&f.mb->be, frame, len);
+    rx_status(&f, 0, &st, &err);
+    CU_ASSERT_EQUAL(st & (E1000_RXD_STAT_IXSM | E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS),
+                    E1000_RXD_STAT_IXSM);
+    /* IPOFLD + TUOFLD: both sums checked and good. */
+    wr(&f, E1000_RXCSUM, E1000_RXCSUM_IPOFLD | E1000_RXCSUM_TUOFLD);
+    net_backend_deliver(&f.mb->be, frame, len);
+    rx_status(&f, 1, &st, &err);
+    CU_ASSERT_EQUAL(st & (E1000_RXD_STAT_IXSM | E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS),
+                    E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS);
+    CU_ASSERT_EQUAL(err, 0);
+    /* A payload byte flipped on the wire: TCPE, the IP header is still fine. */
+    frame[80] ^= 0x40;
+    net_backend_deliver(&f.mb->be, frame, len);
+    rx_status(&f, 2, &st, &err);
+    CU_ASSERT_TRUE(st & E1000_RXD_STAT_TCPCS);
+    CU_ASSERT_EQUAL(err & (E1000_RXD_ERR_TCPE | E1000_RXD_ERR_IPE), E1000_RXD_ERR_TCPE);
+    /* A bad IP header checksum: IPE. */
+    frame[80] ^= 0x40;
+    frame[24] ^= 0x01;
+    net_backend_deliver(&f.mb->be, frame, len);
+    rx_status(&f, 3, &st, &err);
+    CU_ASSERT_TRUE(err & E1000_RXD_ERR_IPE);
+    /* A backend that built the frame itself is believed without summing it again. */
+    f.mb->be.rx_csum_good = true;
+    frame[24] ^= 0x01;
+    frame[80] ^= 0x40;
+    net_backend_deliver(&f.mb->be, frame, len);
+    rx_status(&f, 4, &st, &err);
+    CU_ASSERT_EQUAL(st & (E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS),
+                    E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS);
+    CU_ASSERT_EQUAL(err, 0);
+    fx_stop(&f);
+}
+
+static void test_interrupt_moderation(void)
+{
+    struct fx f;
+    fx_start(&f);
+    struct timerq *q = timerq_new(true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL_FATAL(e1000_set_timerq(f.s, q), 0);
+    rx_setup(&f, 16, 15);
+    uint8_t frame[64] = {0};
+    memcpy(frame, mac, 6);
+    /* ITR: 1000 x 256 ns. The first interrupt comes at once... */
+    wr(&f, E1000_ITR, 1000);
+    net_backend_deliver(&f.mb->be, frame, sizeof(frame));
+    CU_ASSERT_EQUAL(f.irq.raises, 1);
+    CU_ASSERT_TRUE(rd(&f, E1000_ICR) & E1000_ICR_RXT0);
+    CU_ASSERT_EQUAL(f.irq.level, 0);
+    /* ...the next ones inside the interval wait for its end and come as one. */
+    timerq_advance(q, 100000);
+    net_backend_deliver(&f.mb->be, frame, sizeof(frame));
+    net_backend_deliver(&f.mb->be, frame, sizeof(frame));
+    CU_ASSERT_EQUAL(f.irq.raises, 1);
+    timerq_advance(q, 100000);
+    CU_ASSERT_EQUAL(f.irq.raises, 1);
+    timerq_advance(q, 60000); /* 260 us since the first interrupt */
+    CU_ASSERT_EQUAL(f.irq.raises, 2);
+    CU_ASSERT_EQUAL(f.irq.level, 1);
+    CU_ASSERT_TRUE(rd(&f, E1000_ICR) & E1000_ICR_RXT0);
+    /* RDTR 10 (10.24 us) restarts with every frame; RADV 30 caps the wait. */
+    wr(&f, E1000_ITR, 0);
+    wr(&f, E1000_RDTR, 10);
+    wr(&f, E1000_RADV, 30);
+    net_backend_deliver(&f.mb->be, frame, sizeof(frame));
+    timerq_advance(q, 8000);
+    CU_ASSERT_EQUAL(f.irq.raises, 2);
+    net_backend_deliver(&f.mb->be, frame, sizeof(frame));
+    timerq_advance(q, 8000); /* 8 us after the last frame: RDTR still runs */
+    CU_ASSERT_EQUAL(f.irq.raises, 2);
+    timerq_advance(q, 3000);
+    CU_ASSERT_EQUAL(f.irq.raises, 3);
+    rd(&f, E1000_ICR);
+    for (int i = 0; i < 4; i++) { /* a frame every 8 us: only RADV (30.72 us) ends it */
+        net_backend_deliver(&f.mb->be, frame, sizeof(frame));
+        timerq_advance(q, 8000);
+    }
+    CU_ASSERT_EQUAL(f.irq.raises, 4);
+    CU_ASSERT_TRUE(rd(&f, E1000_ICR) & E1000_ICR_RXT0);
+    /* RDTR with FPD delivers what is pending at once. */
+    net_backend_deliver(&f.mb->be, frame, sizeof(frame));
+    CU_ASSERT_EQUAL(f.irq.raises, 4);
+    wr(&f, E1000_RDTR, E1000_RDTR_FPD | 10);
+    CU_ASSERT_EQUAL(f.irq.raises, 5);
+    e1000_free(f.s);
+    f.s = NULL;
+    timerq_free(q);
+    net_backend_free(&f.mb->be);
+    guestmem_free(&f.mem);
+}
+
 static void test_garbage_rings(void)
 {
     struct fx f;
@@ -472,6 +585,8 @@ int main(void)
     CU_add_test(s, "transmit TSO", test_tx_tso);
     CU_add_test(s, "transmit checksum offload", test_tx_csum_offload);
     CU_add_test(s, "receive", test_rx);
+    CU_add_test(s, "receive checksum offload", test_rx_csum_offload);
+    CU_add_test(s, "interrupt moderation", test_interrupt_moderation);
     CU_add_test(s, "garbage rings", test_garbage_rings);
     CU_add_test(s, "reset", test_reset);
     CU_basic_set_mode(CU_BRM_NORMAL);

@@ -311,6 +311,7 @@ static void test_aux_hook(void)
 {
     struct rig r;
     rig_init(&r);
+    i8042_set_mouse(r.k, false);
     cmd(&r, 0xa8); /* enable aux port */
     cmd(&r, 0x60);
     put(&r, 0x47); /* aux interrupt on */
@@ -340,6 +341,294 @@ static void test_aux_hook(void)
     CU_ASSERT_EQUAL(get(&r), 0x00); /* PS/2 mouse ID */
     CU_ASSERT_EQUAL(get(&r), -1);
     i8042_free(r.k);
+}
+
+/* ---- built-in PS/2 mouse ---- */
+
+/* Sends one byte to the mouse (0xD4 + data). */
+static void mouse_put(struct rig *r, uint8_t v)
+{
+    cmd(r, 0xd4);
+    put(r, v);
+}
+
+/* Reads one byte that must come from the aux port (status bits 0 and 5). */
+static int aux_get(struct rig *r)
+{
+    uint8_t st = status(r);
+    if ((st & 0x21) != 0x21) {
+        return -1;
+    }
+    return data(r);
+}
+
+/* Controller set up the way Linux's i8042 driver leaves it: both ports on, both IRQs. */
+static void mouse_rig(struct rig *r)
+{
+    rig_init(r);
+    cmd(r, 0xa8);
+    cmd(r, 0x60);
+    put(r, 0x47);
+}
+
+static void mouse_enable(struct rig *r)
+{
+    mouse_put(r, 0xf4);
+    CU_ASSERT_EQUAL(aux_get(r), 0xfa);
+}
+
+static void test_mouse_reset_and_id(void)
+{
+    struct rig r;
+    mouse_rig(&r);
+    mouse_put(&r, 0xff);
+    CU_ASSERT_EQUAL(r.aux.level, 1);
+    CU_ASSERT_EQUAL(r.kbd.level, 0);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xaa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    CU_ASSERT_EQUAL(r.aux.level, 0);
+    mouse_put(&r, 0xf2);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    /* Status after reset: stream mode, reporting off, 1:1, 4 counts/mm, 100/s. */
+    mouse_put(&r, 0xe9);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x02);
+    CU_ASSERT_EQUAL(aux_get(&r), 100);
+    /* Rate, resolution, scaling, enable: status reflects every one. */
+    mouse_put(&r, 0xf3);
+    mouse_put(&r, 40);
+    mouse_put(&r, 0xe8);
+    mouse_put(&r, 0x03);
+    mouse_put(&r, 0xe7);
+    mouse_put(&r, 0xf4);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    }
+    mouse_put(&r, 0xe9);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x30); /* enabled | 2:1 */
+    CU_ASSERT_EQUAL(aux_get(&r), 0x03);
+    CU_ASSERT_EQUAL(aux_get(&r), 40);
+    /* Bad arguments are refused and change nothing. */
+    mouse_put(&r, 0xf3);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    mouse_put(&r, 33);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfe);
+    mouse_put(&r, 0xe8);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    mouse_put(&r, 9);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfe);
+    mouse_put(&r, 0x12); /* not a command */
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfe);
+    /* Set defaults: scaling 1:1, reporting off, rate back to 100. */
+    mouse_put(&r, 0xf6);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    mouse_put(&r, 0xe9);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x02);
+    CU_ASSERT_EQUAL(aux_get(&r), 100);
+    i8042_free(r.k);
+}
+
+static void set_rate(struct rig *r, uint8_t rate)
+{
+    mouse_put(r, 0xf3);
+    CU_ASSERT_EQUAL(aux_get(r), 0xfa);
+    mouse_put(r, rate);
+    CU_ASSERT_EQUAL(aux_get(r), 0xfa);
+}
+
+static void test_mouse_intellimouse(void)
+{
+    struct rig r;
+    mouse_rig(&r);
+    /* The wrong order does not unlock the wheel. */
+    set_rate(&r, 200);
+    set_rate(&r, 80);
+    set_rate(&r, 100);
+    mouse_put(&r, 0xf2);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    set_rate(&r, 200);
+    set_rate(&r, 100);
+    set_rate(&r, 80);
+    mouse_put(&r, 0xf2);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x03);
+    mouse_enable(&r);
+    /* Wheel up (away from the user) is -1 in byte 3, as Linux's psmouse reads it. */
+    CU_ASSERT_EQUAL(i8042_mouse_event(r.k, 3, -2, 1, 0x1), 0);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x09); /* always-1 | left */
+    CU_ASSERT_EQUAL(aux_get(&r), 0x03);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x02); /* screen up = PS/2 +y */
+    CU_ASSERT_EQUAL(aux_get(&r), 0xff);
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    /* The wheel alone makes a packet. */
+    i8042_mouse_event(r.k, 0, 0, -2, 0x1);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x09);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x02);
+    /* Reset goes back to the 3-byte standard mouse. */
+    mouse_put(&r, 0xff);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xaa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    mouse_put(&r, 0xf2);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    i8042_free(r.k);
+}
+
+static void test_mouse_stream_packets(void)
+{
+    struct rig r;
+    mouse_rig(&r);
+    /* Reporting off: motion is dropped. */
+    CU_ASSERT_EQUAL(i8042_mouse_event(r.k, 5, 5, 0, 0), 0);
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    mouse_enable(&r);
+    /* Left/down: X and Y sign bits, 9-bit two's complement low bytes. */
+    i8042_mouse_event(r.k, -5, 7, 0, 0x6);
+    CU_ASSERT_EQUAL(r.aux.level, 1);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08 | 0x10 | 0x20 | 0x06);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfb);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xf9);
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    /* A button release alone is reported. */
+    i8042_mouse_event(r.k, 0, 0, 0, 0);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    /* Beyond 9 bits: overflow bit, counter clamped, the rest follows. */
+    i8042_mouse_event(r.k, 300, -400, 0, 0);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08 | 0x40 | 0x80);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xff); /* +255 */
+    CU_ASSERT_EQUAL(aux_get(&r), 0xff); /* +255 up (screen down 400 is PS/2 +400) */
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08);
+    CU_ASSERT_EQUAL(aux_get(&r), 45);
+    CU_ASSERT_EQUAL(aux_get(&r), 145);
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    i8042_mouse_event(r.k, -1000, 0, 0, 0);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08 | 0x10 | 0x40);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00); /* -256 */
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    /* Motion that arrives while the guest is not reading accumulates. */
+    for (int i = 0; i < 10; i++) {
+        aux_get(&r);
+    }
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    cmd(&r, 0xa7); /* aux port disabled: packets wait */
+    i8042_mouse_event(r.k, 1, 0, 0, 0);
+    for (int i = 0; i < 20; i++) {
+        i8042_mouse_event(r.k, 2, 0, 0, 0);
+    }
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    cmd(&r, 0xa8);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08);
+    CU_ASSERT_EQUAL(aux_get(&r), 1); /* the first packet, queued before the rest */
+    CU_ASSERT_EQUAL(aux_get(&r), 0);
+    int sum = 0;
+    for (int p = 0; p < 8; p++) {
+        int b0 = aux_get(&r);
+        if (b0 < 0) {
+            break;
+        }
+        sum += aux_get(&r);
+        aux_get(&r);
+    }
+    CU_ASSERT_EQUAL(sum, 40);
+    /* Disabling the aux IRQ keeps the byte but leaves IRQ 12 low. */
+    cmd(&r, 0x60);
+    put(&r, 0x45);
+    i8042_mouse_event(r.k, 1, 1, 0, 0);
+    CU_ASSERT_EQUAL(r.aux.level, 0);
+    CU_ASSERT_EQUAL(status(&r) & 0x21, 0x21);
+    i8042_free(r.k);
+}
+
+static void test_mouse_scaling_remote_wrap(void)
+{
+    struct rig r;
+    mouse_rig(&r);
+    mouse_enable(&r);
+    mouse_put(&r, 0xe7);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    i8042_mouse_event(r.k, 4, 0, 0, 0);
+    aux_get(&r);
+    CU_ASSERT_EQUAL(aux_get(&r), 6); /* 2:1 table: 4 -> 6 */
+    aux_get(&r);
+    i8042_mouse_event(r.k, 10, 0, 0, 0);
+    aux_get(&r);
+    CU_ASSERT_EQUAL(aux_get(&r), 20);
+    aux_get(&r);
+    /* Remote mode: nothing is streamed; 0xEB reads the counters once. */
+    mouse_put(&r, 0xf0);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    i8042_mouse_event(r.k, 4, -3, 0, 0x2);
+    CU_ASSERT_EQUAL(aux_get(&r), -1);
+    mouse_put(&r, 0xe9);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x40 | 0x20 | 0x10 | 0x01); /* remote, on, 2:1, right */
+    aux_get(&r);
+    aux_get(&r);
+    mouse_put(&r, 0xeb);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08 | 0x02);
+    CU_ASSERT_EQUAL(aux_get(&r), 4); /* read data is never scaled */
+    CU_ASSERT_EQUAL(aux_get(&r), 3);
+    mouse_put(&r, 0xeb);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x08 | 0x02);
+    CU_ASSERT_EQUAL(aux_get(&r), 0);
+    CU_ASSERT_EQUAL(aux_get(&r), 0);
+    mouse_put(&r, 0xea);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    /* Wrap mode echoes until 0xEC. */
+    mouse_put(&r, 0xee);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    mouse_put(&r, 0xf2);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xf2);
+    mouse_put(&r, 0xec);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    mouse_put(&r, 0xf2);
+    CU_ASSERT_EQUAL(aux_get(&r), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&r), 0x00);
+    i8042_free(r.k);
+}
+
+static void test_mouse_save_load(void)
+{
+    struct rig a, b;
+    mouse_rig(&a);
+    rig_init(&b);
+    set_rate(&a, 200);
+    set_rate(&a, 100);
+    set_rate(&a, 80);
+    mouse_enable(&a);
+    cmd(&a, 0xa7);
+    i8042_mouse_event(a.k, 2, 0, -1, 0x1);
+    GByteArray *out = g_byte_array_new();
+    CU_ASSERT_EQUAL(i8042_device_ops.save(a.k, out), 0);
+    CU_ASSERT_EQUAL(i8042_device_ops.load(b.k, out->data, out->len), 0);
+    cmd(&b, 0xa8);
+    CU_ASSERT_EQUAL(aux_get(&b), 0x09);
+    CU_ASSERT_EQUAL(aux_get(&b), 2);
+    CU_ASSERT_EQUAL(aux_get(&b), 0);
+    CU_ASSERT_EQUAL(aux_get(&b), 1); /* 4-byte packets: the IntelliMouse ID came along */
+    mouse_put(&b, 0xe9);
+    CU_ASSERT_EQUAL(aux_get(&b), 0xfa);
+    CU_ASSERT_EQUAL(aux_get(&b), 0x20 | 0x04); /* enabled, left held */
+    CU_ASSERT_EQUAL(aux_get(&b), 2);
+    CU_ASSERT_EQUAL(aux_get(&b), 80);
+    g_byte_array_free(out, TRUE);
+    i8042_free(a.k);
+    i8042_free(b.k);
 }
 
 static void test_save_load(void)
@@ -391,6 +680,11 @@ int main(void)
     CU_add_test(s, "aux loopback while disabled", test_aux_loopback_while_disabled);
     CU_add_test(s, "aux port hook", test_aux_hook);
     CU_add_test(s, "save/load round trip", test_save_load);
+    CU_add_test(s, "mouse reset, ID and settings", test_mouse_reset_and_id);
+    CU_add_test(s, "mouse IntelliMouse wheel", test_mouse_intellimouse);
+    CU_add_test(s, "mouse stream packets", test_mouse_stream_packets);
+    CU_add_test(s, "mouse scaling, remote and wrap", test_mouse_scaling_remote_wrap);
+    CU_add_test(s, "mouse save/load", test_mouse_save_load);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

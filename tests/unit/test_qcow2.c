@@ -91,6 +91,49 @@ static struct image_check_result check(struct image *img)
     return r;
 }
 
+/* One write or read spanning many clusters: partial ends, whole unallocated runs
+ * (allocated back to back), runs already stored in place, zero clusters and
+ * clusters from a backing file in the middle. */
+static void test_multi_cluster_runs(void)
+{
+    const uint64_t cs = 4096;
+    struct image *base = mk("runs-base.qcow2", 1 << 20, 12, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    CU_ASSERT_EQUAL(put(base, 60 * cs, 8 * cs, 9), 0);
+    image_close(base);
+    struct image *img = mk("runs.qcow2", 1 << 20, 12, "runs-base.qcow2", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+    off_t before = fsize("runs.qcow2");
+    CU_ASSERT_EQUAL(put(img, 2 * cs, 16 * cs, 1), 0); /* whole clusters only */
+    CU_ASSERT_EQUAL(image_flush(img), 0);
+    /* 16 data clusters, plus at most the L2 table: nothing allocated twice */
+    CU_ASSERT(fsize("runs.qcow2") - before <= (off_t)(17 * cs));
+    CU_ASSERT_EQUAL(put(img, 30 * cs + 100, 10 * cs, 2), 0); /* partial ends */
+    CU_ASSERT_EQUAL(put(img, 51 * cs, cs, 3), 0);            /* host order 51 before 50 */
+    CU_ASSERT_EQUAL(image_write_zeroes(img, 53 * cs, cs), 0);
+    CU_ASSERT_EQUAL(put(img, 50 * cs + 7, 14 * cs, 4), 0); /* over backing data at 60.. */
+    CU_ASSERT_EQUAL(put(img, 4 * cs + 5, 6 * cs, 5), 0);   /* in place, back to back */
+    for (int pass = 0; pass < 2; pass++) {
+        CU_ASSERT(holds(img, 0, 2 * cs, 0));
+        CU_ASSERT(holds(img, 2 * cs, 2 * cs + 5, 1));
+        CU_ASSERT(holds(img, 4 * cs + 5, 6 * cs, 5));
+        CU_ASSERT(holds(img, 10 * cs + 5, 8 * cs - 5, 1));
+        CU_ASSERT(holds(img, 30 * cs + 100, 10 * cs, 2));
+        CU_ASSERT(holds(img, 50 * cs + 7, 14 * cs, 4));
+        CU_ASSERT(holds(img, 64 * cs + 7, 4 * cs - 7, 9)); /* backing data after the write */
+        CU_ASSERT(holds(img, 68 * cs, cs, 0));
+        struct image_check_result r = check(img);
+        CU_ASSERT_EQUAL(r.corruptions, 0);
+        CU_ASSERT_EQUAL(r.leaks, 0);
+        image_close(img);
+        char err[IMAGE_ERR_LEN];
+        img = NULL;
+        CU_ASSERT_EQUAL_FATAL(
+            image_open(tpath("runs.qcow2"), 0, IMAGE_OPEN_RDWR, &img, err, sizeof(err)), 0);
+    }
+    image_close(img);
+}
+
 static void test_create_reopen(void)
 {
     struct image *img = mk("c.qcow2", 5000000, 0, NULL, 0);
@@ -556,6 +599,7 @@ int main(void)
     CU_add_test(s, "corrupt and dirty bits", test_marked_images);
     CU_add_test(s, "leak found and repaired", test_leak_repair);
     CU_add_test(s, "threads share one image", test_threads);
+    CU_add_test(s, "multi-cluster writes and reads", test_multi_cluster_runs);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

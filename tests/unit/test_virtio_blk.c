@@ -18,11 +18,13 @@ struct memdisk {
     uint8_t data[DISK_SECTORS * 512]; /* contents */
     int flushes;                      /* flush calls */
     int fail;                         /* make every call fail with -EIO */
+    int preads, pwrites;              /* backend calls */
 };
 
 static int md_pread(void *o, void *buf, uint64_t len, uint64_t off)
 {
     struct memdisk *m = o;
+    m->preads++;
     if (m->fail || off + len > sizeof(m->data)) {
         return -EIO;
     }
@@ -33,6 +35,7 @@ static int md_pread(void *o, void *buf, uint64_t len, uint64_t off)
 static int md_pwrite(void *o, const void *buf, uint64_t len, uint64_t off)
 {
     struct memdisk *m = o;
+    m->pwrites++;
     if (m->fail || off + len > sizeof(m->data)) {
         return -EIO;
     }
@@ -144,6 +147,125 @@ static uint8_t submit(uint32_t type, uint64_t sector, uint64_t data_gpa, uint32_
     uint8_t s;
     guestmem_read(&drv.mem, st, &s, 1);
     return s;
+}
+
+/* Descriptors for one request at ring slot FIRST: header, NSEG data buffers, status.
+ * Returns the next free slot. */
+static uint16_t chain(uint16_t first, uint64_t hdr, const uint64_t *gpa, const uint32_t *len,
+                      unsigned nseg, bool writable, uint64_t st)
+{
+    uint16_t d = first;
+    vdrv_desc(&drv, VDRV_DESC, d, hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(d + 1));
+    for (unsigned i = 0; i < nseg; i++) {
+        d++;
+        vdrv_desc(&drv, VDRV_DESC, d, gpa[i], len[i],
+                  VIRTQ_DESC_F_NEXT | (writable ? VIRTQ_DESC_F_WRITE : 0), (uint16_t)(d + 1));
+    }
+    d++;
+    vdrv_desc(&drv, VDRV_DESC, d, st, 1, VIRTQ_DESC_F_WRITE, 0);
+    return (uint16_t)(d + 1);
+}
+
+static uint64_t blk_hdr(uint32_t type, uint64_t sector)
+{
+    uint64_t hdr = vdrv_alloc(&drv, 16);
+    uint8_t h[16] = {0};
+    memcpy(h, &type, 4);
+    memcpy(h + 8, &sector, 8);
+    guestmem_write(&drv.mem, hdr, h, 16);
+    return hdr;
+}
+
+/* A guest's page list: small buffers, some adjacent in memory, some not. The data
+ * lands in the right places and the backend sees one call per request. */
+static void test_scatter_gather(void)
+{
+    setup_dev(false);
+    CU_ASSERT_TRUE(vdrv_start(&drv, vp, 0, 0) & VIRTIO_STATUS_DRIVER_OK);
+    uint64_t base = vdrv_alloc(&drv, 4096);
+    uint64_t gpa[4] = {base, base + 512, base + 1536, base + 3072};
+    uint32_t len[4] = {512, 512, 1024, 512};
+    uint64_t st = vdrv_alloc(&drv, 1);
+    /* Read sectors 10..14. */
+    chain(0, blk_hdr(VIRTIO_BLK_T_IN, 10), gpa, len, 4, true, st);
+    disk.preads = 0;
+    vdrv_publish(&drv, 0);
+    vdrv_kick(vp, 0);
+    virtio_blk_drain(blk);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 1);
+    uint8_t s = 0xee;
+    guestmem_read(&drv.mem, st, &s, 1);
+    CU_ASSERT_EQUAL(s, VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(disk.preads, 1);
+    uint8_t b[1024];
+    unsigned sector = 10;
+    for (unsigned i = 0; i < 4; i++) {
+        guestmem_read(&drv.mem, gpa[i], b, len[i]);
+        for (unsigned k = 0; k < len[i]; k += 512, sector++) {
+            CU_ASSERT_EQUAL(b[k], sector + 1);
+            CU_ASSERT_EQUAL(b[k + 511], sector + 1);
+        }
+    }
+    /* The gaps between the buffers are untouched. */
+    guestmem_read(&drv.mem, base + 1024, b, 512);
+    CU_ASSERT_EQUAL(b[0], 0);
+    CU_ASSERT_EQUAL(b[511], 0);
+    /* Write them back at sector 20, each buffer its own byte. */
+    for (unsigned i = 0; i < 4; i++) {
+        memset(guestmem_ptr_rw(&drv.mem, gpa[i], len[i]), 0xa0 + (int)i, len[i]);
+    }
+    chain(6, blk_hdr(VIRTIO_BLK_T_OUT, 20), gpa, len, 4, false, st);
+    disk.pwrites = 0;
+    vdrv_publish(&drv, 6);
+    vdrv_kick(vp, 0);
+    virtio_blk_drain(blk);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 2);
+    guestmem_read(&drv.mem, st, &s, 1);
+    CU_ASSERT_EQUAL(s, VIRTIO_BLK_S_OK);
+    CU_ASSERT_EQUAL(disk.pwrites, 1);
+    const uint8_t want[5] = {0xa0, 0xa1, 0xa2, 0xa2, 0xa3};
+    for (unsigned i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(disk.data[(20 + i) * 512], want[i]);
+        CU_ASSERT_EQUAL(disk.data[(20 + i) * 512 + 511], want[i]);
+    }
+    CU_ASSERT_EQUAL(disk.data[25 * 512], 26);
+    teardown_dev();
+}
+
+/* Requests queued before one kick all complete, in one used-ring update. */
+static void test_batch_per_kick(void)
+{
+    setup_dev(false);
+    CU_ASSERT_TRUE(vdrv_start(&drv, vp, 0, 0) & VIRTIO_STATUS_DRIVER_OK);
+    uint64_t st[3], buf[3];
+    uint32_t len = 512;
+    uint16_t slot = 0, heads[3];
+    for (unsigned i = 0; i < 3; i++) {
+        st[i] = vdrv_alloc(&drv, 1);
+        buf[i] = vdrv_alloc(&drv, 512);
+        heads[i] = slot;
+        slot = chain(slot, blk_hdr(i < 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT, 30 + i), &buf[i],
+                     &len, 1, i < 2, st[i]);
+        vdrv_publish(&drv, heads[i]);
+    }
+    memset(guestmem_ptr_rw(&drv.mem, buf[2], 512), 0x77, 512);
+    vdrv_kick(vp, 0);
+    virtio_blk_drain(blk);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 3);
+    for (unsigned i = 0; i < 3; i++) {
+        uint32_t id = 0xffff, ul = 0;
+        vdrv_used_elem(&drv, i, &id, &ul);
+        CU_ASSERT_EQUAL(id, heads[i]); /* in order */
+        CU_ASSERT_EQUAL(ul, i < 2 ? 513 : 1);
+        uint8_t s = 0xee;
+        guestmem_read(&drv.mem, st[i], &s, 1);
+        CU_ASSERT_EQUAL(s, VIRTIO_BLK_S_OK);
+    }
+    uint8_t b = 0;
+    guestmem_read(&drv.mem, buf[1], &b, 1);
+    CU_ASSERT_EQUAL(b, 32);
+    CU_ASSERT_EQUAL(disk.data[32 * 512], 0x77);
+    teardown_dev();
 }
 
 static void test_identity_and_config(void)
@@ -439,6 +561,8 @@ int main(void)
     CU_add_test(s, "malformed request", test_malformed_request);
     CU_add_test(s, "reset with in-flight I/O", test_reset_with_inflight_io);
     CU_add_test(s, "save and load", test_save_load);
+    CU_add_test(s, "scatter-gather through few backend calls", test_scatter_gather);
+    CU_add_test(s, "every request of one kick completes", test_batch_per_kick);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

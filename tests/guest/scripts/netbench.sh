@@ -2,13 +2,19 @@
 # Network benchmark guest side (host side: bench/net/run.sh). After DHCP it receives one TCP
 # stream on port 5001 (the host connects through a hostfwd) and then sends lodge.net.mb MiB to
 # 10.0.2.2:lodge.net.port. The host times both from its end.
+# lodge.net.io=dd (default): busybox nc hands the socket to dd (nc -e), which moves 64 KiB per
+# read/write as real transfer tools do; lodge.net.io=nc: nc copies the stream itself, 1 KiB
+# per read + write + poll, which makes any guest syscall-bound whatever the NIC does.
+# lodge.net.mtu=N sets eth0's MTU (default: what the NIC offers).
 lodge-insmod virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
     failover net_failover virtio_net e1000 || exit 1
-port="" mb=16
+port="" mb=16 io=dd mtu=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
     lodge.net.port=*) port=${arg#lodge.net.port=} ;;
     lodge.net.mb=*) mb=${arg#lodge.net.mb=} ;;
+    lodge.net.io=*) io=${arg#lodge.net.io=} ;;
+    lodge.net.mtu=*) mtu=${arg#lodge.net.mtu=} ;;
     esac
 done
 n=0
@@ -17,7 +23,9 @@ while [ ! -d /sys/class/net/eth0 ] && [ $n -lt 20 ]; do
     n=$((n + 1))
 done
 ip link set lo up
+[ -n "$mtu" ] && ip link set eth0 mtu "$mtu"
 ip link set eth0 up
+echo "LODGE-BENCH-MTU=$(cat /sys/class/net/eth0/mtu) io=$io"
 cat > /tmp/udhcpc.sh <<'S'
 #!/bin/sh
 case "$1" in
@@ -29,12 +37,20 @@ esac
 S
 chmod +x /tmp/udhcpc.sh
 udhcpc -i eth0 -n -q -t 10 -T 2 -s /tmp/udhcpc.sh >/dev/null 2>&1 || { echo "LODGE-DHCP-FAIL"; exit 1; }
-timeout 300 nc -l -p 5001 > /dev/null &
+if [ "$io" = nc ]; then
+    timeout 300 nc -l -p 5001 > /dev/null &
+else
+    timeout 300 nc -l -p 5001 -e sh -c 'dd of=/dev/null bs=65536 2>/dev/null' &
+fi
 rx=$!
 sleep 1
 echo "LODGE-BENCH-READY"
 wait $rx
 echo "LODGE-BENCH-RX-DONE"
-dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | timeout 300 nc 10.0.2.2 "$port"
+if [ "$io" = nc ]; then
+    dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | timeout 300 nc 10.0.2.2 "$port"
+else
+    timeout 300 nc 10.0.2.2 "$port" -e sh -c "dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null"
+fi
 echo "LODGE-BENCH-TX-DONE"
 exit 0

@@ -53,6 +53,7 @@ struct sdl_console {
     unsigned buttons;         /* mouse buttons held: bit 0 left, 1 right, 2 middle */
     bool relative;            /* SDL relative mouse mode is on (grabbed, no tablet) */
     int last_x, last_y;       /* last pointer position in guest pixels (wheel events) */
+    bool redraw;              /* exposed or resized: present even without damage */
 };
 
 static void console_update_title(struct sdl_console *c)
@@ -237,6 +238,9 @@ static void console_handle(struct sdl_console *c, const SDL_Event *ev)
     case SDL_WINDOWEVENT:
         if (ev->window.event == SDL_WINDOWEVENT_CLOSE) {
             console_close(c);
+        } else if (ev->window.event == SDL_WINDOWEVENT_EXPOSED ||
+                   ev->window.event == SDL_WINDOWEVENT_SIZE_CHANGED) {
+            c->redraw = true;
         }
         break;
     case SDL_KEYDOWN:
@@ -258,7 +262,9 @@ static void console_draw(struct sdl_console *c)
 {
     struct surface_mode mode;
     surface_get_mode(c->surface, &mode);
+    bool fresh = false;
     if (!c->tex || mode.width != c->tex_w || mode.height != c->tex_h) {
+        fresh = true;
         if (c->tex) {
             SDL_DestroyTexture(c->tex);
         }
@@ -272,10 +278,28 @@ static void console_draw(struct sdl_console *c)
     if (!c->tex) {
         return;
     }
-    /* Guest writes to its framebuffer are not trapped: refresh the whole screen. */
     struct surface_rect dmg[SURFACE_MAX_DAMAGE];
-    surface_take_damage(c->surface, dmg, SURFACE_MAX_DAMAGE);
-    SDL_UpdateTexture(c->tex, NULL, surface_data(c->surface), (int)mode.stride);
+    int n = surface_take_damage(c->surface, dmg, SURFACE_MAX_DAMAGE);
+    /* A producer (the VGA) reports every change, so a frame without damage is skipped
+     * and only damaged rectangles are uploaded. Guest writes to the plain-RAM framebuffer
+     * of direct boots are not trapped: that one is uploaded whole every frame. */
+    if (!surface_has_producer(c->surface) || fresh) {
+        SDL_UpdateTexture(c->tex, NULL, surface_data(c->surface), (int)mode.stride);
+    } else if (n == 0 && !c->redraw) {
+        return;
+    } else {
+        for (int i = 0; i < n; i++) {
+            if (dmg[i].x + dmg[i].w > c->tex_w || dmg[i].y + dmg[i].h > c->tex_h) {
+                continue; /* for a mode the next frame's new texture covers */
+            }
+            SDL_Rect r = {(int)dmg[i].x, (int)dmg[i].y, (int)dmg[i].w, (int)dmg[i].h};
+            SDL_UpdateTexture(c->tex, &r,
+                              surface_data(c->surface) + (size_t)dmg[i].y * mode.stride +
+                                  (size_t)dmg[i].x * 4,
+                              (int)mode.stride);
+        }
+    }
+    c->redraw = false;
     SDL_SetRenderDrawColor(c->ren, 0, 0, 0, 255);
     SDL_RenderClear(c->ren);
     SDL_RenderCopy(c->ren, c->tex, NULL, NULL);

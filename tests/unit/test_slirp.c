@@ -223,6 +223,32 @@ static void test_hostfwd_port_in_use(void)
     g_main_context_unref(ctx);
 }
 
+/* An idle user network must let its loop sleep: the poll set is rebuilt only when a socket
+ * comes or goes (re-adding it on every iteration woke the context each time: a busy loop). */
+static void test_idle_loop_sleeps(void)
+{
+    /* A forward gives slirp a listening socket to poll. */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CU_ASSERT_EQUAL_FATAL(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t al = sizeof(a);
+    getsockname(ls, (struct sockaddr *)&a, &al);
+    close(ls);
+    char spec[128];
+    snprintf(spec, sizeof(spec), "user,hostfwd=tcp:127.0.0.1:%u-:80", ntohs(a.sin_port));
+    struct slirp_fx f;
+    CU_ASSERT_EQUAL_FATAL(fx_start(&f, spec), 0);
+    gint64 end = g_get_monotonic_time() + 200000;
+    int iterations = 0;
+    while (g_get_monotonic_time() < end) {
+        g_main_context_iteration(f.ctx, TRUE);
+        iterations++;
+    }
+    /* Sleeping, an iteration lasts until slirp's next timer (tens of ms at the least). */
+    CU_ASSERT_TRUE(iterations < 50);
+    fx_stop(&f);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -234,6 +260,7 @@ int main(void)
     CU_add_test(s, "ARP reply for 10.0.2.2", test_arp);
     CU_add_test(s, "DHCP offer of 10.0.2.15", test_dhcp);
     CU_add_test(s, "hostfwd port in use", test_hostfwd_port_in_use);
+    CU_add_test(s, "idle loop sleeps", test_idle_loop_sleeps);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

@@ -36,6 +36,7 @@ struct net_slirp {
     GPollFD *fill;                              /* poll set slirp asks for this iteration */
     unsigned npfd, cap_fill;                    /* used / allocated */
     struct slirp_timer timers[SLIRP_MAX_TIMERS]; /* slirp's timers (RA, DHCPv6...) */
+    int64_t poll_deadline_ms;                   /* when slirp wants slirp_pollfds_poll again */
 };
 
 struct slirp_source {
@@ -223,6 +224,10 @@ static gboolean slirp_src_prepare(GSource *src, gint *timeout)
             }
         }
     }
+    /* slirp's TCP timers (delayed ACK, retransmit, persist) only run inside
+     * slirp_pollfds_poll: the timeout it asked for must end in a dispatch even when no
+     * socket became ready, or a lost segment is never sent again. */
+    s->poll_deadline_ms = now_ms + to;
     *timeout = (gint)to;
     return to == 0;
 }
@@ -236,6 +241,9 @@ static gboolean slirp_src_check(GSource *src)
         }
     }
     int64_t now_ms = slirp_now_ns() / 1000000;
+    if (now_ms >= s->poll_deadline_ms) {
+        return TRUE;
+    }
     for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
         if (s->timers[i].used && s->timers[i].armed && s->timers[i].expire_ms <= now_ms) {
             return TRUE;

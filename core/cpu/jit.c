@@ -232,10 +232,16 @@ static void prologue(struct jb *j)
     op_mem(j, true, 0x8b, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
 }
 
-/* Block entry (also of a chained jump, with R15 = its RIP): R14 = the block. */
+/* Block entry (also of a chained jump, with R15 = its RIP): R14 = the block, R13 = the
+ * TLB of the current privilege. */
 static void block_entry(struct jb *j, const struct cpu_jit_chain *ch)
 {
     mov_imm64(j, H_R14, (uint64_t)(uintptr_t)ch->block);
+    /* R13 = &cpu->tlb[mmu_idx][0]: the privilege level cannot change inside a block */
+    op_mem(j, false, 0x0fb6, H_RAX, H_RBP, -1, 0, CPU_OFF(mmu_idx)); /* movzx eax, byte */
+    op_rr(j, true, 0x69, H_RAX, H_RAX);
+    b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
+    op_mem(j, true, 0x8d, H_R13, H_RBP, H_RAX, 0, CPU_OFF(tlb));
 }
 
 /* RAX = the next RIP (already in cpu->rip), icount and flags up to date: enter the
@@ -885,6 +891,32 @@ static void sync_point(struct jb *j, struct jstate *st)
     st->host_valid = false;
 }
 
+/* Before an inline memory access: flags into the lazy state (the probe clobbers host
+ * RFLAGS, and the slow path's handler may fault or read them). The instruction count is
+ * brought up to date only on the slow path (emit_slow_handler). */
+static void mem_sync(struct jb *j, struct jstate *st)
+{
+    if (!st->mem_valid) {
+        flags_to_mem(j);
+        st->mem_valid = true;
+    }
+    st->host_valid = false;
+}
+
+/* The slow path of an inline access: the handler with an exact count, then the count as
+ * the fast path leaves it (pending instructions not yet added). */
+static void emit_slow_handler(struct jb *j, const struct x86_insn *in, int64_t off, unsigned idx,
+                              unsigned pending)
+{
+    add_icount(j, pending);
+    emit_handler_call(j, in, off);
+    emit_stop_check(j, idx + 1);
+    if (pending) {
+        op_mem(j, true, 0x83, 5, H_RBP, -1, 0, CPU_OFF(icount));
+        b1(j, pending);
+    }
+}
+
 static void load_regs(struct jb *j, const struct jit_regs *rg)
 {
     for (int g = 0; g < 16; g++) {
@@ -927,10 +959,11 @@ static bool plan_regs(const struct x86_insn *in, const struct jit_info *ji, stru
 }
 
 /* R11 = a linear address: R12 = its host pointer after a soft-TLB hit for an access of
- * size bytes; returns the rel32 of the jump taken on a miss. Clobbers RAX, R10, flags. */
+ * size bytes (R13 = this privilege's TLB); returns the rel32 of the jump taken on a miss.
+ * Clobbers R10 and flags. */
 static uint8_t *emit_probe(struct jb *j, bool write, unsigned size)
 {
-    /* entry = &cpu->tlb[mmu_idx][(lin >> 12) & 255] as a byte offset in R10 */
+    /* R10 = byte offset of the entry for (lin >> 12) & 255 in the table at R13 */
     op_rr(j, true, 0x89, H_R11, H_R10);
     op_rr(j, true, 0xc1, 5, H_R10);
     b1(j, 12);
@@ -938,20 +971,16 @@ static uint8_t *emit_probe(struct jb *j, bool write, unsigned size)
     b4(j, CPU_TLB_SIZE - 1);
     op_rr(j, true, 0x69, H_R10, H_R10);
     b4(j, (uint32_t)sizeof(struct cpu_tlb_entry));
-    op_mem(j, false, 0x0fb6, H_RAX, H_RBP, -1, 0, CPU_OFF(mmu_idx)); /* movzx eax, byte */
-    op_rr(j, true, 0x69, H_RAX, H_RAX);
-    b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
-    op_rr(j, true, 0x01, H_RAX, H_R10);
     /* the last byte's page must be the entry's tag (so no page crossing) */
-    op_mem(j, true, 0x8d, H_RAX, H_R11, -1, 0, (int32_t)size - 1);
-    op_rr(j, true, 0x81, 4, H_RAX);
+    op_mem(j, true, 0x8d, H_R12, H_R11, -1, 0, (int32_t)size - 1);
+    op_rr(j, true, 0x81, 4, H_R12);
     b4(j, (uint32_t)CPU_PAGE_MASK);
     int32_t tag = write ? (int32_t)offsetof(struct cpu_tlb_entry, tag_write)
-                                 : (int32_t)offsetof(struct cpu_tlb_entry, tag_read);
-    op_mem(j, true, 0x3b, H_RAX, H_RBP, H_R10, 0, CPU_OFF(tlb) + tag);
+                        : (int32_t)offsetof(struct cpu_tlb_entry, tag_read);
+    op_mem(j, true, 0x3b, H_R12, H_R13, H_R10, 0, tag);
     uint8_t *slow = jcc_fwd(j, 0x5);
-    op_mem(j, true, 0x8b, H_R12, H_RBP, H_R10, 0,
-           CPU_OFF(tlb) + (int32_t)offsetof(struct cpu_tlb_entry, addend));
+    op_mem(j, true, 0x8b, H_R12, H_R13, H_R10, 0,
+           (int32_t)offsetof(struct cpu_tlb_entry, addend));
     op_rr(j, true, 0x01, H_R11, H_R12); /* add r12, r11 */
     return slow;
 }
@@ -962,7 +991,7 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
                           const struct jit_regs *rg, int64_t off, unsigned idx,
                           struct jstate *st)
 {
-    sync_point(j, st);
+    mem_sync(j, st);
     emit_address(j, in, off + in->len);
     if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
         op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
@@ -976,13 +1005,12 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
     store_regs(j, rg);
     uint8_t *done = jmp_fwd(j);
     patch_here(j, slow);
-    emit_handler_call(j, in, off);
-    emit_stop_check(j, idx + 1);
+    emit_slow_handler(j, in, off, idx, st->pending);
     if (ji->fl) {
         flags_to_host(j);
     }
     patch_here(j, done);
-    st->pending = 1;
+    st->pending++;
     if (ji->fl) {
         st->host_valid = true;
         st->mem_valid = !(ji->fl & JF_OUT);
@@ -1016,7 +1044,7 @@ static bool emit_push_pop(struct jb *j, const struct x86_insn *in, int64_t off, 
     }
     int g = (int)((op & 7) | (in->rex & 1u) << 3);
     bool push = op < 0x58;
-    sync_point(j, st);
+    mem_sync(j, st);
     ld_guest(j, H_R11, CPU_RSP);
     if (push) {
         op_mem(j, true, 0x8d, H_R11, H_R11, -1, 0, -8);
@@ -1034,10 +1062,9 @@ static bool emit_push_pop(struct jb *j, const struct x86_insn *in, int64_t off, 
     }
     uint8_t *done = jmp_fwd(j);
     patch_here(j, slow);
-    emit_handler_call(j, in, off);
-    emit_stop_check(j, idx + 1);
+    emit_slow_handler(j, in, off, idx, st->pending);
     patch_here(j, done);
-    st->pending = 1;
+    st->pending++;
     return true;
 }
 

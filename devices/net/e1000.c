@@ -3,6 +3,9 @@
 
 #include "core/log.h"
 
+#include "devices/device.h"
+#include "snapshot/vmstate.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -756,6 +759,198 @@ static void e1000_bar1_write(void *opaque, uint64_t off, uint64_t val, unsigned 
 
 static const struct bus_ops e1000_bar0_ops = {.read = e1000_bar0_read, .write = e1000_bar0_write};
 static const struct bus_ops e1000_bar1_ops = {.read = e1000_bar1_read, .write = e1000_bar1_write};
+
+/* ---- saved state ---------------------------------------------------------------------- */
+
+/* Everything the guest can observe, flattened for vmstate (names as in struct e1000). */
+struct e1000_saved {
+    uint32_t regs[E1000_NREGS];          /* register file (SDM 13.4) */
+    uint16_t eeprom[E1000_EEPROM_WORDS]; /* EEPROM image (SDM 5.6) */
+    uint32_t ee_old;                     /* EECD pins last written (SDM 5.6.2) */
+    uint32_t ee_val_in;                  /* microwire bits shifted in */
+    uint32_t ee_bits_in;                 /* how many */
+    bool ee_reading;                     /* READ opcode + address received */
+    uint32_t ee_out_bit;                 /* next DO bit */
+    uint16_t phy[E1000_PHY_REGS];        /* PHY registers (SDM 13.4.9) */
+    uint32_t ioaddr;                     /* IOADDR (SDM 13.2.2) */
+    bool link_up;                        /* carrier */
+    uint8_t ctx[10];                     /* last context descriptor (SDM 3.3.6), packed */
+    uint32_t tx_len;                     /* bytes of a packet gathered before its EOP */
+    bool tx_tse;                         /* ... it is a TSO super-frame */
+    uint8_t tx_popts;                    /* ... its POPTS */
+    bool tx_overflow;                    /* ... it outgrew the buffer */
+    uint8_t tx_buf[E1000_TX_MAX];        /* ... its bytes (subsection, only when tx_len) */
+};
+
+static bool e1000_tx_partial_needed(const void *opaque)
+{
+    return ((const struct e1000_saved *)opaque)->tx_len > 0;
+}
+
+static const struct vmstate_field e1000_tx_partial_fields[] = {
+    VMSTATE_BUF(struct e1000_saved, tx_buf),
+    VMSTATE_END,
+};
+
+static const struct vmstate_desc e1000_tx_partial_vmstate = {
+    .name = "e1000/tx_partial",
+    .version = 1,
+    .min_version = 1,
+    .struct_size = sizeof(struct e1000_saved),
+    .fields = e1000_tx_partial_fields,
+    .needed = e1000_tx_partial_needed,
+};
+
+static const struct vmstate_desc *const e1000_subsections[] = {&e1000_tx_partial_vmstate, NULL};
+
+static int e1000_saved_check(void *scratch, int version_id)
+{
+    const struct e1000_saved *v = scratch;
+    /* The transmit gatherer appends after tx_len: it must lie inside the buffer. */
+    return v->tx_len <= E1000_TX_MAX ? 0 : -EINVAL;
+}
+
+static const struct vmstate_field e1000_saved_fields[] = {
+    VMSTATE_BUF(struct e1000_saved, regs),
+    VMSTATE_BUF(struct e1000_saved, eeprom),
+    VMSTATE_FIELD(struct e1000_saved, ee_old, VMSTATE_U32),
+    VMSTATE_FIELD(struct e1000_saved, ee_val_in, VMSTATE_U32),
+    VMSTATE_FIELD(struct e1000_saved, ee_bits_in, VMSTATE_U32),
+    VMSTATE_FIELD(struct e1000_saved, ee_reading, VMSTATE_BOOL),
+    VMSTATE_FIELD(struct e1000_saved, ee_out_bit, VMSTATE_U32),
+    VMSTATE_ARRAY(struct e1000_saved, phy, VMSTATE_U16, E1000_PHY_REGS),
+    VMSTATE_FIELD(struct e1000_saved, ioaddr, VMSTATE_U32),
+    VMSTATE_FIELD(struct e1000_saved, link_up, VMSTATE_BOOL),
+    VMSTATE_BUF(struct e1000_saved, ctx),
+    VMSTATE_FIELD(struct e1000_saved, tx_len, VMSTATE_U32),
+    VMSTATE_FIELD(struct e1000_saved, tx_tse, VMSTATE_BOOL),
+    VMSTATE_FIELD(struct e1000_saved, tx_popts, VMSTATE_U8),
+    VMSTATE_FIELD(struct e1000_saved, tx_overflow, VMSTATE_BOOL),
+    VMSTATE_END,
+};
+
+static const struct vmstate_desc e1000_saved_vmstate = {
+    .name = "e1000",
+    .version = 1,
+    .min_version = 1,
+    .struct_size = sizeof(struct e1000_saved),
+    .fields = e1000_saved_fields,
+    .subsections = e1000_subsections,
+    .post_load = e1000_saved_check,
+};
+
+static int e1000_save(void *dev, GByteArray *out)
+{
+    struct e1000 *s = dev;
+    struct e1000_saved *v = calloc(1, sizeof(*v));
+    if (!v) {
+        return -ENOMEM;
+    }
+    int rc = pci_dev_save(&s->pd, out);
+    pthread_mutex_lock(&s->lock);
+    memcpy(v->regs, s->regs, sizeof(v->regs));
+    memcpy(v->eeprom, s->eeprom, sizeof(v->eeprom));
+    v->ee_old = s->ee.old;
+    v->ee_val_in = s->ee.val_in;
+    v->ee_bits_in = s->ee.bits_in;
+    v->ee_reading = s->ee.reading;
+    v->ee_out_bit = s->ee.out_bit;
+    memcpy(v->phy, s->phy, sizeof(v->phy));
+    v->ioaddr = s->ioaddr;
+    v->link_up = s->link_up;
+    const struct e1000_tx_ctx *c = &s->ctx;
+    uint8_t ctx[10] = {c->ipcss, c->ipcso, (uint8_t)c->ipcse, (uint8_t)(c->ipcse >> 8),
+                       c->tucss, c->tucso, (uint8_t)c->tucse, (uint8_t)(c->tucse >> 8),
+                       c->tucmd, 0};
+    memcpy(v->ctx, ctx, sizeof(ctx));
+    v->tx_len = (uint32_t)s->tx_len;
+    v->tx_tse = s->tx_tse;
+    v->tx_popts = s->tx_popts;
+    v->tx_overflow = s->tx_overflow;
+    memcpy(v->tx_buf, s->tx_buf, s->tx_len);
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0) {
+        rc = vmstate_save(&e1000_saved_vmstate, v, out);
+    }
+    free(v);
+    return rc;
+}
+
+/* All or nothing: the PCI section and the device section are both parsed and checked
+ * before either changes the device. Delay timers that were running fire at once: any
+ * cause already in ICR interrupts as soon as the mask allows. */
+static int e1000_load(void *dev, const uint8_t *buf, size_t len)
+{
+    struct e1000 *s = dev;
+    struct pci_dev_saved *ps = NULL;
+    size_t used = 0;
+    int rc = pci_dev_parse(&s->pd, buf, len, &used, &ps);
+    if (rc < 0) {
+        return rc;
+    }
+    struct e1000_saved *v = calloc(1, sizeof(*v));
+    if (!v) {
+        pci_dev_saved_free(ps);
+        return -ENOMEM;
+    }
+    rc = vmstate_load(&e1000_saved_vmstate, v, buf + used, len - used, NULL);
+    if (rc < 0) {
+        log_warn(E1000_TAG, "saved state refused");
+        pci_dev_saved_free(ps);
+        free(v);
+        return rc;
+    }
+    pci_dev_restore(&s->pd, ps);
+    pthread_mutex_lock(&s->lock);
+    memcpy(s->regs, v->regs, sizeof(s->regs));
+    memcpy(s->eeprom, v->eeprom, sizeof(s->eeprom));
+    s->ee.old = v->ee_old;
+    s->ee.val_in = v->ee_val_in;
+    s->ee.bits_in = v->ee_bits_in;
+    s->ee.reading = v->ee_reading;
+    s->ee.out_bit = v->ee_out_bit;
+    memcpy(s->phy, v->phy, sizeof(s->phy));
+    s->ioaddr = v->ioaddr;
+    s->link_up = v->link_up;
+    s->ctx = (struct e1000_tx_ctx){
+        .ipcss = v->ctx[0], .ipcso = v->ctx[1], .ipcse = (uint16_t)(v->ctx[2] | v->ctx[3] << 8),
+        .tucss = v->ctx[4], .tucso = v->ctx[5], .tucse = (uint16_t)(v->ctx[6] | v->ctx[7] << 8),
+        .tucmd = v->ctx[8]};
+    s->tx_len = v->tx_len;
+    s->tx_tse = v->tx_tse;
+    s->tx_popts = v->tx_popts;
+    s->tx_overflow = v->tx_overflow;
+    memcpy(s->tx_buf, v->tx_buf, s->tx_len);
+    if (s->tq) {
+        timer_del(s->itr_timer);
+        timer_del(s->rx_timer);
+        timer_del(s->rx_abs_timer);
+        timer_del(s->tx_timer);
+        timer_del(s->tx_abs_timer);
+    }
+    s->irq_level = false;
+    s->itr_last_ns = 0;
+    e1000_update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+    free(v);
+    /* The ring may have room the backend is waiting for. */
+    if (s->be) {
+        net_backend_rx_ready(s->be);
+    }
+    return 0;
+}
+
+static void e1000_system_reset(void *dev)
+{
+    e1000_reset(dev);
+}
+
+const struct device_ops e1000_device_ops = {
+    .name = "e1000",
+    .reset = e1000_system_reset,
+    .save = e1000_save,
+    .load = e1000_load,
+};
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 

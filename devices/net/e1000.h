@@ -19,6 +19,7 @@
 
 #include "core/guestmem.h"
 #include "core/timer.h"
+#include "devices/device.h"
 #include "devices/pci/pci_dev.h"
 #include "net/net.h"
 
@@ -144,6 +145,10 @@ int e1000_set_timerq(struct e1000 *s, struct timerq *tq);
 void e1000_reset(struct e1000 *s);
 /* Carrier change: STATUS.LU, PHY status, and an LSC interrupt. */
 void e1000_set_link(struct e1000 *s, bool up);
+/* System reset, save and load (dev = struct e1000 *): the PCI function's section then
+ * an "e1000" section (register file, EEPROM and its microwire state, PHY, transmit
+ * context and a packet gathered before its EOP). A refused stream changes nothing. */
+extern const struct device_ops e1000_device_ops;
 /* Register access as BAR0 delivers it (tests). */
 uint64_t e1000_mmio_read(struct e1000 *s, uint64_t off, unsigned size);
 void e1000_mmio_write(struct e1000 *s, uint64_t off, uint64_t val, unsigned size);

@@ -2,6 +2,7 @@
 #include "devices/virtio/virtio_net.h"
 
 #include "core/log.h"
+#include "snapshot/vmstate.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -294,6 +295,123 @@ void virtio_net_free(struct virtio_net *n)
     pthread_mutex_destroy(&n->tx_lock);
     free(n);
 }
+
+/* ---- saved state ---------------------------------------------------------------------- */
+
+struct vnet_saved {
+    uint8_t mac[6];                  /* config mac (5.1.4) */
+    uint16_t mtu;                    /* config mtu (5.1.4) */
+    bool link_up;                    /* config status LINK_UP (5.1.4) */
+    uint32_t nstash;                 /* receive chains popped but not yet filled */
+    uint16_t stash_head[VNET_RX_STASH]; /* ... their descriptor heads (2.6.8) */
+};
+
+static int vnet_saved_check(void *scratch, int version_id)
+{
+    const struct vnet_saved *v = scratch;
+    if (v->nstash > VNET_RX_STASH) {
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < v->nstash; i++) {
+        if (v->stash_head[i] >= VIRTIO_NET_QUEUE_SIZE) {
+            return -EINVAL; /* no ring this device offers has such a descriptor */
+        }
+    }
+    return 0;
+}
+
+static const struct vmstate_field vnet_saved_fields[] = {
+    VMSTATE_BUF(struct vnet_saved, mac),
+    VMSTATE_FIELD(struct vnet_saved, mtu, VMSTATE_U16),
+    VMSTATE_FIELD(struct vnet_saved, link_up, VMSTATE_BOOL),
+    VMSTATE_FIELD(struct vnet_saved, nstash, VMSTATE_U32),
+    VMSTATE_ARRAY(struct vnet_saved, stash_head, VMSTATE_U16, VNET_RX_STASH),
+    VMSTATE_END,
+};
+
+static const struct vmstate_desc vnet_saved_vmstate = {
+    .name = "virtio-net",
+    .version = 1,
+    .min_version = 1,
+    .struct_size = sizeof(struct vnet_saved),
+    .fields = vnet_saved_fields,
+    .post_load = vnet_saved_check,
+};
+
+/* The virtio-net section, then the transport's (virtio_pci_device_ops). */
+static int vnet_save(void *dev, GByteArray *out)
+{
+    struct virtio_net *n = dev;
+    struct vnet_saved v = {0};
+    pthread_mutex_lock(&n->rx_lock);
+    memcpy(v.mac, n->mac, 6);
+    v.mtu = n->mtu;
+    v.link_up = n->link_up;
+    v.nstash = n->nstash;
+    for (unsigned i = 0; i < n->nstash; i++) {
+        v.stash_head[i] = n->stash[i]->head;
+    }
+    int rc = vmstate_save(&vnet_saved_vmstate, &v, out);
+    if (rc == 0) {
+        rc = virtio_pci_device_ops.save(n->vp, out);
+    }
+    pthread_mutex_unlock(&n->rx_lock);
+    return rc;
+}
+
+/* All or nothing: a stream for another MAC or MTU is refused before the transport
+ * loads. Receive chains the saved device had popped but not filled (it was waiting for
+ * more buffers) go back to the driver as used with length 0: a driver drops them as
+ * runt frames and posts them again (Linux: rx_length_errors), instead of losing them. */
+static int vnet_load(void *dev, const uint8_t *buf, size_t len)
+{
+    struct virtio_net *n = dev;
+    struct vnet_saved v = {0};
+    size_t used = 0;
+    int rc = vmstate_load(&vnet_saved_vmstate, &v, buf, len, &used);
+    if (rc == 0 && (memcmp(v.mac, n->mac, 6) != 0 || v.mtu != n->mtu)) {
+        log_warn(VNET_TAG, "saved state is for another NIC (MAC or MTU differ)");
+        rc = -EINVAL;
+    }
+    if (rc == 0) {
+        rc = virtio_pci_device_ops.load(n->vp, buf + used, len - used);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&n->rx_lock);
+    n->nstash = 0;
+    n->stash_bytes = 0;
+    n->link_up = v.link_up;
+    if (v.nstash && virtio_pci_queue_live(n->vp, VIRTIO_NET_RXQ)) {
+        struct virtq_elem *e = malloc(sizeof(*e));
+        if (e) {
+            for (uint32_t i = 0; i < v.nstash; i++) {
+                e->head = v.stash_head[i];
+                e->nout = e->nin = 0;
+                e->out_len = e->in_len = 0;
+                virtio_pci_push(n->vp, VIRTIO_NET_RXQ, e, 0);
+            }
+            free(e);
+        }
+    }
+    pthread_mutex_unlock(&n->rx_lock);
+    net_backend_rx_ready(n->be);
+    return 0;
+}
+
+static void vnet_system_reset(void *dev)
+{
+    struct virtio_net *n = dev;
+    virtio_pci_device_ops.reset(n->vp); /* device reset included (vnet_reset) */
+}
+
+const struct device_ops virtio_net_device_ops = {
+    .name = "virtio-net",
+    .reset = vnet_system_reset,
+    .save = vnet_save,
+    .load = vnet_load,
+};
 
 struct virtio_pci *virtio_net_transport(struct virtio_net *n)
 {

@@ -11,6 +11,7 @@
 #define LODGE_DEVICES_VIRTIO_VIRTIO_NET_H
 
 #include "core/guestmem.h"
+#include "devices/device.h"
 #include "devices/virtio/virtio_pci.h"
 #include "net/net.h"
 
@@ -57,6 +58,10 @@ struct virtio_net *virtio_net_new(const struct guestmem *mem, const uint8_t mac[
                                   struct net_backend *be);
 void virtio_net_free(struct virtio_net *n);
 struct virtio_pci *virtio_net_transport(struct virtio_net *n);
+/* Save/load/reset of the whole device, dev = struct virtio_net *: a "virtio-net" section
+ * (MAC and MTU, checked on load; link; receive chains held while gathering room for a
+ * frame) followed by the transport's state (virtio_pci_device_ops). */
+extern const struct device_ops virtio_net_device_ops;
 /* Carrier change: updates the STATUS config field and interrupts. */
 void virtio_net_set_link(struct virtio_net *n, bool up);
 

@@ -6,6 +6,7 @@
 #include "net/net.h"
 
 #include <CUnit/Basic.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -514,6 +515,51 @@ static void test_interrupt_moderation(void)
     guestmem_free(&f.mem);
 }
 
+static void test_save_load(void)
+{
+    struct fx a, b;
+    fx_start(&a);
+    fx_start(&b);
+    tx_setup(&a, 8);
+    wr(&a, E1000_ITR, 500);
+    wr(&a, E1000_RXCSUM, E1000_RXCSUM_TUOFLD);
+    wr(&a, E1000_RAL0, 0x44332211);
+    /* A packet in two data descriptors; only the first is posted before the save. */
+    uint8_t frame[200];
+    size_t len = build_tcp(frame, 120);
+    net_frame_fix_checksums(frame, len);
+    guestmem_write(&a.mem, BUFS, frame, len);
+    put_desc(&a, TX_RING, BUFS,
+             100 | E1000_TXD_DTYP_D << 20 | (uint32_t)E1000_TXD_CMD_DEXT << 24, 0);
+    wr(&a, E1000_TDT, 1);
+    CU_ASSERT_EQUAL(a.mb->n, 0);
+    GByteArray *img = g_byte_array_new();
+    CU_ASSERT_EQUAL_FATAL(e1000_device_ops.save(a.s, img), 0);
+    /* A truncated stream is refused and leaves the device as it was. */
+    CU_ASSERT_EQUAL(e1000_device_ops.load(b.s, img->data, img->len - 7), -EINVAL);
+    CU_ASSERT_EQUAL(rd(&b, E1000_ITR), 0);
+    CU_ASSERT_EQUAL(rd(&b, E1000_TDT), 0);
+    CU_ASSERT_EQUAL_FATAL(e1000_device_ops.load(b.s, img->data, img->len), 0);
+    CU_ASSERT_EQUAL(rd(&b, E1000_ITR), 500);
+    CU_ASSERT_EQUAL(rd(&b, E1000_RXCSUM), E1000_RXCSUM_TUOFLD);
+    CU_ASSERT_EQUAL(rd(&b, E1000_RAL0), 0x44332211);
+    CU_ASSERT_EQUAL(rd(&b, E1000_TDH), 1);
+    CU_ASSERT_EQUAL(rd(&b, E1000_TCTL), E1000_TCTL_EN);
+    /* The restored device finishes the half-gathered packet. */
+    guestmem_write(&b.mem, BUFS, frame, len);
+    put_desc(&b, TX_RING + 16, BUFS + 100,
+             (uint32_t)(len - 100) | E1000_TXD_DTYP_D << 20 |
+                 (uint32_t)(E1000_TXD_CMD_DEXT | E1000_TXD_CMD_EOP) << 24,
+             0);
+    wr(&b, E1000_TDT, 2);
+    CU_ASSERT_EQUAL_FATAL(b.mb->n, 1);
+    CU_ASSERT_EQUAL(b.mb->lens[0], len);
+    CU_ASSERT_EQUAL(memcmp(b.mb->frames[0], frame, len), 0);
+    g_byte_array_free(img, TRUE);
+    fx_stop(&a);
+    fx_stop(&b);
+}
+
 static void test_garbage_rings(void)
 {
     struct fx f;
@@ -587,6 +633,7 @@ int main(void)
     CU_add_test(s, "receive", test_rx);
     CU_add_test(s, "receive checksum offload", test_rx_csum_offload);
     CU_add_test(s, "interrupt moderation", test_interrupt_moderation);
+    CU_add_test(s, "save and load", test_save_load);
     CU_add_test(s, "garbage rings", test_garbage_rings);
     CU_add_test(s, "reset", test_reset);
     CU_basic_set_mode(CU_BRM_NORMAL);

@@ -108,9 +108,20 @@ int qcow2_cache_get(struct image *img, struct qcow2_cache *c, uint64_t off, bool
 {
     struct qcow2 *q = qcow2_state(img);
     struct qcow2_cache_slot *victim = NULL;
-    for (int i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+    if (c->hint < c->nslots && c->slot[c->hint].offset == off && c->slot[c->hint].data) {
+        struct qcow2_cache_slot *s = &c->slot[c->hint];
+        s->used = ++c->tick;
+        if (!fill) {
+            memset(s->data, 0, q->cs);
+            s->dirty = true;
+        }
+        *data = s->data;
+        return 0;
+    }
+    for (unsigned i = 0; i < c->nslots; i++) {
         struct qcow2_cache_slot *s = &c->slot[i];
         if (s->offset == off && s->data) {
+            c->hint = i;
             s->used = ++c->tick;
             if (!fill) {
                 memset(s->data, 0, q->cs);
@@ -159,13 +170,37 @@ int qcow2_cache_get(struct image *img, struct qcow2_cache *c, uint64_t off, bool
     }
     victim->offset = off;
     victim->used = ++c->tick;
+    c->hint = (unsigned)(victim - c->slot);
     *data = victim->data;
     return 0;
 }
 
+int qcow2_cache_reserve(struct qcow2_cache *c, unsigned n)
+{
+    if (n <= c->nslots) {
+        return 0;
+    }
+    struct qcow2_cache_slot *s = realloc(c->slot, n * sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    memset(s + c->nslots, 0, (n - c->nslots) * sizeof(*s));
+    c->slot = s;
+    c->nslots = n;
+    return 0;
+}
+
+void qcow2_cache_destroy(struct qcow2_cache *c)
+{
+    qcow2_cache_drop(c);
+    free(c->slot);
+    c->slot = NULL;
+    c->nslots = 0;
+}
+
 void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off)
 {
-    for (int i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+    for (unsigned i = 0; i < c->nslots; i++) {
         if (c->slot[i].offset == off) {
             c->slot[i].offset = 0;
             c->slot[i].dirty = false;
@@ -175,7 +210,11 @@ void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off)
 
 void qcow2_cache_mark_dirty(struct qcow2_cache *c, uint64_t off)
 {
-    for (int i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+    if (c->hint < c->nslots && c->slot[c->hint].offset == off && c->slot[c->hint].data) {
+        c->slot[c->hint].dirty = true;
+        return;
+    }
+    for (unsigned i = 0; i < c->nslots; i++) {
         if (c->slot[i].offset == off && c->slot[i].data) {
             c->slot[i].dirty = true;
         }
@@ -184,7 +223,7 @@ void qcow2_cache_mark_dirty(struct qcow2_cache *c, uint64_t off)
 
 int qcow2_cache_write_dirty(struct image *img, struct qcow2_cache *c, bool *wrote)
 {
-    for (int i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+    for (unsigned i = 0; i < c->nslots; i++) {
         struct qcow2_cache_slot *s = &c->slot[i];
         if (s->offset && s->dirty) {
             int r = qcow2_cache_write_slot(img, c, s);
@@ -201,7 +240,7 @@ int qcow2_cache_write_dirty(struct image *img, struct qcow2_cache *c, bool *wrot
 
 void qcow2_cache_drop(struct qcow2_cache *c)
 {
-    for (int i = 0; i < QCOW2_CACHE_SLOTS; i++) {
+    for (unsigned i = 0; i < c->nslots; i++) {
         free(c->slot[i].data);
         c->slot[i].data = NULL;
         c->slot[i].offset = 0;
@@ -1051,8 +1090,8 @@ static void qcow2_free_state(struct qcow2 *q)
     if (!q) {
         return;
     }
-    qcow2_cache_drop(&q->l2c);
-    qcow2_cache_drop(&q->rbc);
+    qcow2_cache_destroy(&q->l2c);
+    qcow2_cache_destroy(&q->rbc);
     free(q->l1);
     free(q->rct);
     free(q->pending_free);
@@ -1147,6 +1186,10 @@ static int qcow2_open(struct image *img, int depth)
     }
     img->priv = q;
     q->l2c.is_l2 = true;
+    if (qcow2_cache_reserve(&q->l2c, QCOW2_CACHE_SLOTS) < 0 ||
+        qcow2_cache_reserve(&q->rbc, QCOW2_CACHE_SLOTS) < 0) {
+        return qcow2_open_fail(img, -ENOMEM);
+    }
     q->file_end = (uint64_t)st.st_size;
     q->version = image_be32(h0 + 4);
     if (q->version != 2 && q->version != 3) {
@@ -1168,6 +1211,15 @@ static int qcow2_open(struct image *img, int depth)
                                image_set_error(img, -ENOTSUP, "encrypted qcow2 not supported"));
     }
     q->l1_size = image_be32(h0 + QCOW2_HDR_L1_SIZE);
+    uint64_t l2_slots = q->l1_size;
+    uint64_t l2_max = QCOW2_L2_CACHE_MAX_BYTES >> q->cluster_bits;
+    l2_max = l2_max < QCOW2_L2_CACHE_MAX_SLOTS ? l2_max : QCOW2_L2_CACHE_MAX_SLOTS;
+    if (l2_slots > l2_max) {
+        l2_slots = l2_max;
+    }
+    if (qcow2_cache_reserve(&q->l2c, (unsigned)l2_slots) < 0) {
+        return qcow2_open_fail(img, -ENOMEM);
+    }
     q->l1_offset = image_be64(h0 + QCOW2_HDR_L1_OFFSET);
     q->rct_offset = image_be64(h0 + QCOW2_HDR_RCT_OFFSET);
     q->rct_clusters = image_be32(h0 + QCOW2_HDR_RCT_CLUSTERS);

@@ -48,7 +48,12 @@
 #define QCOW2_HDR_INCOMPAT 72
 #define QCOW2_HDR_AUTOCLEAR 88
 
-#define QCOW2_CACHE_SLOTS 32
+#define QCOW2_CACHE_SLOTS 32 /* refcount blocks; the minimum for L2 tables */
+/* L2 tables: enough slots to map the whole disk, as QEMU does, so that random I/O
+ * over a big disk does not evict dirty tables (each eviction costs an fdatasync),
+ * within this much memory and this many slots (lookups scan the slots). */
+#define QCOW2_L2_CACHE_MAX_BYTES (32u << 20)
+#define QCOW2_L2_CACHE_MAX_SLOTS 1024
 
 struct qcow2_cache_slot {
     uint64_t offset; /* host offset of the cached cluster; 0 = empty slot */
@@ -58,7 +63,9 @@ struct qcow2_cache_slot {
 };
 
 struct qcow2_cache {
-    struct qcow2_cache_slot slot[QCOW2_CACHE_SLOTS];
+    struct qcow2_cache_slot *slot; /* nslots entries; data allocated on first use */
+    unsigned nslots;
+    unsigned hint; /* slot of the last hit: sequential I/O stays in one table */
     uint64_t tick;
     bool is_l2; /* L2 tables wait for refcounts to be durable before they are written */
 };
@@ -116,6 +123,9 @@ int qcow2_cache_get(struct image *img, struct qcow2_cache *c, uint64_t off, bool
 void qcow2_cache_mark_dirty(struct qcow2_cache *c, uint64_t off);
 int qcow2_cache_write_dirty(struct image *img, struct qcow2_cache *c, bool *wrote);
 void qcow2_cache_drop(struct qcow2_cache *c);
+/* Make room for N slots (never shrinks); 0 or -ENOMEM. Free with qcow2_cache_destroy. */
+int qcow2_cache_reserve(struct qcow2_cache *c, unsigned n);
+void qcow2_cache_destroy(struct qcow2_cache *c);
 /* Forget a cached cluster that was freed (its contents must never be written back). */
 void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off);
 int qcow2_sync(struct image *img);

@@ -495,9 +495,7 @@ struct cpu {
     bool exit_on_exception; /* tests: return CPU_EXIT_EXCEPTION instead of delivering */
     int exit_request;      /* atomic: cpu_kick() sets it, the loop checks between blocks */
     /* translated code (jit.c) runs chained blocks while these allow: */
-    int32_t jit_budget;      /* chained block entries left before returning to the loop */
-    uint64_t jit_ilimit;     /* no chaining once icount reaches this */
-    const int *jit_dma;      /* the block cache's DMA-pending word */
+    int32_t jit_budget;      /* atomic: blocks it may still run; 0 from kicks, hints, DMA */
     void *jit_last;          /* the block that ran last (struct cpu_block) */
     uint64_t jit_last_rip;   /* its first RIP */
     int exit_reason;       /* enum cpu_exit_reason requested by cpu-sys (cpu_request_exit) */

@@ -202,6 +202,7 @@ static void block_unhash(struct cpu_tcache *tc, struct cpu_block *b)
         *pp = b->hash_next;
     }
     b->valid = false;
+    b->jit = NULL; /* translated predecessors no longer enter it */
 }
 
 static uint64_t granule_mask(uint64_t off, uint64_t len)
@@ -288,6 +289,9 @@ void cpu_tcache_note_write(struct cpu *cpu, uint64_t pa, uint64_t len)
         tc->dma_overflow = true;
     }
     __atomic_store_n(&tc->dma_pending, 1, __ATOMIC_RELEASE);
+    for (int c = 0; c < tc->ncpus; c++) {
+        __atomic_store_n(&tc->cpus[c]->jit_budget, 0, __ATOMIC_RELAXED);
+    }
     pthread_mutex_unlock(&tc->dma_lock);
 }
 
@@ -472,6 +476,7 @@ void cpu_free(struct cpu *cpu)
 void cpu_kick(struct cpu *cpu)
 {
     __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&cpu->jit_budget, 0, __ATOMIC_RELAXED); /* stop chained blocks */
 }
 
 void cpu_request_exit(struct cpu *cpu, int reason)
@@ -922,9 +927,8 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         if (b->valid && b->jit && n == b_ninsn && !single) {
             /* Translated blocks may enter each other (same page, cached successors) for a
              * while; the last one tells which it was. */
-            cpu->jit_budget = 32;
-            cpu->jit_ilimit = limit - cpu->icount > BLOCK_MAX_INSNS ? limit - BLOCK_MAX_INSNS : 0;
-            cpu->jit_dma = &cpu->tcache->dma_pending;
+            uint64_t left = (limit - cpu->icount) / BLOCK_MAX_INSNS;
+            __atomic_store_n(&cpu->jit_budget, left < 32 ? (int32_t)left : 32, __ATOMIC_RELAXED);
             i = b->jit(cpu);
             b = cpu->jit_last;
             b_rip = cpu->jit_last_rip;

@@ -328,6 +328,7 @@ void cpu_int_soft(struct cpu *cpu, int vector, int kind)
 void cpu_sys_intr_hint(struct cpu *cpu)
 {
     __atomic_store_n(&cpu->intr_hint, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&cpu->jit_budget, 0, __ATOMIC_RELAXED); /* stop chained blocks */
 }
 
 /* Poll the interrupt controller at the next block: now (until_if false) or once RFLAGS.IF
@@ -338,6 +339,7 @@ static void intr_rearm(struct cpu *cpu, bool until_if)
         cpu->intr_wait_if = true;
     } else {
         __atomic_store_n(&cpu->intr_hint, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&cpu->jit_budget, 0, __ATOMIC_RELAXED);
     }
 }
 

@@ -232,8 +232,8 @@ static void prologue(struct jb *j)
     op_mem(j, true, 0x8b, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
 }
 
-/* Block entry (also of a chained jump, with R15 = its RIP): R14 = the block, R13 = the
- * TLB of the current privilege. */
+/* Entry from the loop: R14 = the block, R13 = the TLB of the current privilege (a chained
+ * entry comes with R14 and R15 set, and the privilege cannot change on a near branch). */
 static void block_entry(struct jb *j, const struct cpu_jit_chain *ch)
 {
     mov_imm64(j, H_R14, (uint64_t)(uintptr_t)ch->block);
@@ -245,9 +245,9 @@ static void block_entry(struct jb *j, const struct cpu_jit_chain *ch)
 }
 
 /* RAX = the next RIP (already in cpu->rip), icount and flags up to date: enter the
- * successor's translation directly when it is cached, valid and translated, and nothing
- * wants the loop (kick, interrupt hint, exit request, DMA into code, instruction budget);
- * else return n. */
+ * successor's translation directly when it is cached and translated and the budget allows
+ * (anything that wants the loop zeroes it: kicks, interrupt hints, DMA into code); else
+ * return n. */
 static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
                        unsigned n)
 {
@@ -314,29 +314,12 @@ static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu
     out[no++] = jcc_fwd(j, 0x5);
     patch_here(j, have);
     patch_here(j, have2);
-    op_mem(j, false, 0x80, 7, H_RDX, -1, 0, ch->off_valid); /* cmp byte [next.valid], 0 */
-    b1(j, 0);
-    out[no++] = jcc_fwd(j, 0x4);
+    /* an invalidated block has no translation any more */
     op_mem(j, true, 0x8b, H_RCX, H_RDX, -1, 0, ch->off_jit);
     op_rr(j, true, 0x85, H_RCX, H_RCX); /* test rcx, rcx */
     out[no++] = jcc_fwd(j, 0x4);
-    static const int32_t zero_words[] = {
-        (int32_t)offsetof(struct cpu, exit_reason),
-        (int32_t)offsetof(struct cpu, exit_request),
-        (int32_t)offsetof(struct cpu, intr_hint),
-    };
-    for (unsigned k = 0; k < 3; k++) {
-        op_mem(j, false, 0x83, 7, H_RBP, -1, 0, zero_words[k]); /* cmp dword [..], 0 */
-        b1(j, 0);
-        out[no++] = jcc_fwd(j, 0x5);
-    }
-    op_mem(j, true, 0x8b, H_RSI, H_RBP, -1, 0, CPU_OFF(jit_dma));
-    op_mem(j, false, 0x83, 7, H_RSI, -1, 0, 0);
-    b1(j, 0);
-    out[no++] = jcc_fwd(j, 0x5);
-    op_mem(j, true, 0x8b, H_RSI, H_RBP, -1, 0, CPU_OFF(icount));
-    op_mem(j, true, 0x3b, H_RSI, H_RBP, -1, 0, CPU_OFF(jit_ilimit));
-    out[no++] = jcc_fwd(j, 0x3); /* jae */
+    /* kicks, interrupt hints and DMA into code zero the budget; the loop sizes it to the
+     * instruction limit */
     op_mem(j, false, 0x83, 5, H_RBP, -1, 0, CPU_OFF(jit_budget)); /* sub dword [..], 1 */
     b1(j, 1);
     out[no++] = jcc_fwd(j, 0xe); /* jle: budget used up */
@@ -1187,8 +1170,8 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     }
     uint8_t *start = j->p;
     prologue(j);
-    jit->prologue_len = (size_t)(j->p - start);
     block_entry(j, ch);
+    jit->prologue_len = (size_t)(j->p - start); /* chained entries skip the above */
     for (unsigned k = 0; k < n; k++) {
         const struct x86_insn *in = &insn[k];
         struct jit_info ji;

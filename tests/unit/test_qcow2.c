@@ -134,6 +134,34 @@ static void test_multi_cluster_runs(void)
     image_close(img);
 }
 
+/* More L2 tables than the cache holds (512-byte clusters: one table maps 32 KiB, the
+ * cache at most 1024 tables): dirty tables are evicted and written back in order. */
+static void test_l2_cache_eviction(void)
+{
+    const uint64_t span = 64 * 512, n = 1500;
+    struct image *img = mk("evict.qcow2", n * span, 9, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+    for (uint64_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(put(img, i * span + 100, 8, 7), 0);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int bad = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            bad += !holds(img, i * span + 100, 8, 7) || !holds(img, i * span + 512, 8, 0);
+        }
+        CU_ASSERT_EQUAL(bad, 0);
+        struct image_check_result r = check(img);
+        CU_ASSERT_EQUAL(r.corruptions, 0);
+        CU_ASSERT_EQUAL(r.leaks, 0);
+        image_close(img);
+        char err[IMAGE_ERR_LEN];
+        img = NULL;
+        CU_ASSERT_EQUAL_FATAL(
+            image_open(tpath("evict.qcow2"), 0, IMAGE_OPEN_RDWR, &img, err, sizeof(err)), 0);
+    }
+    image_close(img);
+}
+
 static void test_create_reopen(void)
 {
     struct image *img = mk("c.qcow2", 5000000, 0, NULL, 0);
@@ -600,6 +628,7 @@ int main(void)
     CU_add_test(s, "leak found and repaired", test_leak_repair);
     CU_add_test(s, "threads share one image", test_threads);
     CU_add_test(s, "multi-cluster writes and reads", test_multi_cluster_runs);
+    CU_add_test(s, "L2 cache eviction", test_l2_cache_eviction);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -249,6 +249,113 @@ static void test_idle_loop_sleeps(void)
     fx_stop(&f);
 }
 
+/* Guest 10.0.2.15:40000 -> host 10.0.2.2:port, TCP with the given flags, seq/ack and n
+ * payload bytes; returns the frame length. */
+static size_t tcp_frame(uint8_t *p, unsigned port, uint8_t flags, uint32_t seq, uint32_t ack,
+                        size_t n)
+{
+    static const uint8_t host_mac[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+    memset(p, 0, 54 + n);
+    memcpy(p, host_mac, 6);
+    memcpy(p + 6, guest_mac, 6);
+    p[12] = 0x08;
+    uint8_t *ip = p + 14;
+    ip[0] = 0x45, ip[8] = 64, ip[9] = 6;
+    ip[12] = 10, ip[14] = 2, ip[15] = 15, ip[16] = 10, ip[18] = 2, ip[19] = 2;
+    uint8_t *t = ip + 20;
+    t[0] = 40000 >> 8, t[1] = 40000 & 0xff, t[2] = (uint8_t)(port >> 8), t[3] = (uint8_t)port;
+    for (int i = 0; i < 4; i++) {
+        t[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
+        t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
+    }
+    t[12] = 0x50, t[13] = flags, t[14] = 0xff, t[15] = 0xff;
+    memset(t + 20, 'x', n);
+    net_frame_fix_checksums(p, 54 + n);
+    return 54 + n;
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The last TCP segment slirp sent the guest, or NULL. */
+static const uint8_t *last_tcp(struct peer_rec *p)
+{
+    for (int i = p->n - 1; i >= 0; i--) {
+        const uint8_t *f = p->frames[i];
+        if (p->lens[i] >= 54 && f[12] == 0x08 && f[13] == 0 && f[14 + 9] == 6) {
+            return f + 14 + (f[14] & 0xf) * 4;
+        }
+    }
+    return NULL;
+}
+
+/* slirp's TCP timers run only inside slirp_pollfds_poll: a delayed ACK (data without PSH)
+ * must still come when no socket has anything to report. */
+static void test_tcp_delayed_ack(void)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CU_ASSERT_EQUAL_FATAL(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(ls, 1), 0);
+    socklen_t al = sizeof(a);
+    getsockname(ls, (struct sockaddr *)&a, &al);
+    unsigned port = ntohs(a.sin_port);
+    struct slirp_fx f;
+    CU_ASSERT_EQUAL_FATAL(fx_start(&f, "user"), 0);
+    /* ARP first, so slirp knows where 10.0.2.15 is. */
+    uint8_t arp[42] = {0};
+    memset(arp, 0xff, 6);
+    memcpy(arp + 6, guest_mac, 6);
+    arp[12] = 0x08, arp[13] = 0x06;
+    uint8_t *ah = arp + 14;
+    ah[1] = 1, ah[2] = 0x08, ah[4] = 6, ah[5] = 4, ah[7] = 1;
+    memcpy(ah + 8, guest_mac, 6);
+    ah[14] = 10, ah[15] = 0, ah[16] = 2, ah[17] = 15;
+    ah[24] = 10, ah[25] = 0, ah[26] = 2, ah[27] = 2;
+    net_backend_send(f.be, arp, sizeof(arp));
+    pump(f.ctx, &f.peer, 1);
+    /* slirp asks for 10.0.2.15 itself too: answer it. */
+    pump(f.ctx, &f.peer, 2);
+    for (int i = 0; i < f.peer.n; i++) {
+        const uint8_t *q = f.peer.frames[i];
+        if (q[12] == 0x08 && q[13] == 0x06 && q[14 + 7] == 1) {
+            memcpy(arp, q + 6, 6);
+            ah[7] = 2; /* reply: sender 10.0.2.15 at guest_mac, target the asker */
+            memcpy(ah + 18, q + 14 + 8, 10);
+            net_backend_send(f.be, arp, sizeof(arp));
+        }
+    }
+    uint8_t fr[200];
+    net_backend_send(f.be, fr, tcp_frame(fr, port, 0x02, 1000, 0, 0)); /* SYN */
+    const uint8_t *t = NULL;
+    for (int i = 0; i < 500 && !((t = last_tcp(&f.peer)) && (t[13] & 0x12) == 0x12); i++) {
+        g_main_context_iteration(f.ctx, FALSE);
+        usleep(1000);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL_FATAL(t[13] & 0x12, 0x12); /* SYN-ACK */
+    uint32_t srv = be32(t + 4) + 1;
+    int c = accept(ls, NULL, NULL);
+    CU_ASSERT_TRUE_FATAL(c >= 0);
+    net_backend_send(f.be, fr, tcp_frame(fr, port, 0x10, 1001, srv, 0));    /* ACK */
+    net_backend_send(f.be, fr, tcp_frame(fr, port, 0x10, 1001, srv, 100)); /* data, no PSH */
+    uint32_t acked = 0;
+    for (int i = 0; i < 300 && acked != 1101; i++) {
+        g_main_context_iteration(f.ctx, FALSE);
+        usleep(1000);
+        t = last_tcp(&f.peer);
+        acked = t ? be32(t + 8) : 0;
+    }
+    CU_ASSERT_EQUAL(acked, 1101);
+    char got[128];
+    CU_ASSERT_EQUAL(recv(c, got, sizeof(got), MSG_DONTWAIT), 100);
+    close(c);
+    close(ls);
+    fx_stop(&f);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -261,6 +368,7 @@ int main(void)
     CU_add_test(s, "DHCP offer of 10.0.2.15", test_dhcp);
     CU_add_test(s, "hostfwd port in use", test_hostfwd_port_in_use);
     CU_add_test(s, "idle loop sleeps", test_idle_loop_sleeps);
+    CU_add_test(s, "TCP delayed ACK without socket events", test_tcp_delayed_ack);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

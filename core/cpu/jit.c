@@ -354,6 +354,80 @@ static void ret_count(struct jb *j, unsigned n)
     b1(j, 0xc3);
 }
 
+/* ---- code generation state: flags, instruction count, register cache ---- */
+
+/* Guest registers are cached in host registers inside a block, write-through: every write
+ * also goes to cpu->r[], so memory is always current and the cache is simply forgotten
+ * (handler calls) or reloaded (after a slow path, so both paths agree). Guest RAX..RBX live
+ * in host RAX..RBX; the others share the pool. */
+static const uint8_t reg_pool[] = {H_RSI, H_RDI, H_R8, H_R9};
+
+struct jstate {
+    bool host_valid;  /* host RFLAGS hold the guest's arithmetic flags */
+    bool mem_valid;   /* the lazy-flags state holds them */
+    unsigned pending; /* instructions run since icount was last updated */
+    int8_t where[16]; /* guest register -> host register holding it, or -1 */
+    int8_t holds[16]; /* host register -> guest register, or -1 */
+    unsigned age[16]; /* host pool register: last use (LRU) */
+    unsigned clock;
+    uint16_t pinned;  /* host registers the current instruction uses */
+};
+
+static void cache_clear(struct jstate *st)
+{
+    memset(st->where, -1, sizeof(st->where));
+    memset(st->holds, -1, sizeof(st->holds));
+    st->pinned = 0;
+}
+
+/* Host register holding guest register g (loaded from cpu->r[] unless !load). */
+static int cache_get(struct jb *j, struct jstate *st, int g, bool load)
+{
+    int h = st->where[g];
+    if (h < 0) {
+        if (g < 4) {
+            h = g;
+        } else {
+            int best = -1;
+            for (unsigned k = 0; k < sizeof(reg_pool); k++) {
+                int c = reg_pool[k];
+                if (st->pinned & (1u << c)) {
+                    continue;
+                }
+                if (st->holds[c] < 0) {
+                    best = c;
+                    break;
+                }
+                if (best < 0 || st->age[c] < st->age[best]) {
+                    best = c;
+                }
+            }
+            h = best; /* an instruction pins at most 4 registers of the pool */
+            if (st->holds[h] >= 0) {
+                st->where[st->holds[h]] = -1;
+            }
+        }
+        st->where[g] = (int8_t)h;
+        st->holds[h] = (int8_t)g;
+        if (load) {
+            ld_guest(j, h, g);
+        }
+    }
+    st->age[h] = ++st->clock;
+    st->pinned |= (uint16_t)(1u << h);
+    return h;
+}
+
+/* Reload every cached register from cpu->r[] (after a handler ran on a slow path). */
+static void cache_reload(struct jb *j, const struct jstate *st)
+{
+    for (int g = 0; g < 16; g++) {
+        if (st->where[g] >= 0) {
+            ld_guest(j, st->where[g], g);
+        }
+    }
+}
+
 /* ---- flags ---- */
 
 /* Host RFLAGS holding the guest's arithmetic flags (IF and bit 1 as user code has them). */
@@ -362,8 +436,8 @@ static uint64_t jit_host_flags(struct cpu *cpu)
     return (cpu_get_rflags(cpu) & CPU_FL_ARITH) | 0x202;
 }
 
-/* Guest flags from the lazy state into host RFLAGS (clobbers caller-saved registers). */
-static void flags_to_host(struct jb *j)
+/* Guest flags from the lazy state into host RFLAGS (keeps the register cache). */
+static void flags_to_host(struct jb *j, const struct jstate *st)
 {
     op_mem(j, false, 0x83, 7, H_RBP, -1, 0, CPU_OFF(cc_op)); /* cmp dword [cc_op], HOST */
     b1(j, CPU_CC_HOST);
@@ -376,6 +450,7 @@ static void flags_to_host(struct jb *j)
     call_abs(j, (const void *)jit_host_flags);
     b1(j, 0x50); /* push rax */
     b1(j, 0x9d);
+    cache_reload(j, st); /* the call clobbered caller-saved registers */
     patch_here(j, done);
 }
 
@@ -693,15 +768,7 @@ static bool classify(const struct x86_insn *in, struct jit_info *ji)
     }
 }
 
-/* ---- register allocation for one instruction ---- */
-
-struct jit_regs {
-    int8_t host[16]; /* guest register -> host register, or -1 */
-    uint16_t used;   /* guest registers loaded */
-    int next;        /* next free pool slot */
-};
-
-static const uint8_t reg_pool[] = {H_RSI, H_R8, H_R9, H_R10};
+/* ---- operands of one native instruction ---- */
 
 /* Whether the ModRM.rm operand of a register form is a byte register. */
 static bool rm_is_byte(const struct x86_insn *in)
@@ -718,32 +785,92 @@ static int guest_reg(const struct x86_insn *in, int code, bool isbyte)
     return code;
 }
 
-static bool regs_use(struct jit_regs *rg, int g)
+/* Register operands of a native instruction, as guest register codes (-1: none) and the
+ * guest registers behind them. */
+struct jit_operands {
+    int reg_code, rm_code, op_code; /* ModRM.reg, ModRM.rm (register form), opcode reg */
+    bool reg_byte, rm_byte, op_byte;
+    int guest[6]; /* guest registers used, including implicit ones */
+    unsigned n;
+    bool high_byte; /* AH..BH appear: no REX may be emitted */
+};
+
+static void operands_of(const struct x86_insn *in, const struct jit_info *ji,
+                        struct jit_operands *o)
 {
-    if (rg->host[g] >= 0) {
-        return true;
-    }
-    if (g < 4) {
-        rg->host[g] = (int8_t)g;
-    } else {
-        if (rg->next >= (int)sizeof(reg_pool)) {
-            return false;
+    memset(o, 0, sizeof(*o));
+    o->reg_code = o->rm_code = o->op_code = -1;
+    for (int g = 0; g < 3; g++) {
+        if (ji->implicit & (1u << g)) {
+            o->guest[o->n++] = g;
         }
-        rg->host[g] = (int8_t)reg_pool[rg->next++];
     }
-    rg->used |= (uint16_t)(1u << g);
-    return true;
+    if (ji->modrm && ji->reg_is_reg) {
+        o->reg_code = in->reg;
+        o->reg_byte = in->opsize == 1;
+    }
+    if (ji->modrm && !(in->flags & X86_F_MEM)) {
+        o->rm_code = in->rm;
+        o->rm_byte = rm_is_byte(in);
+    }
+    if (ji->opreg >= 0) {
+        o->op_code = ji->opreg;
+        o->op_byte = in->opsize == 1;
+    }
+    const int codes[3] = {o->reg_code, o->rm_code, o->op_code};
+    const bool bytes[3] = {o->reg_byte, o->rm_byte, o->op_byte};
+    for (int k = 0; k < 3; k++) {
+        if (codes[k] < 0) {
+            continue;
+        }
+        int g = guest_reg(in, codes[k], bytes[k]);
+        if (g != codes[k]) {
+            o->high_byte = true;
+        }
+        o->guest[o->n++] = g;
+    }
 }
 
-/* The host register code that stands for guest register code `code` in the emitted
- * instruction (AH..BH keep their code: guest RAX..RBX live in host RAX..RBX). */
-static int host_code(const struct x86_insn *in, const struct jit_regs *rg, int code, bool isbyte)
+/* Whether the operands can be renamed: AH..BH (no REX) next to a register that lives in
+ * R8/R9 would need a REX prefix, which turns AH..BH into SPL..DIL. */
+static bool operands_ok(const struct x86_insn *in, const struct jit_operands *o)
+{
+    if (!o->high_byte) {
+        return true;
+    }
+    for (unsigned k = 0; k < o->n; k++) {
+        if (o->guest[k] >= 4) {
+            return false;
+        }
+    }
+    return !(in->flags & X86_F_MEM);
+}
+
+/* The host register code standing for guest register code `code` (AH..BH keep theirs). */
+static int host_code(const struct x86_insn *in, const struct jstate *st, int code, bool isbyte)
 {
     int g = guest_reg(in, code, isbyte);
-    if (g != code) {
-        return code;
+    return g != code ? code : st->where[g];
+}
+
+static void operands_load(struct jb *j, struct jstate *st, const struct jit_operands *o)
+{
+    for (unsigned k = 0; k < o->n; k++) {
+        cache_get(j, st, o->guest[k], true);
     }
-    return rg->host[g];
+}
+
+/* Write-through of every register the instruction may have written. */
+static void operands_store(struct jb *j, const struct jstate *st, const struct jit_operands *o)
+{
+    uint16_t done = 0;
+    for (unsigned k = 0; k < o->n; k++) {
+        int g = o->guest[k];
+        if (!(done & (1u << g))) {
+            st_guest(j, st->where[g], g);
+            done |= (uint16_t)(1u << g);
+        }
+    }
 }
 
 /* ---- translation of one native instruction ---- */
@@ -751,7 +878,7 @@ static int host_code(const struct x86_insn *in, const struct jit_regs *rg, int c
 /* Emit the instruction itself with its register operands renamed and its memory operand
  * (if any) at [ptr]. */
 static void emit_native(struct jb *j, const struct x86_insn *in, const struct jit_info *ji,
-                        const struct jit_regs *rg, int ptr)
+                        const struct jit_operands *o, const struct jstate *st, int ptr)
 {
     unsigned op = in->op & 0xff;
     bool mem = in->flags & X86_F_MEM;
@@ -767,10 +894,10 @@ static void emit_native(struct jb *j, const struct x86_insn *in, const struct ji
         b1(j, 0xf3);
     }
     if (ji->modrm) {
-        r = ji->reg_is_reg ? host_code(in, rg, in->reg, in->opsize == 1) : (int)(in->reg & 7);
-        m = mem ? ptr : host_code(in, rg, in->rm, rm_is_byte(in));
-    } else if (ji->opreg >= 0) {
-        m = host_code(in, rg, ji->opreg, in->opsize == 1);
+        r = o->reg_code >= 0 ? host_code(in, st, o->reg_code, o->reg_byte) : (int)(in->reg & 7);
+        m = mem ? ptr : host_code(in, st, o->rm_code, o->rm_byte);
+    } else if (o->op_code >= 0) {
+        m = host_code(in, st, o->op_code, o->op_byte);
     }
     unsigned rex = (in->rex & 8) | (r >= 8 ? 4u : 0) | (m >= 8 ? 1u : 0);
     if (rex || (in->pfx & X86_PFX_REX)) {
@@ -779,7 +906,7 @@ static void emit_native(struct jb *j, const struct x86_insn *in, const struct ji
     if ((in->op & 0x300) == X86_MAP_0F) {
         b1(j, 0x0f);
     }
-    if (ji->opreg >= 0) {
+    if (o->op_code >= 0) {
         b1(j, (op & ~7u) | (unsigned)(m & 7));
     } else {
         b1(j, op);
@@ -799,26 +926,26 @@ static void emit_native(struct jb *j, const struct x86_insn *in, const struct ji
     }
 }
 
-/* Linear address of the memory operand into R11 (does not touch flags unless seg base). */
-static void emit_address(struct jb *j, const struct x86_insn *in, int64_t next_off)
+/* Linear address of the memory operand (without segment base) into R11; flags untouched. */
+static void emit_address(struct jb *j, struct jstate *st, const struct x86_insn *in,
+                         int64_t next_off)
 {
     if (in->ea_base == X86_EA_RIP) {
         op_mem(j, true, 0x8d, H_R11, H_R15, -1, 0, (int32_t)(next_off + in->disp));
     } else {
         int base = -1, index = -1;
         if (in->ea_base != X86_EA_NONE) {
-            ld_guest(j, H_R11, in->ea_base);
-            base = H_R11;
+            base = cache_get(j, st, in->ea_base, true);
         }
         if (in->ea_index != X86_EA_NONE) {
-            ld_guest(j, H_R10, in->ea_index);
-            index = H_R10;
+            index = cache_get(j, st, in->ea_index, true);
         }
         op_mem(j, true, 0x8d, H_R11, base, index, in->ea_scale, in->disp);
     }
     if (in->addrsize == 4) {
         op_rr(j, false, 0x89, H_R11, H_R11); /* mov r11d, r11d */
     }
+    st->pinned = 0; /* the address is in R11: its registers may be evicted now */
 }
 
 /* Whether a translation of the memory operand is possible. */
@@ -826,9 +953,6 @@ static bool address_ok(const struct x86_insn *in)
 {
     if (in->addrsize == 2) {
         return false;
-    }
-    if (in->ea_base == X86_EA_NONE && in->ea_index == X86_EA_NONE) {
-        return true;
     }
     if (in->ea_base == X86_EA_RIP) {
         return in->addrsize == 8 && in->ea_index == X86_EA_NONE;
@@ -857,12 +981,7 @@ static void emit_stop_check(struct jb *j, unsigned done)
     patch_here(j, cont);
 }
 
-struct jstate {
-    bool host_valid; /* host RFLAGS hold the guest's arithmetic flags */
-    bool mem_valid;  /* the lazy-flags state holds them */
-    unsigned pending; /* instructions run since icount was last updated */
-};
-
+/* Before a handler call: flags into the lazy state, the instruction count exact. */
 static void sync_point(struct jb *j, struct jstate *st)
 {
     if (!st->mem_valid) {
@@ -886,59 +1005,19 @@ static void mem_sync(struct jb *j, struct jstate *st)
     st->host_valid = false;
 }
 
-/* The slow path of an inline access: the handler with an exact count, then the count as
- * the fast path leaves it (pending instructions not yet added). */
-static void emit_slow_handler(struct jb *j, const struct x86_insn *in, int64_t off, unsigned idx,
-                              unsigned pending)
+/* The slow path of an inline access: the handler with an exact count, then the count and
+ * the register cache as the fast path leaves them. */
+static void emit_slow_handler(struct jb *j, const struct jstate *st, const struct x86_insn *in,
+                              int64_t off, unsigned idx)
 {
-    add_icount(j, pending);
+    add_icount(j, st->pending);
     emit_handler_call(j, in, off);
     emit_stop_check(j, idx + 1);
-    if (pending) {
+    if (st->pending) {
         op_mem(j, true, 0x83, 5, H_RBP, -1, 0, CPU_OFF(icount));
-        b1(j, pending);
+        b1(j, st->pending);
     }
-}
-
-static void load_regs(struct jb *j, const struct jit_regs *rg)
-{
-    for (int g = 0; g < 16; g++) {
-        if (rg->used & (1u << g)) {
-            ld_guest(j, rg->host[g], g);
-        }
-    }
-}
-
-static void store_regs(struct jb *j, const struct jit_regs *rg)
-{
-    for (int g = 0; g < 16; g++) {
-        if (rg->used & (1u << g)) {
-            st_guest(j, rg->host[g], g);
-        }
-    }
-}
-
-static bool plan_regs(const struct x86_insn *in, const struct jit_info *ji, struct jit_regs *rg)
-{
-    memset(rg->host, -1, sizeof(rg->host));
-    rg->used = 0;
-    rg->next = 0;
-    for (int g = 0; g < 3; g++) {
-        if (ji->implicit & (1u << g) && !regs_use(rg, g)) {
-            return false;
-        }
-    }
-    if (ji->modrm && ji->reg_is_reg && !regs_use(rg, guest_reg(in, in->reg, in->opsize == 1))) {
-        return false;
-    }
-    if (ji->modrm && !(in->flags & X86_F_MEM) &&
-        !regs_use(rg, guest_reg(in, in->rm, rm_is_byte(in)))) {
-        return false;
-    }
-    if (ji->opreg >= 0 && !regs_use(rg, guest_reg(in, ji->opreg, in->opsize == 1))) {
-        return false;
-    }
-    return true;
+    cache_reload(j, st);
 }
 
 /* R11 = a linear address: R12 = its host pointer after a soft-TLB hit for an access of
@@ -971,26 +1050,26 @@ static uint8_t *emit_probe(struct jb *j, bool write, unsigned size)
 /* A native instruction with a memory operand: address, TLB probe, native access on a hit,
  * the handler on a miss. */
 static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct jit_info *ji,
-                          const struct jit_regs *rg, int64_t off, unsigned idx,
+                          const struct jit_operands *o, int64_t off, unsigned idx,
                           struct jstate *st)
 {
     mem_sync(j, st);
-    emit_address(j, in, off + in->len);
+    emit_address(j, st, in, off + in->len);
     if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
         op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
     }
     uint8_t *slow = emit_probe(j, ji->acc & JA_W, ji->msize);
+    operands_load(j, st, o);
     if (ji->fl & JF_IN) {
-        flags_to_host(j);
+        flags_to_host(j, st);
     }
-    load_regs(j, rg);
-    emit_native(j, in, ji, rg, H_R12);
-    store_regs(j, rg);
+    emit_native(j, in, ji, o, st, H_R12);
+    operands_store(j, st, o);
     uint8_t *done = jmp_fwd(j);
     patch_here(j, slow);
-    emit_slow_handler(j, in, off, idx, st->pending);
+    emit_slow_handler(j, st, in, off, idx);
     if (ji->fl) {
-        flags_to_host(j);
+        flags_to_host(j, st);
     }
     patch_here(j, done);
     st->pending++;
@@ -1000,21 +1079,20 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
     }
 }
 
-static void emit_lea(struct jb *j, const struct x86_insn *in, const struct jit_regs *rg,
-                     int64_t off)
+static void emit_lea(struct jb *j, struct jstate *st, const struct x86_insn *in, int64_t off)
 {
-    emit_address(j, in, off + in->len);
+    emit_address(j, st, in, off + in->len);
     int g = in->reg;
-    (void)rg;
+    int h = cache_get(j, st, g, in->opsize == 2);
     if (in->opsize == 8) {
-        st_guest(j, H_R11, g);
+        op_rr(j, true, 0x89, H_R11, h);
     } else if (in->opsize == 4) {
-        op_rr(j, false, 0x89, H_R11, H_R11);
-        st_guest(j, H_R11, g);
+        op_rr(j, false, 0x89, H_R11, h);
     } else {
-        b1(j, 0x66); /* mov word [rbp + r[g]], r11w */
-        op_mem(j, false, 0x89, H_R11, H_RBP, -1, 0, CPU_OFF(r) + g * 8);
+        b1(j, 0x66);
+        op_rr(j, false, 0x89, H_R11, h);
     }
+    st_guest(j, h, g);
 }
 
 /* PUSH r64 / POP r64 in the middle of a block: the stack slot through the soft TLB. */
@@ -1028,24 +1106,26 @@ static bool emit_push_pop(struct jb *j, const struct x86_insn *in, int64_t off, 
     int g = (int)((op & 7) | (in->rex & 1u) << 3);
     bool push = op < 0x58;
     mem_sync(j, st);
-    ld_guest(j, H_R11, CPU_RSP);
-    if (push) {
-        op_mem(j, true, 0x8d, H_R11, H_R11, -1, 0, -8);
-    }
+    int hs = cache_get(j, st, CPU_RSP, true);
+    op_mem(j, true, 0x8d, H_R11, hs, -1, 0, push ? -8 : 0);
     uint8_t *slow = emit_probe(j, push, 8);
     if (push) {
-        ld_guest(j, H_RAX, g);
-        op_mem(j, true, 0x89, H_RAX, H_R12, -1, 0, 0);
-        st_guest(j, H_R11, CPU_RSP);
+        int hv = cache_get(j, st, g, true);
+        op_mem(j, true, 0x89, hv, H_R12, -1, 0, 0);
+        hs = cache_get(j, st, CPU_RSP, true);
+        op_rr(j, true, 0x89, H_R11, hs);
+        st_guest(j, hs, CPU_RSP);
     } else {
-        op_mem(j, true, 0x8b, H_RAX, H_R12, -1, 0, 0);
-        op_mem(j, true, 0x8d, H_RCX, H_R11, -1, 0, 8);
-        st_guest(j, H_RCX, CPU_RSP);
-        st_guest(j, H_RAX, g); /* POP RSP: the popped value wins */
+        op_mem(j, true, 0x8b, H_R10, H_R12, -1, 0, 0);
+        op_mem(j, true, 0x8d, hs, hs, -1, 0, 8);
+        st_guest(j, hs, CPU_RSP);
+        int hv = cache_get(j, st, g, false); /* POP RSP: the popped value wins */
+        op_rr(j, true, 0x89, H_R10, hv);
+        st_guest(j, hv, g);
     }
     uint8_t *done = jmp_fwd(j);
     patch_here(j, slow);
-    emit_slow_handler(j, in, off, idx, st->pending);
+    emit_slow_handler(j, st, in, off, idx);
     patch_here(j, done);
     st->pending++;
     return true;
@@ -1128,7 +1208,7 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
         return false;
     }
     if (cc >= 0 && !st->host_valid) {
-        flags_to_host(j);
+        flags_to_host(j, st);
         st->host_valid = true;
     }
     if (!st->mem_valid) {
@@ -1168,6 +1248,7 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         *full = true;
         return NULL;
     }
+    cache_clear(&st);
     uint8_t *start = j->p;
     prologue(j);
     block_entry(j, ch);
@@ -1175,9 +1256,10 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     for (unsigned k = 0; k < n; k++) {
         const struct x86_insn *in = &insn[k];
         struct jit_info ji;
-        struct jit_regs rg;
+        struct jit_operands o;
         bool last = k + 1 == n;
 
+        st.pinned = 0;
         if (last && (emit_branch(j, jit, ch, in, off, n, &st) ||
                      emit_call_ret(j, jit, ch, in, off, n, &st))) {
             ended = true;
@@ -1187,8 +1269,11 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
             off += in->len;
             continue;
         }
-        bool native = classify(in, &ji) && (!(in->flags & X86_F_MEM) || address_ok(in)) &&
-                      plan_regs(in, &ji, &rg);
+        bool native = classify(in, &ji) && (!(in->flags & X86_F_MEM) || address_ok(in));
+        if (native) {
+            operands_of(in, &ji, &o);
+            native = operands_ok(in, &o);
+        }
         if (native && (in->flags & X86_F_MEM) && !ji.lea && in->opsize == 1 &&
             !(in->pfx & X86_PFX_REX) && ji.reg_is_reg && (in->reg & 7) >= 4) {
             native = false; /* [R12] needs REX.B, which would turn AH..BH into SPL..DIL */
@@ -1196,18 +1281,18 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         if (native && ji.nop) {
             st.pending++;
         } else if (native && ji.lea) {
-            emit_lea(j, in, &rg, off);
+            emit_lea(j, &st, in, off);
             st.pending++;
         } else if (native && (in->flags & X86_F_MEM)) {
-            emit_mem_insn(j, in, &ji, &rg, off, k, &st);
+            emit_mem_insn(j, in, &ji, &o, off, k, &st);
         } else if (native) {
+            operands_load(j, &st, &o);
             if ((ji.fl & JF_IN) && !st.host_valid) {
-                flags_to_host(j);
+                flags_to_host(j, &st);
                 st.host_valid = true;
             }
-            load_regs(j, &rg);
-            emit_native(j, in, &ji, &rg, -1);
-            store_regs(j, &rg);
+            emit_native(j, in, &ji, &o, &st, -1);
+            operands_store(j, &st, &o);
             if (ji.fl & JF_OUT) {
                 st.host_valid = true;
                 st.mem_valid = false;
@@ -1216,6 +1301,7 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         } else {
             sync_point(j, &st);
             emit_handler_call(j, in, off);
+            cache_clear(&st);
             if (!last) {
                 emit_stop_check(j, k + 1);
             } else {

@@ -23,6 +23,7 @@ struct virtio_net {
     struct virtq_elem *stash[VNET_RX_STASH]; /* popped receive chains not yet used */
     unsigned nstash;             /* chains in stash */
     uint64_t stash_bytes;        /* writable bytes in them */
+    bool rx_warned;              /* a frame too big for the buffers was logged */
     pthread_mutex_t tx_lock;     /* tx_elem, tx_buf */
     struct virtq_elem *tx_elem;  /* scratch for the transmit queue */
     uint8_t *tx_buf;             /* header + frame gathered from one chain */
@@ -119,12 +120,13 @@ static void vnet_queue_notify(void *dev, unsigned q)
 }
 
 /* Pops receive chains until the stash holds need bytes. 1: enough; 0: the driver
- * has no more buffers now; -EIO: the ring is broken. */
+ * has no more buffers now; -ENOSPC: even a full stash is too small for this frame;
+ * -EIO: the ring is broken. */
 static int vnet_rx_gather(struct virtio_net *n, uint64_t need, bool mergeable)
 {
     while (n->nstash == 0 || (mergeable && n->stash_bytes < need)) {
         if (n->nstash == VNET_RX_STASH) {
-            return -EIO; /* buffers far too small for any frame: treat like a broken ring */
+            return -ENOSPC;
         }
         if (!n->stash[n->nstash]) {
             n->stash[n->nstash] = malloc(sizeof(struct virtq_elem));
@@ -167,6 +169,17 @@ static bool vnet_receive(void *opaque, const uint8_t *frame, size_t len)
     bool mergeable = virtio_pci_features(n->vp) & (1ull << VIRTIO_NET_F_MRG_RXBUF);
     uint64_t need = VIRTIO_NET_HDR_LEN + (uint64_t)len;
     int rc = vnet_rx_gather(n, need, mergeable);
+    if (rc == -ENOSPC) {
+        /* The driver's buffers are too small for this frame even together (5.1.6.3.1
+         * lets the device drop it). The chains stay stashed for the next frames: dropping
+         * them too would take them from the driver for good and stall receive. */
+        if (!n->rx_warned) {
+            log_warn(VNET_TAG, "dropping a %zu-byte frame: receive buffers too small", len);
+            n->rx_warned = true;
+        }
+        pthread_mutex_unlock(&n->rx_lock);
+        return true;
+    }
     if (rc <= 0) {
         if (rc < 0) {
             /* A broken ring: the transport has flagged NEEDS_RESET; drop quietly. */

@@ -185,11 +185,11 @@ struct cpu_dtable {
  *   SHR/SAR: dst = result, src = value shifted by count-1 (CF = its bit 0), src2 = old operand
  *   MUL: dst = low result, src = nonzero when the high half is significant (CF=OF=src!=0)
  *   NEG: dst = result, src = operand
- *   HOST: src = the host RFLAGS image after a natively executed instruction (jit.c)
+ *   HOST: src bits 15:8 = LAHF (SF ZF AF PF CF), bit 0 = OF, after native code (jit.c)
  */
 enum cpu_cc_op {
     CPU_CC_EFLAGS = 0,
-    CPU_CC_HOST = 1, /* translated code saved the host's RFLAGS (pushfq) in cc_src */
+    CPU_CC_HOST = 1, /* translated code saved the host's flags in cc_src (see HOST below) */
     CPU_CC_ADD8 = 4, CPU_CC_ADD16, CPU_CC_ADD32, CPU_CC_ADD64,
     CPU_CC_ADC8, CPU_CC_ADC16, CPU_CC_ADC32, CPU_CC_ADC64,
     CPU_CC_SUB8, CPU_CC_SUB16, CPU_CC_SUB32, CPU_CC_SUB64,

@@ -25,7 +25,8 @@ static uint32_t compute_arith(const struct cpu *cpu)
         return (uint32_t)cpu->rflags & CPU_FL_ARITH;
     }
     if (op == CPU_CC_HOST) {
-        return (uint32_t)cpu->cc_src & CPU_FL_ARITH;
+        /* LAHF's byte in bits 15:8, OF in bit 0 (see jit.c) */
+        return (uint32_t)((cpu->cc_src >> 8) & 0xd5) | ((cpu->cc_src & 1) ? CPU_FL_OF : 0);
     }
     unsigned sz = op & 3;
     unsigned bits = 8u << sz;

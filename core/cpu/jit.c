@@ -430,10 +430,24 @@ static void cache_reload(struct jb *j, const struct jstate *st)
 
 /* ---- flags ---- */
 
-/* Host RFLAGS holding the guest's arithmetic flags (IF and bit 1 as user code has them). */
-static uint64_t jit_host_flags(struct cpu *cpu)
+/* Guest flags travel between host RFLAGS and the lazy state as CPU_CC_HOST: LAHF's byte
+ * (SF ZF AF PF CF) in bits 15:8 of cc_src and OF in bit 0, moved with LAHF/SETO and
+ * ADD AL,7Fh/SAHF, which cost a fraction of PUSHFQ/POPFQ. Both need host RAX, the home of
+ * guest RAX: it is reloaded after them when cached. */
+
+/* The guest's arithmetic flags packed like CPU_CC_HOST. */
+static uint64_t jit_packed_flags(struct cpu *cpu)
 {
-    return (cpu_get_rflags(cpu) & CPU_FL_ARITH) | 0x202;
+    uint64_t f = cpu_get_rflags(cpu);
+    return (f & 0xd5) << 8 | ((f & CPU_FL_OF) ? 1 : 0);
+}
+
+/* AX = packed flags -> host RFLAGS. */
+static void packed_to_host(struct jb *j)
+{
+    b1(j, 0x04); /* add al, 7fh: OF = (al == 1) */
+    b1(j, 0x7f);
+    b1(j, 0x9e); /* sahf */
 }
 
 /* Guest flags from the lazy state into host RFLAGS (keeps the register cache). */
@@ -442,25 +456,34 @@ static void flags_to_host(struct jb *j, const struct jstate *st)
     op_mem(j, false, 0x83, 7, H_RBP, -1, 0, CPU_OFF(cc_op)); /* cmp dword [cc_op], HOST */
     b1(j, CPU_CC_HOST);
     uint8_t *slow = jcc_fwd(j, 0x5);
-    op_mem(j, false, 0xff, 6, H_RBP, -1, 0, CPU_OFF(cc_src)); /* push qword [cc_src] */
-    b1(j, 0x9d);                                               /* popfq */
+    op_mem(j, false, 0x0fb7, H_RAX, H_RBP, -1, 0, CPU_OFF(cc_src)); /* movzx eax, word */
+    packed_to_host(j);
+    if (st->where[0] == H_RAX) {
+        ld_guest(j, H_RAX, 0);
+    }
     uint8_t *done = jmp_fwd(j);
     patch_here(j, slow);
     op_rr(j, true, 0x89, H_RBP, H_RDI);
-    call_abs(j, (const void *)jit_host_flags);
-    b1(j, 0x50); /* push rax */
-    b1(j, 0x9d);
+    call_abs(j, (const void *)jit_packed_flags);
+    packed_to_host(j);
     cache_reload(j, st); /* the call clobbered caller-saved registers */
     patch_here(j, done);
 }
 
 /* Host RFLAGS into the lazy state (leaves host RFLAGS as they are). */
-static void flags_to_mem(struct jb *j)
+static void flags_to_mem(struct jb *j, const struct jstate *st)
 {
-    b1(j, 0x9c);                                              /* pushfq */
-    op_mem(j, false, 0x8f, 0, H_RBP, -1, 0, CPU_OFF(cc_src)); /* pop qword [cc_src] */
-    op_mem(j, false, 0xc7, 0, H_RBP, -1, 0, CPU_OFF(cc_op));  /* mov dword [cc_op], HOST */
+    b1(j, 0x9f); /* lahf */
+    b1(j, 0x0f); /* seto al */
+    b1(j, 0x90);
+    b1(j, 0xc0);
+    b1(j, 0x66); /* mov word [cc_src], ax */
+    op_mem(j, false, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(cc_src));
+    op_mem(j, false, 0xc7, 0, H_RBP, -1, 0, CPU_OFF(cc_op)); /* mov dword [cc_op], HOST */
     b4(j, CPU_CC_HOST);
+    if (st->where[0] == H_RAX) {
+        ld_guest(j, H_RAX, 0);
+    }
 }
 
 /* ---- which instructions run natively ---- */
@@ -985,7 +1008,7 @@ static void emit_stop_check(struct jb *j, unsigned done)
 static void sync_point(struct jb *j, struct jstate *st)
 {
     if (!st->mem_valid) {
-        flags_to_mem(j);
+        flags_to_mem(j, st);
         st->mem_valid = true;
     }
     add_icount(j, st->pending); /* clobbers host flags */
@@ -999,7 +1022,7 @@ static void sync_point(struct jb *j, struct jstate *st)
 static void mem_sync(struct jb *j, struct jstate *st)
 {
     if (!st->mem_valid) {
-        flags_to_mem(j);
+        flags_to_mem(j, st);
         st->mem_valid = true;
     }
     st->host_valid = false;
@@ -1212,7 +1235,7 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
         st->host_valid = true;
     }
     if (!st->mem_valid) {
-        flags_to_mem(j);
+        flags_to_mem(j, st);
         st->mem_valid = true;
     }
     op_mem(j, true, 0x8d, H_RCX, H_R15, -1, 0, (int32_t)target);
@@ -1321,7 +1344,7 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     }
     if (!ended) {
         if (!st.mem_valid) {
-            flags_to_mem(j);
+            flags_to_mem(j, &st);
         }
         st_rip(j, CPU_OFF(rip), off); /* leaves RAX = the next RIP */
         add_icount(j, st.pending);

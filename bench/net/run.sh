@@ -125,14 +125,19 @@ if [ "${NET_BENCH_PEER:-qemu}" != none ]; then
         -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwd-:5001" -device "$qdev,netdev=n0" \
         -append "$append lodge.net.port=$sink")
 fi
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a) printf "%.2f", a / b; else print "n/a" }'; }
-printf 'net (%s, %d MiB)    lodge MB/s  qemu MB/s  lodge/qemu   lodge cpu-s  qemu cpu-s  MB/cpu-s ratio\n' \
-    "$model" "$mb"
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a) printf "%.2f", a / b; else print "n/a" }'
+}
+per_cpu() { # MB per CPU second
+    awk -v c="$1" -v m="$mb" 'BEGIN { if (c > 0) printf "%.3f", m * 1.048576 / c; else print "nan" }'
+}
+printf 'net (%s, %d MiB)    lodge MB/s  qemu MB/s  lodge/qemu' "$model" "$mb"
+printf '   lodge cpu-s  qemu cpu-s  MB/cpu-s ratio\n'
 for dir in h2g g2h; do
     lv=l_$dir qv=q_$dir lc=l_${dir}_cpu qc=q_${dir}_cpu
     # Throughput per CPU second (MB / cpu-s), lodge over qemu: the load-independent figure.
-    leff=$(awk -v c="${!lc}" -v m="$mb" 'BEGIN { if (c > 0) printf "%.3f", m * 1.048576 / c; else print "nan" }')
-    qeff=$(awk -v c="${!qc}" -v m="$mb" 'BEGIN { if (c > 0) printf "%.3f", m * 1.048576 / c; else print "nan" }')
+    leff=$(per_cpu "${!lc}")
+    qeff=$(per_cpu "${!qc}")
     label="host->guest"
     [ $dir = g2h ] && label="guest->host"
     printf '%-18s %10s %10s %10s   %11s %11s %10s\n' "$label" "${!lv}" "${!qv}" \

@@ -237,7 +237,7 @@ struct cpu_tlb_entry {
     uintptr_t addend;   /* host address = lin + addend (RAM/ROM pages only) */
     uint64_t paddr;     /* physical page address */
     uint8_t global;     /* PTE.G with CR4.PGE: kept by a CR3 reload */
-};
+} __attribute__((aligned(64))); /* 64 bytes: translated code indexes the table by shifting */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Decoded instruction record.                                                                 */
@@ -564,6 +564,7 @@ struct cpu_jit_chain {
     int32_t off_rip[2], off_next[2]; /* successor RIPs and block pointers */
     int32_t off_valid, off_jit;      /* bool valid, cpu_jit_fn jit */
     int32_t off_phys;                /* uint64_t phys */
+    unsigned page_off;               /* the block's offset in its page */
     bool chainable;                  /* the block may be followed without the loop */
     /* the jump cache (by linear RIP) for successors in other pages */
     const void *jc;

@@ -909,6 +909,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
                 .off_valid = offsetof(struct cpu_block, valid),
                 .off_jit = offsetof(struct cpu_block, jit),
                 .off_phys = offsetof(struct cpu_block, phys),
+                .page_off = (unsigned)(b->phys & 0xfff),
                 .chainable = b->chainable,
                 .jc = cpu->tcache->jc,
                 .jc_bits = JC_BITS,

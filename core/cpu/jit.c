@@ -1049,13 +1049,12 @@ static void emit_slow_handler(struct jb *j, const struct jstate *st, const struc
 static uint8_t *emit_probe(struct jb *j, bool write, unsigned size)
 {
     /* R10 = byte offset of the entry for (lin >> 12) & 255 in the table at R13 */
+    _Static_assert(sizeof(struct cpu_tlb_entry) == 64, "TLB entries are indexed by shifting");
     op_rr(j, true, 0x89, H_R11, H_R10);
     op_rr(j, true, 0xc1, 5, H_R10);
-    b1(j, 12);
+    b1(j, 12 - 6);
     op_rr(j, false, 0x81, 4, H_R10);
-    b4(j, CPU_TLB_SIZE - 1);
-    op_rr(j, true, 0x69, H_R10, H_R10);
-    b4(j, (uint32_t)sizeof(struct cpu_tlb_entry));
+    b4(j, (CPU_TLB_SIZE - 1) << 6);
     /* the last byte's page must be the entry's tag (so no page crossing) */
     op_mem(j, true, 0x8d, H_R12, H_R11, -1, 0, (int32_t)size - 1);
     op_rr(j, true, 0x81, 4, H_R12);
@@ -1245,10 +1244,15 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
     } else {
         op_rr(j, true, 0x89, H_RCX, H_RAX);
     }
-    uint8_t *bad = emit_noncanonical_jump(j); /* the handler raises #GP */
+    /* a target in the block's own page is canonical; others may not be (#GP) */
+    bool in_page = (int64_t)ch->page_off + target >= 0 && (int64_t)ch->page_off + target < 4096;
+    uint8_t *bad = in_page ? NULL : emit_noncanonical_jump(j);
     op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
     add_icount(j, st->pending + 1);
     chain_exit(j, jit, ch, n);
+    if (in_page) {
+        return true;
+    }
     patch_here(j, bad);
     add_icount(j, st->pending);
     emit_handler_call(j, in, off);

@@ -50,7 +50,8 @@ echo "LODGE-BENCH-RX-DONE"
 if [ "$io" = nc ]; then
     dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | timeout 300 nc 10.0.2.2 "$port"
 else
-    timeout 300 nc 10.0.2.2 "$port" -e sh -c "dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null"
+    timeout 300 nc 10.0.2.2 "$port" -e \
+        sh -c "dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null"
 fi
 echo "LODGE-BENCH-TX-DONE"
 exit 0

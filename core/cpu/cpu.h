@@ -496,6 +496,7 @@ struct cpu {
     int exit_request;      /* atomic: cpu_kick() sets it, the loop checks between blocks */
     /* translated code (jit.c) runs chained blocks while these allow: */
     int32_t jit_budget;      /* atomic: blocks it may still run; 0 from kicks, hints, DMA */
+    bool jit_flat32;         /* 32-bit code with flat CS/DS/ES/SS: may run translated */
     void *jit_last;          /* the block that ran last (struct cpu_block) */
     uint64_t jit_last_rip;   /* its first RIP */
     int exit_reason;       /* enum cpu_exit_reason requested by cpu-sys (cpu_request_exit) */
@@ -565,6 +566,7 @@ struct cpu_jit_chain {
     int32_t off_valid, off_jit;      /* bool valid, cpu_jit_fn jit */
     int32_t off_phys;                /* uint64_t phys */
     unsigned page_off;               /* the block's offset in its page */
+    unsigned key;                    /* decoder mode: X86_MODE_64, or X86_MODE_32 (flat) */
     bool chainable;                  /* the block may be followed without the loop */
     /* the jump cache (by linear RIP) for successors in other pages */
     const void *jc;

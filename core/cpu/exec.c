@@ -336,6 +336,28 @@ static void seg_cache(struct cpu *cpu, struct cpu_seg *s)
     s->acc = acc;
 }
 
+/* Whether 32-bit code may run translated: protected or compatibility mode with flat
+ * CS/DS/ES/SS (base 0, 4 GiB limits, data segments readable and writable, 32-bit stack), so
+ * that translated memory accesses need no segment checks. A change ends the block (and any
+ * chained run), so translated 32-bit code only ever runs with flat segments. */
+static void flat32_update(struct cpu *cpu)
+{
+    bool flat = (cpu->mode == CPU_MODE_PROT || cpu->mode == CPU_MODE_COMPAT) &&
+                cpu->code_mode == X86_MODE_32 && cpu->stack_size == 4;
+    static const int segs[] = {CPU_SEG_CS, CPU_SEG_DS, CPU_SEG_ES, CPU_SEG_SS};
+    for (unsigned k = 0; flat && k < 4; k++) {
+        const struct cpu_seg *s = &cpu->seg[segs[k]];
+        flat = s->base == 0 && s->limit == 0xffffffffu &&
+               (segs[k] == CPU_SEG_CS ||
+                (s->acc & (CPU_SEGC_READ | CPU_SEGC_WRITE)) == (CPU_SEGC_READ | CPU_SEGC_WRITE));
+    }
+    if (flat != cpu->jit_flat32) {
+        cpu->jit_flat32 = flat;
+        cpu->block_stop = true;
+        __atomic_store_n(&cpu->jit_budget, 0, __ATOMIC_RELAXED);
+    }
+}
+
 void cpu_update_mode(struct cpu *cpu)
 {
     const struct cpu_seg *cs = &cpu->seg[CPU_SEG_CS];
@@ -368,6 +390,7 @@ void cpu_update_mode(struct cpu *cpu)
         seg_cache(cpu, &cpu->seg[i]);
     }
     cpu->block_stop = true;
+    flat32_update(cpu);
 }
 
 void cpu_set_seg(struct cpu *cpu, int seg, uint16_t sel, uint64_t base, uint32_t limit,
@@ -382,6 +405,7 @@ void cpu_set_seg(struct cpu *cpu, int seg, uint16_t sel, uint64_t base, uint32_t
         cpu_update_mode(cpu);
     } else {
         seg_cache(cpu, s);
+        flat32_update(cpu);
     }
 }
 
@@ -897,8 +921,8 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
         const uint64_t gen_before = cpu->tcache->flushes;
         unsigned b_ninsn = b->ninsn;
         unsigned i = 0;
-        if (b->jit == NULL && tc_hot(cpu->tcache, b) && n == b_ninsn && !single &&
-            b->key == X86_MODE_64) {
+        bool jit_mode = b->key == X86_MODE_64 || (b->key == X86_MODE_32 && cpu->jit_flat32);
+        if (b->jit == NULL && jit_mode && tc_hot(cpu->tcache, b) && n == b_ninsn && !single) {
             bool full;
             const struct cpu_jit_chain ch = {
                 .block = b,
@@ -910,6 +934,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
                 .off_jit = offsetof(struct cpu_block, jit),
                 .off_phys = offsetof(struct cpu_block, phys),
                 .page_off = (unsigned)(b->phys & 0xfff),
+                .key = b->key,
                 .chainable = b->chainable,
                 .jc = cpu->tcache->jc,
                 .jc_bits = JC_BITS,
@@ -925,7 +950,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
                 continue;
             }
         }
-        if (b->valid && b->jit && n == b_ninsn && !single) {
+        if (b->valid && b->jit && jit_mode && n == b_ninsn && !single) {
             /* Translated blocks may enter each other (same page, cached successors) for a
              * while; the last one tells which it was. */
             uint64_t left = (limit - cpu->icount) / BLOCK_MAX_INSNS;

@@ -76,6 +76,7 @@ void cpu_jit_reset(struct cpu_jit *j)
 
 struct jb {
     uint8_t *p, *end;
+    bool m32; /* translating 32-bit code (flat segments): RIPs wrap at 4 GiB */
 };
 
 static void b1(struct jb *j, unsigned v)
@@ -171,6 +172,9 @@ static void mov_imm64(struct jb *j, int r, uint64_t v)
 static void st_rip(struct jb *j, int32_t field, int64_t off)
 {
     op_mem(j, true, 0x8d, H_RAX, H_R15, -1, 0, (int32_t)off);
+    if (j->m32) {
+        op_rr(j, false, 0x89, H_RAX, H_RAX); /* mov eax, eax */
+    }
     op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, field);
 }
 
@@ -282,7 +286,7 @@ static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu
     op_mem(j, true, 0x3b, H_RAX, H_RDX, -1, 0, ch->off_jc_lin);
     out[no++] = jcc_fwd(j, 0x5);
     op_mem(j, false, 0x83, 7, H_RDX, -1, 0, ch->off_jc_key);
-    b1(j, X86_MODE_64);
+    b1(j, ch->key);
     out[no++] = jcc_fwd(j, 0x5);
     op_mem(j, true, 0x8b, H_RDX, H_RDX, -1, 0, ch->off_jc_b);
     op_rr(j, true, 0x85, H_RDX, H_RDX);
@@ -1214,7 +1218,7 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
 {
     unsigned op = in->op & 0xff, map = in->op & 0x300;
     int cc = -1;
-    if (in->opsize != 8 || in->flags & X86_F_UD) {
+    if (in->opsize != (j->m32 ? 4 : 8) || in->flags & X86_F_UD) {
         return false;
     }
     if (map == X86_MAP_1B && op >= 0x70 && op <= 0x7f) {
@@ -1244,8 +1248,13 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
     } else {
         op_rr(j, true, 0x89, H_RCX, H_RAX);
     }
-    /* a target in the block's own page is canonical; others may not be (#GP) */
+    /* a target in the block's own page is canonical; others may not be (#GP). 32-bit code:
+     * EIP wraps, and flat code segments have no limit to check. */
     bool in_page = (int64_t)ch->page_off + target >= 0 && (int64_t)ch->page_off + target < 4096;
+    if (j->m32) {
+        op_rr(j, false, 0x89, H_RAX, H_RAX); /* mov eax, eax */
+        in_page = true;
+    }
     uint8_t *bad = in_page ? NULL : emit_noncanonical_jump(j);
     op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
     add_icount(j, st->pending + 1);
@@ -1264,7 +1273,8 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
 cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, unsigned n,
                            const struct cpu_jit_chain *ch, bool *full)
 {
-    struct jb jb = {.p = jit->code + jit->used, .end = jit->code + JIT_CODE_SIZE};
+    struct jb jb = {.p = jit->code + jit->used, .end = jit->code + JIT_CODE_SIZE,
+                    .m32 = ch->key == X86_MODE_32};
     struct jb *j = &jb;
     struct jstate st = {.host_valid = false, .mem_valid = true, .pending = 0};
     int64_t off = 0;
@@ -1297,6 +1307,12 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
             continue;
         }
         bool native = classify(in, &ji) && (!(in->flags & X86_F_MEM) || address_ok(in));
+        if (native && j->m32) {
+            /* 63 is ARPL; FS/GS keep their bases and limits, CS may not be readable */
+            native = in->op != 0x63 && !((in->flags & X86_F_MEM) && !ji.lea &&
+                                        (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS ||
+                                         in->seg == CPU_SEG_CS));
+        }
         if (native) {
             operands_of(in, &ji, &o);
             native = operands_ok(in, &o);

@@ -217,6 +217,18 @@ static void patch_here(struct jb *j, uint8_t *at)
     memcpy(at, &rel, 4);
 }
 
+/* dst = byte offset of the TLB entry for the linear address in src ((lin >> 12) & 255,
+ * entries of 64 bytes) in the table at R13. */
+static void tlb_index(struct jb *j, int dst, int src)
+{
+    _Static_assert(sizeof(struct cpu_tlb_entry) == 64, "TLB entries are indexed by shifting");
+    op_rr(j, true, 0x89, src, dst);
+    op_rr(j, true, 0xc1, 5, dst);
+    b1(j, 12 - 6);
+    op_rr(j, false, 0x81, 4, dst);
+    b4(j, (CPU_TLB_SIZE - 1) << 6);
+}
+
 static const uint8_t saved_regs[] = {H_RBP, H_RBX, H_R12, H_R13, H_R14, H_R15};
 static void ret_count(struct jb *j, unsigned n);
 
@@ -291,29 +303,19 @@ static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu
     op_mem(j, true, 0x8b, H_RDX, H_RDX, -1, 0, ch->off_jc_b);
     op_rr(j, true, 0x85, H_RDX, H_RDX);
     out[no++] = jcc_fwd(j, 0x4);
-    /* RSI = byte offset of cpu->tlb[mmu_idx][(lin >> 12) & 255] */
-    op_rr(j, true, 0x89, H_RAX, H_RSI);
-    op_rr(j, true, 0xc1, 5, H_RSI);
-    b1(j, 12);
-    op_rr(j, false, 0x81, 4, H_RSI);
-    b4(j, CPU_TLB_SIZE - 1);
-    op_rr(j, true, 0x69, H_RSI, H_RSI);
-    b4(j, (uint32_t)sizeof(struct cpu_tlb_entry));
-    op_mem(j, false, 0x0fb6, H_RCX, H_RBP, -1, 0, CPU_OFF(mmu_idx));
-    op_rr(j, true, 0x69, H_RCX, H_RCX);
-    b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
-    op_rr(j, true, 0x01, H_RCX, H_RSI);
+    /* RSI = byte offset of the entry for RAX in the current TLB (R13) */
+    tlb_index(j, H_RSI, H_RAX);
     op_rr(j, true, 0x89, H_RAX, H_RCX);
     op_rr(j, true, 0x81, 4, H_RCX);
     b4(j, (uint32_t)CPU_PAGE_MASK);
-    op_mem(j, true, 0x3b, H_RCX, H_RBP, H_RSI, 0,
-           CPU_OFF(tlb) + (int32_t)offsetof(struct cpu_tlb_entry, tag_exec));
+    op_mem(j, true, 0x3b, H_RCX, H_R13, H_RSI, 0,
+           (int32_t)offsetof(struct cpu_tlb_entry, tag_exec));
     out[no++] = jcc_fwd(j, 0x5);
     op_rr(j, true, 0x89, H_RAX, H_RCX);
     op_rr(j, false, 0x81, 4, H_RCX);
     b4(j, 0xfff);
-    op_mem(j, true, 0x0b, H_RCX, H_RBP, H_RSI, 0,
-           CPU_OFF(tlb) + (int32_t)offsetof(struct cpu_tlb_entry, paddr));
+    op_mem(j, true, 0x0b, H_RCX, H_R13, H_RSI, 0,
+           (int32_t)offsetof(struct cpu_tlb_entry, paddr));
     op_mem(j, true, 0x3b, H_RCX, H_RDX, -1, 0, ch->off_phys);
     out[no++] = jcc_fwd(j, 0x5);
     patch_here(j, have);
@@ -1052,13 +1054,7 @@ static void emit_slow_handler(struct jb *j, const struct jstate *st, const struc
  * Clobbers R10 and flags. */
 static uint8_t *emit_probe(struct jb *j, bool write, unsigned size)
 {
-    /* R10 = byte offset of the entry for (lin >> 12) & 255 in the table at R13 */
-    _Static_assert(sizeof(struct cpu_tlb_entry) == 64, "TLB entries are indexed by shifting");
-    op_rr(j, true, 0x89, H_R11, H_R10);
-    op_rr(j, true, 0xc1, 5, H_R10);
-    b1(j, 12 - 6);
-    op_rr(j, false, 0x81, 4, H_R10);
-    b4(j, (CPU_TLB_SIZE - 1) << 6);
+    tlb_index(j, H_R10, H_R11);
     /* the last byte's page must be the entry's tag (so no page crossing) */
     op_mem(j, true, 0x8d, H_R12, H_R11, -1, 0, (int32_t)size - 1);
     op_rr(j, true, 0x81, 4, H_R12);

@@ -567,6 +567,7 @@ struct cpu_jit_chain {
     int32_t off_phys;                /* uint64_t phys */
     unsigned page_off;               /* the block's offset in its page */
     unsigned key;                    /* decoder mode: X86_MODE_64, or X86_MODE_32 (flat) */
+    uint64_t rip;                    /* a linear RIP of the block (profiling names) */
     bool chainable;                  /* the block may be followed without the loop */
     /* the jump cache (by linear RIP) for successors in other pages */
     const void *jc;

@@ -935,6 +935,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
                 .off_phys = offsetof(struct cpu_block, phys),
                 .page_off = (unsigned)(b->phys & 0xfff),
                 .key = b->key,
+                .rip = cpu->rip,
                 .chainable = b->chainable,
                 .jc = cpu->tcache->jc,
                 .jc_bits = JC_BITS,

@@ -25,7 +25,9 @@
 #include "core/cpu/cpu.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -41,6 +43,7 @@ struct cpu_jit {
     uint8_t *code; /* RWX buffer */
     size_t used;
     size_t prologue_len; /* entry of a chained jump: past the prologue */
+    FILE *perfmap;       /* LODGE_JIT_PERFMAP=1: /tmp/perf-PID.map names blocks for perf */
 };
 
 struct cpu_jit *cpu_jit_new(void)
@@ -56,12 +59,21 @@ struct cpu_jit *cpu_jit_new(void)
         return NULL;
     }
     j->code = p;
+    const char *pm = getenv("LODGE_JIT_PERFMAP");
+    if (pm && strcmp(pm, "1") == 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+        j->perfmap = fopen(path, "a");
+    }
     return j;
 }
 
 void cpu_jit_free(struct cpu_jit *j)
 {
     if (j) {
+        if (j->perfmap) {
+            fclose(j->perfmap);
+        }
         munmap(j->code, JIT_CODE_SIZE);
         free(j);
     }
@@ -1368,6 +1380,11 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     }
     size_t used = (size_t)(j->p - jit->code);
     jit->used = (used + 15) & ~(size_t)15;
+    if (jit->perfmap) {
+        fprintf(jit->perfmap, "%lx %lx guest_%llx\n", (unsigned long)(uintptr_t)start,
+                (unsigned long)(j->p - start), (unsigned long long)ch->rip);
+        fflush(jit->perfmap);
+    }
     return (cpu_jit_fn)(void *)start;
 }
 

@@ -55,9 +55,11 @@ CFG
     printf '%s\n' "$out"
 }
 
-once() { # command... -> seconds from start to LODGE-INIT-OK in $T/com1, or "nan"
+hz=$(getconf CLK_TCK)
+once() { # command... -> "WALL CPU": seconds from start to LODGE-INIT-OK in $T/com1 and the
+    # process's CPU seconds (user + system, all threads) by then; or "nan nan"
     : >"$T/com1"
-    local s e
+    local s e c
     s=$(date +%s.%N)
     "$@" >/dev/null 2>"$T/err" </dev/null &
     pid=$!
@@ -69,35 +71,38 @@ once() { # command... -> seconds from start to LODGE-INIT-OK in $T/com1, or "nan
             pid=
             echo "bench: no init marker: $*" >&2
             tail -3 "$T/err" >&2
-            echo nan
+            echo nan nan
             return
         fi
         sleep 0.05
     done
     e=$(date +%s.%N)
+    c=$(awk -v hz="$hz" '{print ($14 + $15) / hz}' "/proc/$pid/stat" 2>/dev/null || echo nan)
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     pid=
-    awk "BEGIN{print $e - $s}"
+    echo "$(awk "BEGIN{print $e - $s}") $c"
 }
 
-best() { # command... -> best of $runs
+best() { # command... -> "WALL CPU" of the run with the best wall time of $runs
     local b="" t
     for _ in $(seq "$runs"); do
         t=$(once "$@")
-        [ "$t" = nan ] && { echo nan; return; }
-        if [ -z "$b" ] || awk "BEGIN{exit !($t < $b)}"; then b=$t; fi
+        [ "${t%% *}" = nan ] && { echo nan nan; return; }
+        if [ -z "$b" ] || awk "BEGIN{exit !(${t%% *} < ${b%% *})}"; then b=$t; fi
     done
     echo "$b"
 }
 
-report() { # name lodge-seconds qemu-seconds
-    if [ "$2" = nan ] || [ "$3" = nan ]; then
-        printf '%-12s lodge soft %s s, qemu tcg %s s (a run failed)\n' "$1" "$2" "$3"
+report() { # name "lodge-wall lodge-cpu" "qemu-wall qemu-cpu"
+    local lw=${2%% *} lc=${2##* } qw=${3%% *} qc=${3##* }
+    if [ "$lw" = nan ] || [ "$qw" = nan ]; then
+        printf '%-12s lodge soft %s s, qemu tcg %s s (a run failed)\n' "$1" "$lw" "$qw"
         return
     fi
-    printf '%-12s start to init (best of %s): lodge soft %.2f s, qemu tcg %.2f s, ratio lodge/qemu %.2f\n' \
-        "$1" "$runs" "$2" "$3" "$(awk "BEGIN{print $2 / $3}")"
+    printf '%-12s start to init (best of %s): lodge soft %.2f s, qemu tcg %.2f s, ratio lodge/qemu %.2f; CPU %.2f s vs %.2f s, ratio %.2f (load %s)\n' \
+        "$1" "$runs" "$lw" "$qw" "$(awk "BEGIN{print $lw / $qw}")" "$lc" "$qc" \
+        "$(awk "BEGIN{print $lc / $qc}")" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 qemu=(qemu-system-x86_64 -accel tcg -machine pc -nodefaults -vga std -display none -nic none

@@ -4,6 +4,8 @@
  * console tab only reads shared memory and writes key events. */
 #include "ui/gtk_manager.h"
 
+#include "ui/gtk_geometry.h"
+
 #include "core/ctl.h"
 
 #include <errno.h>
@@ -16,7 +18,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define GUI_FRAME_MS 50 /* console tabs redraw at 20 Hz */
+#define GUI_FRAME_MS 50     /* console tabs redraw at 20 Hz */
+#define GUI_STATUS_TICKS 5  /* ask for the display mode every 5 frames (250 ms) */
+#define GUI_MOTION_US 16000 /* pointer motion: at most one abs event per 16 ms (~60/s) */
+/* The bars around a scaled screen: not a VGA palette colour, so where a black text screen
+ * ends stays visible (and tests find the drawn screen between the bars). */
+#define GUI_LETTERBOX 0x101010
 
 struct console_tab {
     struct gui *g;
@@ -25,8 +32,19 @@ struct console_tab {
     char *name;
     struct gui_display d;
     guint timer;
-    int input_fd;    /* control connection for key events, or -1 */
-    guint input_src; /* drains its replies */
+    int input_fd;    /* control connection for key, pointer and status requests, or -1 */
+    guint input_src; /* reads its replies */
+    GString *inbuf;  /* a partial reply line */
+    guint ticks;     /* frames since the last status request */
+    bool status_pending;
+    struct gui_display failed; /* a mode whose attach failed: not retried until it changes */
+    bool no_tablet;            /* the VM refused an abs event: no tablet, stop sending */
+    int abs_x, abs_y;          /* the pointer in tablet coordinates (0..GUI_ABS_MAX) */
+    unsigned buttons;          /* bit 0 left, 1 right, 2 middle, as the input command */
+    bool motion_pending;       /* a motion not yet sent (rate limit) */
+    gint64 motion_sent;        /* monotonic time of the last abs event, microseconds */
+    guint motion_timer;        /* sends the pending motion */
+    double scroll_acc;         /* smooth scrolling, in wheel steps */
 };
 
 /* ---- control socket (client side) ------------------------------------------------------ */
@@ -125,23 +143,64 @@ bool gui_ctl_simple(const char *name, const char *request)
     return ok;
 }
 
-char *gui_ctl_state(const char *name)
+/* A mode object (status "display", display-attach "return") into m's numbers; all 0 when
+ * absent or not an object. */
+static void gui_mode_from_node(JsonNode *n, struct gui_display *m)
 {
+    *m = (struct gui_display){0};
+    if (!n || !JSON_NODE_HOLDS_OBJECT(n)) {
+        return;
+    }
+    JsonObject *r = json_node_get_object(n);
+    gint64 w = json_object_get_int_member_with_default(r, "width", 0);
+    gint64 h = json_object_get_int_member_with_default(r, "height", 0);
+    gint64 stride = json_object_get_int_member_with_default(r, "stride", 0);
+    gint64 size = json_object_get_int_member_with_default(r, "size", 0);
+    /* Out-of-range numbers only have to compare unequal; attach checks them for real. */
+    m->width = (int)CLAMP(w, -1, G_MAXINT);
+    m->height = (int)CLAMP(h, -1, G_MAXINT);
+    m->stride = (int)CLAMP(stride, -1, G_MAXINT);
+    m->size = size > 0 ? (size_t)size : 0;
+}
+
+bool gui_display_same_mode(const struct gui_display *a, const struct gui_display *b)
+{
+    return a->width == b->width && a->height == b->height && a->stride == b->stride &&
+           a->size == b->size;
+}
+
+/* The "return" of a status reply: state (caller frees, NULL when not ok) and mode. */
+static char *gui_status_from_reply(JsonObject *o, struct gui_display *mode)
+{
+    *mode = (struct gui_display){0};
+    if (!json_object_get_boolean_member_with_default(o, "ok", FALSE)) {
+        return NULL;
+    }
+    JsonNode *r = json_object_get_member(o, "return");
+    if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
+        return g_strdup("running");
+    }
+    JsonObject *ro = json_node_get_object(r);
+    gui_mode_from_node(json_object_get_member(ro, "display"), mode);
+    return g_strdup(json_object_get_string_member_with_default(ro, "state", "running"));
+}
+
+char *gui_ctl_status(const char *name, struct gui_display *mode)
+{
+    *mode = (struct gui_display){0};
     JsonParser *p = gui_ctl_call(name, "{\"cmd\":\"status\"}\n", NULL);
     if (!p) {
         return NULL;
     }
-    JsonObject *o = json_node_get_object(json_parser_get_root(p));
-    char *state = NULL;
-    if (json_object_get_boolean_member_with_default(o, "ok", FALSE)) {
-        JsonNode *r = json_object_get_member(o, "return");
-        if (r && JSON_NODE_HOLDS_OBJECT(r)) {
-            state = g_strdup(json_object_get_string_member_with_default(json_node_get_object(r),
-                                                                        "state", "running"));
-        }
-    }
+    char *state = gui_status_from_reply(json_node_get_object(json_parser_get_root(p)), mode);
     g_object_unref(p);
     return state ? state : g_strdup("running");
+}
+
+char *gui_ctl_state(const char *name)
+{
+    struct gui_display mode;
+    return gui_ctl_status(name, &mode);
 }
 
 /* ---- framebuffer mappings ---------------------------------------------------------------- */
@@ -182,6 +241,11 @@ int gui_display_attach(const char *name, struct gui_display *d, char *err, size_
     gint64 stride = r ? json_object_get_int_member_with_default(r, "stride", 0) : 0;
     gint64 size = r ? json_object_get_int_member_with_default(r, "size", 0) : 0;
     g_object_unref(p);
+    /* Remembered even when the mapping fails, so callers can tell a new mode from it. */
+    d->width = (int)CLAMP(w, -1, G_MAXINT);
+    d->height = (int)CLAMP(h, -1, G_MAXINT);
+    d->stride = (int)CLAMP(stride, -1, G_MAXINT);
+    d->size = size > 0 ? (size_t)size : 0;
     /* The VM's numbers decide how much we read: check them against the memfd itself, so a
      * confused VM process cannot make us touch pages past its end (SIGBUS). */
     struct stat st;
@@ -247,34 +311,116 @@ GdkPixbuf *gui_display_thumbnail(const struct gui_display *d)
 
 /* ---- console tabs ------------------------------------------------------------------------ */
 
+static bool console_fit(struct console_tab *t, struct gui_fit *f)
+{
+    return t->d.fb && gui_fit_compute(gtk_widget_get_allocated_width(t->page),
+                                      gtk_widget_get_allocated_height(t->page), t->d.width,
+                                      t->d.height, f) == 0;
+}
+
 static gboolean console_draw(GtkWidget *w, cairo_t *cr, gpointer opaque)
 {
     struct console_tab *t = opaque;
-    int aw = gtk_widget_get_allocated_width(w), ah = gtk_widget_get_allocated_height(w);
-    cairo_set_source_rgb(cr, 0, 0, 0);
+    struct gui_fit f;
+    cairo_set_source_rgb(cr, ((GUI_LETTERBOX >> 16) & 0xff) / 255.0,
+                         ((GUI_LETTERBOX >> 8) & 0xff) / 255.0, (GUI_LETTERBOX & 0xff) / 255.0);
     cairo_paint(cr);
-    if (!t->d.fb) {
+    if (!console_fit(t, &f)) {
         return TRUE;
     }
-    /* Scaled with the aspect ratio kept, black bars around. */
+    /* Scaled with the aspect ratio kept, bars around. */
     cairo_surface_t *s = gui_display_surface(&t->d);
-    double sc = MIN((double)aw / t->d.width, (double)ah / t->d.height);
-    cairo_translate(cr, (aw - t->d.width * sc) / 2, (ah - t->d.height * sc) / 2);
-    cairo_scale(cr, sc, sc);
+    cairo_translate(cr, f.x, f.y);
+    cairo_scale(cr, f.scale, f.scale);
+    cairo_rectangle(cr, 0, 0, t->d.width, t->d.height);
+    cairo_clip(cr);
     cairo_set_source_surface(cr, s, 0, 0);
     cairo_paint(cr);
     cairo_surface_destroy(s);
     return TRUE;
 }
 
+/* Requests on the tab's connection never block the window: a full socket drops them (the
+ * next status poll or pointer event says it again). */
+static bool console_send(struct console_tab *t, const char *line, int n)
+{
+    return t->input_fd >= 0 && n > 0 &&
+           send(t->input_fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n;
+}
+
+/* The screen's mode, for people and tests: the accessible description and the tooltip. */
+static void console_describe(struct console_tab *t)
+{
+    char *text =
+        t->d.fb ? g_strdup_printf("%dx%d", t->d.width, t->d.height) : g_strdup("no display");
+    atk_object_set_description(gtk_widget_get_accessible(t->page), text);
+    char *tip = g_strdup_printf("%s: %s", t->name, text);
+    gtk_widget_set_tooltip_text(t->label, tip);
+    g_free(tip);
+    g_free(text);
+}
+
+/* The guest changed its display mode (text mode to a VBE or bochs-drm mode, ...): map the
+ * framebuffer again with the new numbers, checked against the memfd as at the start. */
+static void console_follow_mode(struct console_tab *t, const struct gui_display *mode)
+{
+    if (gui_display_same_mode(&t->d, mode) || gui_display_same_mode(&t->failed, mode)) {
+        return;
+    }
+    struct gui_display nd;
+    char err[256];
+    int rc = gui_display_attach(t->name, &nd, err, sizeof(err));
+    if (rc == -ECONNREFUSED) {
+        return; /* gone: the library marks the tab stopped */
+    }
+    gui_display_detach(&t->d);
+    t->d = nd;
+    /* A mapping that failed is remembered by its numbers, so it is asked for once. */
+    t->failed = nd.fb ? (struct gui_display){0} : *mode;
+    console_describe(t);
+    gtk_widget_queue_draw(t->page);
+}
+
+static void console_reply(struct console_tab *t, const char *line, size_t len)
+{
+    JsonParser *p = json_parser_new();
+    if (!json_parser_load_from_data(p, line, (gssize)len, NULL) ||
+        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+        g_object_unref(p);
+        return;
+    }
+    JsonObject *o = json_node_get_object(json_parser_get_root(p));
+    const char *id = json_object_get_string_member_with_default(o, "id", "");
+    bool ok = json_object_get_boolean_member_with_default(o, "ok", FALSE);
+    if (strcmp(id, "status") == 0) {
+        t->status_pending = false;
+        struct gui_display mode;
+        char *state = gui_status_from_reply(o, &mode);
+        if (state) {
+            console_follow_mode(t, &mode);
+        }
+        g_free(state);
+    } else if (strcmp(id, "abs") == 0 && !ok &&
+               strstr(json_object_get_string_member_with_default(o, "error", ""), "tablet")) {
+        t->no_tablet = true; /* no virtio tablet in this VM: the pointer stays ours */
+    }
+    g_object_unref(p);
+}
+
 static gboolean console_tick(gpointer opaque)
 {
     struct console_tab *t = opaque;
     gtk_widget_queue_draw(t->page);
+    /* The mode in the status reply tells when the guest switched modes. */
+    if (++t->ticks >= GUI_STATUS_TICKS && !t->status_pending) {
+        static const char req[] = "{\"cmd\":\"status\",\"id\":\"status\"}\n";
+        t->ticks = 0;
+        t->status_pending = console_send(t, req, (int)strlen(req));
+    }
     return G_SOURCE_CONTINUE;
 }
 
-/* Replies to key events are not interesting, but must be read so the VM never waits. */
+/* Replies and events on the tab's connection; read them so the VM never waits. */
 static gboolean console_input_drain(gint fd, GIOCondition cond, gpointer opaque)
 {
     struct console_tab *t = opaque;
@@ -285,6 +431,17 @@ static gboolean console_input_drain(gint fd, GIOCondition cond, gpointer opaque)
         t->input_fd = -1;
         t->input_src = 0;
         return G_SOURCE_REMOVE;
+    }
+    if (n > 0) {
+        g_string_append_len(t->inbuf, buf, n);
+        char *nl;
+        while ((nl = memchr(t->inbuf->str, '\n', t->inbuf->len))) {
+            console_reply(t, t->inbuf->str, (size_t)(nl - t->inbuf->str));
+            g_string_erase(t->inbuf, 0, nl - t->inbuf->str + 1);
+        }
+        if (t->inbuf->len > CTL_MAX_LINE) {
+            g_string_truncate(t->inbuf, 0); /* not the VM's protocol: skip it */
+        }
     }
     return G_SOURCE_CONTINUE;
 }
@@ -302,15 +459,129 @@ static gboolean console_key(GtkWidget *w, GdkEventKey *ev, gpointer opaque)
                      "{\"cmd\":\"input\",\"type\":\"key\",\"evdev\":%u,"
                      "\"down\":%s}\n",
                      ev->hardware_keycode - 8u, ev->type == GDK_KEY_PRESS ? "true" : "false");
-    if (send(t->input_fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+    return console_send(t, line, n);
+}
+
+/* ---- pointer: the virtio tablet's absolute coordinates --------------------------------- */
+
+static void console_send_abs(struct console_tab *t, int wheel)
+{
+    if (t->no_tablet || t->input_fd < 0) {
+        return;
+    }
+    char line[160];
+    int n = snprintf(line, sizeof(line),
+                     "{\"cmd\":\"input\",\"id\":\"abs\",\"type\":\"abs\",\"x\":%d,\"y\":%d,"
+                     "\"buttons\":%u,\"wheel\":%d}\n",
+                     t->abs_x, t->abs_y, t->buttons, wheel);
+    if (console_send(t, line, n)) {
+        t->motion_pending = false;
+        t->motion_sent = g_get_monotonic_time();
+    }
+}
+
+static gboolean console_motion_timer(gpointer opaque)
+{
+    struct console_tab *t = opaque;
+    t->motion_timer = 0;
+    if (t->motion_pending) {
+        console_send_abs(t, 0);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* Where the pointer is over the guest screen; false when no screen is drawn. */
+static bool console_pointer(struct console_tab *t, double x, double y, bool *inside)
+{
+    struct gui_fit f;
+    if (!console_fit(t, &f)) {
+        return false;
+    }
+    bool in = gui_fit_to_abs(&f, x, y, &t->abs_x, &t->abs_y);
+    if (inside) {
+        *inside = in;
+    }
+    return true;
+}
+
+/* Motion is coalesced: the latest position goes out at most every GUI_MOTION_US. */
+static gboolean console_motion(GtkWidget *w, GdkEventMotion *ev, gpointer opaque)
+{
+    struct console_tab *t = opaque;
+    if (t->no_tablet || !console_pointer(t, ev->x, ev->y, NULL)) {
         return FALSE;
+    }
+    t->motion_pending = true;
+    gint64 wait = t->motion_sent + GUI_MOTION_US - g_get_monotonic_time();
+    if (wait <= 0) {
+        console_send_abs(t, 0);
+    } else if (!t->motion_timer) {
+        t->motion_timer = g_timeout_add(MAX(1, (guint)(wait / 1000)), console_motion_timer, t);
     }
     return TRUE;
 }
 
-static gboolean console_click(GtkWidget *w, GdkEventButton *ev, gpointer opaque)
+static unsigned console_button_bit(guint button)
 {
-    gtk_widget_grab_focus(w);
+    switch (button) {
+    case 1:
+        return 1u; /* left */
+    case 3:
+        return 2u; /* right */
+    case 2:
+        return 4u; /* middle */
+    default:
+        return 0;
+    }
+}
+
+static gboolean console_button(GtkWidget *w, GdkEventButton *ev, gpointer opaque)
+{
+    struct console_tab *t = opaque;
+    if (ev->type == GDK_BUTTON_PRESS) {
+        gtk_widget_grab_focus(w);
+    }
+    if (ev->type != GDK_BUTTON_PRESS && ev->type != GDK_BUTTON_RELEASE) {
+        return TRUE; /* double and triple clicks: the guest counts its own */
+    }
+    bool inside = false;
+    if (t->no_tablet || !console_pointer(t, ev->x, ev->y, &inside)) {
+        return TRUE;
+    }
+    unsigned bit = console_button_bit(ev->button);
+    if (ev->type == GDK_BUTTON_PRESS) {
+        if (!inside) {
+            return TRUE; /* a click on the bars is not the guest's */
+        }
+        t->buttons |= bit;
+    } else {
+        t->buttons &= ~bit; /* always: a button must not stay down in the guest */
+    }
+    if (bit) {
+        console_send_abs(t, 0);
+    }
+    return TRUE;
+}
+
+static gboolean console_scroll(GtkWidget *w, GdkEventScroll *ev, gpointer opaque)
+{
+    struct console_tab *t = opaque;
+    if (t->no_tablet || !console_pointer(t, ev->x, ev->y, NULL)) {
+        return FALSE;
+    }
+    int steps = 0;
+    if (ev->direction == GDK_SCROLL_UP) {
+        steps = 1; /* the input command's wheel > 0 scrolls up */
+    } else if (ev->direction == GDK_SCROLL_DOWN) {
+        steps = -1;
+    } else if (ev->direction == GDK_SCROLL_SMOOTH) {
+        t->scroll_acc -= ev->delta_y;
+        steps = (int)CLAMP(t->scroll_acc, -127, 127);
+        t->scroll_acc -= steps;
+    }
+    if (steps) {
+        console_send_abs(t, steps);
+    }
     return TRUE;
 }
 
@@ -319,6 +590,10 @@ static void console_stop_io(struct console_tab *t)
     if (t->timer) {
         g_source_remove(t->timer);
         t->timer = 0;
+    }
+    if (t->motion_timer) {
+        g_source_remove(t->motion_timer);
+        t->motion_timer = 0;
     }
     if (t->input_src) {
         g_source_remove(t->input_src);
@@ -335,6 +610,7 @@ static void console_destroyed(GtkWidget *w, gpointer opaque)
     struct console_tab *t = opaque;
     console_stop_io(t);
     gui_display_detach(&t->d);
+    g_string_free(t->inbuf, TRUE);
     g_free(t->name);
     g_free(t);
 }
@@ -382,6 +658,7 @@ void gui_console_open(struct gui *g, const char *name)
     }
     t->g = g;
     t->name = g_strdup(name);
+    t->inbuf = g_string_new(NULL);
     t->page = gtk_drawing_area_new();
     char *wname = g_strdup_printf("console-%s", name);
     gtk_widget_set_name(t->page, wname);
@@ -400,11 +677,15 @@ void gui_console_open(struct gui *g, const char *name)
             g_unix_fd_add(t->input_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, console_input_drain, t);
     }
     gtk_widget_set_can_focus(t->page, TRUE);
-    gtk_widget_add_events(t->page,
-                          GDK_KEY_PRESS_MASK | GDK_KEY_RELEASE_MASK | GDK_BUTTON_PRESS_MASK);
+    gtk_widget_add_events(t->page, GDK_KEY_PRESS_MASK | GDK_KEY_RELEASE_MASK |
+                                       GDK_BUTTON_PRESS_MASK | GDK_BUTTON_RELEASE_MASK |
+                                       GDK_POINTER_MOTION_MASK | GDK_SCROLL_MASK);
     g_signal_connect(t->page, "key-press-event", G_CALLBACK(console_key), t);
     g_signal_connect(t->page, "key-release-event", G_CALLBACK(console_key), t);
-    g_signal_connect(t->page, "button-press-event", G_CALLBACK(console_click), t);
+    g_signal_connect(t->page, "button-press-event", G_CALLBACK(console_button), t);
+    g_signal_connect(t->page, "button-release-event", G_CALLBACK(console_button), t);
+    g_signal_connect(t->page, "motion-notify-event", G_CALLBACK(console_motion), t);
+    g_signal_connect(t->page, "scroll-event", G_CALLBACK(console_scroll), t);
 
     /* Tab label: the name and a close button (Ctrl+W does the same). */
     GtkWidget *tab = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 4);
@@ -415,6 +696,7 @@ void gui_console_open(struct gui *g, const char *name)
     gtk_widget_set_tooltip_text(close, "Close console (Ctrl+W); the VM keeps running");
     atk_object_set_name(gtk_widget_get_accessible(close), "Close console");
     g_signal_connect(close, "clicked", G_CALLBACK(console_close_clicked), t);
+    console_describe(t);
     gtk_box_pack_start(GTK_BOX(tab), t->label, FALSE, FALSE, 0);
     gtk_box_pack_start(GTK_BOX(tab), close, FALSE, FALSE, 0);
     gtk_widget_show_all(tab);

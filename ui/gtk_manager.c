@@ -229,7 +229,8 @@ void gui_refresh(struct gui *g)
         char *conf = g_build_filename(root, e, "vm.conf", NULL);
         GKeyFile *kf = g_key_file_new();
         if (g_key_file_load_from_file(kf, conf, G_KEY_FILE_NONE, NULL)) {
-            char *state = gui_ctl_state(e);
+            struct gui_display mode;
+            char *state = gui_ctl_status(e, &mode);
             char *mem = g_strdup_printf("%" G_GUINT64_FORMAT " MiB",
                                         g_key_file_get_uint64(kf, "hardware", "memory-mib", NULL));
             char *fw = g_key_file_get_string(kf, "boot", "firmware", NULL);
@@ -247,6 +248,12 @@ void gui_refresh(struct gui *g)
                 g_hash_table_remove(g->displays, e);
                 gui_console_mark_stopped(g, e);
             } else {
+                /* The guest switched display modes (text to graphics, ...): the thumbnail
+                 * maps the framebuffer again with the new numbers. */
+                struct gui_display *d = g_hash_table_lookup(g->displays, e);
+                if (d && !gui_display_same_mode(d, &mode)) {
+                    g_hash_table_remove(g->displays, e);
+                }
                 running++;
             }
             total++;
@@ -320,8 +327,9 @@ static gboolean gui_thumb_timer(gpointer opaque)
                 d = NULL;
             }
             if (!d) {
-                /* A VM without a display (firmware boots for now) keeps an empty entry,
-                 * so it is asked once per run, not every second. */
+                /* A VM without a display, or with a mode that does not fit its buffer,
+                 * keeps an entry without a mapping, so it is asked once per run and mode,
+                 * not every second. */
                 char err[256];
                 d = g_new0(struct gui_display, 1);
                 gui_display_attach(name, d, err, sizeof(err));

@@ -32,9 +32,10 @@ struct gui {
     GPtrArray *start_opts; /* extra lodge run options for every start (--start-option) */
 };
 
-/* A read-only mapping of a running VM's framebuffer (display-attach). */
+/* A read-only mapping of a running VM's framebuffer (display-attach). The mode numbers
+ * are the VM's answer even when the mapping failed (fb NULL), so a new mode is noticed. */
 struct gui_display {
-    uint8_t *fb; /* NULL: the VM has no display */
+    uint8_t *fb; /* NULL: the VM has no display, or its mode did not fit the memfd */
     size_t size;
     int width, height, stride;
     uint64_t run_id; /* which run of the VM: its control socket's inode */
@@ -65,6 +66,10 @@ JsonParser *gui_ctl_call(const char *name, const char *request, int *fd_out);
 bool gui_ctl_simple(const char *name, const char *request);
 /* "running", "paused", ... from status, or NULL when the VM does not answer. Caller frees. */
 char *gui_ctl_state(const char *name);
+/* Like gui_ctl_state; mode gets the display's width, height, stride and size (fb NULL; all
+ * 0 without a display), to compare with a mapping by gui_display_same_mode. */
+char *gui_ctl_status(const char *name, struct gui_display *mode);
+bool gui_display_same_mode(const struct gui_display *a, const struct gui_display *b);
 int gui_display_attach(const char *name, struct gui_display *d, char *err, size_t errlen);
 void gui_display_detach(struct gui_display *d);
 /* The current run of a VM (its control socket's inode), 0 when it is not running: a

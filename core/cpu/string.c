@@ -1,7 +1,8 @@
 /* String instructions: MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS with REP/REPE/REPNE.
  * The counter and index registers follow the address size; the destination is always
  * ES:rDI (no override). Long REP loops stop after a slice and restart the instruction, so
- * interrupts get in. REP MOVS/STOS with DF=0 copy whole page chunks through host pointers. */
+ * interrupts get in. REP MOVS/STOS copy whole page chunks through host pointers (forward and,
+ * with DF=1, backward). */
 #include "core/cpu/alu_impl.h"
 #include "core/cpu/ops.h"
 
@@ -109,6 +110,73 @@ static uint64_t rep_fast(struct cpu *cpu, const struct x86_insn *in, bool movs, 
     return n;
 }
 
+/* Fast path for REP MOVS / REP STOS backward (DF=1, what memmove does for overlapping
+ * moves): the chunk ends at the current elements and stays inside one page on each side;
+ * returns elements done (0: use the slow path). */
+static uint64_t rep_fast_down(struct cpu *cpu, const struct x86_insn *in, bool movs,
+                              uint64_t count)
+{
+    unsigned size = in->opsize, asz = in->addrsize;
+    uint64_t di = idx_get(cpu, CPU_RDI, asz);
+    uint64_t si = idx_get(cpu, CPU_RSI, asz);
+    uint64_t n = count;
+    /* elements from the current one down to the page start, and down to index 0 */
+    uint64_t dlin = cpu_seg_lin(cpu, CPU_SEG_ES, di, size, CPU_ACC_WRITE);
+    if ((dlin & 0xfff) + size > 0x1000) {
+        return 0;
+    }
+    n = n < (dlin & 0xfff) / size + 1 ? n : (dlin & 0xfff) / size + 1;
+    n = n < di / size + 1 ? n : di / size + 1;
+    uint64_t slin = 0;
+    if (movs) {
+        slin = cpu_seg_lin(cpu, in->seg, si, size, CPU_ACC_READ);
+        if ((slin & 0xfff) + size > 0x1000) {
+            return 0;
+        }
+        n = n < (slin & 0xfff) / size + 1 ? n : (slin & 0xfff) / size + 1;
+        n = n < si / size + 1 ? n : si / size + 1;
+    }
+    if (n < 2) {
+        return 0;
+    }
+    uint64_t bytes = n * size, back = bytes - size;
+    /* A fault reports the current element's address (the chunk lies in the same pages),
+     * the source read first as the element-wise loop does. */
+    if ((movs && !cpu_lin_ptr(cpu, slin, size, CPU_ACC_READ, cpu->mmu_idx)) ||
+        !cpu_lin_ptr(cpu, dlin, size, CPU_ACC_WRITE, cpu->mmu_idx)) {
+        return 0;
+    }
+    cpu_seg_lin(cpu, CPU_SEG_ES, di - back, (unsigned)bytes, CPU_ACC_WRITE);
+    uint8_t *d = cpu_lin_ptr(cpu, dlin - back, (unsigned)bytes, CPU_ACC_WRITE, cpu->mmu_idx);
+    if (!d) {
+        return 0;
+    }
+    if (movs) {
+        cpu_seg_lin(cpu, in->seg, si - back, (unsigned)bytes, CPU_ACC_READ);
+        const uint8_t *s =
+            cpu_lin_ptr(cpu, slin - back, (unsigned)bytes, CPU_ACC_READ, cpu->mmu_idx);
+        if (!s) {
+            return 0;
+        }
+        if (s > d && s < d + bytes) {
+            /* Overlap where the backward copy re-reads what it wrote: element by element. */
+            for (uint64_t k = n; k-- > 0;) {
+                memmove(d + k * size, s + k * size, size);
+            }
+        } else {
+            memmove(d, s, bytes);
+        }
+        idx_set(cpu, CPU_RSI, asz, si - bytes);
+    } else {
+        uint64_t v = cpu->r[CPU_RAX];
+        for (uint64_t k = 0; k < n; k++) {
+            memcpy(d + k * size, &v, size);
+        }
+    }
+    idx_set(cpu, CPU_RDI, asz, di - bytes);
+    return n;
+}
+
 /* The common REP driver. step() does one element and returns false to stop (REPE/REPNE). */
 typedef bool (*str_step)(struct cpu *cpu, const struct x86_insn *in, int64_t delta);
 
@@ -131,8 +199,9 @@ static void rep_run(struct cpu *cpu, const struct x86_insn *in, str_step step, b
             rep_yield(cpu);
             return;
         }
-        if ((fast_movs || fast_stos) && delta > 0 && count > 1) {
-            uint64_t n = rep_fast(cpu, in, fast_movs, count);
+        if ((fast_movs || fast_stos) && count > 1) {
+            uint64_t n = delta > 0 ? rep_fast(cpu, in, fast_movs, count)
+                                   : rep_fast_down(cpu, in, fast_movs, count);
             if (n) {
                 idx_set(cpu, CPU_RCX, asz, count - n);
                 done += n;

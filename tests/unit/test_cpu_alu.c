@@ -333,6 +333,42 @@ static void test_stack_and_calls(void)
     CU_ASSERT_TRUE(flags() & CPU_FL_CF);
 }
 
+/* REP MOVSD with DF=1 over n dwords ending at src/dst (byte offsets from DATA), against an
+ * element-by-element model of the same copy. */
+static void check_movsd_down(uint64_t src, uint64_t dst, unsigned n)
+{
+    static uint8_t model[0x6000];
+    reset64();
+    for (unsigned i = 0; i < sizeof(model); i++) {
+        model[i] = (uint8_t)(i * 7 + 1);
+        cpu_harness_poke(&h, DATA + i, 1, model[i]);
+    }
+    for (unsigned k = 0; k < n; k++) {
+        memmove(model + dst - 4 * k, model + src - 4 * k, 4);
+    }
+    cpu->r[CPU_RSI] = DATA + src;
+    cpu->r[CPU_RDI] = DATA + dst;
+    cpu->r[CPU_RCX] = n;
+    CU_ASSERT_EQUAL(RUN(0xfd, 0xf3, 0xa5, 0xfc), CPU_EXIT_HLT); /* std; rep movsd; cld */
+    CU_ASSERT_EQUAL(cpu->r[CPU_RCX], 0);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSI], DATA + src - 4ull * n);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RDI], DATA + dst - 4ull * n);
+    unsigned bad = 0;
+    for (unsigned i = 0; i < sizeof(model); i++) {
+        bad += cpu_harness_peek(&h, DATA + i, 1) != model[i];
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* Backward REP MOVS is copied in page chunks: apart, overlapping below (memmove's backward
+ * case) and overlapping above (re-reads what it wrote), across page boundaries. */
+static void test_rep_movs_backward(void)
+{
+    check_movsd_down(0x1ffc, 0x4ffc, 1500);
+    check_movsd_down(0x3ff0, 0x4000, 2000);
+    check_movsd_down(0x4010, 0x4000, 2000);
+}
+
 static void test_strings(void)
 {
     /* REP MOVSB copies, then REP with RCX=0 does nothing. */
@@ -737,6 +773,7 @@ int main(void)
     CU_add_test(s, "bcd_and_misc", test_bcd_and_misc);
     CU_add_test(s, "faults", test_faults);
     CU_add_test(s, "self_modifying_code", test_self_modifying_code);
+    CU_add_test(s, "rep_movs_backward", test_rep_movs_backward);
     CU_add_test(s, "smc_across_vcpus", test_smc_across_vcpus);
     CU_add_test(s, "foreign_write_invalidates", test_foreign_write_invalidates);
     CU_add_test(s, "dma_write_notify", test_dma_write_notify);

@@ -833,8 +833,35 @@ struct jit_operands {
     bool reg_byte, rm_byte, op_byte;
     int guest[6]; /* guest registers used, including implicit ones */
     unsigned n;
-    bool high_byte; /* AH..BH appear: no REX may be emitted */
+    bool high_byte;     /* AH..BH appear: no REX may be emitted */
+    uint16_t read_mask; /* guest registers whose old value the instruction reads */
 };
+
+/* Which register operand the instruction only writes, whole (32/64-bit destinations of
+ * moves): 'r' ModRM.reg, 'm' ModRM.rm, 'o' the opcode's register, 0 none. */
+static char write_only_operand(const struct x86_insn *in)
+{
+    unsigned op = in->op;
+    if (in->opsize < 4) {
+        return 0; /* 8/16-bit writes merge into the old value */
+    }
+    switch (op) {
+    case 0x8b:
+    case 0x63:
+    case X86_MAP_0F | 0xb6:
+    case X86_MAP_0F | 0xb7:
+    case X86_MAP_0F | 0xbe:
+    case X86_MAP_0F | 0xbf:
+        return 'r';
+    case 0x89:
+    case 0xc7:
+        return (in->flags & X86_F_MEM) ? 0 : 'm';
+    case 0xb8 ... 0xbf:
+        return 'o';
+    default:
+        return 0;
+    }
+}
 
 static void operands_of(const struct x86_insn *in, const struct jit_info *ji,
                         struct jit_operands *o)
@@ -858,8 +885,13 @@ static void operands_of(const struct x86_insn *in, const struct jit_info *ji,
         o->op_code = ji->opreg;
         o->op_byte = in->opsize == 1;
     }
+    for (unsigned k = 0; k < o->n; k++) {
+        o->read_mask |= (uint16_t)(1u << o->guest[k]); /* implicit operands */
+    }
     const int codes[3] = {o->reg_code, o->rm_code, o->op_code};
     const bool bytes[3] = {o->reg_byte, o->rm_byte, o->op_byte};
+    const char which[3] = {'r', 'm', 'o'};
+    char wo = write_only_operand(in);
     for (int k = 0; k < 3; k++) {
         if (codes[k] < 0) {
             continue;
@@ -869,6 +901,9 @@ static void operands_of(const struct x86_insn *in, const struct jit_info *ji,
             o->high_byte = true;
         }
         o->guest[o->n++] = g;
+        if (which[k] != wo) {
+            o->read_mask |= (uint16_t)(1u << g);
+        }
     }
 }
 
@@ -897,7 +932,7 @@ static int host_code(const struct x86_insn *in, const struct jstate *st, int cod
 static void operands_load(struct jb *j, struct jstate *st, const struct jit_operands *o)
 {
     for (unsigned k = 0; k < o->n; k++) {
-        cache_get(j, st, o->guest[k], true);
+        cache_get(j, st, o->guest[k], (o->read_mask >> o->guest[k]) & 1);
     }
 }
 

@@ -1,7 +1,7 @@
 /* Segmentation for the soft CPU: descriptor reads, segment register loads with their checks,
  * far JMP/CALL/RET (directly and through call gates), real-mode and V86 semantics
  * (SDM vol. 3, chapters 3, 5 and 6; vol. 2 JMP/CALL/RET/MOV), and task switches to 32-bit
- * TSSs (chapter 7; 16-bit TSSs raise #GP). */
+ * and 16-bit TSSs (chapter 7). */
 #include "core/cpu/sysint.h"
 
 #include "core/log.h"
@@ -222,6 +222,7 @@ uint64_t sys_tss_read(struct cpu *cpu, uint32_t off, unsigned size)
 /* ---- task switches (SDM vol. 3, 7.3) ---- */
 
 #define SEG_TSS32_MIN_LIMIT 0x67u /* a 32-bit TSS is 104 bytes (7.2.2) */
+#define SEG_TSS16_MIN_LIMIT 0x2bu /* a 16-bit TSS is 44 bytes (7.6) */
 
 static void seg_set_busy(struct cpu *cpu, uint16_t sel, bool busy)
 {
@@ -317,53 +318,100 @@ static void seg_task_load_segs(struct cpu *cpu, const uint32_t *t, uint32_t ext)
     }
 }
 
+/* The fields of a TSS that a task switch saves, normalised to the 32-bit layout's dword
+ * indexes (t[7] CR3, t[8] EIP, t[9] EFLAGS, t[10..17] GPRs, t[18..23] ES CS SS DS FS GS,
+ * t[24] LDT). A 16-bit TSS (286 layout, 7.6) has no CR3, FS or GS: CR3 stays, FS/GS get
+ * null selectors, and the GPRs keep their upper halves. */
+static void seg_tss_read(struct cpu *cpu, uint64_t base, bool tss16, uint32_t *t)
+{
+    if (!tss16) {
+        for (unsigned i = 0; i < 26; i++) {
+            t[i] = cpu_ldlin32(cpu, (base + 4 * i) & 0xffffffffull, CPU_MMU_SUP);
+        }
+        return;
+    }
+    uint16_t w[22];
+    for (unsigned i = 0; i < 22; i++) {
+        w[i] = cpu_ldlin16(cpu, (base + 2 * i) & 0xffffffffull, CPU_MMU_SUP);
+    }
+    memset(t, 0, 26 * sizeof(*t));
+    t[7] = (uint32_t)cpu->cr3;
+    t[8] = w[7];
+    t[9] = w[8];
+    for (unsigned i = 0; i < 8; i++) {
+        t[10 + i] = ((uint32_t)cpu->r[i] & 0xffff0000u) | w[9 + i];
+    }
+    t[18] = w[17]; /* ES */
+    t[19] = w[18]; /* CS */
+    t[20] = w[19]; /* SS */
+    t[21] = w[20]; /* DS */
+    t[24] = w[21]; /* LDT */
+}
+
+/* Store the outgoing task's state into its TSS (7.3 step 7; CR3 and LDTR are not saved). */
+static void seg_tss_save(struct cpu *cpu, uint64_t base, bool tss16, uint32_t eflags)
+{
+    static const int save_segs[] = {CPU_SEG_ES, CPU_SEG_CS, CPU_SEG_SS,
+                                    CPU_SEG_DS, CPU_SEG_FS, CPU_SEG_GS};
+    if (tss16) {
+        cpu_stlin16(cpu, (base + 0x0e) & 0xffffffffull, (uint16_t)cpu->rip, CPU_MMU_SUP);
+        cpu_stlin16(cpu, (base + 0x10) & 0xffffffffull, (uint16_t)eflags, CPU_MMU_SUP);
+        for (unsigned i = 0; i < 8; i++) {
+            cpu_stlin16(cpu, (base + 0x12 + 2 * i) & 0xffffffffull, (uint16_t)cpu->r[i],
+                        CPU_MMU_SUP);
+        }
+        for (unsigned i = 0; i < 4; i++) {
+            cpu_stlin16(cpu, (base + 0x22 + 2 * i) & 0xffffffffull,
+                        cpu->seg[save_segs[i]].sel, CPU_MMU_SUP);
+        }
+        return;
+    }
+    cpu_stlin32(cpu, (base + 0x20) & 0xffffffffull, (uint32_t)cpu->rip, CPU_MMU_SUP);
+    cpu_stlin32(cpu, (base + 0x24) & 0xffffffffull, eflags, CPU_MMU_SUP);
+    for (unsigned i = 0; i < 8; i++) {
+        cpu_stlin32(cpu, (base + 0x28 + 4 * i) & 0xffffffffull, (uint32_t)cpu->r[i],
+                    CPU_MMU_SUP);
+    }
+    for (unsigned i = 0; i < 6; i++) {
+        cpu_stlin16(cpu, (base + 0x48 + 4 * i) & 0xffffffffull, cpu->seg[save_segs[i]].sel,
+                    CPU_MMU_SUP);
+    }
+}
+
+static bool seg_tss_type16(unsigned type)
+{
+    return type == 0x1 || type == 0x3;
+}
+
 void sys_task_switch(struct cpu *cpu, uint16_t sel, const struct sys_desc *d, int reason,
                      uint32_t err, uint32_t ext)
 {
     uint32_t tss_err = (sel & SEG_SEL_MASK) | ext;
-    unsigned type = sys_desc_type(d);
-    if (type == 1 || type == 3) {
-        log_warn(SYS_TAG, "task switch to a 16-bit TSS (%#x) not implemented", sel);
-        cpu_raise(cpu, X86_EXC_GP, tss_err);
-    }
+    bool n16 = seg_tss_type16(sys_desc_type(d));
     if (!(d->attr & CPU_SEGA_P)) {
         cpu_raise(cpu, X86_EXC_NP, tss_err);
     }
-    if (d->limit < SEG_TSS32_MIN_LIMIT) {
+    if (d->limit < (n16 ? SEG_TSS16_MIN_LIMIT : SEG_TSS32_MIN_LIMIT)) {
         cpu_raise(cpu, X86_EXC_TS, tss_err);
     }
     const struct cpu_seg *otr = &cpu->seg[CPU_SEG_TR];
     uint16_t osel = otr->sel;
     unsigned otype = otr->attr & CPU_SEGA_TYPE;
-    if ((osel & SEG_SEL_MASK) == 0 || (otype != 0xb && otype != 0x9) ||
-        otr->limit < SEG_TSS32_MIN_LIMIT) {
-        /* Only a 32-bit current TSS can be saved (a 16-bit one has another layout). */
+    bool o16 = seg_tss_type16(otype);
+    if ((osel & SEG_SEL_MASK) == 0 || (otype != 0xb && otype != 0x9 && !o16) ||
+        otr->limit < (o16 ? SEG_TSS16_MIN_LIMIT : SEG_TSS32_MIN_LIMIT)) {
         cpu_raise(cpu, X86_EXC_TS, (osel & SEG_SEL_MASK) | ext);
     }
     /* Read the whole new TSS before anything changes (a #PF leaves the old task intact). */
     uint32_t t[26];
     uint64_t nbase = d->base & 0xffffffffull;
-    for (unsigned i = 0; i < 26; i++) {
-        t[i] = cpu_ldlin32(cpu, (nbase + 4 * i) & 0xffffffffull, CPU_MMU_SUP);
-    }
-    /* Save the old task (7.3 step 7; CR3 and LDTR are not saved). */
+    seg_tss_read(cpu, nbase, n16, t);
     uint64_t obase = otr->base & 0xffffffffull;
     uint32_t ofl = (uint32_t)cpu_get_rflags(cpu);
     if (reason == SYS_TS_IRET) {
         ofl &= ~CPU_FL_NT;
     }
-    cpu_stlin32(cpu, (obase + 0x20) & 0xffffffffull, (uint32_t)cpu->rip, CPU_MMU_SUP);
-    cpu_stlin32(cpu, (obase + 0x24) & 0xffffffffull, ofl, CPU_MMU_SUP);
-    for (unsigned i = 0; i < 8; i++) {
-        cpu_stlin32(cpu, (obase + 0x28 + 4 * i) & 0xffffffffull, (uint32_t)cpu->r[i],
-                    CPU_MMU_SUP);
-    }
-    static const int save_segs[] = {CPU_SEG_ES, CPU_SEG_CS, CPU_SEG_SS,
-                                    CPU_SEG_DS, CPU_SEG_FS, CPU_SEG_GS};
-    for (unsigned i = 0; i < 6; i++) {
-        cpu_stlin16(cpu, (obase + 0x48 + 4 * i) & 0xffffffffull, cpu->seg[save_segs[i]].sel,
-                    CPU_MMU_SUP);
-    }
+    seg_tss_save(cpu, obase, o16, ofl);
     /* Busy bits, back link and NT (7.4). */
     uint32_t nfl = t[9];
     if (reason == SYS_TS_JMP || reason == SYS_TS_IRET) {
@@ -379,7 +427,7 @@ void sys_task_switch(struct cpu *cpu, uint16_t sel, const struct sys_desc *d, in
     /* Commit: from here on faults belong to the new task. */
     cpu_set_seg(cpu, CPU_SEG_TR, sel, d->base, d->limit, d->attr | 2);
     cpu->cr0 |= CPU_CR0_TS;
-    if (cpu->cr0 & CPU_CR0_PG) {
+    if ((cpu->cr0 & CPU_CR0_PG) && !n16) {
         cpu->cr3 = t[7];
         cpu_tlb_flush(cpu, (cpu->cr4 & CPU_CR4_PGE) != 0);
     }
@@ -395,7 +443,7 @@ void sys_task_switch(struct cpu *cpu, uint16_t sel, const struct sys_desc *d, in
     if (reason == SYS_TS_INT && err != CPU_NO_ERROR) {
         struct sys_stack st;
         seg_cur_stack(cpu, &st);
-        sys_push(cpu, &st, 4, err);
+        sys_push(cpu, &st, n16 ? 2 : 4, err);
         cpu->r[CPU_RSP] = st.sp;
     }
 }

@@ -691,6 +691,47 @@ static void test_prot_int_and_call_gate(void)
     CU_ASSERT_EQUAL(cpu->exc_error, 0x10);
 }
 
+/* A 16-bit TSS (286 layout) as a task: CALL FAR to it from a 32-bit task loads IP, FLAGS,
+ * the low halves of the GPRs and the selectors, links back; IRET with NT returns and saves
+ * the 16-bit task's state in its own layout. */
+static void test_task_switch_16bit_tss(void)
+{
+    const uint64_t tss16 = 0x7800, task = CODE + 0x100;
+    prot_setup();
+    cpu->exit_on_exception = true;
+    poke64(GDT + 0x40, 0x000081000000002bull | ((tss16 & 0xffffff) << 16));
+    cpu_harness_poke(&h, GDT + 0x35, 1, 0x8b); /* the running 32-bit TSS is busy (LTR) */
+    cpu->gdtr.limit = 0x4f;
+    for (int i = 0; i < 0x2c; i += 2) {
+        cpu_harness_poke(&h, tss16 + i, 2, 0);
+    }
+    cpu_harness_poke(&h, tss16 + 0x0e, 2, task); /* IP */
+    cpu_harness_poke(&h, tss16 + 0x10, 2, 0x0002); /* FLAGS */
+    cpu_harness_poke(&h, tss16 + 0x12, 2, 0x1234); /* AX */
+    cpu_harness_poke(&h, tss16 + 0x1a, 2, 0x8800); /* SP */
+    cpu_harness_poke(&h, tss16 + 0x22, 2, 0x10);   /* ES */
+    cpu_harness_poke(&h, tss16 + 0x24, 2, 0x18);   /* CS */
+    cpu_harness_poke(&h, tss16 + 0x26, 2, 0x10);   /* SS */
+    cpu_harness_poke(&h, tss16 + 0x28, 2, 0x10);   /* DS */
+    LOAD(task, 0xa3, 0x00, 0x80, 0x00, 0x00, 0xcf); /* mov [0x8000], eax; iretd */
+    LOAD(CODE, 0x9a, 0, 0, 0, 0, 0x40, 0x00, 0xf4); /* call 0x40:0; hlt */
+    cpu->r[CPU_RAX] = 0xaaaa0000u;
+    cpu->r[CPU_RBX] = 0x77;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, 0x8000, 4), 0xaaaa1234u); /* AX, upper half kept */
+    CU_ASSERT_EQUAL(cpu->rip, CODE + 8);
+    CU_ASSERT_EQUAL(cpu->seg[CPU_SEG_TR].sel, 0x30);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RAX] & 0xffffffffu, 0xaaaa0000u); /* the 32-bit task's own */
+    CU_ASSERT_EQUAL(cpu->r[CPU_RBX], 0x77);
+    CU_ASSERT_FALSE(cpu_get_rflags(cpu) & CPU_FL_NT);
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, tss16 + 0x00, 2), 0x30);     /* back link */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, tss16 + 0x0e, 2), task + 6); /* IP after IRET */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, tss16 + 0x12, 2), 0x1234);   /* AX saved */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, tss16 + 0x1a, 2), 0x8800);   /* SP saved */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, GDT + 0x45, 1), 0x81);       /* not busy again */
+    CU_ASSERT_EQUAL(cpu_harness_peek(&h, TSS + 0x20, 4), CODE + 7);   /* 32-bit EIP saved */
+}
+
 static void test_enter_long_mode(void)
 {
     paging_setup(); /* builds the 4-level tables */
@@ -965,6 +1006,7 @@ int main(void)
     CU_add_test(s, "io_permission", test_io_permission);
     CU_add_test(s, "prot_int_and_call_gate", test_prot_int_and_call_gate);
     CU_add_test(s, "enter_long_mode", test_enter_long_mode);
+    CU_add_test(s, "task_switch_16bit_tss", test_task_switch_16bit_tss);
     CU_add_test(s, "paging_32_and_pae", test_paging_32_and_pae);
     CU_add_test(s, "v86_round_trip", test_v86_round_trip);
     CU_add_test(s, "external_interrupts", test_external_interrupts);

@@ -8,6 +8,7 @@
 #include "core/bus.h"
 #include "core/log.h"
 #include "core/machine_internal.h"
+#include "core/machine_net.h"
 #include "core/machine_pci.h"
 #include "core/machine_storage.h"
 #include "devices/display/vga.h"
@@ -496,13 +497,15 @@ static int boot_fw_add_e820(struct boot_fw *fw)
 
 /* bootorder: one OpenFirmware path per line, in --boot order (SeaBIOS matches them
  * as prefixes against its own device paths). Disks are the AHCI disks, then the
- * virtio-blk functions; cdrom is the AHCI CD-ROM drives. */
+ * virtio-blk functions; cdrom is the AHCI CD-ROM drives; net is the NICs (their
+ * iPXE ROMs, core/machine_net.c). */
 static int boot_fw_add_bootorder(struct boot_fw *fw, const struct boot_fw_config *bc)
 {
     struct machine *m = fw->m;
     GString *s = g_string_new("");
     gchar **parts = g_strsplit(bc->boot, ",", -1);
     int ndrives = m->cfg.pci ? m->cfg.pci->ndrives : 0;
+    int nnics = m->cfg.pci ? m->cfg.pci->nnics : 0;
     char paths[MACHINE_STORAGE_MAX * 64];
     for (int i = 0; parts[i]; i++) {
         bool disk = strcmp(parts[i], "disk") == 0;
@@ -516,7 +519,14 @@ static int boot_fw_add_bootorder(struct boot_fw *fw, const struct boot_fw_config
                                        MACHINE_PCI_FIRST_SLOT + d);
             }
         }
-        /* net has no boot ROM on this machine yet. */
+        if (strcmp(parts[i], "net") == 0) {
+            /* QEMU's path for a NIC: SeaBIOS's glob for the NIC's ROM entry (any node
+             * name at @10) matches it as a prefix; OVMF translates it to Pci(0x10,0x0). */
+            for (int n = 0; n < nnics; n++) {
+                g_string_append_printf(s, "/pci@i0cf8/ethernet@%x/ethernet-phy@0\n",
+                                       MACHINE_NET_FIRST_SLOT + n);
+            }
+        }
     }
     g_strfreev(parts);
     int rc = 0;
@@ -545,6 +555,11 @@ static int boot_fw_add_vga(struct boot_fw *fw)
     if (rc == 0) {
         rc = bus_register(m->pio, VGA_VBE_IO_BASE, VGA_VBE_IO_LEN, &vga_vbe_bus_ops, fw->vga,
                           "vga-vbe");
+    }
+    if (rc == 0) {
+        /* The legacy window: machine_create leaves no RAM there with firmware. */
+        rc = bus_register(m->mmio, VGA_WINDOW_BASE, VGA_WINDOW_SIZE, &vga_mem_bus_ops, fw->vga,
+                          "vga-mem");
     }
     if (rc == 0) {
         rc = boot_fw_add_dev(m, &vga_device_ops, fw->vga);

@@ -40,6 +40,8 @@
 
 #define MACHINE_TAG "machine"
 #define MACHINE_4G 0x100000000ull
+#define MACHINE_VGA_WINDOW 0xa0000ull     /* firmware machines: VGA legacy window... */
+#define MACHINE_VGA_WINDOW_END 0xc0000ull /* ...up to here (devices/display/vga.h) */
 #define MACHINE_PM_BASE ACPI_PM_BASE_DEFAULT
 #define MACHINE_SCI_IRQ ACPI_PM_SCI_IRQ
 #define MACHINE_S5_TYP ACPI_PM_S5_TYP
@@ -732,7 +734,17 @@ int machine_new(const struct machine_config *cfg, struct machine **out, struct m
     /* RAM */
     m->low_size = cfg->mem_size < MACHINE_LOW_MAX ? cfg->mem_size : MACHINE_LOW_MAX;
     m->high_size = cfg->mem_size - m->low_size;
-    rc = guestmem_add(&m->mem, "ram-low", 0, m->low_size, false);
+    if (cfg->fw) {
+        /* With firmware the VGA decodes 0xA0000-0xBFFFF (its legacy window, MMIO on the
+         * bus): low RAM goes around it, as on a PC. */
+        rc = guestmem_add(&m->mem, "ram-low", 0, MACHINE_VGA_WINDOW, false);
+        if (rc == 0) {
+            rc = guestmem_add(&m->mem, "ram-low-c", MACHINE_VGA_WINDOW_END,
+                              m->low_size - MACHINE_VGA_WINDOW_END, false);
+        }
+    } else {
+        rc = guestmem_add(&m->mem, "ram-low", 0, m->low_size, false);
+    }
     if (rc == 0 && m->high_size) {
         rc = guestmem_add(&m->mem, "ram-high", MACHINE_4G, m->high_size, false);
     }

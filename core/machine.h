@@ -2,7 +2,8 @@
  * accelerator and its vCPU threads, and the main loop thread for host input.
  *
  * Memory map: low RAM [0, min(mem, 3 GiB)) "ram-low", the rest at 4 GiB "ram-high",
- * an optional firmware ROM "bios" ending at 4 GiB. IRQ lines are ISA IRQ numbers
+ * an optional firmware ROM "bios" ending at 4 GiB. With --firmware low RAM skips the VGA
+ * window: "ram-low" [0, 0xA0000) and "ram-low-c" [0xC0000, min(mem, 3 GiB)). IRQ lines are ISA IRQ numbers
  * below 16 (IRQ0 reaches IOAPIC pin 2, as the MADT override says) and GSIs above. */
 #ifndef LODGE_CORE_MACHINE_H
 #define LODGE_CORE_MACHINE_H

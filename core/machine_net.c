@@ -1,6 +1,7 @@
 /* NICs of the PC machine (see machine_net.h). */
 #include "core/machine_net.h"
 
+#include "core/boot_firmware.h"
 #include "core/log.h"
 #include "core/machine_internal.h"
 #include "core/machine_pci.h"
@@ -32,6 +33,65 @@ static void mnet_irq_cb(void *opaque, int line, int level)
 static int mnet_msi_cb(void *opaque, uint64_t addr, uint32_t data)
 {
     return machine_msi(opaque, addr, data);
+}
+
+int machine_net_rom_path(int model, int fw_kind, char *buf, size_t len)
+{
+    const char *name = model == NET_MODEL_VIRTIO  ? "virtio"
+                       : model == NET_MODEL_E1000 ? "e1000"
+                                                  : NULL;
+    const char *kind = fw_kind == BOOT_FW_BIOS ? "pxe" : fw_kind == BOOT_FW_UEFI ? "efi" : NULL;
+    if (!name || !kind) {
+        return -EINVAL;
+    }
+    snprintf(buf, len, "%s/%s-%s.rom", MACHINE_NET_ROM_DIR, kind, name);
+    return 0;
+}
+
+/* Whether --boot lists net. */
+static bool mnet_boot_net(const struct boot_fw_config *fc)
+{
+    gchar **parts = g_strsplit(fc->boot, ",", -1);
+    bool net = false;
+    for (int i = 0; parts[i]; i++) {
+        net = net || strcmp(parts[i], "net") == 0;
+    }
+    g_strfreev(parts);
+    return net;
+}
+
+/* With firmware, the NIC gets iPXE as its expansion ROM (what SeaBIOS runs and OVMF
+ * loads as a driver), so the firmware can boot from the network. The ROM missing is an
+ * error only when --boot asks for net; otherwise the NIC just cannot PXE boot. */
+static int mnet_add_rom(struct machine *m, struct pci_dev *pd, int model, struct machine_error *err)
+{
+    const struct boot_fw_config *fc = m->cfg.fw;
+    char path[256];
+    if (!fc || machine_net_rom_path(model, fc->kind, path, sizeof(path)) < 0) {
+        return 0;
+    }
+    gchar *rom = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &rom, &len, NULL)) {
+        if (!mnet_boot_net(fc)) {
+            log_warn(MNET_TAG, "%s not found: the NIC has no boot ROM (apt-get install %s)", path,
+                     MACHINE_NET_ROM_PKG);
+            return 0;
+        }
+        snprintf(err->msg, sizeof(err->msg),
+                 "--boot net: iPXE boot ROM not found (%s): apt-get install %s", path,
+                 MACHINE_NET_ROM_PKG);
+        err->user = true;
+        return -ENOENT;
+    }
+    int rc = pci_dev_set_rom(pd, rom, len);
+    g_free(rom);
+    if (rc < 0) {
+        snprintf(err->msg, sizeof(err->msg), "%s: cannot use as a boot ROM: %s", path,
+                 strerror(-rc));
+        err->user = true;
+    }
+    return rc;
 }
 
 /* Pre-assigns every BAR the device declared (memory from mmio, I/O from io) and
@@ -80,7 +140,12 @@ int machine_net_add(struct machine *m, const struct machine_pci_config *pc,
         } else {
             net_default_mac((unsigned)i, mac);
         }
-        unsigned mtu = nc->model == NET_MODEL_VIRTIO ? NET_MTU_MAX : NET_MTU_DEFAULT;
+        unsigned mtu = nc->model == NET_MODEL_VIRTIO ? NET_MTU_USER : NET_MTU_DEFAULT;
+        if (m->cfg.fw && m->cfg.fw->kind != BOOT_FW_NONE && mnet_boot_net(m->cfg.fw)) {
+            /* iPXE's TFTP transfers time out on a virtio-net that offers MTU 65520
+             * (DHCP works; with 1500 everything does): network boots keep 1500. */
+            mtu = NET_MTU_DEFAULT;
+        }
         char why[256] = "";
         int rc = net_slirp_new(nc, mtu, m->ctx, &mn->be[i], why, sizeof(why));
         if (rc < 0) {
@@ -104,6 +169,10 @@ int machine_net_add(struct machine *m, const struct machine_pci_config *pc,
         if (!pd) {
             snprintf(err->msg, sizeof(err->msg), "machine: out of memory creating a NIC");
             return -ENOMEM;
+        }
+        rc = mnet_add_rom(m, pd, (int)nc->model, err);
+        if (rc < 0) {
+            return rc;
         }
         int slot = MACHINE_NET_FIRST_SLOT + i;
         rc = mnet_plug(m, pd, slot, MACHINE_NET_MMIO_BASE + (uint32_t)i * MACHINE_NET_MMIO_STRIDE,

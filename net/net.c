@@ -191,8 +191,23 @@ int net_parse_nic(const char *spec, struct net_nic_config *cfg, bool *none, char
             } else {
                 cfg->has_mac = true;
             }
+        } else if (!strcmp(kv, "tftp")) {
+            if (!v[0] || strlen(v) >= sizeof(cfg->tftp)) {
+                rc = net_bad(why, len, "tftp= needs a directory");
+            } else {
+                snprintf(cfg->tftp, sizeof(cfg->tftp), "%s", v);
+            }
+        } else if (!strcmp(kv, "bootfile")) {
+            /* DHCP's file field is 128 bytes with its NUL (RFC 2131). */
+            if (!v[0] || strlen(v) >= 128) {
+                rc = net_bad(why, len, "bootfile= needs a name of 1 to 127 bytes");
+            } else {
+                snprintf(cfg->bootfile, sizeof(cfg->bootfile), "%s", v);
+            }
         } else {
-            rc = net_bad(why, len, "unknown key '%s' (use hostfwd, restrict, model, mac, ipv6)",
+            rc = net_bad(why, len,
+                         "unknown key '%s' (use hostfwd, restrict, model, mac, ipv6, tftp, "
+                         "bootfile)",
                          kv);
         }
     }

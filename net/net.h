@@ -33,6 +33,10 @@
 #define NET_MAX_FRAME (65535 + NET_ETH_HLEN) /* largest frame any NIC hands over */
 #define NET_MTU_DEFAULT 1500
 #define NET_MTU_MAX 65520 /* slirp's largest if_mtu; offered by virtio-net's MTU feature */
+/* The MTU virtio-net offers on the user network. slirp has no TCP window scaling, so one
+ * 64 KiB window holds a single 65520-byte segment (send, wait for the ACK, send) but two of
+ * this size, which pipeline: 1.3-3x the throughput of 65520 in paired bench runs. */
+#define NET_MTU_USER 32000
 #define NET_RXQ_MAX 512   /* frames a backend holds for a NIC that has no buffers */
 #define NET_TXQ_MAX 1024  /* frames queued towards the backend thread */
 
@@ -59,6 +63,8 @@ struct net_nic_config {
     bool ipv6;                              /* ipv6=off turns the fec0::/64 network off */
     struct net_hostfwd fwds[NET_MAX_FWDS];  /* hostfwd= (several) */
     int nfwds;
+    char tftp[4096];    /* tftp=DIR: slirp's TFTP server root, or "" */
+    char bootfile[256]; /* bootfile=NAME: DHCP's boot file, or "" */
 };
 
 /* Parse "user[,key=value...]" into *cfg. "none" gives 0 with *none = true.

@@ -314,6 +314,10 @@ int net_slirp_new(const struct net_nic_config *cfg, unsigned mtu, GMainContext *
                  NET_MTU_MAX);
         return -EINVAL;
     }
+    if (cfg->tftp[0] && !g_file_test(cfg->tftp, G_FILE_TEST_IS_DIR)) {
+        snprintf(why, len, "tftp=%.200s: not a directory", cfg->tftp);
+        return -ENOENT;
+    }
     struct net_slirp *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(why, len, "user network: out of memory");
@@ -340,6 +344,10 @@ int net_slirp_new(const struct net_nic_config *cfg, unsigned mtu, GMainContext *
     sc.vhostname = "lodge";
     sc.if_mtu = mtu;
     sc.if_mru = NET_MTU_MAX; /* e1000 TSO super-frames arrive whole */
+    /* PXE: slirp serves tftp= read-only on 10.0.2.2 and DHCP names bootfile= (with
+     * 10.0.2.2 as next server). slirp copies both strings. */
+    sc.tftp_path = cfg->tftp[0] ? cfg->tftp : NULL;
+    sc.bootfile = cfg->bootfile[0] ? cfg->bootfile : NULL;
     s->slirp = slirp_new(&sc, &slirp_callbacks, s);
     if (!s->slirp) {
         snprintf(why, len, "user network: libslirp refused the configuration");

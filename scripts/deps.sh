@@ -15,6 +15,7 @@ pkgs=(
     xorriso                                   # tests: ISO images for AHCI/ATAPI
     grub-pc-bin grub-efi-amd64-bin mtools     # tests: GRUB ISOs (grub-mkrescue)
     libslirp-dev                              # user-mode networking (net/slirp.c)
+    ipxe-qemu                                 # NIC boot ROMs for --boot net (iPXE)
     clang libclang-rt-dev                     # tests/fuzz: libFuzzer + sanitizers
 )
 sudo=""

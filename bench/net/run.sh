@@ -35,6 +35,7 @@ measure() { # name, command... (the VM command; PORTS are substituted by the cal
     local vm=$!
     python3 - "$console" "$fwd" "$sink" "$mb" "$vm" "${perf:-}" <<'PY' > "$work/$name.result"
 import os, signal, socket, subprocess, sys, time
+STALL_ACCEPT = 300  # the guest connects once host->guest is done (or given up)
 console, fwd, sink, mb, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \
     int(sys.argv[5])
 perf = sys.argv[6]
@@ -61,44 +62,69 @@ def perf_stop(p):
         p.wait()
 
 ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", sink)); ls.listen(1); ls.settimeout(600)
+ls.bind(("127.0.0.1", sink)); ls.listen(1); ls.settimeout(STALL_ACCEPT)
 deadline = time.time() + 300
 while "LODGE-BENCH-READY" not in open(console, errors="replace").read():
     if time.time() > deadline:
         print("nan nan nan nan"); sys.exit(0)
     time.sleep(0.5)
+# A direction that makes no progress for STALL seconds is reported as a stall (nan), with how
+# far it got, instead of hanging the bench.
+STALL = 60
+nan = float("nan")
 # host -> guest
 chunk = b"\0" * 65536
 p = perf_start("h2g")
 t0 = time.time(); c0 = cpu()
-s = socket.create_connection(("127.0.0.1", fwd), timeout=300)
+h2g = h2g_cpu = nan
 sent = 0
-while sent < total:
-    s.sendall(chunk); sent += len(chunk)
-s.shutdown(socket.SHUT_WR)
-while s.recv(65536):
-    pass
-h2g = total / (time.time() - t0) / 1e6
-h2g_cpu = cpu() - c0
+try:
+    s = socket.create_connection(("127.0.0.1", fwd), timeout=STALL)
+    while sent < total:
+        s.sendall(chunk); sent += len(chunk)
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    h2g = total / (time.time() - t0) / 1e6
+    h2g_cpu = cpu() - c0
+    s.close()
+except OSError as e:
+    print(f"STALL host->guest: {e!r} after {sent} of {total} bytes, VM used "
+          f"{cpu() - c0:.1f} CPU s in {time.time() - t0:.0f} s", file=sys.stderr)
 perf_stop(p)
-s.close()
 # guest -> host
-c, _ = ls.accept(); c.settimeout(300)
-p = perf_start("g2h")
-t0 = time.time(); c0 = cpu(); got = 0
-while got < total:
-    d = c.recv(1 << 20)
-    if not d:
-        break
-    got += len(d)
-g2h = got / (time.time() - t0) / 1e6
-g2h_cpu = cpu() - c0
-perf_stop(p)
-c.close()
+g2h = g2h_cpu = nan
+got = 0
+t0 = time.time(); c0 = cpu()
+try:
+    c, _ = ls.accept(); c.settimeout(STALL)
+    p = perf_start("g2h")
+    t0 = time.time(); c0 = cpu()
+    while got < total:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+    g2h = got / (time.time() - t0) / 1e6
+    g2h_cpu = cpu() - c0
+    perf_stop(p)
+    c.close()
+except OSError as e:
+    print(f"STALL guest->host: {e!r} after {got} of {total} bytes, VM used "
+          f"{cpu() - c0:.1f} CPU s in {time.time() - t0:.0f} s", file=sys.stderr)
 print(f"{h2g:.2f} {g2h:.2f} {h2g_cpu:.2f} {g2h_cpu:.2f}")
 PY
     kill $vm 2>/dev/null
     wait $vm 2>/dev/null
+    if grep -q nan "$work/$name.result"; then
+        echo "$name: no figure; console tail:" >&2
+        tail -n 5 "$console" >&2
+        if [ -z "${NET_BENCH_KEEP:-}" ]; then
+            local keep
+            keep=$(mktemp -d /tmp/net-bench-stall.XXXXXX)
+            cp "$work/$name".* "$keep"/ && echo "$name: console and log kept in $keep" >&2
+        fi
+    fi
     cat "$work/$name.result"
 }
 

@@ -41,9 +41,10 @@
 
 struct vga {
     pthread_mutex_t lock;
-    const struct guestmem *mem;       /* legacy window lives in guest RAM */
+    const struct guestmem *mem;       /* guest RAM (unused: the window is VRAM) */
     struct pci_dev pci;               /* 1234:1111 config space and BAR0 */
-    uint8_t *vram;                    /* BAR0 contents, VGA_VRAM_SIZE bytes */
+    uint8_t *vram;                    /* BAR0 contents, VGA_VRAM_SIZE bytes; planes interleaved */
+    uint8_t latch[4];                 /* GC data latches, one per plane (loaded by reads) */
     uint8_t misc;                     /* miscellaneous output (3C2/3CC) */
     uint8_t feature;                  /* feature control (3DA write / 3CA read) */
     uint8_t seq_index;                /* sequencer index (3C4) */
@@ -87,6 +88,7 @@ static void vga_reset_regs(struct vga *v)
     memset(v->vbe, 0, sizeof(v->vbe));
     v->vbe[VBE_DISPI_INDEX_ID] = VBE_DISPI_ID0;
     v->vbe[VBE_DISPI_INDEX_VIDEO_MEMORY_64K] = (uint16_t)(VGA_VRAM_SIZE >> 16);
+    memset(v->latch, 0, sizeof(v->latch));
 }
 
 static uint64_t vga_bar_read(void *opaque, uint64_t off, unsigned size)
@@ -448,6 +450,19 @@ void vga_vbe_write(struct vga *v, uint64_t off, uint64_t val, unsigned size)
 
 /* ---- VRAM ---------------------------------------------------------------------------- */
 
+/* [off, off+len) of VRAM changed: the viewers redraw what covers it. */
+static void vga_mark_dirty(struct vga *v, uint64_t off, uint64_t len)
+{
+    /* An unaligned access may touch two pages. */
+    uint64_t p0 = off / VGA_DIRTY_PAGE, p1 = (off + len - 1) / VGA_DIRTY_PAGE;
+    for (uint64_t p = p0; p <= p1; p++) {
+        if (!(atomic_load_explicit(&v->dirty[p / 64], memory_order_relaxed) &
+              (1ull << (p % 64)))) {
+            atomic_fetch_or(&v->dirty[p / 64], 1ull << (p % 64));
+        }
+    }
+}
+
 uint64_t vga_vram_read(struct vga *v, uint64_t off, unsigned size)
 {
     if (size > 8 || off >= VGA_VRAM_SIZE || size > VGA_VRAM_SIZE - off) {
@@ -464,14 +479,236 @@ void vga_vram_write(struct vga *v, uint64_t off, uint64_t val, unsigned size)
         return;
     }
     memcpy(v->vram + off, &val, size);
-    /* An unaligned access may touch two pages. */
-    uint64_t p0 = off / VGA_DIRTY_PAGE, p1 = (off + size - 1) / VGA_DIRTY_PAGE;
-    for (uint64_t p = p0; p <= p1; p++) {
-        if (!(atomic_load_explicit(&v->dirty[p / 64], memory_order_relaxed) &
-              (1ull << (p % 64)))) {
-            atomic_fetch_or(&v->dirty[p / 64], 1ull << (p % 64));
+    vga_mark_dirty(v, off, size);
+}
+
+/* ---- legacy window (0xA0000-0xBFFFF) ---------------------------------------------------
+ *
+ * VRAM holds the four planes interleaved, as QEMU does: plane p of plane address a is
+ * vram[a * 4 + p]. Chain-4 then addresses VRAM linearly (plane = address bits 0-1), odd/even
+ * puts even bytes in planes 0/2 and odd bytes in planes 1/3 at plane address addr / 2, and
+ * the planar path moves all four planes of one address through the latches. The 256 KiB
+ * that the standard modes use are the first VGA_PLANAR_SIZE bytes of VRAM. */
+
+#define VGA_PLANE_SIZE 0x10000u              /* 64 KiB per plane in standard VGA modes */
+#define VGA_PLANAR_SIZE (4 * VGA_PLANE_SIZE) /* what chain-4, odd/even and planar address */
+#define VGA_VBE_BANK_SIZE 0x10000u           /* banked VBE window at 0xA0000 */
+
+static bool vga_vbe_on(const struct vga *v)
+{
+    return v->vbe[VBE_DISPI_INDEX_ENABLE] & VBE_DISPI_ENABLED;
+}
+
+/* Window offset -> address inside the region GR06 memory map select decodes, or -1 when
+ * the VGA does not decode it (reads float high, writes are dropped). */
+static int64_t vga_window_decode(const struct vga *v, uint32_t addr)
+{
+    switch ((v->gr[6] >> 2) & 3) {
+    case 0: /* A0000-BFFFF */
+        return addr;
+    case 1: /* A0000-AFFFF */
+        return addr < 0x10000 ? (int64_t)addr : -1;
+    case 2: /* B0000-B7FFF */
+        return addr >= 0x10000 && addr < 0x18000 ? (int64_t)addr - 0x10000 : -1;
+    default: /* B8000-BFFFF */
+        return addr >= 0x18000 ? (int64_t)addr - 0x18000 : -1;
+    }
+}
+
+static uint32_t vga_latch32(const struct vga *v)
+{
+    return (uint32_t)v->latch[0] | (uint32_t)v->latch[1] << 8 | (uint32_t)v->latch[2] << 16 |
+           (uint32_t)v->latch[3] << 24;
+}
+
+/* Expand the low 4 bits of b into a byte per plane (bit p -> 0xFF in byte p). */
+static uint32_t vga_expand4(uint8_t b)
+{
+    uint32_t r = 0;
+    for (int p = 0; p < 4; p++) {
+        if (b & (1u << p)) {
+            r |= 0xffu << (8 * p);
         }
     }
+    return r;
+}
+
+/* Planar read of plane address pa (VGA reference, Graphics Controller: every read loads the
+ * latches; read mode 0 returns GR04's plane, read mode 1 the colour compare result). */
+static uint8_t vga_planar_read(struct vga *v, uint64_t pa)
+{
+    if (pa * 4 + 4 > VGA_VRAM_SIZE) {
+        return 0xff;
+    }
+    memcpy(v->latch, v->vram + pa * 4, 4);
+    if (!(v->gr[5] & 0x08)) {
+        return v->latch[v->gr[4] & 3];
+    }
+    /* Colour compare: a bit is 1 where every plane GR07 cares about equals GR02's bit. */
+    uint8_t r = 0xff;
+    for (int p = 0; p < 4; p++) {
+        if (v->gr[7] & (1u << p)) {
+            uint8_t want = (v->gr[2] & (1u << p)) ? 0xff : 0x00;
+            r &= (uint8_t)~(v->latch[p] ^ want);
+        }
+    }
+    return r;
+}
+
+/* Planar write of val at plane address pa: write modes 0-3, data rotate, logical operation,
+ * bit mask and the sequencer map mask (VGA reference, Graphics Controller registers). */
+static void vga_planar_write(struct vga *v, uint64_t pa, uint8_t val)
+{
+    if (pa * 4 + 4 > VGA_VRAM_SIZE) {
+        return;
+    }
+    unsigned rot = v->gr[3] & 7;
+    uint8_t rotated = (uint8_t)((val >> rot) | (val << ((8 - rot) & 7)));
+    uint8_t bit_mask = v->gr[8];
+    uint32_t latch = vga_latch32(v);
+    uint32_t data;
+    switch (v->gr[5] & 3) {
+    case 0: {
+        /* Planes with enable set/reset (GR01) take GR00's bit, the others the rotated byte. */
+        uint32_t esr = vga_expand4(v->gr[1]);
+        data = (vga_expand4(v->gr[0]) & esr) | ((rotated * 0x01010101u) & ~esr);
+        break;
+    }
+    case 1:
+        /* Latch copy: no logical operation, no bit mask. */
+        data = latch;
+        bit_mask = 0xff;
+        break;
+    case 2:
+        data = vga_expand4(val);
+        break;
+    default:
+        /* The rotated byte ANDed with the bit mask becomes the mask; set/reset the data. */
+        bit_mask &= rotated;
+        data = vga_expand4(v->gr[0]);
+        break;
+    }
+    if ((v->gr[5] & 3) != 1) {
+        switch ((v->gr[3] >> 3) & 3) {
+        case 1:
+            data &= latch;
+            break;
+        case 2:
+            data |= latch;
+            break;
+        case 3:
+            data ^= latch;
+            break;
+        default:
+            break;
+        }
+    }
+    uint32_t m = bit_mask * 0x01010101u;
+    data = (data & m) | (latch & ~m);
+    uint32_t planes = vga_expand4(v->seq[2]);
+    uint8_t *dst = v->vram + pa * 4;
+    for (int p = 0; p < 4; p++) {
+        if (planes & (0xffu << (8 * p))) {
+            dst[p] = (uint8_t)(data >> (8 * p));
+        }
+    }
+    vga_mark_dirty(v, pa * 4, 4);
+}
+
+/* One byte at window offset addr (0 .. VGA_WINDOW_SIZE - 1). Lock held. */
+static uint8_t vga_mem_readb(struct vga *v, uint32_t addr)
+{
+    if (vga_vbe_on(v)) {
+        /* Banked VBE: the 64 KiB window at 0xA0000 shows VRAM at BANK * 64 KiB. */
+        if (addr >= VGA_VBE_BANK_SIZE) {
+            return 0xff;
+        }
+        uint64_t o = (uint64_t)v->vbe[VBE_DISPI_INDEX_BANK] * VGA_VBE_BANK_SIZE + addr;
+        if (v->vbe[VBE_DISPI_INDEX_BPP] == 4) {
+            return vga_planar_read(v, o);
+        }
+        return o < VGA_VRAM_SIZE ? v->vram[o] : 0xff;
+    }
+    int64_t a = vga_window_decode(v, addr);
+    if (a < 0) {
+        return 0xff;
+    }
+    if (v->seq[4] & 0x08) {
+        /* Chain-4 (SR04 bit 3): linear, address bits 0-1 pick the plane. */
+        return v->vram[a & (VGA_PLANAR_SIZE - 1)];
+    }
+    if (v->gr[5] & 0x10) {
+        /* Host odd/even read (GR05 bit 4): A0 and GR04 bit 1 pick the plane. */
+        unsigned plane = (v->gr[4] & 2) | (a & 1);
+        return v->vram[((((uint64_t)a & ~1ull) << 1) | plane) & (VGA_PLANAR_SIZE - 1)];
+    }
+    return vga_planar_read(v, (uint64_t)a & (VGA_PLANE_SIZE - 1));
+}
+
+static void vga_mem_writeb(struct vga *v, uint32_t addr, uint8_t val)
+{
+    if (vga_vbe_on(v)) {
+        if (addr >= VGA_VBE_BANK_SIZE) {
+            return;
+        }
+        uint64_t o = (uint64_t)v->vbe[VBE_DISPI_INDEX_BANK] * VGA_VBE_BANK_SIZE + addr;
+        if (v->vbe[VBE_DISPI_INDEX_BPP] == 4) {
+            vga_planar_write(v, o, val);
+        } else if (o < VGA_VRAM_SIZE) {
+            v->vram[o] = val;
+            vga_mark_dirty(v, o, 1);
+        }
+        return;
+    }
+    int64_t a = vga_window_decode(v, addr);
+    if (a < 0) {
+        return;
+    }
+    if (v->seq[4] & 0x08) {
+        uint64_t o = (uint64_t)a & (VGA_PLANAR_SIZE - 1);
+        if (v->seq[2] & (1u << (o & 3))) {
+            v->vram[o] = val;
+            vga_mark_dirty(v, o, 1);
+        }
+        return;
+    }
+    if (!(v->seq[4] & 0x04)) {
+        /* Odd/even (SR04 bit 2 clear): text modes, characters in plane 0, attributes in 1. */
+        unsigned plane = (v->gr[4] & 2) | (a & 1);
+        if (v->seq[2] & (1u << plane)) {
+            uint64_t o = ((((uint64_t)a & ~1ull) << 1) | plane) & (VGA_PLANAR_SIZE - 1);
+            v->vram[o] = val;
+            vga_mark_dirty(v, o, 1);
+        }
+        return;
+    }
+    vga_planar_write(v, (uint64_t)a & (VGA_PLANE_SIZE - 1), val);
+}
+
+uint64_t vga_mem_read(struct vga *v, uint64_t off, unsigned size)
+{
+    if (size == 0 || size > 8 || off >= VGA_WINDOW_SIZE || size > VGA_WINDOW_SIZE - off) {
+        return ~0ull;
+    }
+    uint64_t val = 0;
+    pthread_mutex_lock(&v->lock);
+    for (unsigned i = 0; i < size; i++) {
+        val |= (uint64_t)vga_mem_readb(v, (uint32_t)off + i) << (8 * i);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return val;
+}
+
+void vga_mem_write(struct vga *v, uint64_t off, uint64_t val, unsigned size)
+{
+    if (size == 0 || size > 8 || off >= VGA_WINDOW_SIZE || size > VGA_WINDOW_SIZE - off) {
+        return;
+    }
+    pthread_mutex_lock(&v->lock);
+    for (unsigned i = 0; i < size; i++) {
+        vga_mem_writeb(v, (uint32_t)off + i, (uint8_t)(val >> (8 * i)));
+    }
+    pthread_mutex_unlock(&v->lock);
 }
 
 uint32_t vga_generation(struct vga *v)
@@ -487,11 +724,6 @@ void vga_take_dirty(struct vga *v, uint64_t *bitmap, size_t words)
             bitmap[i] = w;
         }
     }
-}
-
-const uint8_t *vga_window(struct vga *v)
-{
-    return v->mem ? guestmem_ptr(v->mem, VGA_WINDOW_BASE, VGA_WINDOW_SIZE) : NULL;
 }
 
 /* ---- rendering ----------------------------------------------------------------------- */
@@ -538,10 +770,11 @@ static void vga_frame_get(struct vga *v, struct vga_frame *f)
     uint32_t cols = f->crt[1] + 1u;
     if (f->gr[6] & 0x01) {
         m->kind = 1;
-        /* Chain-4 256-colour: 4 pixels per character clock, each doubled. */
-        m->width = cols * 4;
+        /* 256-colour shift mode (GR05 bit 6; chain-4 implies it in the BIOS modes): 4
+         * pixels per character clock, each doubled; 16-colour planar: 8 per clock. */
+        m->bpp = ((f->gr[5] & 0x40) || (f->seq[4] & 0x08)) ? 8 : 4;
+        m->width = cols * (m->bpp == 8 ? 4 : 8);
         m->height = (vde + 1) / (scan * ((f->crt[9] & 0x80) ? 2 : 1));
-        m->bpp = (f->seq[4] & 0x08) ? 8 : 4;
         return;
     }
     m->kind = 0;
@@ -578,34 +811,36 @@ static uint8_t vga_attr_dac(const struct vga_frame *f, uint8_t c)
     return (uint8_t)(p | ((f->ar[0x14] & 0x0c) << 4));
 }
 
-static uint64_t vga_text_base(const struct vga_frame *f)
-{
-    switch ((f->gr[6] >> 2) & 3) {
-    case 2:
-        return 0xb0000;
-    case 3:
-        return 0xb8000;
-    default:
-        return 0xa0000;
-    }
-}
-
+/* Start address (CR0C/CR0D): a character cell in text modes, a plane byte in graphics. */
 static uint32_t vga_start_addr(const struct vga_frame *f)
 {
     return (uint32_t)f->crt[0x0c] << 8 | f->crt[0x0d];
+}
+
+/* Text cell i lives at plane address i (odd/even: character in plane 0, attribute in 1). */
+static const uint8_t *vga_text_cell(const struct vga *v, uint32_t cell)
+{
+    return v->vram + ((uint64_t)cell * 4 & (VGA_PLANAR_SIZE - 1));
+}
+
+/* Glyph row y of character ch: plane 2, in the font SR03 selects (attribute bit 3 picks
+ * map A, VGA reference "Character Map Select Register"). */
+static uint8_t vga_glyph_row(const struct vga *v, const struct vga_frame *f, uint8_t ch,
+                             uint8_t at, uint32_t y)
+{
+    uint8_t sel = (at & 0x08) ? (uint8_t)(((f->seq[3] >> 2) & 3) | ((f->seq[3] >> 3) & 4))
+                              : (uint8_t)((f->seq[3] & 3) | ((f->seq[3] >> 2) & 4));
+    uint32_t font = (sel & 3) * 0x4000u + (sel >> 2) * 0x2000u;
+    uint32_t pa = (font + (uint32_t)ch * 32 + y) & (VGA_PLANE_SIZE - 1);
+    return v->vram[(uint64_t)pa * 4 + 2];
 }
 
 static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *out, uint32_t y0,
                            uint32_t y1)
 {
     const struct vga_mode *m = &f->mode;
-    const uint8_t *win = v->mem ? guestmem_ptr(v->mem, VGA_WINDOW_BASE, VGA_WINDOW_SIZE) : NULL;
-    if (!win) {
-        return -ENODEV;
-    }
     uint32_t scan = (f->crt[9] & 0x1f) + 1u;
     uint32_t cw = (f->seq[1] & 0x01) ? 8 : 9;
-    uint64_t base = vga_text_base(f) - VGA_WINDOW_BASE;
     uint32_t start = vga_start_addr(f);
     uint32_t cursor = (uint32_t)f->crt[0x0e] << 8 | f->crt[0x0f];
     bool cursor_on = !(f->crt[0x0a] & 0x20);
@@ -613,24 +848,19 @@ static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *o
     for (uint32_t row = y0 / scan; row < m->rows && row * scan < y1; row++) {
         for (uint32_t col = 0; col < m->cols; col++) {
             uint32_t cell = start + row * m->cols + col;
-            uint64_t o = base + ((uint64_t)cell * 2 & 0x7fff);
-            if (o + 1 >= VGA_WINDOW_SIZE) {
-                continue;
-            }
-            uint8_t ch = win[o], at = win[o + 1];
+            const uint8_t *c = vga_text_cell(v, cell);
+            uint8_t ch = c[0], at = c[1];
             uint8_t fgc = at & 0x0f, bgc = at >> 4;
             if (f->ar[0x10] & 0x08) {
                 bgc &= 7; /* bit 7 is blink, not background intensity */
             }
             uint32_t fg = vga_dac_rgb(f, vga_attr_dac(f, fgc), false);
             uint32_t bg = vga_dac_rgb(f, vga_attr_dac(f, bgc), false);
-            /* The font is where the BIOS wrote it through plane 2: 32 bytes per glyph. */
-            const uint8_t *glyph = win + (uint32_t)ch * 32;
             for (uint32_t y = 0; y < scan; y++) {
                 if (row * scan + y < y0 || row * scan + y >= y1) {
                     continue;
                 }
-                uint8_t bits = y < 32 ? glyph[y] : 0;
+                uint8_t bits = y < 32 ? vga_glyph_row(v, f, ch, at, y) : 0;
                 bool cur = cursor_on && cell == cursor && y >= cur_s && y <= cur_e;
                 uint32_t *px = out + (size_t)(row * scan + y) * m->width + col * cw;
                 for (uint32_t x = 0; x < cw; x++) {
@@ -649,25 +879,48 @@ static int vga_render_text(struct vga *v, const struct vga_frame *f, uint32_t *o
     return 0;
 }
 
+/* 16-colour planar pixels: bit 7 - x % 8 of the four planes at plane address
+ * base + y * stride + x / 8 form the colour, which AR12 (colour plane enable) masks and the
+ * attribute palette maps to a DAC entry. pa_limit: plane addresses wrap below it. */
+static void vga_render_planar(const struct vga *v, const struct vga_frame *f, uint32_t *out,
+                              uint32_t width, uint64_t base, uint64_t stride, uint64_t pa_limit,
+                              uint32_t y0, uint32_t y1)
+{
+    uint32_t lut[16];
+    for (unsigned c = 0; c < 16; c++) {
+        lut[c] = vga_dac_rgb(f, vga_attr_dac(f, (uint8_t)(c & f->ar[0x12])), false);
+    }
+    for (uint32_t y = y0; y < y1; y++) {
+        uint32_t *dst = out + (size_t)y * width;
+        for (uint32_t x = 0; x < width; x += 8) {
+            uint64_t pa = (base + (uint64_t)y * stride + x / 8) % pa_limit;
+            const uint8_t *p = v->vram + pa * 4;
+            for (uint32_t b = 0; b < 8 && x + b < width; b++) {
+                unsigned sh = 7 - b;
+                unsigned c = ((p[0] >> sh) & 1) | ((p[1] >> sh) & 1) << 1 |
+                             ((p[2] >> sh) & 1) << 2 | ((p[3] >> sh) & 1) << 3;
+                dst[x + b] = lut[c];
+            }
+        }
+    }
+}
+
 static int vga_render_gfx(struct vga *v, const struct vga_frame *f, uint32_t *out, uint32_t y0,
                           uint32_t y1)
 {
     const struct vga_mode *m = &f->mode;
+    uint32_t start = vga_start_addr(f);
     if (m->bpp != 8) {
-        /* planar: not emulated */
-        memset(out + (size_t)y0 * m->width, 0, (size_t)m->width * (y1 - y0) * 4);
+        /* CR13 counts words of plane bytes per line (byte mode, as the BIOS modes set). */
+        vga_render_planar(v, f, out, m->width, start, f->crt[0x13] * 2u, VGA_PLANE_SIZE, y0, y1);
         return 0;
     }
-    const uint8_t *win = v->mem ? guestmem_ptr(v->mem, VGA_WINDOW_BASE, 0x10000) : NULL;
-    if (!win) {
-        return -ENODEV;
-    }
-    uint32_t start = vga_start_addr(f) * 4;
+    /* 256 colours: VRAM read linearly (chain-4 layout; unchained "mode X" alike). */
     uint32_t pitch = f->crt[0x13] * 8u;
     for (uint32_t y = y0; y < y1; y++) {
         for (uint32_t x = 0; x < m->width; x++) {
-            uint32_t o = (start + y * pitch + x) & 0xffff;
-            out[(size_t)y * m->width + x] = vga_dac_rgb(f, win[o], false);
+            uint32_t o = (start * 4 + y * pitch + x) & (VGA_PLANAR_SIZE - 1);
+            out[(size_t)y * m->width + x] = vga_dac_rgb(f, v->vram[o], false);
         }
     }
     return 0;
@@ -681,6 +934,14 @@ static int vga_render_vbe(struct vga *v, const struct vga_frame *f, uint32_t *ou
     uint64_t stride = m->fb_stride;
     uint64_t base = m->fb_base;
     bool dac8 = f->vbe[VBE_DISPI_INDEX_ENABLE] & VBE_DISPI_8BIT_DAC;
+    if (m->bpp == 4) {
+        /* 16-colour VBE modes are planar: VIRT_WIDTH / 8 plane bytes per line. */
+        uint64_t pstride = f->vbe[VBE_DISPI_INDEX_VIRT_WIDTH] / 8u;
+        uint64_t pbase = (uint64_t)f->vbe[VBE_DISPI_INDEX_Y_OFFSET] * pstride +
+                         f->vbe[VBE_DISPI_INDEX_X_OFFSET] / 8u;
+        vga_render_planar(v, f, out, m->width, pbase, pstride, VGA_VRAM_SIZE / 4, y0, y1);
+        return 0;
+    }
     for (uint32_t y = y0; y < y1; y++) {
         /* The common case (32 bpp, line inside VRAM) is a straight copy of each pixel's
          * low 24 bits. */
@@ -786,11 +1047,9 @@ int vga_text(struct vga *v, char *out, size_t len)
 {
     struct vga_frame f;
     vga_frame_get(v, &f);
-    const uint8_t *win = v->mem ? guestmem_ptr(v->mem, VGA_WINDOW_BASE, VGA_WINDOW_SIZE) : NULL;
-    if (f.mode.kind != 0 || !win || f.mode.cols == 0 || f.mode.rows == 0 || len == 0) {
+    if (f.mode.kind != 0 || f.mode.cols == 0 || f.mode.rows == 0 || len == 0) {
         return -ENODEV;
     }
-    uint64_t base = vga_text_base(&f) - VGA_WINDOW_BASE;
     uint32_t start = vga_start_addr(&f);
     size_t n = 0;
     for (uint32_t row = 0; row < f.mode.rows; row++) {
@@ -803,8 +1062,7 @@ int vga_text(struct vga *v, char *out, size_t len)
                 out[n++] = '\n';
                 break;
             }
-            uint64_t o = base + ((uint64_t)(start + row * f.mode.cols + col) * 2 & 0x7fff);
-            uint8_t ch = o < VGA_WINDOW_SIZE ? win[o] : 0;
+            uint8_t ch = vga_text_cell(v, start + row * f.mode.cols + col)[0];
             out[n++] = ch == 0 ? ' ' : (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
         }
     }
@@ -862,7 +1120,18 @@ static void vga_vbe_bus_write(void *opaque, uint64_t off, uint64_t val, unsigned
     vga_vbe_write(opaque, off == 0 ? 0 : 1, val, size);
 }
 
+static uint64_t vga_mem_bus_read(void *opaque, uint64_t off, unsigned size)
+{
+    return vga_mem_read(opaque, off, size);
+}
+
+static void vga_mem_bus_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    vga_mem_write(opaque, off, val, size);
+}
+
 const struct bus_ops vga_io_bus_ops = {.read = vga_io_bus_read, .write = vga_io_bus_write};
+const struct bus_ops vga_mem_bus_ops = {.read = vga_mem_bus_read, .write = vga_mem_bus_write};
 const struct bus_ops vga_vbe_bus_ops = {.read = vga_vbe_bus_read, .write = vga_vbe_bus_write};
 
 static void vga_reset(void *dev)

@@ -12,15 +12,19 @@
  * Memory: BAR0 is 16 MiB of VRAM (prefetchable). It is dispatched as MMIO through
  * the PCI BAR trampolines, so it follows the firmware's BAR placement on every engine
  * (each access is an exit: slow but always coherent). The legacy window
- * 0xA0000-0xBFFFF stays plain guest RAM: text modes read characters at 0xB8000
- * (0xB0000 for mono) and the font the VGA BIOS loads through plane 2 from 0xA0000
- * (char * 32), and chain-4 256-colour modes read pixels linearly at 0xA0000. Planar
- * 16-colour modes and banked VBE access are not emulated (they render black).
+ * 0xA0000-0xBFFFF (VGA_WINDOW_BASE, VGA_WINDOW_SIZE) is the VGA's memory too, registered
+ * on the MMIO bus with vga_mem_bus_ops (the machine leaves no RAM there): GR06 memory map
+ * select decodes A0000/128K, A0000/64K, B0000/32K or B8000/32K; chain-4 (mode 13h),
+ * odd/even (text) and planar access with the Graphics Controller's read modes 0/1, write
+ * modes 0-3 (set/reset, rotate, logical op, bit mask), the sequencer map mask and the
+ * latches. The four planes are interleaved in the first 256 KiB of VRAM (plane p of
+ * plane address a at a * 4 + p, QEMU's layout). With VBE on, 0xA0000-0xAFFFF is the
+ * bank (VBE_DISPI_INDEX_BANK * 64 KiB) of VRAM, planar for 4 bpp modes.
  *
  * Rendering: vga_render() draws the current mode into an XRGB8888 buffer;
  * vga_text() returns a text-mode screen as text; vga_write_ppm() is the
- * screendump hook tests use. Locking: one mutex (registers); rendering reads guest
- * RAM and VRAM without it, as a scanout does. */
+ * screendump hook tests use. Locking: one mutex (registers, latches, window
+ * accesses); rendering reads VRAM without it, as a scanout does. */
 #ifndef LODGE_DEVICES_DISPLAY_VGA_H
 #define LODGE_DEVICES_DISPLAY_VGA_H
 
@@ -73,7 +77,7 @@ struct guestmem;
 
 struct vga;
 
-/* mem: guest RAM holding the legacy window (may be NULL in register tests). */
+/* mem: guest RAM (kept for callers; the legacy window is the VGA's own memory). */
 struct vga *vga_new(const struct guestmem *mem);
 void vga_free(struct vga *v);
 
@@ -86,6 +90,10 @@ uint64_t vga_io_read(struct vga *v, uint64_t off, unsigned size);
 void vga_io_write(struct vga *v, uint64_t off, uint64_t val, unsigned size);
 uint64_t vga_vbe_read(struct vga *v, uint64_t off, unsigned size);
 void vga_vbe_write(struct vga *v, uint64_t off, uint64_t val, unsigned size);
+/* Legacy window access, off from VGA_WINDOW_BASE, with the VGA's memory semantics; bytes
+ * the current memory map does not decode read all ones. */
+uint64_t vga_mem_read(struct vga *v, uint64_t off, unsigned size);
+void vga_mem_write(struct vga *v, uint64_t off, uint64_t val, unsigned size);
 /* VRAM (BAR0) access; out-of-range reads all ones. */
 uint64_t vga_vram_read(struct vga *v, uint64_t off, unsigned size);
 void vga_vram_write(struct vga *v, uint64_t off, uint64_t val, unsigned size);
@@ -105,15 +113,14 @@ void vga_get_mode(struct vga *v, struct vga_mode *out);
 
 /* Change tracking for on-demand rendering (devices/display/vga_display.c).
  * vga_generation() changes on every register write (mode, palette, cursor, offsets);
- * vga_take_dirty() moves the VRAM pages (VGA_DIRTY_PAGE bytes) written through BAR0
- * since the last call into bitmap (words of 64 pages; at most VGA_DIRTY_WORDS used) and
- * clears them. The legacy window is guest RAM: writes to it are not seen, viewers compare
- * vga_window() contents instead (NULL without guest RAM). */
+ * vga_take_dirty() moves the VRAM pages (VGA_DIRTY_PAGE bytes) written through BAR0 or the
+ * legacy window since the last call into bitmap (words of 64 pages; at most
+ * VGA_DIRTY_WORDS used) and clears them. Text and planar/256-colour VGA modes live in the
+ * first 256 KiB of VRAM (bitmap word 0). */
 #define VGA_DIRTY_PAGE 4096u
 #define VGA_DIRTY_WORDS (VGA_VRAM_SIZE / VGA_DIRTY_PAGE / 64)
 uint32_t vga_generation(struct vga *v);
 void vga_take_dirty(struct vga *v, uint64_t *bitmap, size_t words);
-const uint8_t *vga_window(struct vga *v);
 /* Like vga_render, but only lines [y0, y1) of a frame in mode *expect (rows at
  * out + y * width). -EAGAIN when the mode is no longer *expect, -ENODEV/-ENOSPC as
  * vga_render. */
@@ -131,6 +138,7 @@ int vga_write_ppm(struct vga *v, const char *path);
 
 extern const struct bus_ops vga_io_bus_ops;    /* VGA_IO_BASE, VGA_IO_LEN */
 extern const struct bus_ops vga_vbe_bus_ops;   /* VGA_VBE_IO_BASE, VGA_VBE_IO_LEN */
+extern const struct bus_ops vga_mem_bus_ops;   /* MMIO VGA_WINDOW_BASE, VGA_WINDOW_SIZE */
 extern const struct device_ops vga_device_ops; /* dev = struct vga * */
 
 #endif

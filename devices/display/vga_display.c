@@ -27,7 +27,6 @@ struct vga_display {
     bool shown;                      /* mode is valid and on the surface */
     bool blank;                      /* display off: surface painted black */
     uint32_t gen;                    /* vga_generation() the pixels were drawn at */
-    uint8_t *shadow;                 /* copy of the legacy window as last drawn */
     uint64_t dirty[VGA_DIRTY_WORDS]; /* scratch for vga_take_dirty */
     pthread_t thread;                /* refresher for out-of-process viewers */
     bool thread_started;
@@ -39,8 +38,9 @@ struct vga_display {
 
 static bool vga_display_same_mode(const struct vga_mode *a, const struct vga_mode *b)
 {
-    return a->kind == b->kind && a->blank == b->blank && a->width == b->width && a->height == b->height &&
-           a->bpp == b->bpp && a->fb_base == b->fb_base && a->fb_stride == b->fb_stride;
+    return a->kind == b->kind && a->blank == b->blank && a->width == b->width &&
+           a->height == b->height && a->bpp == b->bpp && a->fb_base == b->fb_base &&
+           a->fb_stride == b->fb_stride;
 }
 
 static bool vga_display_mode_valid(const struct vga_mode *m)
@@ -156,16 +156,15 @@ int vga_display_refresh(struct vga_display *d)
         full = true;
     }
     d->gen = gen;
-    if (mode.kind != 2) {
-        /* The legacy window is guest RAM nobody traps: compare it with what was drawn. */
-        const uint8_t *win = vga_window(d->vga);
-        if (win && memcmp(win, d->shadow, VGA_WINDOW_SIZE) != 0) {
-            memcpy(d->shadow, win, VGA_WINDOW_SIZE);
-            full = true;
+    /* Linear VBE modes redraw the lines under dirty pages; text, VGA graphics and planar
+     * VBE (their pixels do not map to VRAM lines one to one) redraw all on any change. */
+    bool linear = mode.kind == 2 && mode.bpp != 4;
+    if (!linear) {
+        for (size_t i = 0; i < VGA_DIRTY_WORDS && !full; i++) {
+            full = d->dirty[i] != 0;
         }
     }
-    int rc = full ? vga_display_draw(d, 0, mode.height)
-                  : (mode.kind == 2 ? vga_display_draw_dirty(d) : 0);
+    int rc = full ? vga_display_draw(d, 0, mode.height) : (linear ? vga_display_draw_dirty(d) : 0);
     if (rc == -EAGAIN) {
         /* The mode changed under us: the generation moved too, so redraw next time. */
         d->gen = gen - 1;
@@ -224,12 +223,9 @@ int vga_display_new(struct vga *v, unsigned period_ms, struct vga_display **out)
     }
     d->vga = v;
     d->period_ms = period_ms;
-    d->shadow = calloc(1, VGA_WINDOW_SIZE);
-    int rc = d->shadow ? surface_new(VGA_DISPLAY_INIT_W, VGA_DISPLAY_INIT_H, VGA_DISPLAY_CAPACITY,
-                                     &d->surface)
-                       : -ENOMEM;
+    int rc = surface_new(VGA_DISPLAY_INIT_W, VGA_DISPLAY_INIT_H, VGA_DISPLAY_CAPACITY,
+                         &d->surface);
     if (rc < 0) {
-        free(d->shadow);
         free(d);
         return rc;
     }
@@ -270,7 +266,6 @@ void vga_display_free(struct vga_display *d)
     pthread_cond_destroy(&d->quit_cond);
     pthread_mutex_destroy(&d->quit_lock);
     pthread_mutex_destroy(&d->lock);
-    free(d->shadow);
     free(d);
 }
 

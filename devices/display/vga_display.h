@@ -5,9 +5,9 @@
  * process reads it (SDL frame, screendump), and an optional refresher thread does the
  * same at a fixed period for viewers in other processes (a GTK console tab maps the
  * memfd and never asks). A refresh costs little when nothing changed: register writes
- * bump a generation counter (mode, palette, cursor: full redraw), BAR0 writes mark VRAM
- * pages dirty (only the scanlines they cover are redrawn and damaged), and the legacy
- * window (plain guest RAM, text and mode 13h) is compared with a shadow copy.
+ * bump a generation counter (mode, palette, cursor: full redraw), VRAM writes (BAR0 or the
+ * legacy window) mark pages dirty: in linear VBE modes only the scanlines they cover are
+ * redrawn and damaged, in text, VGA graphics and planar modes any change redraws all.
  *
  * The surface has room for the largest VBE mode (VGA_MAX_WIDTH x VGA_MAX_HEIGHT); mode
  * changes become surface_set_mode() calls. While the display is off (no valid mode) the

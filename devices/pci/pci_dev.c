@@ -13,6 +13,10 @@
 #define PCI_DEV_TAG "dev.pci"
 
 #define PCI_ROM_ADDRESS 0x30
+#define PCI_ROM_ENABLE 0x1u           /* ROM BAR bit 0: Expansion ROM Enable */
+#define PCI_ROM_ADDR_MASK 0xfffff800u /* ROM BAR bits 31:11 (PCI 3.0 6.2.5.2) */
+#define PCI_ROM_MIN_SIZE 0x800u
+#define PCI_ROM_MAX_SIZE (16u << 20)
 #define PCI_BAR_IO_LIMIT 0x10000ull
 #define PCI_BAR_MEM64_LIMIT (1ull << 52) /* x86 physical address width at most */
 
@@ -63,8 +67,10 @@ void pci_dev_destroy(struct pci_dev *d)
     pthread_mutex_unlock(&d->lock);
     free(d->msix_table);
     free(d->msix_pba);
+    free(d->rom);
     d->msix_table = NULL;
     d->msix_pba = NULL;
+    d->rom = NULL;
     pthread_mutex_destroy(&d->lock);
 }
 
@@ -166,6 +172,101 @@ void pci_dev_set_default_command(struct pci_dev *d, uint16_t cmd)
     pci_dev_snapshot_reset(d);
 }
 
+/* ---- expansion ROM ------------------------------------------------------------------ */
+
+static uint64_t pci_rom_read(void *opaque, uint64_t off, unsigned size)
+{
+    const struct pci_dev *d = opaque;
+    uint64_t v = 0;
+    /* The image never changes after pci_dev_set_rom: no lock needed. Bytes past it
+     * (the BAR is rounded up to a power of two) read as zero. */
+    for (unsigned i = 0; i < size && i < 8; i++) {
+        if (off + i < d->rom_len) {
+            v |= (uint64_t)d->rom[off + i] << (8 * i);
+        }
+    }
+    return v;
+}
+
+static void pci_rom_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    (void)opaque;
+    (void)off;
+    (void)val;
+    (void)size; /* read-only memory: writes are dropped */
+}
+
+static const struct bus_ops pci_rom_ops = {.read = pci_rom_read, .write = pci_rom_write};
+
+int pci_dev_set_rom(struct pci_dev *d, const void *image, size_t len)
+{
+    if (!image || len == 0 || len > PCI_ROM_MAX_SIZE) {
+        return -EINVAL;
+    }
+    if (d->rom) {
+        return -EEXIST;
+    }
+    uint64_t size = PCI_ROM_MIN_SIZE;
+    while (size < len) {
+        size <<= 1;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy) {
+        return -ENOMEM;
+    }
+    memcpy(copy, image, len);
+    pthread_mutex_lock(&d->lock);
+    d->rom = copy;
+    d->rom_len = len;
+    d->rom_size = size;
+    uint32_t wmask = ((uint32_t) ~(size - 1) & PCI_ROM_ADDR_MASK) | PCI_ROM_ENABLE;
+    pci_config_set_u32(&d->cfg, PCI_ROM_ADDRESS, 0);
+    for (unsigned i = 0; i < 4; i++) {
+        d->cfg.wmask[PCI_ROM_ADDRESS + i] = (uint8_t)(wmask >> (8 * i));
+    }
+    pci_dev_snapshot_reset(d);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+/* Where the ROM BAR decodes, like pci_bar_wanted: false when it is off. */
+static bool pci_rom_wanted(const struct pci_dev *d, uint64_t *base)
+{
+    uint32_t reg = cfg_u32(&d->cfg, PCI_ROM_ADDRESS);
+    uint64_t a = reg & PCI_ROM_ADDR_MASK;
+    if (!d->rom || !(cfg_u16(&d->cfg, PCI_COMMAND) & PCI_COMMAND_MEMORY) ||
+        !(reg & PCI_ROM_ENABLE) || a == 0 || a + d->rom_size > (1ull << 32)) {
+        return false;
+    }
+    *base = a;
+    return true;
+}
+
+/* Lock held. A ROM BAR placed over another range stays unmapped (and is retried on
+ * the next config write), as a BAR does. */
+static void pci_rom_update_mapping(struct pci_dev *d)
+{
+    uint64_t base = 0;
+    bool want = d->mmio && pci_rom_wanted(d, &base);
+    if (d->rom_mapped && want && d->rom_base == base) {
+        return;
+    }
+    if (d->rom_mapped) {
+        bus_unregister(d->mmio, d->rom_base, d);
+        d->rom_mapped = false;
+    }
+    if (want) {
+        if (bus_register(d->mmio, base, d->rom_size, &pci_rom_ops, d, "pci-rom") == 0) {
+            d->rom_mapped = true;
+            d->rom_base = base;
+            log_debug(PCI_DEV_TAG, "ROM mapped at 0x%llx", (unsigned long long)base);
+        } else {
+            log_warn(PCI_DEV_TAG, "ROM: cannot map at 0x%llx (overlaps another range)",
+                     (unsigned long long)base);
+        }
+    }
+}
+
 /* Where BAR i should be mapped given the guest's programming; false when it
  * decodes nothing (decode off, unassigned, or a base that would wrap or leave
  * the address space - e.g. half-way through a sizing probe). */
@@ -251,6 +352,7 @@ static void pci_dev_update_mappings(struct pci_dev *d)
             }
         }
     }
+    pci_rom_update_mapping(d);
 }
 
 static void pci_dev_unmap_all(struct pci_dev *d)
@@ -261,6 +363,10 @@ static void pci_dev_unmap_all(struct pci_dev *d)
             bus_unregister(pci_bar_bus(d, i), b->base, b);
             b->mapped = false;
         }
+    }
+    if (d->rom_mapped) {
+        bus_unregister(d->mmio, d->rom_base, d);
+        d->rom_mapped = false;
     }
 }
 

@@ -109,6 +109,11 @@ struct pci_dev {
     uint32_t msix_pba_off;                     /* PBA offset in that BAR */
     uint8_t *msix_table;                       /* msix_nvec * 16 bytes (PCI 3.0 6.8.2.6-9) */
     uint64_t *msix_pba;                        /* pending bits (PCI 3.0 6.8.2.10) */
+    uint8_t *rom;                              /* expansion ROM image (PCI 3.0 6.3), or NULL */
+    size_t rom_len;                            /* image bytes; the rest of the BAR reads 0 */
+    uint64_t rom_size;                         /* ROM BAR size, power of two >= 2 KiB (6.2.5.2) */
+    bool rom_mapped;                           /* ROM BAR registered on mmio at rom_base */
+    uint64_t rom_base;                         /* its current address (valid when mapped) */
 };
 
 /* Sets up config space: IDs, subsystem IDs, INTx pin (1 = INTA#, 0 = none).
@@ -130,6 +135,13 @@ int pci_dev_add_bar(struct pci_dev *d, int idx, enum pci_bar_type type, uint64_t
  * value survives reset. Enable decoding with pci_dev_set_default_command. */
 int pci_dev_set_bar_default(struct pci_dev *d, int idx, uint64_t base);
 void pci_dev_set_default_command(struct pci_dev *d, uint16_t cmd);
+
+/* Expansion ROM (PCI 3.0 6.2.5.2 / 6.3): a copy of image (len bytes) behind the ROM
+ * BAR at 0x30, sized to the next power of two (2 KiB at least). The guest sizes it
+ * like a memory BAR; it decodes read-only on mmio when both COMMAND.Memory and the
+ * BAR's enable bit (bit 0) are set. Call before pci_dev_attach. 0, -EINVAL (empty
+ * or larger than 16 MiB), -EEXIST or -ENOMEM. */
+int pci_dev_set_rom(struct pci_dev *d, const void *image, size_t len);
 
 /* Append a capability of len bytes (>= 2) with id; returns its config offset or
  * -ENOSPC. The caller fills bytes from off + 2 with pci_config_set_* and makes

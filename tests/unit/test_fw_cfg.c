@@ -4,7 +4,9 @@
 #include "core/acpi.h"
 #include "core/boot_firmware.h"
 #include "core/guestmem.h"
+#include "core/machine_net.h"
 #include "devices/pc/fw_cfg.h"
+#include "net/net.h"
 
 #include <CUnit/Basic.h>
 #include <stdlib.h>
@@ -363,6 +365,22 @@ static void test_acpi_loader_result(void)
     free(l);
 }
 
+/* --boot net: the NIC ROM Debian's ipxe-qemu ships for each model and firmware. */
+static void test_ipxe_rom_paths(void)
+{
+    char p[256];
+    CU_ASSERT_EQUAL(machine_net_rom_path(NET_MODEL_E1000, BOOT_FW_BIOS, p, sizeof(p)), 0);
+    CU_ASSERT_STRING_EQUAL(p, "/usr/lib/ipxe/qemu/pxe-e1000.rom");
+    CU_ASSERT_EQUAL(machine_net_rom_path(NET_MODEL_VIRTIO, BOOT_FW_BIOS, p, sizeof(p)), 0);
+    CU_ASSERT_STRING_EQUAL(p, "/usr/lib/ipxe/qemu/pxe-virtio.rom");
+    CU_ASSERT_EQUAL(machine_net_rom_path(NET_MODEL_E1000, BOOT_FW_UEFI, p, sizeof(p)), 0);
+    CU_ASSERT_STRING_EQUAL(p, "/usr/lib/ipxe/qemu/efi-e1000.rom");
+    CU_ASSERT_EQUAL(machine_net_rom_path(NET_MODEL_VIRTIO, BOOT_FW_UEFI, p, sizeof(p)), 0);
+    CU_ASSERT_STRING_EQUAL(p, "/usr/lib/ipxe/qemu/efi-virtio.rom");
+    CU_ASSERT_EQUAL(machine_net_rom_path(NET_MODEL_E1000, BOOT_FW_NONE, p, sizeof(p)), -EINVAL);
+    CU_ASSERT_EQUAL(machine_net_rom_path(7, BOOT_FW_BIOS, p, sizeof(p)), -EINVAL);
+}
+
 static void test_cli_parsers(void)
 {
     struct boot_fw_config c = {0};
@@ -394,6 +412,7 @@ int main(void)
     CU_add_test(s, "loader commands", test_loader_commands);
     CU_add_test(s, "ACPI through the loader", test_acpi_loader_result);
     CU_add_test(s, "CLI parsers", test_cli_parsers);
+    CU_add_test(s, "iPXE ROM per NIC model and firmware", test_ipxe_rom_paths);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -142,6 +142,59 @@ static void test_bar_defaults_survive_reset(void)
     bus_free(mmio);
 }
 
+/* Expansion ROM BAR (PCI 3.0 6.2.5.2): sized like a memory BAR, decodes only with
+ * COMMAND.Memory and its enable bit, read-only, gone after reset. */
+static void test_rom_bar(void)
+{
+    struct pci_dev d;
+    uint8_t image[3000];
+    for (unsigned i = 0; i < sizeof(image); i++) {
+        image[i] = (uint8_t)(i * 7 + 1);
+    }
+    image[0] = 0x55;
+    image[1] = 0xaa;
+    CU_ASSERT_EQUAL(pci_dev_init(&d, 0x8086, 0x100e, 0x020000, 3, 0x1af4, 0x1100, 1), 0);
+    struct bus *mmio = bus_new("mmio");
+    pci_dev_attach(&d, NULL, mmio, NULL, NULL);
+    /* No ROM: the register is hard-wired to 0 (6.2.5.2 "not implemented"). */
+    pci_dev_config_write(&d, 0x30, 0xffffffff, 4);
+    CU_ASSERT_EQUAL(pci_dev_config_read(&d, 0x30, 4), 0);
+    CU_ASSERT_EQUAL(pci_dev_set_rom(&d, image, 0), -EINVAL);
+    CU_ASSERT_EQUAL(pci_dev_set_rom(&d, image, sizeof(image)), 0);
+    CU_ASSERT_EQUAL(pci_dev_set_rom(&d, image, sizeof(image)), -EEXIST);
+    /* 3000 bytes round up to a 4 KiB BAR: all ones except bits 11:1 and the enable bit. */
+    pci_dev_config_write(&d, 0x30, 0xfffff800, 4);
+    CU_ASSERT_EQUAL(pci_dev_config_read(&d, 0x30, 4), 0xfffff000);
+    pci_dev_config_write(&d, 0x30, 0xfebc0000, 4);
+    pci_dev_config_write(&d, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+    uint64_t v = 0;
+    CU_ASSERT_FALSE(bus_read(mmio, 0xfebc0000, 2, &v)); /* enable bit clear */
+    pci_dev_config_write(&d, 0x30, 0xfebc0001, 4);
+    CU_ASSERT_EQUAL(pci_dev_config_read(&d, 0x30, 4), 0xfebc0001);
+    CU_ASSERT_TRUE(bus_read(mmio, 0xfebc0000, 2, &v));
+    CU_ASSERT_EQUAL(v, 0xaa55);
+    CU_ASSERT_TRUE(bus_read(mmio, 0xfebc0000 + 2998, 4, &v));
+    CU_ASSERT_EQUAL(v, (uint64_t)image[2998] | ((uint64_t)image[2999] << 8)); /* zero after */
+    CU_ASSERT_TRUE(bus_read(mmio, 0xfebc0ffc, 4, &v));
+    CU_ASSERT_EQUAL(v, 0);
+    bus_write(mmio, 0xfebc0000, 1, 0);
+    CU_ASSERT_TRUE(bus_read(mmio, 0xfebc0000, 1, &v));
+    CU_ASSERT_EQUAL(v, 0x55); /* read-only */
+    /* Memory decoding off unmaps it; moving follows the register. */
+    pci_dev_config_write(&d, PCI_COMMAND, 0, 2);
+    CU_ASSERT_FALSE(bus_read(mmio, 0xfebc0000, 1, &v));
+    pci_dev_config_write(&d, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+    pci_dev_config_write(&d, 0x30, 0xfeb00001, 4);
+    CU_ASSERT_FALSE(bus_read(mmio, 0xfebc0000, 1, &v));
+    CU_ASSERT_TRUE(bus_read(mmio, 0xfeb00001, 1, &v));
+    CU_ASSERT_EQUAL(v, 0xaa);
+    pci_dev_reset(&d);
+    CU_ASSERT_EQUAL(pci_dev_config_read(&d, 0x30, 4), 0);
+    CU_ASSERT_FALSE(bus_read(mmio, 0xfeb00000, 1, &v));
+    pci_dev_destroy(&d);
+    bus_free(mmio);
+}
+
 static void test_capability_list(void)
 {
     struct pci_dev d;
@@ -214,6 +267,7 @@ int main(void)
     CU_add_test(s, "BAR sizing probe", test_bar_sizing_probe);
     CU_add_test(s, "BAR map and move", test_bar_map_and_move);
     CU_add_test(s, "BAR defaults survive reset", test_bar_defaults_survive_reset);
+    CU_add_test(s, "expansion ROM BAR", test_rom_bar);
     CU_add_test(s, "capability list", test_capability_list);
     CU_add_test(s, "INTx swizzle and disable", test_intx_swizzle_and_disable);
     CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -52,12 +52,18 @@ static void test_parse(void)
         "user,restrict=maybe",
         "user,color=blue",
         "user,hostfwd",
+        "user,tftp=",
+        "user,bootfile=",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why[0] = '\0';
         CU_ASSERT_EQUAL(net_parse_nic(bad[i], &c, &none, why, sizeof(why)), -EINVAL);
         CU_ASSERT_NOT_EQUAL(why[0], '\0');
     }
+    CU_ASSERT_EQUAL(
+        net_parse_nic("user,tftp=/srv/tftp,bootfile=boot.ipxe", &c, &none, why, sizeof(why)), 0);
+    CU_ASSERT_STRING_EQUAL(c.tftp, "/srv/tftp");
+    CU_ASSERT_STRING_EQUAL(c.bootfile, "boot.ipxe");
     uint8_t mac[6];
     net_default_mac(2, mac);
     CU_ASSERT_EQUAL(mac[0], 0x52);
@@ -193,6 +199,117 @@ static void test_dhcp(void)
     static const uint8_t yi[4] = {10, 0, 2, 15};
     CU_ASSERT_EQUAL(memcmp(rb + 16, yi, 4), 0); /* yiaddr */
     fx_stop(&f);
+}
+
+/* A UDP/IPv4 frame from the guest (broadcast destination MAC: slirp takes it). */
+static size_t udp_frame(uint8_t *p, size_t cap, const uint8_t src[4], uint16_t sport,
+                        const uint8_t dst[4], uint16_t dport, const void *data, size_t len)
+{
+    size_t n = 14 + 20 + 8 + len;
+    if (n > cap) {
+        return 0;
+    }
+    memset(p, 0, n);
+    memset(p, 0xff, 6);
+    memcpy(p + 6, guest_mac, 6);
+    p[12] = 0x08;
+    uint8_t *ip = p + 14;
+    ip[0] = 0x45, ip[2] = (uint8_t)((n - 14) >> 8), ip[3] = (uint8_t)(n - 14);
+    ip[8] = 64, ip[9] = 17;
+    memcpy(ip + 12, src, 4);
+    memcpy(ip + 16, dst, 4);
+    uint8_t *u = ip + 20;
+    u[0] = (uint8_t)(sport >> 8), u[1] = (uint8_t)sport;
+    u[2] = (uint8_t)(dport >> 8), u[3] = (uint8_t)dport;
+    u[4] = (uint8_t)((len + 8) >> 8), u[5] = (uint8_t)(len + 8);
+    memcpy(u + 8, data, len);
+    net_frame_fix_checksums(p, n);
+    return n;
+}
+
+/* PXE: with tftp= and bootfile=, the DHCP offer names the boot file and 10.0.2.2 as the
+ * next server, and a TFTP read request for it comes back as its first data block. */
+static void test_pxe_dhcp_tftp(void)
+{
+    char dir[] = "/tmp/lodge-tftp.XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[64], spec[128];
+    snprintf(path, sizeof(path), "%s/boot.ipxe", dir);
+    static const char script[] = "#!ipxe\necho hello\n";
+    CU_ASSERT_TRUE_FATAL(g_file_set_contents(path, script, sizeof(script) - 1, NULL));
+    snprintf(spec, sizeof(spec), "user,ipv6=off,tftp=%s,bootfile=boot.ipxe", dir);
+    struct slirp_fx f;
+    CU_ASSERT_EQUAL_FATAL(fx_start(&f, spec), 0);
+
+    static const uint8_t any[4] = {0, 0, 0, 0}, bcast[4] = {255, 255, 255, 255};
+    static const uint8_t guest[4] = {10, 0, 2, 15}, host[4] = {10, 0, 2, 2};
+    static uint8_t bootp[300], frame[600];
+    memset(bootp, 0, sizeof(bootp));
+    bootp[0] = 1, bootp[1] = 1, bootp[2] = 6;
+    bootp[4] = 0x12, bootp[7] = 0x34; /* xid */
+    memcpy(bootp + 28, guest_mac, 6);
+    bootp[236] = 99, bootp[237] = 130, bootp[238] = 83, bootp[239] = 99;
+    bootp[240] = 53, bootp[241] = 1, bootp[242] = 1; /* DHCPDISCOVER */
+    bootp[243] = 255;
+    size_t n = udp_frame(frame, sizeof(frame), any, 68, bcast, 67, bootp, sizeof(bootp));
+    CU_ASSERT_EQUAL(net_backend_send(f.be, frame, n), 0);
+    pump(f.ctx, &f.peer, 1);
+    CU_ASSERT_EQUAL_FATAL(f.peer.n, 1);
+    const uint8_t *rip = f.peer.frames[0] + 14;
+    const uint8_t *rb = rip + (rip[0] & 0xf) * 4 + 8;
+    CU_ASSERT_EQUAL(memcmp(rb + 20, host, 4), 0);                /* siaddr: next server */
+    CU_ASSERT_STRING_EQUAL((const char *)rb + 108, "boot.ipxe"); /* file */
+
+    /* TFTP RRQ (RFC 1350): opcode 1, file name, mode. */
+    static const uint8_t rrq[] = "\0\001boot.ipxe\0octet";
+    n = udp_frame(frame, sizeof(frame), guest, 2000, host, 69, rrq, sizeof(rrq));
+    CU_ASSERT_EQUAL(net_backend_send(f.be, frame, n), 0);
+    /* slirp may ARP for the guest first: answer and wait for the data. */
+    for (int tries = 0; tries < 3; tries++) {
+        int before = f.peer.n;
+        pump(f.ctx, &f.peer, before + 1);
+        if (f.peer.n == before) {
+            break;
+        }
+        const uint8_t *r = f.peer.frames[f.peer.n - 1];
+        if (r[12] == 0x08 && r[13] == 0x06) {
+            uint8_t arp[42] = {0};
+            memcpy(arp, r + 6, 6);
+            memcpy(arp + 6, guest_mac, 6);
+            arp[12] = 0x08, arp[13] = 0x06;
+            uint8_t *a = arp + 14;
+            a[1] = 1, a[2] = 0x08, a[4] = 6, a[5] = 4, a[7] = 2; /* reply */
+            memcpy(a + 8, guest_mac, 6);
+            memcpy(a + 14, guest, 4);
+            memcpy(a + 18, r + 6, 6);
+            memcpy(a + 24, host, 4);
+            net_backend_send(f.be, arp, sizeof(arp));
+            continue;
+        }
+        break;
+    }
+    CU_ASSERT_FATAL(f.peer.n >= 2);
+    const uint8_t *r = f.peer.frames[f.peer.n - 1];
+    rip = r + 14;
+    CU_ASSERT_EQUAL_FATAL(rip[9], 17);
+    const uint8_t *u = rip + (rip[0] & 0xf) * 4;
+    CU_ASSERT_EQUAL(u[2] << 8 | u[3], 2000);
+    CU_ASSERT_EQUAL(u[8] << 8 | u[9], 3);   /* DATA */
+    CU_ASSERT_EQUAL(u[10] << 8 | u[11], 1); /* block 1 */
+    CU_ASSERT_EQUAL((u[4] << 8 | u[5]) - 12, (int)sizeof(script) - 1);
+    CU_ASSERT_EQUAL(memcmp(u + 12, script, sizeof(script) - 1), 0);
+    fx_stop(&f);
+    unlink(path);
+    rmdir(dir);
+
+    /* A tftp= that is not a directory is refused with its name. */
+    struct net_nic_config c;
+    bool none;
+    char why[256] = "";
+    struct net_backend *be = NULL;
+    CU_ASSERT_EQUAL(net_parse_nic("user,tftp=/nonexistent/dir", &c, &none, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(net_slirp_new(&c, NET_MTU_DEFAULT, NULL, &be, why, sizeof(why)), -ENOENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "tftp=/nonexistent/dir"));
 }
 
 static void test_hostfwd_port_in_use(void)
@@ -374,6 +491,7 @@ int main(void)
     CU_add_test(s, "ARP reply for 10.0.2.2", test_arp);
     CU_add_test(s, "DHCP offer of 10.0.2.15", test_dhcp);
     CU_add_test(s, "hostfwd port in use", test_hostfwd_port_in_use);
+    CU_add_test(s, "PXE: DHCP boot file and TFTP", test_pxe_dhcp_tftp);
     CU_add_test(s, "idle loop sleeps", test_idle_loop_sleeps);
     CU_add_test(s, "TCP retransmit without socket events", test_tcp_retransmit);
     CU_basic_set_mode(CU_BRM_NORMAL);

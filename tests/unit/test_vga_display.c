@@ -1,7 +1,7 @@
 /* The VGA on a display surface (devices/display/vga_display.c): text cells drawn with
  * their attribute colours, VBE 32 bpp and 8 bpp palette pixels, mode changes becoming
- * surface modes, damage limited to what changed, text screendumps, display off. */
-#include "core/guestmem.h"
+ * surface modes, damage limited to what changed, text screendumps, display off; planar
+ * 16-colour frames (modes 12h, 0Dh, VBE 4 bpp) and banked VBE drawn through the window. */
 #include "devices/display/vga.h"
 #include "devices/display/vga_display.h"
 #include "ui/surface.h"
@@ -31,6 +31,41 @@ static void dac_set(struct vga *v, uint8_t idx, uint8_t r, uint8_t g, uint8_t b)
     outb(v, 0x3c9, b);
 }
 
+/* Bytes through the legacy window at guest address gpa (0xA0000-0xBFFFF). */
+static void win_write(struct vga *v, uint32_t gpa, const uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        vga_mem_write(v, gpa - VGA_WINDOW_BASE + i, buf[i], 1);
+    }
+}
+
+static void seq_set(struct vga *v, uint8_t idx, uint8_t val)
+{
+    outb(v, 0x3c4, idx);
+    outb(v, 0x3c5, val);
+}
+
+static void gr_set(struct vga *v, uint8_t idx, uint8_t val)
+{
+    outb(v, 0x3ce, idx);
+    outb(v, 0x3cf, val);
+}
+
+/* A glyph into font map 0 as the VGA BIOS loads it: plane 2 only, planar, at 0xA0000. */
+static void font_load(struct vga *v, uint8_t ch, const uint8_t *rows, size_t n)
+{
+    seq_set(v, 2, 0x04);
+    seq_set(v, 4, 0x06);
+    gr_set(v, 5, 0x00);
+    gr_set(v, 6, 0x04);
+    gr_set(v, 8, 0xff);
+    win_write(v, 0xa0000 + ch * 32u, rows, n);
+    seq_set(v, 2, 0x03);
+    seq_set(v, 4, 0x02);
+    gr_set(v, 5, 0x10);
+    gr_set(v, 6, 0x0e);
+}
+
 static uint32_t pixel(struct surface *s, uint32_t x, uint32_t y)
 {
     struct surface_mode m;
@@ -50,10 +85,11 @@ static void text_mode_3(struct vga *v)
         outb(v, 0x3d4, (uint8_t)i);
         outb(v, 0x3d5, crt[i]);
     }
-    outb(v, 0x3ce, 6);
-    outb(v, 0x3cf, 0x0e);
-    outb(v, 0x3c4, 1);
-    outb(v, 0x3c5, 0x00);
+    gr_set(v, 5, 0x10); /* host odd/even */
+    gr_set(v, 6, 0x0e); /* text, B8000, chain odd/even */
+    seq_set(v, 1, 0x00);
+    seq_set(v, 2, 0x03); /* planes 0 and 1: characters and attributes */
+    seq_set(v, 4, 0x02); /* odd/even addressing */
     (void)vga_io_read(v, 0x3da - VGA_IO_BASE, 1);
     for (int i = 0; i < 16; i++) {
         outb(v, 0x3c0, (uint8_t)i);
@@ -68,17 +104,15 @@ static void text_mode_3(struct vga *v)
 
 static void test_text_cells(void)
 {
-    struct guestmem gm = {0};
-    CU_ASSERT_EQUAL_FATAL(guestmem_add(&gm, "ram", 0, 0x100000, false), 0);
-    struct vga *v = vga_new(&gm);
+    struct vga *v = vga_new(NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     text_mode_3(v);
     /* "Hi" at row 2, column 3: yellow on blue (attribute 0x1E) */
     uint8_t cells[4] = {'H', 0x1e, 'i', 0x1e};
-    guestmem_write(&gm, 0xb8000 + (2 * 80 + 3) * 2, cells, sizeof(cells));
+    win_write(v, 0xb8000 + (2 * 80 + 3) * 2, cells, sizeof(cells));
     uint8_t glyph[16] = {0};
     glyph[5] = 0x81; /* 'H' line 5: first and last dot of the 8 */
-    guestmem_write(&gm, 0xa0000 + 'H' * 32, glyph, sizeof(glyph));
+    font_load(v, 'H', glyph, sizeof(glyph));
 
     struct vga_display *d = NULL;
     CU_ASSERT_EQUAL_FATAL(vga_display_new(v, 0, &d), 0);
@@ -99,9 +133,9 @@ static void test_text_cells(void)
 
     /* Nothing changed: no damage. */
     CU_ASSERT_EQUAL(vga_display_refresh(d), 0);
-    /* A cell written in guest RAM (no trap) is seen on the next refresh. */
+    /* A cell written through the window is seen on the next refresh. */
     uint8_t cell[2] = {'H', 0x1e};
-    guestmem_write(&gm, 0xb8000 + (10 * 80) * 2, cell, 2);
+    win_write(v, 0xb8000 + (10 * 80) * 2, cell, 2);
     CU_ASSERT(vga_display_refresh(d) > 0);
     CU_ASSERT_EQUAL(pixel(s, 0, 10 * 16 + 5), 0xfcfc54u);
     /* A palette write (register) redraws too. */
@@ -129,7 +163,6 @@ static void test_text_cells(void)
     unlink(path);
     vga_display_free(d);
     vga_free(v);
-    guestmem_free(&gm);
 }
 
 static void vbe_mode(struct vga *v, uint16_t w, uint16_t h, uint16_t bpp, uint16_t flags)
@@ -233,6 +266,185 @@ static void test_vbe_8bpp_palette(void)
     vga_free(v);
 }
 
+/* Mode 12h as the VGA BIOS programs it: 640x480, 16 colours in four planes at 0xA0000,
+ * attribute palette identity except entry 6 -> DAC 0x14 (the CGA brown). */
+static void mode_12h(struct vga *v)
+{
+    const uint8_t crt[] = {[0x01] = 0x4f, [0x07] = 0x3e, [0x09] = 0x40, [0x12] = 0xdf,
+                           [0x13] = 0x28, [0x17] = 0xe3};
+    for (unsigned i = 0; i < sizeof(crt); i++) {
+        outb(v, 0x3d4, (uint8_t)i);
+        outb(v, 0x3d5, crt[i]);
+    }
+    seq_set(v, 1, 0x01);
+    seq_set(v, 2, 0x0f);
+    seq_set(v, 4, 0x06);
+    gr_set(v, 5, 0x00);
+    gr_set(v, 6, 0x05);
+    gr_set(v, 7, 0x0f);
+    gr_set(v, 8, 0xff);
+    (void)vga_io_read(v, 0x3da - VGA_IO_BASE, 1);
+    for (int i = 0; i < 16; i++) {
+        outb(v, 0x3c0, (uint8_t)i);
+        outb(v, 0x3c0, (uint8_t)(i == 6 ? 0x14 : i));
+    }
+    outb(v, 0x3c0, 0x10);
+    outb(v, 0x3c0, 0x01); /* AR10: graphics */
+    outb(v, 0x3c0, 0x12);
+    outb(v, 0x3c0, 0x0f); /* AR12: all colour planes */
+    outb(v, 0x3c0, 0x20);
+    dac_set(v, 4, 0x2a, 0x00, 0x00);    /* red */
+    dac_set(v, 9, 0x15, 0x15, 0x3f);    /* light blue */
+    dac_set(v, 14, 0x3f, 0x3f, 0x15);   /* yellow */
+    dac_set(v, 0x14, 0x2a, 0x15, 0x00); /* brown */
+}
+
+/* One pixel in write mode 2, as a BIOS "write dot": bit mask for x, latches kept. */
+static void put_pixel_12h(struct vga *v, uint32_t x, uint32_t y, uint8_t colour)
+{
+    gr_set(v, 5, 0x02);
+    gr_set(v, 8, (uint8_t)(0x80 >> (x % 8)));
+    uint32_t off = y * 80 + x / 8;
+    (void)vga_mem_read(v, off, 1);
+    vga_mem_write(v, off, colour, 1);
+    gr_set(v, 8, 0xff);
+    gr_set(v, 5, 0x00);
+}
+
+static void test_mode_12h(void)
+{
+    struct vga *v = vga_new(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    mode_12h(v);
+    put_pixel_12h(v, 100, 50, 4);
+    put_pixel_12h(v, 101, 50, 9);
+    put_pixel_12h(v, 639, 479, 6);
+    /* A horizontal line in colour 14 on row 200 through set/reset (write mode 0). */
+    gr_set(v, 0, 14);
+    gr_set(v, 1, 0x0f);
+    for (uint32_t i = 0; i < 80; i++) {
+        vga_mem_write(v, 200 * 80 + i, 0, 1);
+    }
+    gr_set(v, 1, 0x00);
+    struct vga_mode mode;
+    vga_get_mode(v, &mode);
+    CU_ASSERT_EQUAL(mode.kind, 1);
+    CU_ASSERT_EQUAL(mode.bpp, 4);
+    struct vga_display *d = NULL;
+    CU_ASSERT_EQUAL_FATAL(vga_display_new(v, 0, &d), 0);
+    struct surface *s = vga_display_surface(d);
+    vga_display_refresh(d);
+    struct surface_mode m;
+    surface_get_mode(s, &m);
+    CU_ASSERT_EQUAL(m.width, 640);
+    CU_ASSERT_EQUAL(m.height, 480);
+    CU_ASSERT_EQUAL(pixel(s, 100, 50), 0xa80000u);
+    CU_ASSERT_EQUAL(pixel(s, 101, 50), 0x5454fcu);
+    CU_ASSERT_EQUAL(pixel(s, 99, 50), 0u);
+    CU_ASSERT_EQUAL(pixel(s, 102, 50), 0u);
+    CU_ASSERT_EQUAL(pixel(s, 639, 479), 0xa85400u); /* via attribute entry 6 -> DAC 0x14 */
+    CU_ASSERT_EQUAL(pixel(s, 0, 200), 0xfcfc54u);
+    CU_ASSERT_EQUAL(pixel(s, 639, 200), 0xfcfc54u);
+    CU_ASSERT_EQUAL(pixel(s, 0, 201), 0u);
+    /* A later window write shows on the next refresh; nothing more: no damage. */
+    CU_ASSERT_EQUAL(vga_display_refresh(d), 0);
+    put_pixel_12h(v, 0, 0, 9);
+    CU_ASSERT(vga_display_refresh(d) > 0);
+    CU_ASSERT_EQUAL(pixel(s, 0, 0), 0x5454fcu);
+    /* AR12 colour plane enable: with plane 3 off colour 9 shows as 1 (DAC 1 is black). */
+    (void)vga_io_read(v, 0x3da - VGA_IO_BASE, 1);
+    outb(v, 0x3c0, 0x12);
+    outb(v, 0x3c0, 0x07);
+    outb(v, 0x3c0, 0x20);
+    vga_display_refresh(d);
+    CU_ASSERT_EQUAL(pixel(s, 0, 0), 0u);
+    CU_ASSERT_EQUAL(pixel(s, 100, 50), 0xa80000u);
+    vga_display_free(d);
+    vga_free(v);
+}
+
+/* 320x200x16 (mode 0Dh): 40 character clocks, double scan. */
+static void test_mode_0dh(void)
+{
+    struct vga *v = vga_new(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    mode_12h(v);
+    const uint8_t crt[][2] = {{0x01, 0x27}, {0x07, 0x1f}, {0x09, 0xc0}, {0x12, 0x8f},
+                              {0x13, 0x14}};
+    for (unsigned i = 0; i < sizeof(crt) / sizeof(crt[0]); i++) {
+        outb(v, 0x3d4, crt[i][0]);
+        outb(v, 0x3d5, crt[i][1]);
+    }
+    seq_set(v, 1, 0x09);
+    gr_set(v, 5, 0x02);
+    gr_set(v, 8, 0x01);
+    vga_mem_write(v, 199 * 40 + 39, 4, 1); /* last pixel of the last line */
+    struct vga_mode mode;
+    vga_get_mode(v, &mode);
+    CU_ASSERT_EQUAL(mode.width, 320);
+    CU_ASSERT_EQUAL(mode.height, 200);
+    uint32_t *px = calloc(320 * 200, 4);
+    uint32_t w = 0, h = 0;
+    CU_ASSERT_EQUAL(vga_render(v, px, 320 * 200, &w, &h), 0);
+    CU_ASSERT_EQUAL(px[199 * 320 + 319] & 0xffffff, 0xa80000u);
+    CU_ASSERT_EQUAL(px[199 * 320 + 318] & 0xffffff, 0u);
+    free(px);
+    vga_free(v);
+}
+
+/* Banked VBE: a byte through the 0xA0000 window in bank 1 is a pixel on the surface. */
+static void test_vbe_banked(void)
+{
+    struct vga *v = vga_new(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    vbe_set(v, VBE_DISPI_INDEX_ENABLE, 0);
+    vbe_set(v, VBE_DISPI_INDEX_XRES, 640);
+    vbe_set(v, VBE_DISPI_INDEX_YRES, 480);
+    vbe_set(v, VBE_DISPI_INDEX_BPP, 8);
+    vbe_set(v, VBE_DISPI_INDEX_ENABLE, VBE_DISPI_ENABLED); /* no LFB: banked */
+    dac_set(v, 9, 0x15, 0x15, 0x3f);
+    struct vga_display *d = NULL;
+    CU_ASSERT_EQUAL_FATAL(vga_display_new(v, 0, &d), 0);
+    struct surface *s = vga_display_surface(d);
+    vga_display_refresh(d);
+    struct surface_rect r[SURFACE_MAX_DAMAGE];
+    surface_take_damage(s, r, SURFACE_MAX_DAMAGE);
+    /* VRAM 0x10000 + 0x100 = 65792 = line 102, x 512. */
+    vbe_set(v, VBE_DISPI_INDEX_BANK, 1);
+    vga_mem_write(v, 0x100, 9, 1);
+    CU_ASSERT_EQUAL(surface_take_damage(s, r, SURFACE_MAX_DAMAGE), 1);
+    CU_ASSERT(r[0].y <= 102 && r[0].y + r[0].h > 102);
+    CU_ASSERT_EQUAL(pixel(s, 512, 102), 0x5454fcu);
+    CU_ASSERT_EQUAL(pixel(s, 511, 102), 0u);
+    vga_display_free(d);
+    vga_free(v);
+}
+
+/* 16-colour VBE (800x600x4) is planar behind the bank window. */
+static void test_vbe_planar(void)
+{
+    struct vga *v = vga_new(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    mode_12h(v);
+    vbe_set(v, VBE_DISPI_INDEX_ENABLE, 0);
+    vbe_set(v, VBE_DISPI_INDEX_XRES, 800);
+    vbe_set(v, VBE_DISPI_INDEX_YRES, 600);
+    vbe_set(v, VBE_DISPI_INDEX_BPP, 4);
+    vbe_set(v, VBE_DISPI_INDEX_ENABLE, VBE_DISPI_ENABLED);
+    /* pixel (800 * 599 + 799) / 8 = plane byte 59999: bank 0, rightmost bit. */
+    gr_set(v, 5, 0x02);
+    gr_set(v, 8, 0x01);
+    vga_mem_write(v, 59999, 14, 1);
+    uint32_t *px = calloc(800 * 600, 4);
+    uint32_t w = 0, h = 0;
+    CU_ASSERT_EQUAL(vga_render(v, px, 800 * 600, &w, &h), 0);
+    CU_ASSERT_EQUAL(w, 800);
+    CU_ASSERT_EQUAL(px[599 * 800 + 799] & 0xffffff, 0xfcfc54u);
+    CU_ASSERT_EQUAL(px[599 * 800 + 798] & 0xffffff, 0u);
+    free(px);
+    vga_free(v);
+}
+
 /* The refresher thread brings the surface up to date without any viewer asking. */
 static void test_refresher_thread(void)
 {
@@ -261,6 +473,10 @@ int main(void)
     CU_add_test(s, "VBE 32 bpp, dirty lines, panning, mode change", test_vbe_32bpp);
     CU_add_test(s, "VBE 8 bpp palette", test_vbe_8bpp_palette);
     CU_add_test(s, "refresher thread", test_refresher_thread);
+    CU_add_test(s, "mode 12h planar frame", test_mode_12h);
+    CU_add_test(s, "mode 0Dh 320x200x16", test_mode_0dh);
+    CU_add_test(s, "VBE bank window", test_vbe_banked);
+    CU_add_test(s, "VBE 16 colours planar", test_vbe_planar);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

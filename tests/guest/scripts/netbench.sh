@@ -52,6 +52,15 @@ if [ "$io" = nc ]; then
 else
     timeout 300 nc 10.0.2.2 "$port" -e \
         sh -c "dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null"
+    # dd's close() returns with data still in the socket's send queue: wait until the host
+    # has acknowledged all of it and our FIN (no ESTABLISHED/FIN_WAIT1/CLOSING/LAST_ACK
+    # socket to that port left), or powering off would cut the stream short.
+    hex=$(printf '%04X' "$port")
+    n=0
+    while [ $n -lt 600 ] && grep -qE ":$hex (01|04|09|0B) " /proc/net/tcp; do
+        sleep 0.1 2>/dev/null || sleep 1
+        n=$((n + 1))
+    done
 fi
 echo "LODGE-BENCH-TX-DONE"
 exit 0

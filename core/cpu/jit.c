@@ -243,6 +243,8 @@ static void tlb_index(struct jb *j, int dst, int src)
 
 static const uint8_t saved_regs[] = {H_RBP, H_RBX, H_R12, H_R13, H_R14, H_R15};
 static void ret_count(struct jb *j, unsigned n);
+static void chain_exit_site(struct jb *j, const struct cpu_jit *jit,
+                            const struct cpu_jit_chain *ch, unsigned n, uint8_t *site);
 
 static void prologue(struct jb *j)
 {
@@ -262,14 +264,50 @@ static void prologue(struct jb *j)
 
 /* Entry from the loop: R14 = the block, R13 = the TLB of the current privilege (a chained
  * entry comes with R14 and R15 set, and the privilege cannot change on a near branch). */
-static void block_entry(struct jb *j, const struct cpu_jit_chain *ch)
+static void block_entry(struct jb *j)
 {
-    mov_imm64(j, H_R14, (uint64_t)(uintptr_t)ch->block);
     /* R13 = &cpu->tlb[mmu_idx][0]: the privilege level cannot change inside a block */
     op_mem(j, false, 0x0fb6, H_RAX, H_RBP, -1, 0, CPU_OFF(mmu_idx)); /* movzx eax, byte */
     op_rr(j, true, 0x69, H_RAX, H_RAX);
     b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
     op_mem(j, true, 0x8d, H_R13, H_RBP, H_RAX, 0, CPU_OFF(tlb));
+}
+
+/* The chained entry (R15 = this block's RIP): R14 = the block; a block invalidated since a
+ * predecessor linked to it returns to the loop with nothing run. */
+static void chained_entry(struct jb *j, const struct cpu_jit_chain *ch)
+{
+    mov_imm64(j, H_R14, (uint64_t)(uintptr_t)ch->block);
+    op_mem(j, false, 0x80, 7, H_R14, -1, 0, ch->off_valid); /* cmp byte [valid], 0 */
+    b1(j, 0);
+    uint8_t *ok = jcc_fwd(j, 0x5);
+    op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
+    ret_count(j, 0);
+    patch_here(j, ok);
+}
+
+/* Leave for the instruction at block offset off in this page (icount and flags up to date):
+ * a direct jump, linked to the successor's translation by the first lookup that finds it. */
+static void exit_direct(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
+                        unsigned n, int64_t off)
+{
+    op_mem(j, true, 0x8d, H_R15, H_R15, -1, 0, (int32_t)off);
+    op_mem(j, false, 0x83, 5, H_RBP, -1, 0, CPU_OFF(jit_budget)); /* sub dword [..], 1 */
+    b1(j, 1);
+    uint8_t *out = jcc_fwd(j, 0xe);
+    uint8_t *site = jmp_fwd(j); /* rel32 0: the lookup below until linked */
+    op_rr(j, true, 0x89, H_R15, H_RAX);
+    op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
+    chain_exit_site(j, jit, ch, n, site);
+    patch_here(j, out);
+    op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
+    ret_count(j, n);
+}
+
+/* Whether block offset off is in the block's page (direct exits need a fixed successor). */
+static bool off_in_page(const struct cpu_jit_chain *ch, int64_t off)
+{
+    return (int64_t)ch->page_off + off >= 0 && (int64_t)ch->page_off + off < 4096;
 }
 
 /* RAX = the next RIP (already in cpu->rip), icount and flags up to date: enter the
@@ -278,6 +316,14 @@ static void block_entry(struct jb *j, const struct cpu_jit_chain *ch)
  * return n. */
 static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
                        unsigned n)
+{
+    chain_exit_site(j, jit, ch, n, NULL);
+}
+
+/* As chain_exit; site (or NULL) is the rel32 of a direct jump that is pointed at the
+ * successor once found, so that later runs go there straight (exit_direct). */
+static void chain_exit_site(struct jb *j, const struct cpu_jit *jit,
+                            const struct cpu_jit_chain *ch, unsigned n, uint8_t *site)
 {
     uint8_t *out[16];
     unsigned no = 0;
@@ -341,9 +387,15 @@ static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu
     op_mem(j, false, 0x83, 5, H_RBP, -1, 0, CPU_OFF(jit_budget)); /* sub dword [..], 1 */
     b1(j, 1);
     out[no++] = jcc_fwd(j, 0xe); /* jle: budget used up */
-    op_rr(j, true, 0x89, H_RAX, H_R15);  /* mov r15, rax */
-    op_rr(j, true, 0x89, H_RDX, H_R14);  /* mov r14, rdx */
+    op_rr(j, true, 0x89, H_RAX, H_R15); /* mov r15, rax */
     op_mem(j, true, 0x8d, H_RCX, H_RCX, -1, 0, (int32_t)jit->prologue_len);
+    if (site) {
+        /* link: rel32 at site = chained entry - (site + 4) */
+        mov_imm64(j, H_RDI, (uint64_t)(uintptr_t)(site + 4));
+        op_rr(j, true, 0x89, H_RCX, H_RSI);
+        op_rr(j, true, 0x29, H_RDI, H_RSI);                 /* sub rsi, rdi */
+        op_mem(j, false, 0x89, H_RSI, H_RDI, -1, 0, -4); /* mov [rdi - 4], esi */
+    }
     b1(j, 0xff); /* jmp rcx */
     b1(j, 0xe1);
     for (unsigned k = 0; k < no; k++) {
@@ -1284,6 +1336,17 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
         flags_to_mem(j, st);
         st->mem_valid = true;
     }
+    if (ch->chainable && off_in_page(ch, target) && (cc < 0 || off_in_page(ch, next))) {
+        uint8_t *taken = cc >= 0 ? jcc_fwd(j, (unsigned)cc) : NULL;
+        if (cc >= 0) {
+            add_icount(j, st->pending + 1);
+            exit_direct(j, jit, ch, n, next);
+            patch_here(j, taken);
+        }
+        add_icount(j, st->pending + 1);
+        exit_direct(j, jit, ch, n, target);
+        return true;
+    }
     op_mem(j, true, 0x8d, H_RCX, H_R15, -1, 0, (int32_t)target);
     if (cc >= 0) {
         op_mem(j, true, 0x8d, H_RAX, H_R15, -1, 0, (int32_t)next);
@@ -1331,8 +1394,9 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     cache_clear(&st);
     uint8_t *start = j->p;
     prologue(j);
-    block_entry(j, ch);
+    block_entry(j);
     jit->prologue_len = (size_t)(j->p - start); /* chained entries skip the above */
+    chained_entry(j, ch);
     for (unsigned k = 0; k < n; k++) {
         const struct x86_insn *in = &insn[k];
         struct jit_info ji;
@@ -1409,9 +1473,13 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         if (!st.mem_valid) {
             flags_to_mem(j, &st);
         }
-        st_rip(j, CPU_OFF(rip), off); /* leaves RAX = the next RIP */
         add_icount(j, st.pending);
-        chain_exit(j, jit, ch, n);
+        if (ch->chainable && off_in_page(ch, off) && !j->m32) {
+            exit_direct(j, jit, ch, n, off);
+        } else {
+            st_rip(j, CPU_OFF(rip), off); /* leaves RAX = the next RIP */
+            chain_exit(j, jit, ch, n);
+        }
     }
     size_t used = (size_t)(j->p - jit->code);
     jit->used = (used + 15) & ~(size_t)15;

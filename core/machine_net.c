@@ -140,7 +140,10 @@ int machine_net_add(struct machine *m, const struct machine_pci_config *pc,
         } else {
             net_default_mac((unsigned)i, mac);
         }
-        unsigned mtu = nc->model == NET_MODEL_VIRTIO ? NET_MTU_USER : NET_MTU_DEFAULT;
+        unsigned mtu = nc->model == NET_MODEL_VIRTIO ? NET_MTU_MAX : NET_MTU_DEFAULT;
+        if (nc->mtu) {
+            mtu = nc->mtu; /* mtu=: what virtio-net offers and slirp's if_mtu */
+        }
         if (m->cfg.fw && m->cfg.fw->kind != BOOT_FW_NONE && mnet_boot_net(m->cfg.fw)) {
             /* iPXE's TFTP transfers time out on a virtio-net that offers MTU 65520
              * (DHCP works; with 1500 everything does): network boots keep 1500. */

@@ -191,6 +191,14 @@ int net_parse_nic(const char *spec, struct net_nic_config *cfg, bool *none, char
             } else {
                 cfg->has_mac = true;
             }
+        } else if (!strcmp(kv, "mtu")) {
+            char *end = NULL;
+            unsigned long m = strtoul(v, &end, 10);
+            if (!v[0] || *end || m < NET_MTU_DEFAULT || m > NET_MTU_MAX) {
+                rc = net_bad(why, len, "mtu=%s: use %d..%d", v, NET_MTU_DEFAULT, NET_MTU_MAX);
+            } else {
+                cfg->mtu = (unsigned)m;
+            }
         } else if (!strcmp(kv, "tftp")) {
             if (!v[0] || strlen(v) >= sizeof(cfg->tftp)) {
                 rc = net_bad(why, len, "tftp= needs a directory");
@@ -206,8 +214,8 @@ int net_parse_nic(const char *spec, struct net_nic_config *cfg, bool *none, char
             }
         } else {
             rc = net_bad(why, len,
-                         "unknown key '%s' (use hostfwd, restrict, model, mac, ipv6, tftp, "
-                         "bootfile)",
+                         "unknown key '%s' (use hostfwd, restrict, model, mac, ipv6, mtu, "
+                         "tftp, bootfile)",
                          kv);
         }
     }

@@ -33,10 +33,6 @@
 #define NET_MAX_FRAME (65535 + NET_ETH_HLEN) /* largest frame any NIC hands over */
 #define NET_MTU_DEFAULT 1500
 #define NET_MTU_MAX 65520 /* slirp's largest if_mtu; offered by virtio-net's MTU feature */
-/* The MTU virtio-net offers on the user network. slirp has no TCP window scaling, so one
- * 64 KiB window holds a single 65520-byte segment (send, wait for the ACK, send) but two of
- * this size, which pipeline: 1.3-3x the throughput of 65520 in paired bench runs. */
-#define NET_MTU_USER 32000
 #define NET_RXQ_MAX 512   /* frames a backend holds for a NIC that has no buffers */
 #define NET_TXQ_MAX 1024  /* frames queued towards the backend thread */
 
@@ -65,6 +61,7 @@ struct net_nic_config {
     int nfwds;
     char tftp[4096];    /* tftp=DIR: slirp's TFTP server root, or "" */
     char bootfile[256]; /* bootfile=NAME: DHCP's boot file, or "" */
+    unsigned mtu;       /* mtu=N (NET_MTU_DEFAULT..NET_MTU_MAX), 0: the model's default */
 };
 
 /* Parse "user[,key=value...]" into *cfg. "none" gives 0 with *none = true.

@@ -8,7 +8,8 @@
 #   bench/net/run.sh [LODGE] [MODEL=virtio|e1000] [MB]
 # The guest moves the stream with dd behind `nc -e` (64 KiB per syscall); NET_BENCH_IO=nc makes
 # nc copy it itself (1 KiB per syscall: both VMs then mostly measure guest syscalls).
-# NET_BENCH_MTU=N sets the guest's eth0 MTU in both VMs.
+# NET_BENCH_MTU=N sets the guest's eth0 MTU in both VMs (at most what the NIC offers);
+# NET_BENCH_NIC_MTU=N makes Lodge's NIC offer N (--net user,mtu=N).
 # Environment: NET_BENCH_PEER=none skips QEMU; NET_BENCH_PERF=FILE records the Lodge process
 # with `perf record -g` during host->guest into FILE.h2g and guest->host into FILE.g2h;
 # NET_BENCH_KEEP=DIR keeps consoles and logs in DIR.
@@ -134,11 +135,12 @@ free_port() {
 append="console=ttyS0 quiet no_timer_check lodge.test=netbench lodge.net.mb=$mb"
 append+=" lodge.net.io=${NET_BENCH_IO:-dd}${NET_BENCH_MTU:+ lodge.net.mtu=$NET_BENCH_MTU}"
 perf=${NET_BENCH_PERF:-}
+nic_mtu=${NET_BENCH_NIC_MTU:+,mtu=$NET_BENCH_NIC_MTU}
 fwd=$(free_port) sink=$(free_port)
 read -r l_h2g l_g2h l_h2g_cpu l_g2h_cpu < <(measure lodge "$lodge" run --accel soft \
     --mem 512M --kernel "$LODGE_GUEST_KERNEL" --initrd "$LODGE_GUEST_INITRD" \
     --serial "file:$work/lodge.console" \
-    --net "user,model=$model,hostfwd=tcp:127.0.0.1:$fwd-:5001" \
+    --net "user,model=$model,hostfwd=tcp:127.0.0.1:$fwd-:5001$nic_mtu" \
     --append "$append lodge.net.port=$sink")
 q_h2g=nan q_g2h=nan q_h2g_cpu=nan q_g2h_cpu=nan
 if [ "${NET_BENCH_PEER:-qemu}" != none ]; then
@@ -155,7 +157,8 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a == a) printf "%.2f", a / b; else print "n/a" }'
 }
 per_cpu() { # MB per CPU second
-    awk -v c="$1" -v m="$mb" 'BEGIN { if (c > 0) printf "%.3f", m * 1.048576 / c; else print "nan" }'
+    awk -v c="$1" -v m="$mb" \
+        'BEGIN { if (c > 0) printf "%.3f", m * 1.048576 / c; else print "nan" }'
 }
 printf 'net (%s, %d MiB)    lodge MB/s  qemu MB/s  lodge/qemu' "$model" "$mb"
 printf '   lodge cpu-s  qemu cpu-s  MB/cpu-s ratio\n'

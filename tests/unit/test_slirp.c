@@ -23,6 +23,12 @@ static void test_parse(void)
     CU_ASSERT_EQUAL(c.model, NET_MODEL_VIRTIO);
     CU_ASSERT_FALSE(c.restricted);
     CU_ASSERT_TRUE(c.ipv6);
+    CU_ASSERT_EQUAL(c.mtu, 0); /* the model's default */
+    CU_ASSERT_EQUAL(net_parse_nic("user,mtu=65520", &c, &none, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(c.mtu, 65520);
+    CU_ASSERT_EQUAL(net_parse_nic("user,mtu=1499", &c, &none, why, sizeof(why)), -EINVAL);
+    CU_ASSERT_EQUAL(net_parse_nic("user,mtu=65521", &c, &none, why, sizeof(why)), -EINVAL);
+    CU_ASSERT_EQUAL(net_parse_nic("user,mtu=9000x", &c, &none, why, sizeof(why)), -EINVAL);
     CU_ASSERT_EQUAL(net_parse_nic("user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-"
                                   "10.0.2.15:53,restrict=on,model=e1000,mac=52:54:00:00:00:07",
                                   &c, &none, why, sizeof(why)),

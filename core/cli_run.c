@@ -62,7 +62,8 @@ static void cli_run_usage(FILE *f)
         "                     a virtio-serial port (/dev/virtio-ports/NAME in the\n"
         "                     guest) backed by SPEC: stdio, file:PATH, unix:PATH, none\n"
         "  --net user[,hostfwd=tcp|udp:[HADDR]:HPORT-[GADDR]:GPORT][,restrict=on]\n"
-        "        [,model=virtio|e1000][,mac=52:54:00:12:34:56]   (repeatable; none: no NIC)\n"
+        "        [,model=virtio|e1000][,mac=52:54:00:12:34:56][,mtu=1500..65520]\n"
+        "        [,tftp=DIR,bootfile=NAME]   (repeatable; none: no NIC)\n"
         "  --debugcon SPEC    debug port (stdio or file:PATH, [,iobase=0xe9]): guest\n"
         "                     bytes written to it go to SPEC unbuffered\n" CLI_RUN_UI_HELP
         "  --firmware bios|uefi\n"

@@ -126,7 +126,7 @@ static void intr_long(struct cpu *cpu, int vec, uint32_t err, int kind)
     sys_push(cpu, &st, 8, cpu_get_rflags(cpu));
     sys_push(cpu, &st, 8, cpu->seg[CPU_SEG_CS].sel);
     sys_push(cpu, &st, 8, cpu->rip);
-    if (kind != SYS_EV_SOFT && intr_has_error(vec)) {
+    if (kind == SYS_EV_EXC && intr_has_error(vec)) { /* only exceptions (SDM 6.13) */
         sys_push(cpu, &st, 8, err == CPU_NO_ERROR ? 0 : err);
     }
     /* Commit. */
@@ -228,7 +228,7 @@ static void intr_prot(struct cpu *cpu, int vec, uint32_t err, int kind)
     sys_push(cpu, &st, gsize, fl);
     sys_push(cpu, &st, gsize, cpu->seg[CPU_SEG_CS].sel);
     sys_push(cpu, &st, gsize, cpu->rip);
-    if (kind != SYS_EV_SOFT && intr_has_error(vec)) {
+    if (kind == SYS_EV_EXC && intr_has_error(vec)) { /* only exceptions (SDM 6.13) */
         sys_push(cpu, &st, gsize, err == CPU_NO_ERROR ? 0 : err);
     }
     /* Commit. */

@@ -83,7 +83,7 @@ if [ "$WHAT" = bios ]; then
     grep -q "iPXE (PCI 00:10.0) starting execution" "$T/screen.txt" 2>/dev/null ||
         fail "iPXE did not start from the boot entry"
 else
-    timeout 600 "$LODGE" run --accel soft --firmware "$firmware" --boot net --mem 512M \
+    timeout 300 "$LODGE" run --accel soft --firmware "$firmware" --boot net --mem 512M \
         --net "user,model=$MODEL,tftp=$T/tftp,bootfile=boot.ipxe" --serial "file:$T/com1" \
         2>"$T/err"
     rc=$?

@@ -912,6 +912,23 @@ static void test_external_interrupts(void)
     CU_ASSERT_EQUAL(m.acks, 1);
     CU_ASSERT_EQUAL(peek64(cpu->r[CPU_RSP]), CODE + 4);
 
+    /* An external interrupt on a vector that has an error code as an exception (IRQ0 with
+     * the PIC at the BIOS base gives vector 8) pushes none (SDM 6.13). */
+    tables_setup();
+    cpu->intc = &ic;
+    m.pending = true;
+    m.vector = 0x0d;
+    cpu_sys_intr_hint(cpu);
+    set_gate(0x0d, KHANDLER, 0, 0);
+    LOAD(KHANDLER, 0xf4);
+    LOAD(CODE, 0xfb, 0x90, 0x90, 0xf4); /* sti; nop; nop; hlt */
+    cpu->r[CPU_RSP] = 0x8000;
+    CU_ASSERT_EQUAL(cpu_harness_run(&h, CODE, 100), CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(cpu->rip, KHANDLER + 1);
+    CU_ASSERT_EQUAL(cpu->r[CPU_RSP], 0x8000 - 40); /* RIP CS RFLAGS RSP SS: 5 slots */
+    CU_ASSERT_EQUAL(peek64(cpu->r[CPU_RSP]), CODE + 2);
+    m.vector = 0x40;
+
     /* HLT with IF set, then an interrupt arrives (hint = the kick): it wakes the CPU. */
     tables_setup();
     cpu->intc = &ic;
@@ -926,7 +943,7 @@ static void test_external_interrupts(void)
     cpu_sys_intr_hint(cpu);
     CU_ASSERT_EQUAL(cpu_run(cpu, 100), CPU_EXIT_HLT);
     CU_ASSERT_EQUAL(cpu->rip, KHANDLER + 1);
-    CU_ASSERT_EQUAL(m.acks, 2);
+    CU_ASSERT_EQUAL(m.acks, 3);
     CU_ASSERT_EQUAL(peek64(cpu->r[CPU_RSP]), CODE + 2);
 
     /* NMI: delivered even with IF clear, then blocked until IRET. */

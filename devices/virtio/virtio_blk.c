@@ -265,11 +265,12 @@ static void blk_worker(gpointer data, gpointer user)
     struct blk_req *r = data;
     struct virtio_blk *b = r->b;
     unsigned q = r->q;
-    struct virtq_elem *elems[BLK_BATCH_MAX];
-    uint32_t lens[BLK_BATCH_MAX];
+    struct virtq_elem *elems[BLK_BATCH_MAX] = {NULL};
+    uint32_t lens[BLK_BATCH_MAX] = {0};
     uint8_t *bounce = NULL;
     unsigned n = 0;
-    for (struct blk_req *i = r; i; i = i->next) {
+    /* the submitter hands over at most BLK_BATCH_MAX requests */
+    for (struct blk_req *i = r; i && n < BLK_BATCH_MAX; i = i->next) {
         lens[n] = blk_execute(b, &i->e, &bounce);
         elems[n++] = &i->e;
     }

@@ -25,17 +25,9 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-exec 3>"$tmp/displayfd"
-Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
-xpid=$!
-exec 3>&-
-for _ in $(seq 100); do
-    [ -s "$tmp/displayfd" ] && break
-    sleep 0.05
-done
-[ -s "$tmp/displayfd" ] || { echo "skipped: Xvfb did not start"; exit 77; }
-export DISPLAY=:$(head -1 "$tmp/displayfd")
-unset WAYLAND_DISPLAY
+# shellcheck source-path=SCRIPTDIR source=../integration/xvfb.sh
+source "$(dirname "$0")/../integration/xvfb.sh"
+start_xvfb
 
 out="$tmp/serial.log"
 : >"$out"

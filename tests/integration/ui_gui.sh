@@ -5,48 +5,8 @@
 set -uo pipefail
 lodge=$1
 guest=$2
-for tool in Xvfb xdotool import convert; do
-    if ! command -v $tool >/dev/null; then
-        echo "skipped: $tool is missing (scripts/deps.sh installs it)"
-        exit 77
-    fi
-done
-tmp=$(mktemp -d)
-pids=()
-xpid=
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    [ -n "$xpid" ] && kill "$xpid" 2>/dev/null && wait "$xpid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-failed=0
-fail() {
-    echo "FAIL $*"
-    failed=1
-}
-export XDG_RUNTIME_DIR=$tmp/run XDG_DATA_HOME=$tmp/data
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
-
-exec 3>"$tmp/displayfd"
-Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
-xpid=$!
-exec 3>&-
-for _ in $(seq 100); do
-    [ -s "$tmp/displayfd" ] && break
-    sleep 0.05
-done
-[ -s "$tmp/displayfd" ] || { echo "skipped: Xvfb did not start"; exit 77; }
-export DISPLAY=:$(head -1 "$tmp/displayfd")
-unset WAYLAND_DISPLAY
-for _ in $(seq 100); do
-    xdotool getdisplaygeometry >/dev/null 2>&1 && break
-    sleep 0.05
-done
-xdotool getdisplaygeometry >/dev/null 2>&1 || { echo "skipped: Xvfb does not answer"; exit 77; }
+# shellcheck source-path=SCRIPTDIR source=ui_gui_lib.sh
+source "$(dirname "$0")/ui_gui_lib.sh"
 
 # A bundle, started headless from the command line.
 "$lodge" create guivm --kernel "$guest" --mem 64M --disk-size 0 >/dev/null || fail "create"

@@ -36,23 +36,9 @@ export XDG_RUNTIME_DIR=$tmp/run XDG_DATA_HOME=$tmp/data
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
 vmdir=$XDG_DATA_HOME/lodge/vms
 
-exec 3>"$tmp/displayfd"
-Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
-xpid=$!
-exec 3>&-
-for _ in $(seq 100); do
-    [ -s "$tmp/displayfd" ] && break
-    sleep 0.05
-done
-[ -s "$tmp/displayfd" ] || { echo "skipped: Xvfb did not start"; exit 77; }
-DISPLAY=:$(head -1 "$tmp/displayfd")
-export DISPLAY
-unset WAYLAND_DISPLAY
-for _ in $(seq 100); do
-    xdotool getdisplaygeometry >/dev/null 2>&1 && break
-    sleep 0.05
-done
-xdotool getdisplaygeometry >/dev/null 2>&1 || { echo "skipped: Xvfb does not answer"; exit 77; }
+# shellcheck source-path=SCRIPTDIR source=xvfb.sh
+source "$(dirname "${BASH_SOURCE[0]}")/xvfb.sh"
+start_xvfb
 # No accessibility bus under Xvfb: keep GTK from waiting for one.
 export NO_AT_BRIDGE=1
 

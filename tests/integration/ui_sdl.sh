@@ -35,22 +35,9 @@ expect() {
     fi
 }
 
-exec 3>"$tmp/displayfd"
-Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
-xpid=$!
-exec 3>&-
-for _ in $(seq 100); do
-    [ -s "$tmp/displayfd" ] && break
-    sleep 0.05
-done
-[ -s "$tmp/displayfd" ] || { echo "skipped: Xvfb did not start"; exit 77; }
-export DISPLAY=:$(head -1 "$tmp/displayfd")
-unset WAYLAND_DISPLAY
-for _ in $(seq 100); do
-    xdotool getdisplaygeometry >/dev/null 2>&1 && break
-    sleep 0.05
-done
-xdotool getdisplaygeometry >/dev/null 2>&1 || { echo "skipped: Xvfb does not answer"; exit 77; }
+# shellcheck source-path=SCRIPTDIR source=xvfb.sh
+source "$(dirname "$0")/xvfb.sh"
+start_xvfb
 
 sock=$tmp/vm.sock
 # No --display: with $DISPLAY set the default is sdl.

@@ -262,8 +262,8 @@ static void prologue(struct jb *j)
     op_mem(j, true, 0x8b, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
 }
 
-/* Entry from the loop: R14 = the block, R13 = the TLB of the current privilege (a chained
- * entry comes with R14 and R15 set, and the privilege cannot change on a near branch). */
+/* Entry from the loop, after the prologue: R13 = the TLB of the current privilege (chained
+ * entries skip it: the privilege cannot change on a near branch). */
 static void block_entry(struct jb *j)
 {
     /* R13 = &cpu->tlb[mmu_idx][0]: the privilege level cannot change inside a block */
@@ -291,16 +291,16 @@ static void chained_entry(struct jb *j, const struct cpu_jit_chain *ch)
 static void exit_direct(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
                         unsigned n, int64_t off)
 {
-    op_mem(j, true, 0x8d, H_R15, H_R15, -1, 0, (int32_t)off);
     op_mem(j, false, 0x83, 5, H_RBP, -1, 0, CPU_OFF(jit_budget)); /* sub dword [..], 1 */
     b1(j, 1);
     uint8_t *out = jcc_fwd(j, 0xe);
+    op_mem(j, true, 0x8d, H_R15, H_R15, -1, 0, (int32_t)off); /* the successor's RIP */
     uint8_t *site = jmp_fwd(j); /* rel32 0: the lookup below until linked */
-    op_rr(j, true, 0x89, H_R15, H_RAX);
-    op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
+    op_mem(j, true, 0x8d, H_R15, H_R15, -1, 0, (int32_t)-off); /* not linked: ours again */
+    st_rip(j, CPU_OFF(rip), off); /* leaves RAX = the next RIP */
     chain_exit_site(j, jit, ch, n, site);
     patch_here(j, out);
-    op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
+    st_rip(j, CPU_OFF(rip), off);
     ret_count(j, n);
 }
 

@@ -6,8 +6,33 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-int guestmem_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size,
-                 bool readonly)
+#define GUESTMEM_HUGE (2ull << 20)
+
+/* Private anonymous memory aligned to 2 MiB, so that transparent huge pages back it: the soft
+ * CPU's random accesses (a decompressor's dictionary, page tables) then miss the host TLB far
+ * less. Shared memfd memory gets no huge pages unless shmem THP is switched on host-wide. */
+static void *map_private(uint64_t size)
+{
+    uint64_t span = size + GUESTMEM_HUGE;
+    uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        return MAP_FAILED;
+    }
+    uint8_t *a = (uint8_t *)(((uintptr_t)p + GUESTMEM_HUGE - 1) & ~(uintptr_t)(GUESTMEM_HUGE - 1));
+    if (a > p) {
+        munmap(p, (size_t)(a - p));
+    }
+    uint8_t *end = p + span;
+    if (end > a + size) {
+        munmap(a + size, (size_t)(end - (a + size)));
+    }
+    madvise(a, size, MADV_HUGEPAGE);
+    return a;
+}
+
+static int region_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size,
+                      bool readonly, bool shared)
 {
     if (gm->n == GUESTMEM_MAX_REGIONS) {
         return -ENOSPC;
@@ -20,22 +45,29 @@ int guestmem_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t s
             return -EEXIST;
         }
     }
-    int fd = memfd_create(name, MFD_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
+    int fd = -1;
+    void *p;
+    if (shared) {
+        fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0) {
+            return -errno;
+        }
+        if (ftruncate(fd, (off_t)size) < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    } else {
+        p = map_private(size);
     }
-    if (ftruncate(fd, (off_t)size) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (p == MAP_FAILED) {
         int e = errno;
-        close(fd);
+        if (fd >= 0) {
+            close(fd);
+        }
         return -e;
     }
-    madvise(p, size, MADV_HUGEPAGE);
     struct guestmem_region *r = &gm->r[gm->n++];
     r->gpa = gpa;
     r->size = size;
@@ -46,11 +78,24 @@ int guestmem_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t s
     return 0;
 }
 
+int guestmem_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size,
+                 bool readonly)
+{
+    return region_add(gm, name, gpa, size, readonly, false);
+}
+
+int guestmem_add_shared(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size)
+{
+    return region_add(gm, name, gpa, size, false, true);
+}
+
 void guestmem_free(struct guestmem *gm)
 {
     for (int i = 0; i < gm->n; i++) {
         munmap(gm->r[i].hva, gm->r[i].size);
-        close(gm->r[i].fd);
+        if (gm->r[i].fd >= 0) {
+            close(gm->r[i].fd);
+        }
     }
     gm->n = 0;
 }

@@ -1,4 +1,5 @@
-/* Guest physical memory: a few RAM/ROM regions, each backed by a memfd mapping.
+/* Guest physical memory: a few RAM/ROM regions, each a private anonymous mapping (the
+ * framebuffer: a memfd the display process maps too).
  *
  * Everything that reads or writes guest memory on behalf of a device, a loader or
  * an engine goes through these helpers, which check the whole [gpa, gpa+len) range
@@ -17,7 +18,7 @@ struct guestmem_region {
     uint64_t gpa;     /* guest physical base */
     uint64_t size;    /* bytes, a multiple of 4 KiB */
     uint8_t *hva;     /* host mapping of the whole region */
-    int fd;           /* memfd holding the contents (for snapshots and sharing) */
+    int fd;           /* memfd holding the contents (shared regions), else -1 */
     bool readonly;    /* ROM: guest writes are dropped (soft CPU) or exit as MMIO (KVM) */
     char name[16];    /* "ram-low", "ram-high", "bios" */
 };
@@ -40,9 +41,13 @@ static inline void guestmem_dma_written(const struct guestmem *gm, uint64_t gpa,
     }
 }
 
-/* Create an anonymous memfd-backed region and map it. Returns 0 or -errno. */
+/* Add a region of zeroed private memory (huge-page backed where the host allows). Returns 0
+ * or -errno. */
 int guestmem_add(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size,
                  bool readonly);
+/* Add a region backed by a memfd (region.fd), for memory another process maps too (the
+ * framebuffer the display shows). */
+int guestmem_add_shared(struct guestmem *gm, const char *name, uint64_t gpa, uint64_t size);
 void guestmem_free(struct guestmem *gm);
 
 /* Host pointer for [gpa, gpa+len) when it lies inside one region, else NULL. */

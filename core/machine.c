@@ -756,7 +756,7 @@ int machine_new(const struct machine_config *cfg, struct machine **out, struct m
             machine_free(m);
             return -EINVAL;
         }
-        rc = guestmem_add(&m->mem, "fb", MACHINE_FB_BASE, fb, false);
+        rc = guestmem_add_shared(&m->mem, "fb", MACHINE_FB_BASE, fb);
     }
     if (rc == 0 && cfg->bios) {
         uint64_t rom = boot_bios_rom_size(cfg->bios_size);

@@ -568,6 +568,7 @@ struct cpu_jit_chain {
     unsigned page_off;               /* the block's offset in its page */
     unsigned key;                    /* decoder mode: X86_MODE_64, or X86_MODE_32 (flat) */
     uint64_t rip;                    /* a linear RIP of the block (profiling names) */
+    uint32_t f1_ecx;                 /* the guest's CPUID.1:ECX (which SSE levels exist) */
     bool chainable;                  /* the block may be followed without the loop */
     /* the jump cache (by linear RIP) for successors in other pages */
     const void *jc;

@@ -936,6 +936,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
                 .page_off = (unsigned)(b->phys & 0xfff),
                 .key = b->key,
                 .rip = cpu->rip,
+                .f1_ecx = cpu->feat.f1_ecx,
                 .chainable = b->chainable,
                 .jc = cpu->tcache->jc,
                 .jc_bits = JC_BITS,

@@ -140,8 +140,11 @@ static void op_mem(struct jb *j, bool w, unsigned opc, int reg, int base, int in
     if (rex) {
         b1(j, 0x40 | rex);
     }
+    if (opc > 0xffff) {
+        b1(j, opc >> 16);
+    }
     if (opc > 0xff) {
-        b1(j, opc >> 8);
+        b1(j, (opc >> 8) & 0xff);
     }
     b1(j, opc & 0xff);
     modrm_mem(j, reg, base, index, scale, disp);
@@ -441,6 +444,9 @@ struct jstate {
     unsigned age[16]; /* host pool register: last use (LRU) */
     unsigned clock;
     uint16_t pinned;  /* host registers the current instruction uses */
+    bool sse_ok;      /* CR0.EM/TS clear and CR4.OSFXSR set, checked since the last handler */
+    bool flags_dead;  /* a later instruction of the block overwrites the current flags before
+                         anything reads them */
 };
 
 static void cache_clear(struct jstate *st)
@@ -448,6 +454,7 @@ static void cache_clear(struct jstate *st)
     memset(st->where, -1, sizeof(st->where));
     memset(st->holds, -1, sizeof(st->holds));
     st->pinned = 0;
+    st->sse_ok = false; /* a handler may have written CR0 or CR4 */
 }
 
 /* Host register holding guest register g (loaded from cpu->r[] unless !load). */
@@ -1001,6 +1008,29 @@ static void operands_store(struct jb *j, const struct jstate *st, const struct j
     }
 }
 
+static bool address_ok(const struct x86_insn *in);
+
+/* Whether an instruction (not a block-ending branch, PUSH/POP or SSE) runs natively. */
+static bool insn_native(const struct x86_insn *in, bool m32, struct jit_info *ji,
+                        struct jit_operands *o)
+{
+    if (!classify(in, ji) || ((in->flags & X86_F_MEM) && !address_ok(in))) {
+        return false;
+    }
+    if (m32 && (in->op == 0x63 || ((in->flags & X86_F_MEM) && !ji->lea &&
+                                   (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS ||
+                                    in->seg == CPU_SEG_CS)))) {
+        return false; /* 63 is ARPL; FS/GS keep their bases and limits, CS may not be readable */
+    }
+    operands_of(in, ji, o);
+    if (!operands_ok(in, o)) {
+        return false;
+    }
+    /* [R12] needs REX.B, which would turn AH..BH into SPL..DIL */
+    return !((in->flags & X86_F_MEM) && !ji->lea && in->opsize == 1 &&
+             !(in->pfx & X86_PFX_REX) && ji->reg_is_reg && (in->reg & 7) >= 4);
+}
+
 /* ---- translation of one native instruction ---- */
 
 /* Emit the instruction itself with its register operands renamed and its memory operand
@@ -1123,13 +1153,15 @@ static void sync_point(struct jb *j, struct jstate *st)
 
 /* Before an inline memory access: flags into the lazy state (the probe clobbers host
  * RFLAGS, and the slow path's handler may fault or read them). The instruction count is
- * brought up to date only on the slow path (emit_slow_handler). */
+ * brought up to date only on the slow path (emit_slow_handler). Flags that are dead (the
+ * block overwrites them before any instruction reads them) are not stored: as with the
+ * decoder's X86_F_NOFLAGS hints, only a fault's exception frame could see the older value. */
 static void mem_sync(struct jb *j, struct jstate *st)
 {
-    if (!st->mem_valid) {
+    if (!st->mem_valid && !st->flags_dead) {
         flags_to_mem(j, st);
-        st->mem_valid = true;
     }
+    st->mem_valid = true; /* or dead: nothing reads them before they are written again */
     st->host_valid = false;
 }
 
@@ -1252,6 +1284,394 @@ static bool emit_push_pop(struct jb *j, const struct x86_insn *in, int64_t off, 
     return true;
 }
 
+/* ---- SSE: integer SIMD, logic, shuffles and moves on host XMM0/XMM1 ----
+ * These instructions compute the same bits on the host as on the guest and none of them
+ * reads or writes MXCSR, so they run natively: the XMM register in ModRM.reg is loaded into
+ * host XMM0, the one in ModRM.rm into XMM1, and both are stored back after. Floating-point
+ * arithmetic (rounding, exception flags) stays with the handlers. */
+
+enum { SG_NONE, SG_REG_W, SG_RM_R, SG_RM_W }; /* a GPR operand: ModRM.reg written, rm read/written */
+enum { SI_ECX = 1, SI_XMM0 = 2, SI_EAX_EDX = 4 }; /* PCMPxSTRx implicit operands */
+
+struct sse_info {
+    uint8_t msize;    /* memory operand size in bytes */
+    bool align;       /* a memory operand must be 16-byte aligned (#GP otherwise) */
+    bool store;       /* the memory operand is written */
+    bool reg_only;    /* the memory form is #UD (the handler raises it) */
+    bool mem_only;    /* the register form is #UD */
+    bool flags;       /* writes every arithmetic flag */
+    uint8_t gpr;      /* SG_* */
+    uint8_t implicit; /* SI_* */
+    uint32_t feat;    /* CPUID.1:ECX bit the guest needs, 0 for SSE/SSE2 */
+};
+
+/* The host's SSE levels beyond SSE2 (CPUID.1:ECX bits, as the guest's). */
+static uint32_t host_sse_feat(void)
+{
+    static uint32_t feat;
+    static bool known;
+    if (!known) {
+        __builtin_cpu_init();
+        feat = (__builtin_cpu_supports("ssse3") ? CPU_F1_ECX_SSSE3 : 0) |
+               (__builtin_cpu_supports("sse4.1") ? CPU_F1_ECX_SSE41 : 0) |
+               (__builtin_cpu_supports("sse4.2") ? CPU_F1_ECX_SSE42 : 0);
+        known = true;
+    }
+    return feat;
+}
+
+static bool sse_classify_0f(const struct x86_insn *in, struct sse_info *si)
+{
+    unsigned op = in->op & 0xff, pp = in->simd, digit = in->reg & 7;
+    bool w = in->rex & 8;
+    switch (op) {
+    case 0x10: /* MOVUPS/MOVUPD/MOVSS/MOVSD load */
+    case 0x11: /* ... store */
+        si->msize = pp == X86_SIMD_F3 ? 4 : pp == X86_SIMD_F2 ? 8 : 16;
+        si->store = op == 0x11;
+        return true;
+    case 0x28: /* MOVAPS/MOVAPD */
+    case 0x29:
+    case 0x14: /* UNPCKLPS/PD */
+    case 0x15:
+    case 0x54 ... 0x57: /* ANDPS ANDNPS ORPS XORPS (/PD) */
+    case 0xc6:          /* SHUFPS/PD */
+        si->align = true;
+        si->store = op == 0x29;
+        return pp == X86_SIMD_NONE || pp == X86_SIMD_66;
+    case 0x2b: /* MOVNTPS/PD */
+        si->align = si->store = si->mem_only = true;
+        return pp == X86_SIMD_NONE || pp == X86_SIMD_66;
+    case 0x50: /* MOVMSKPS/PD */
+        si->gpr = SG_REG_W;
+        si->reg_only = true;
+        return pp == X86_SIMD_NONE || pp == X86_SIMD_66;
+    }
+    if (pp == X86_SIMD_F3) {
+        switch (op) {
+        case 0x6f: /* MOVDQU */
+        case 0x7f:
+            si->store = op == 0x7f;
+            return true;
+        case 0x7e: /* MOVQ xmm, xmm/m64 */
+            si->msize = 8;
+            return true;
+        case 0x70: /* PSHUFHW */
+            si->align = true;
+            return true;
+        default:
+            return false;
+        }
+    }
+    if (pp == X86_SIMD_F2) {
+        si->align = true;
+        return op == 0x70; /* PSHUFLW */
+    }
+    if (pp != X86_SIMD_66) {
+        return false; /* MMX */
+    }
+    switch (op) {
+    case 0x60 ... 0x6d: /* PUNPCK*, PACK*, PCMPGT* */
+    case 0x6f:          /* MOVDQA */
+    case 0x7f:
+    case 0x70: /* PSHUFD */
+    case 0x74 ... 0x76: /* PCMPEQ* */
+    case 0xd1 ... 0xd5:
+    case 0xd8 ... 0xdf:
+    case 0xe0 ... 0xe5:
+    case 0xe8 ... 0xef:
+    case 0xf1 ... 0xf6:
+    case 0xf8 ... 0xfe:
+        si->align = true;
+        si->store = op == 0x7f;
+        return true;
+    case 0xe7: /* MOVNTDQ */
+        si->align = si->store = si->mem_only = true;
+        return true;
+    case 0x6e: /* MOVD/MOVQ xmm, r/m */
+        si->gpr = SG_RM_R;
+        si->msize = w ? 8 : 4;
+        return true;
+    case 0x7e: /* MOVD/MOVQ r/m, xmm */
+        si->gpr = SG_RM_W;
+        si->msize = w ? 8 : 4;
+        si->store = true;
+        return true;
+    case 0xd6: /* MOVQ xmm/m64, xmm */
+        si->msize = 8;
+        si->store = true;
+        return true;
+    case 0xd7: /* PMOVMSKB */
+    case 0xc5: /* PEXTRW r32, xmm, imm8 */
+        si->gpr = SG_REG_W;
+        si->reg_only = true;
+        return true;
+    case 0xc4: /* PINSRW */
+        si->gpr = SG_RM_R;
+        si->msize = 2;
+        return true;
+    case 0x71: /* shifts by an immediate: /2 /4 /6 (words, dwords); /2 /3 /6 /7 (qwords) */
+    case 0x72:
+        si->reg_only = true;
+        return digit == 2 || digit == 4 || digit == 6;
+    case 0x73:
+        si->reg_only = true;
+        return digit == 2 || digit == 3 || digit == 6 || digit == 7;
+    default:
+        return false;
+    }
+}
+
+static bool sse_classify(const struct x86_insn *in, uint32_t guest_feat, struct sse_info *si)
+{
+    unsigned op = in->op & 0xff, map = in->op & 0x300;
+    bool w = in->rex & 8;
+    bool ok = false;
+
+    memset(si, 0, sizeof(*si));
+    si->msize = 16;
+    if (!(in->flags & X86_F_MODRM) || in->flags & (X86_F_UD | X86_F_BRANCH | X86_F_END) ||
+        in->pfx & (X86_PFX_VEX | X86_PFX_LOCK)) {
+        return false;
+    }
+    if (map == X86_MAP_0F) {
+        ok = sse_classify_0f(in, si);
+    } else if (map == X86_MAP_0F38 && in->simd == X86_SIMD_66) {
+        ok = true;
+        si->align = true;
+        switch (op) {
+        case 0x00 ... 0x0b: /* PSHUFB, PHADD*, PHSUB*, PMADDUBSW, PSIGN*, PMULHRSW */
+        case 0x1c ... 0x1e: /* PABS* */
+            si->feat = CPU_F1_ECX_SSSE3;
+            break;
+        case 0x17: /* PTEST */
+            si->flags = true;
+            si->feat = CPU_F1_ECX_SSE41;
+            break;
+        case 0x20 ... 0x25: /* PMOVSX*, PMOVZX*: a narrower memory operand, not aligned */
+        case 0x30 ... 0x35: {
+            static const uint8_t sizes[6] = {8, 4, 2, 8, 4, 8};
+            si->msize = sizes[op & 7];
+            si->align = false;
+            si->feat = CPU_F1_ECX_SSE41;
+            break;
+        }
+        case 0x2a: /* MOVNTDQA */
+            si->mem_only = true;
+            si->feat = CPU_F1_ECX_SSE41;
+            break;
+        case 0x28: /* PMULDQ, PCMPEQQ, PACKUSDW, PMIN*, PMAX*, PMULLD */
+        case 0x29:
+        case 0x2b:
+        case 0x38 ... 0x40:
+            si->feat = CPU_F1_ECX_SSE41;
+            break;
+        case 0x37: /* PCMPGTQ */
+            si->feat = CPU_F1_ECX_SSE42;
+            break;
+        default:
+            ok = false;
+            break;
+        }
+    } else if (map == X86_MAP_0F3A && in->simd == X86_SIMD_66) {
+        ok = true;
+        si->feat = CPU_F1_ECX_SSE41;
+        switch (op) {
+        case 0x0f: /* PALIGNR */
+            si->align = true;
+            si->feat = CPU_F1_ECX_SSSE3;
+            break;
+        case 0x0c ... 0x0e: /* BLENDPS/PD, PBLENDW */
+        case 0x42:          /* MPSADBW */
+            si->align = true;
+            break;
+        case 0x14 ... 0x17: { /* PEXTRB/W/D/Q, EXTRACTPS */
+            static const uint8_t sizes[4] = {1, 2, 4, 4};
+            si->msize = op == 0x16 && w ? 8 : sizes[op & 3];
+            si->gpr = SG_RM_W;
+            si->store = true;
+            break;
+        }
+        case 0x20: /* PINSRB, PINSRD/Q */
+        case 0x22:
+            si->msize = op == 0x20 ? 1 : w ? 8 : 4;
+            si->gpr = SG_RM_R;
+            break;
+        case 0x21: /* INSERTPS */
+            si->msize = 4;
+            break;
+        case 0x60 ... 0x63: /* PCMPESTRM/ESTRI/ISTRM/ISTRI: memory need not be aligned */
+            si->flags = true;
+            si->feat = CPU_F1_ECX_SSE42;
+            si->implicit = (uint8_t)((op & 1 ? SI_ECX : SI_XMM0) | (op < 0x62 ? SI_EAX_EDX : 0));
+            break;
+        default:
+            ok = false;
+            break;
+        }
+    }
+    if (!ok || (si->feat & ~(guest_feat & host_sse_feat()))) {
+        return false;
+    }
+    bool mem = in->flags & X86_F_MEM;
+    if ((mem && si->reg_only) || (!mem && si->mem_only)) {
+        return false;
+    }
+    if (si->msize != 16) {
+        si->align = false;
+    }
+    return true;
+}
+
+/* Whether an SSE instruction runs natively (si: how). */
+static bool sse_native(const struct x86_insn *in, const struct cpu_jit_chain *ch, bool m32,
+                       struct sse_info *si)
+{
+    bool mem = in->flags & X86_F_MEM;
+    if (!sse_classify(in, ch->f1_ecx, si) || (mem && !address_ok(in))) {
+        return false;
+    }
+    return !(mem && m32 &&
+             (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS || in->seg == CPU_SEG_CS));
+}
+
+/* movups xmm<h>, [cpu->fpu.xmm[g]] / the reverse. */
+static void xmm_ld(struct jb *j, int h, int g)
+{
+    op_mem(j, false, 0x0f10, h, H_RBP, -1, 0, CPU_OFF(fpu.xmm) + g * 16);
+}
+
+static void xmm_st(struct jb *j, int h, int g)
+{
+    op_mem(j, false, 0x0f11, h, H_RBP, -1, 0, CPU_OFF(fpu.xmm) + g * 16);
+}
+
+/* An SSE instruction run natively, or false. */
+static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct x86_insn *in,
+                     int64_t off, unsigned idx, struct jstate *st)
+{
+    struct sse_info si;
+    bool mem = in->flags & X86_F_MEM;
+    if (!sse_native(in, ch, j->m32, &si)) {
+        return false;
+    }
+    uint8_t *slow[4];
+    unsigned nslow = 0;
+    if (!st->sse_ok || mem) {
+        mem_sync(j, st); /* the checks below clobber host flags */
+    }
+    if (!st->sse_ok) { /* #UD/#NM conditions: the handler raises them */
+        op_mem(j, false, 0xf7, 0, H_RBP, -1, 0, CPU_OFF(cr0));
+        b4(j, (uint32_t)(CPU_CR0_EM | CPU_CR0_TS));
+        slow[nslow++] = jcc_fwd(j, 0x5);
+        op_mem(j, false, 0xf7, 0, H_RBP, -1, 0, CPU_OFF(cr4));
+        b4(j, (uint32_t)CPU_CR4_OSFXSR);
+        slow[nslow++] = jcc_fwd(j, 0x4);
+    }
+    if (mem) {
+        emit_address(j, st, in, off + in->len);
+        if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
+            op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
+        }
+        if (si.align) {
+            b1(j, 0x41); /* test r11b, 15 */
+            b1(j, 0xf6);
+            b1(j, 0xc3);
+            b1(j, 0x0f);
+            slow[nslow++] = jcc_fwd(j, 0x5);
+        }
+        slow[nslow++] = emit_probe(j, si.store, si.msize);
+    }
+    /* operands: r and m are the host codes for ModRM.reg and ModRM.rm */
+    int r = 0, m = mem ? H_R12 : 1, g_gpr = -1, h_gpr = -1;
+    bool rm_xmm = !mem && si.gpr != SG_RM_R && si.gpr != SG_RM_W;
+    if (si.implicit & SI_EAX_EDX) {
+        cache_get(j, st, CPU_RAX, true);
+        cache_get(j, st, CPU_RDX, true);
+    }
+    if (si.implicit & SI_ECX) {
+        cache_get(j, st, CPU_RCX, false);
+    }
+    if (si.gpr == SG_REG_W) {
+        g_gpr = in->reg;
+        r = h_gpr = cache_get(j, st, g_gpr, false);
+    } else if (!mem && (si.gpr == SG_RM_R || si.gpr == SG_RM_W)) {
+        g_gpr = in->rm;
+        m = h_gpr = cache_get(j, st, g_gpr, si.gpr == SG_RM_R);
+    }
+    bool group = (in->op & 0x3ff) >= (X86_MAP_0F | 0x71) && (in->op & 0x3ff) <= (X86_MAP_0F | 0x73);
+    if (group) {
+        r = in->reg & 7; /* the /digit */
+    } else if (si.gpr != SG_REG_W) {
+        xmm_ld(j, 0, in->reg);
+    }
+    if (rm_xmm && !group && si.gpr == SG_NONE && in->rm == in->reg) {
+        rm_xmm = false; /* one register for both operands */
+        m = 0;
+    }
+    if (rm_xmm) {
+        xmm_ld(j, 1, in->rm);
+    }
+    static const uint8_t pfx[4] = {0, 0x66, 0xf3, 0xf2};
+    if (pfx[in->simd]) {
+        b1(j, pfx[in->simd]);
+    }
+    unsigned rex = (in->rex & 8u) | (r >= 8 ? 4u : 0) | (m >= 8 ? 1u : 0);
+    if (rex) {
+        b1(j, 0x40 | rex);
+    }
+    b1(j, 0x0f);
+    if ((in->op & 0x300) == X86_MAP_0F38) {
+        b1(j, 0x38);
+    } else if ((in->op & 0x300) == X86_MAP_0F3A) {
+        b1(j, 0x3a);
+    }
+    b1(j, in->op & 0xff);
+    if (mem) {
+        b1(j, (unsigned)(r & 7) << 3 | 4); /* [r12] */
+        b1(j, 0x24);
+    } else {
+        b1(j, 0xc0 | (unsigned)(r & 7) << 3 | (unsigned)(m & 7));
+    }
+    for (unsigned k = 0; k < in->immsize; k++) {
+        b1(j, (uint8_t)(in->imm >> (8 * k)));
+    }
+    /* write-through of what the instruction may have written */
+    if (si.implicit & SI_XMM0) {
+        xmm_st(j, 0, 0);
+    } else if (si.implicit & SI_ECX) {
+        st_guest(j, H_RCX, CPU_RCX);
+    } else {
+        if (!group && si.gpr != SG_REG_W && !(mem && si.store)) {
+            xmm_st(j, 0, in->reg);
+        }
+        if (rm_xmm) {
+            xmm_st(j, 1, in->rm);
+        }
+        if (g_gpr >= 0 && si.gpr != SG_RM_R) {
+            st_guest(j, h_gpr, g_gpr);
+        }
+    }
+    if (nslow) {
+        uint8_t *done = jmp_fwd(j);
+        for (unsigned k = 0; k < nslow; k++) {
+            patch_here(j, slow[k]);
+        }
+        emit_slow_handler(j, st, in, off, idx);
+        if (si.flags) {
+            flags_to_host(j, st);
+        }
+        patch_here(j, done);
+    }
+    st->sse_ok = true;
+    st->pending++;
+    if (si.flags) {
+        st->host_valid = true;
+        st->mem_valid = false;
+    }
+    return true;
+}
+
 /* RAX = a branch target: jump to the returned rel32 unless it is canonical. Clobbers RDX. */
 static uint8_t *emit_noncanonical_jump(struct jb *j)
 {
@@ -1301,6 +1721,51 @@ static bool emit_call_ret(struct jb *j, const struct cpu_jit *jit, const struct 
     chain_exit(j, jit, ch, n);
     patch_here(j, slow);
     patch_here(j, bad);
+    emit_handler_call(j, in, off);
+    add_icount(j, 1);
+    ret_count(j, n);
+    return true;
+}
+
+/* JMP r/m64 / CALL r/m64 (FF /4, FF /2) ending the block: the target through the jump cache. */
+static bool emit_indirect(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch,
+                          const struct x86_insn *in, int64_t off, unsigned n, struct jstate *st)
+{
+    unsigned digit = in->reg & 7;
+    bool mem = in->flags & X86_F_MEM;
+    if (in->op != 0xff || (digit != 2 && digit != 4) || in->opsize != 8 || j->m32 ||
+        (mem && !address_ok(in))) {
+        return false;
+    }
+    int64_t next = off + in->len;
+    uint8_t *slow[3];
+    unsigned nslow = 0;
+    sync_point(j, st);
+    if (mem) {
+        emit_address(j, st, in, next);
+        if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
+            op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
+        }
+        slow[nslow++] = emit_probe(j, false, 8);
+        op_mem(j, true, 0x8b, H_RAX, H_R12, -1, 0, 0);
+    } else {
+        ld_guest(j, H_RAX, in->rm);
+    }
+    slow[nslow++] = emit_noncanonical_jump(j);
+    if (digit == 2) { /* push the return address */
+        ld_guest(j, H_R11, CPU_RSP);
+        op_mem(j, true, 0x8d, H_R11, H_R11, -1, 0, -8);
+        slow[nslow++] = emit_probe(j, true, 8);
+        op_mem(j, true, 0x8d, H_RCX, H_R15, -1, 0, (int32_t)next);
+        op_mem(j, true, 0x89, H_RCX, H_R12, -1, 0, 0);
+        st_guest(j, H_R11, CPU_RSP);
+    }
+    op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
+    add_icount(j, 1);
+    chain_exit(j, jit, ch, n);
+    for (unsigned k = 0; k < nslow; k++) {
+        patch_here(j, slow[k]);
+    }
     emit_handler_call(j, in, off);
     add_icount(j, 1);
     ret_count(j, n);
@@ -1376,6 +1841,35 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
     return true;
 }
 
+/* dead[k]: the flags as they are before instruction k are overwritten (by a native
+ * instruction that writes every arithmetic flag) before anything reads them. Handler-run
+ * instructions, block-ending branches and the block's end count as readers. */
+static void flags_liveness(const struct x86_insn *insn, unsigned n, const struct cpu_jit_chain *ch,
+                           bool m32, bool *dead)
+{
+    bool next_dead = false; /* at the block's end flags are live */
+    for (unsigned k = n; k-- > 0;) {
+        const struct x86_insn *in = &insn[k];
+        struct jit_info ji;
+        struct jit_operands o;
+        struct sse_info si;
+        enum { NEUTRAL, WRITER, READER } use = READER;
+        if (in->flags & X86_F_BRANCH) {
+            use = READER;
+        } else if (in->op >= 0x50 && in->op <= 0x5f && in->opsize == 8) {
+            use = NEUTRAL; /* PUSH/POP */
+        } else if (sse_native(in, ch, m32, &si)) {
+            use = si.flags ? WRITER : NEUTRAL;
+        } else if (insn_native(in, m32, &ji, &o)) {
+            use = (ji.nop || ji.lea || !ji.fl) ? NEUTRAL : ji.fl == JF_OUT ? WRITER : READER;
+        }
+        if (use != NEUTRAL) {
+            next_dead = use == WRITER;
+        }
+        dead[k] = next_dead;
+    }
+}
+
 cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, unsigned n,
                            const struct cpu_jit_chain *ch, bool *full)
 {
@@ -1397,6 +1891,8 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     block_entry(j);
     jit->prologue_len = (size_t)(j->p - start); /* chained entries skip the above */
     chained_entry(j, ch);
+    bool dead[n];
+    flags_liveness(insn, n, ch, j->m32, dead);
     for (unsigned k = 0; k < n; k++) {
         const struct x86_insn *in = &insn[k];
         struct jit_info ji;
@@ -1404,30 +1900,18 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         bool last = k + 1 == n;
 
         st.pinned = 0;
+        st.flags_dead = dead[k];
         if (last && (emit_branch(j, jit, ch, in, off, n, &st) ||
-                     emit_call_ret(j, jit, ch, in, off, n, &st))) {
+                     emit_call_ret(j, jit, ch, in, off, n, &st) ||
+                     emit_indirect(j, jit, ch, in, off, n, &st))) {
             ended = true;
             break;
         }
-        if (emit_push_pop(j, in, off, k, &st)) {
+        if (emit_push_pop(j, in, off, k, &st) || emit_sse(j, ch, in, off, k, &st)) {
             off += in->len;
             continue;
         }
-        bool native = classify(in, &ji) && (!(in->flags & X86_F_MEM) || address_ok(in));
-        if (native && j->m32) {
-            /* 63 is ARPL; FS/GS keep their bases and limits, CS may not be readable */
-            native = in->op != 0x63 && !((in->flags & X86_F_MEM) && !ji.lea &&
-                                        (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS ||
-                                         in->seg == CPU_SEG_CS));
-        }
-        if (native) {
-            operands_of(in, &ji, &o);
-            native = operands_ok(in, &o);
-        }
-        if (native && (in->flags & X86_F_MEM) && !ji.lea && in->opsize == 1 &&
-            !(in->pfx & X86_PFX_REX) && ji.reg_is_reg && (in->reg & 7) >= 4) {
-            native = false; /* [R12] needs REX.B, which would turn AH..BH into SPL..DIL */
-        }
+        bool native = insn_native(in, j->m32, &ji, &o);
         if (native && ji.nop) {
             st.pending++;
         } else if (native && ji.lea) {

@@ -809,6 +809,7 @@ static void test_fxsave_32(void)
     CU_ASSERT_EQUAL(cpu_harness_peek(&h, DATA + 24, 4), 0x1f80);
     /* movaps through a DS with base 8: the linear address is misaligned */
     cpu->seg[CPU_SEG_DS].base = 8;
+    cpu_update_mode(cpu); /* as a segment load would: the code is no longer flat */
     CU_ASSERT_EQUAL(RUN1(0x0f, 0x28, 0x07), CPU_EXIT_EXCEPTION);
     CU_ASSERT_EQUAL(cpu->exc_vector, X86_EXC_GP);
     cpu_harness_set_flat(&h, X86_MODE_64);

@@ -33,18 +33,24 @@
 
 #if defined(__x86_64__)
 
-#define JIT_CODE_SIZE (32u << 20)
+#define JIT_CODE_SIZE (64u << 20)
+#define JIT_HOT_SIZE (40u << 20) /* hot paths first, slow paths (cold) after, so that the code
+                                    a loop runs is dense in the instruction cache */
+#define JIT_COLD_START 64u       /* the shared epilogue comes first in the cold part */
 #define JIT_SLACK 1024 /* bytes a single instruction's translation may take, at most */
 
 enum { H_RAX = 0, H_RCX, H_RDX, H_RBX, H_RSP, H_RBP, H_RSI, H_RDI, H_R8, H_R9, H_R10, H_R11,
        H_R12, H_R13, H_R14, H_R15 };
 
 struct cpu_jit {
-    uint8_t *code; /* RWX buffer */
-    size_t used;
+    uint8_t *code; /* RWX buffer: [0, JIT_HOT_SIZE) hot, the rest cold */
+    size_t used;         /* hot bytes */
+    size_t cold_used;    /* cold bytes (from JIT_HOT_SIZE) */
     size_t prologue_len; /* entry of a chained jump: past the prologue */
     FILE *perfmap;       /* LODGE_JIT_PERFMAP=1: /tmp/perf-PID.map names blocks for perf */
 };
+
+static void emit_epilogue(uint8_t *at);
 
 struct cpu_jit *cpu_jit_new(void)
 {
@@ -59,6 +65,8 @@ struct cpu_jit *cpu_jit_new(void)
         return NULL;
     }
     j->code = p;
+    emit_epilogue(j->code + JIT_HOT_SIZE);
+    j->cold_used = JIT_COLD_START;
     const char *pm = getenv("LODGE_JIT_PERFMAP");
     if (pm && strcmp(pm, "1") == 0) {
         char path[64];
@@ -82,14 +90,43 @@ void cpu_jit_free(struct cpu_jit *j)
 void cpu_jit_reset(struct cpu_jit *j)
 {
     j->used = 0;
+    j->cold_used = JIT_COLD_START; /* the epilogue stays */
 }
 
 /* ---- emitter ---- */
 
 struct jb {
-    uint8_t *p, *end;
+    uint8_t *p, *end;   /* where code goes now */
+    uint8_t *q, *qend;  /* the other part (cold while emitting hot code, and back) */
+    unsigned cold;      /* cold_enter depth */
+    const uint8_t *epilogue;
     bool m32; /* translating 32-bit code (flat segments): RIPs wrap at 4 GiB */
 };
+
+/* Emit into the cold part (slow paths, rare exits) until the matching cold_leave; jumps
+ * between the parts are ordinary rel32 jumps. Nests. */
+static void cold_swap(struct jb *j)
+{
+    uint8_t *p = j->p, *e = j->end;
+    j->p = j->q;
+    j->end = j->qend;
+    j->q = p;
+    j->qend = e;
+}
+
+static void cold_enter(struct jb *j)
+{
+    if (j->cold++ == 0) {
+        cold_swap(j);
+    }
+}
+
+static void cold_leave(struct jb *j)
+{
+    if (--j->cold == 0) {
+        cold_swap(j);
+    }
+}
 
 static void b1(struct jb *j, unsigned v)
 {
@@ -283,10 +320,12 @@ static void chained_entry(struct jb *j, const struct cpu_jit_chain *ch)
     mov_imm64(j, H_R14, (uint64_t)(uintptr_t)ch->block);
     op_mem(j, false, 0x80, 7, H_R14, -1, 0, ch->off_valid); /* cmp byte [valid], 0 */
     b1(j, 0);
-    uint8_t *ok = jcc_fwd(j, 0x5);
+    uint8_t *gone = jcc_fwd(j, 0x4);
+    cold_enter(j);
+    patch_here(j, gone);
     op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
     ret_count(j, 0);
-    patch_here(j, ok);
+    cold_leave(j);
 }
 
 /* Leave for the instruction at block offset off in this page (icount and flags up to date):
@@ -298,13 +337,16 @@ static void exit_direct(struct jb *j, const struct cpu_jit *jit, const struct cp
     b1(j, 1);
     uint8_t *out = jcc_fwd(j, 0xe);
     op_mem(j, true, 0x8d, H_R15, H_R15, -1, 0, (int32_t)off); /* the successor's RIP */
-    uint8_t *site = jmp_fwd(j); /* rel32 0: the lookup below until linked */
+    uint8_t *site = jmp_fwd(j); /* to the lookup below (cold) until linked */
+    cold_enter(j);
+    patch_here(j, site);
     op_mem(j, true, 0x8d, H_R15, H_R15, -1, 0, (int32_t)-off); /* not linked: ours again */
     st_rip(j, CPU_OFF(rip), off); /* leaves RAX = the next RIP */
     chain_exit_site(j, jit, ch, n, site);
     patch_here(j, out);
     st_rip(j, CPU_OFF(rip), off);
     ret_count(j, n);
+    cold_leave(j);
 }
 
 /* Whether block offset off is in the block's page (direct exits need a fixed successor). */
@@ -410,10 +452,21 @@ static void chain_exit_site(struct jb *j, const struct cpu_jit *jit,
 /* mov eax, n; epilogue. */
 static void ret_count(struct jb *j, unsigned n)
 {
-    op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(jit_last_rip));
-    op_mem(j, true, 0x89, H_R14, H_RBP, -1, 0, CPU_OFF(jit_last));
     b1(j, 0xb8);
     b4(j, n);
+    b1(j, 0xe9); /* jmp epilogue */
+    int32_t rel = (int32_t)(j->epilogue - (j->p + 4));
+    b4(j, (uint32_t)rel);
+}
+
+/* The one epilogue every translation leaves through (EAX = instructions run): the last
+ * block's RIP and pointer for the loop, then the prologue undone. */
+static void emit_epilogue(uint8_t *at)
+{
+    struct jb jb = {.p = at, .end = at + JIT_COLD_START};
+    struct jb *j = &jb;
+    op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(jit_last_rip));
+    op_mem(j, true, 0x89, H_R14, H_RBP, -1, 0, CPU_OFF(jit_last));
     b1(j, 0x48);
     b1(j, 0x83);
     b1(j, 0xc4);
@@ -538,13 +591,15 @@ static void flags_to_host(struct jb *j, const struct jstate *st)
     if (st->where[0] == H_RAX) {
         ld_guest(j, H_RAX, 0);
     }
-    uint8_t *done = jmp_fwd(j);
+    cold_enter(j);
     patch_here(j, slow);
     op_rr(j, true, 0x89, H_RBP, H_RDI);
     call_abs(j, (const void *)jit_packed_flags);
     packed_to_host(j);
     cache_reload(j, st); /* the call clobbered caller-saved registers */
-    patch_here(j, done);
+    uint8_t *back = jmp_fwd(j);
+    cold_leave(j);
+    patch_here(j, back);
 }
 
 /* Host RFLAGS into the lazy state (leaves host RFLAGS as they are). */
@@ -1133,10 +1188,12 @@ static void emit_stop_check(struct jb *j, unsigned done)
 {
     op_mem(j, false, 0x80, 7, H_RBP, -1, 0, CPU_OFF(block_stop));
     b1(j, 0);
-    uint8_t *cont = jcc_fwd(j, 0x4);
+    uint8_t *stop = jcc_fwd(j, 0x5);
+    cold_enter(j);
+    patch_here(j, stop);
     add_icount(j, 1);
     ret_count(j, done);
-    patch_here(j, cont);
+    cold_leave(j);
 }
 
 /* Before a handler call: flags into the lazy state, the instruction count exact. */
@@ -1180,6 +1237,25 @@ static void emit_slow_handler(struct jb *j, const struct jstate *st, const struc
     cache_reload(j, st);
 }
 
+/* The slow path of the jumps at slow[0..n) (rel32 fields), in the cold part: the handler,
+ * then the flags into host RFLAGS when the instruction wrote them (fl), so that both paths
+ * meet in the same state; then back to the hot code here. */
+static void emit_cold_slow(struct jb *j, const struct jstate *st, const struct x86_insn *in,
+                           int64_t off, unsigned idx, uint8_t *const *slow, unsigned n, bool fl)
+{
+    cold_enter(j);
+    for (unsigned k = 0; k < n; k++) {
+        patch_here(j, slow[k]);
+    }
+    emit_slow_handler(j, st, in, off, idx);
+    if (fl) {
+        flags_to_host(j, st);
+    }
+    uint8_t *back = jmp_fwd(j);
+    cold_leave(j);
+    patch_here(j, back);
+}
+
 /* R11 = a linear address: R12 = its host pointer after a soft-TLB hit for an access of
  * size bytes (R13 = this privilege's TLB); returns the rel32 of the jump taken on a miss.
  * Clobbers R10 and flags. */
@@ -1218,13 +1294,7 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
     }
     emit_native(j, in, ji, o, st, H_R12);
     operands_store(j, st, o);
-    uint8_t *done = jmp_fwd(j);
-    patch_here(j, slow);
-    emit_slow_handler(j, st, in, off, idx);
-    if (ji->fl) {
-        flags_to_host(j, st);
-    }
-    patch_here(j, done);
+    emit_cold_slow(j, st, in, off, idx, &slow, 1, ji->fl != 0);
     st->pending++;
     if (ji->fl) {
         st->host_valid = true;
@@ -1276,10 +1346,7 @@ static bool emit_push_pop(struct jb *j, const struct x86_insn *in, int64_t off, 
         op_rr(j, true, 0x89, H_R10, hv);
         st_guest(j, hv, g);
     }
-    uint8_t *done = jmp_fwd(j);
-    patch_here(j, slow);
-    emit_slow_handler(j, st, in, off, idx);
-    patch_here(j, done);
+    emit_cold_slow(j, st, in, off, idx, &slow, 1, false);
     st->pending++;
     return true;
 }
@@ -1653,15 +1720,7 @@ static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct 
         }
     }
     if (nslow) {
-        uint8_t *done = jmp_fwd(j);
-        for (unsigned k = 0; k < nslow; k++) {
-            patch_here(j, slow[k]);
-        }
-        emit_slow_handler(j, st, in, off, idx);
-        if (si.flags) {
-            flags_to_host(j, st);
-        }
-        patch_here(j, done);
+        emit_cold_slow(j, st, in, off, idx, slow, nslow, si.flags);
     }
     st->sse_ok = true;
     st->pending++;
@@ -1719,11 +1778,13 @@ static bool emit_call_ret(struct jb *j, const struct cpu_jit *jit, const struct 
     op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
     add_icount(j, 1);
     chain_exit(j, jit, ch, n);
+    cold_enter(j);
     patch_here(j, slow);
     patch_here(j, bad);
     emit_handler_call(j, in, off);
     add_icount(j, 1);
     ret_count(j, n);
+    cold_leave(j);
     return true;
 }
 
@@ -1763,12 +1824,14 @@ static bool emit_indirect(struct jb *j, const struct cpu_jit *jit, const struct 
     op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
     add_icount(j, 1);
     chain_exit(j, jit, ch, n);
+    cold_enter(j);
     for (unsigned k = 0; k < nslow; k++) {
         patch_here(j, slow[k]);
     }
     emit_handler_call(j, in, off);
     add_icount(j, 1);
     ret_count(j, n);
+    cold_leave(j);
     return true;
 }
 
@@ -1873,7 +1936,10 @@ static void flags_liveness(const struct x86_insn *insn, unsigned n, const struct
 cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, unsigned n,
                            const struct cpu_jit_chain *ch, bool *full)
 {
-    struct jb jb = {.p = jit->code + jit->used, .end = jit->code + JIT_CODE_SIZE,
+    struct jb jb = {.p = jit->code + jit->used, .end = jit->code + JIT_HOT_SIZE,
+                    .q = jit->code + JIT_HOT_SIZE + jit->cold_used,
+                    .qend = jit->code + JIT_CODE_SIZE,
+                    .epilogue = jit->code + JIT_HOT_SIZE,
                     .m32 = ch->key == X86_MODE_32};
     struct jb *j = &jb;
     struct jstate st = {.host_valid = false, .mem_valid = true, .pending = 0};
@@ -1881,10 +1947,12 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     bool ended = false;
 
     *full = false;
-    if ((size_t)(j->end - j->p) < (size_t)(n + 2) * JIT_SLACK) {
+    if ((size_t)(j->end - j->p) < (size_t)(n + 2) * JIT_SLACK ||
+        (size_t)(j->qend - j->q) < (size_t)(n + 2) * JIT_SLACK) {
         *full = true;
         return NULL;
     }
+    uint8_t *cold_start = j->q;
     cache_clear(&st);
     uint8_t *start = j->p;
     prologue(j);
@@ -1967,9 +2035,16 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     }
     size_t used = (size_t)(j->p - jit->code);
     jit->used = (used + 15) & ~(size_t)15;
+    used = (size_t)(j->q - (jit->code + JIT_HOT_SIZE));
+    jit->cold_used = (used + 15) & ~(size_t)15;
     if (jit->perfmap) {
         fprintf(jit->perfmap, "%lx %lx guest_%llx\n", (unsigned long)(uintptr_t)start,
                 (unsigned long)(j->p - start), (unsigned long long)ch->rip);
+        if (j->q > cold_start) {
+            fprintf(jit->perfmap, "%lx %lx guest_%llx_cold\n",
+                    (unsigned long)(uintptr_t)cold_start, (unsigned long)(j->q - cold_start),
+                    (unsigned long long)ch->rip);
+        }
         fflush(jit->perfmap);
     }
     return (cpu_jit_fn)(void *)start;

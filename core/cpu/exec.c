@@ -956,7 +956,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
             /* Translated blocks may enter each other (same page, cached successors) for a
              * while; the last one tells which it was. */
             uint64_t left = (limit - cpu->icount) / BLOCK_MAX_INSNS;
-            __atomic_store_n(&cpu->jit_budget, left < 32 ? (int32_t)left : 32, __ATOMIC_RELAXED);
+            __atomic_store_n(&cpu->jit_budget, left < 4096 ? (int32_t)left : 4096, __ATOMIC_RELAXED);
             i = b->jit(cpu);
             b = cpu->jit_last;
             b_rip = cpu->jit_last_rip;

@@ -20,6 +20,8 @@
 #include <time.h>
 
 #define SOFT_SLICE_INSNS 20000u /* instructions per engine-lock hold (a few thousand blocks) */
+#define SOFT_SLICE_UP 500000u  /* with one vCPU nobody waits for the lock: kicks, interrupt
+                                  hints and DMA into code end a run early anyway */
 #define SOFT_IDLE_POLL_NS 10000000L /* safety re-check while halted (kicks wake us first) */
 
 struct soft_engine_lock {
@@ -324,7 +326,7 @@ static int soft_vcpu_run(struct accel_vcpu *v, struct accel_exit *exit)
             return 0;
         }
         engine_acquire(&v->vm->engine);
-        int r = cpu_run(cpu, SOFT_SLICE_INSNS);
+        int r = cpu_run(cpu, cpu_sys_ncpus(cpu) > 1 ? SOFT_SLICE_INSNS : SOFT_SLICE_UP);
         engine_release(&v->vm->engine);
         switch (r) {
         case CPU_EXIT_NONE:

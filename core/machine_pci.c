@@ -219,6 +219,11 @@ static int mpci_image_pread(void *o, void *buf, uint64_t len, uint64_t off)
     return image_pread(o, buf, len, off);
 }
 
+static int mpci_image_pread_nowait(void *o, void *buf, uint64_t len, uint64_t off)
+{
+    return image_pread_nowait(o, buf, len, off);
+}
+
 static int mpci_image_pwrite(void *o, const void *buf, uint64_t len, uint64_t off)
 {
     return image_pwrite(o, buf, len, off);
@@ -301,6 +306,7 @@ static int mpci_add_drive(struct machine *m, const struct machine_drive *d, int 
                                     .flush = mpci_image_flush,
                                     .discard = mpci_image_discard,
                                     .write_zeroes = mpci_image_write_zeroes,
+                                    .pread_nowait = mpci_image_pread_nowait,
                                     .length = image_length(img),
                                     .readonly = d->readonly || !image_is_writable(img)};
     char serial[24];

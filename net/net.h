@@ -13,10 +13,17 @@
  * wire would drop them: TCP recovers.
  *
  * Lock order: a device may hold its own lock while calling net_backend_send()
- * (it only queues and wakes the loop), but must call net_backend_rx_ready()
- * without the lock its receive callback takes: a backend without a thread
- * (tests) delivers held frames from inside it. The backend calls peer.receive
- * with no backend lock held. */
+ * or net_backend_queue() (they only queue), but must call net_backend_flush()
+ * and net_backend_rx_ready() without the lock its receive callback takes: both
+ * may run the backend, and so peer.receive, on the calling thread. The backend
+ * calls peer.receive with its io_lock held and no other backend lock.
+ *
+ * Threads: the backend's state (slirp) is used by whichever thread holds
+ * be->io_lock: normally the loop thread, but net_backend_flush() and
+ * net_backend_rx_ready() take it on the vCPU thread when it is free, so the
+ * answer to what the guest just sent (the next window of a host->guest stream,
+ * the acknowledgement of guest->host data) reaches the NIC without two thread
+ * hand-offs, each of which waits for a core on a loaded host. */
 #ifndef LODGE_NET_NET_H
 #define LODGE_NET_NET_H
 
@@ -35,6 +42,8 @@
 #define NET_MTU_MAX 65520 /* slirp's largest if_mtu; offered by virtio-net's MTU feature */
 #define NET_RXQ_MAX 512   /* frames a backend holds for a NIC that has no buffers */
 #define NET_TXQ_MAX 1024  /* frames queued towards the backend thread */
+#define NET_SYNC_MAX_FRAME 256 /* net_backend_flush runs the backend on the caller's thread
+                                * only for frames up to this size (ACKs, ARP) */
 
 enum net_model {
     NET_MODEL_VIRTIO = 0, /* virtio-net (devices/virtio/virtio_net.c) */
@@ -87,6 +96,9 @@ struct net_backend_ops {
      * or directly by net_backend_send when the backend has no thread (ctx NULL). */
     void (*output)(struct net_backend *be, const uint8_t *frame, size_t len);
     void (*destroy)(struct net_backend *be);
+    /* Optional: after frames were output on a thread other than the loop's (io_lock
+     * held), make sure the loop thread polls and times what the backend now needs. */
+    void (*synced)(struct net_backend *be);
 };
 
 /* Base every backend embeds first. Fields are private to net/. */
@@ -95,9 +107,13 @@ struct net_backend {
     GMainContext *ctx;      /* loop the backend runs on (NULL: synchronous, for tests) */
     GSource *wake_src;      /* idle-style source that drains the queues */
     pthread_mutex_t lock;   /* txq, rxq, peer, rx_kick */
+    pthread_mutex_t io_lock; /* the backend itself: ops->output, held-frame delivery and
+                              * all the backend's own work run under it (see above) */
     GQueue txq;             /* frames from the NIC not yet given to ops->output */
     GQueue rxq;             /* frames for the NIC that it had no room for */
     bool rx_kick;           /* the NIC said it has buffers again */
+    bool flushing;          /* a NIC's flush is running the backend (io_lock held): the
+                             * backend's synced op follows, no need to wake the loop */
     struct net_peer peer;   /* NIC side (receive may be NULL before attach) */
     bool link_up;           /* carrier as the NIC reports it to the guest */
     bool rx_csum_good;      /* frames for the NIC carry checksums the backend computed
@@ -110,7 +126,15 @@ void net_backend_set_peer(struct net_backend *be, const struct net_peer *peer);
 /* Frame from the guest (copied; len <= NET_MAX_FRAME). 0, -EINVAL, or -ENOBUFS
  * when the queue is full (the frame is dropped). Any thread. */
 int net_backend_send(struct net_backend *be, const void *frame, size_t len);
-/* The NIC has receive buffers again. Any thread. */
+/* Like net_backend_send, but the frame waits for net_backend_flush() instead of
+ * waking the loop thread: a NIC queues what one doorbell gave it under its own
+ * lock, then flushes once it has dropped the lock. */
+int net_backend_queue(struct net_backend *be, const void *frame, size_t len);
+/* Hands the queued frames to the backend: on this thread when they are all small
+ * (NET_SYNC_MAX_FRAME) and nobody else is running the backend, else through the loop
+ * thread. Without the NIC's locks. */
+void net_backend_flush(struct net_backend *be);
+/* The NIC has receive buffers again. Any thread, without the NIC's locks. */
 void net_backend_rx_ready(struct net_backend *be);
 bool net_backend_link_up(const struct net_backend *be);
 /* Whether the frames this backend delivers have correct IP/TCP/UDP checksums by
@@ -124,7 +148,7 @@ void net_backend_free(struct net_backend *be);
 int net_backend_init(struct net_backend *be, const struct net_backend_ops *ops,
                      GMainContext *ctx);
 void net_backend_deliver(struct net_backend *be, const uint8_t *frame, size_t len);
-/* Drain the TX queue into ops->output and retry held RX frames (backend thread). */
+/* Drain the TX queue into ops->output and retry held RX frames (takes io_lock). */
 void net_backend_pump(struct net_backend *be);
 
 /* libslirp user-mode NAT (net/slirp.c): 10.0.2.0/24, host 10.0.2.2, DNS 10.0.2.3,

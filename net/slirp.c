@@ -1,10 +1,11 @@
 /* libslirp user-mode NAT on the machine's GLib main loop.
  *
- * One Slirp instance per NIC. Everything that touches the Slirp handle runs on
- * the loop thread: a GSource whose prepare() asks slirp for its poll set and
- * timeout, and whose dispatch() feeds queued guest frames in, lets slirp read
- * and write its sockets and fires expired slirp timers. Frames slirp produces
- * (send_packet) go to the NIC through net_backend_deliver(). */
+ * One Slirp instance per NIC. Everything that touches the Slirp handle runs under
+ * be.io_lock: on the loop thread a GSource whose prepare() asks slirp for its poll
+ * set and timeout, and whose dispatch() lets slirp read and write its sockets and
+ * fires expired slirp timers; on a vCPU thread slirp_input() for the frames a NIC
+ * flushes (net_backend_flush), as QEMU does under its big lock. Frames slirp produces
+ * (send_packet) go to the NIC through net_backend_deliver(), on whichever thread. */
 #include "net/net.h"
 
 #include "core/log.h"
@@ -27,14 +28,23 @@ struct slirp_timer {
     void *cb_opaque;
 };
 
+/* A poll set slirp_pollfds_fill builds. */
+struct slirp_fill {
+    GPollFD *fds;
+    unsigned n, cap; /* used / allocated */
+};
+
 struct net_slirp {
     struct net_backend be; /* base: must be first */
     Slirp *slirp;
     GSource *src;                               /* poll/timer source on the loop */
     GPollFD *pfds;                              /* poll set added to src (stable storage) */
     unsigned nadded, cap_pfd;                   /* pfds entries added / allocated */
-    GPollFD *fill;                              /* poll set slirp asks for this iteration */
-    unsigned npfd, cap_fill;                    /* used / allocated */
+    struct slirp_fill fill;                     /* poll set slirp asks for (loop thread) */
+    struct slirp_fill vfill;                    /* the same, asked after a vCPU's input */
+    bool stale;                                 /* a vCPU's fill renumbered slirp's sockets
+                                                 * since prepare: this poll's revents are
+                                                 * not theirs */
     struct slirp_timer timers[SLIRP_MAX_TIMERS]; /* slirp's timers (RA, DHCPv6...) */
     int64_t poll_deadline_ms;                   /* when slirp wants slirp_pollfds_poll again */
 };
@@ -104,10 +114,14 @@ static void slirp_cb_poll_fd(int fd, void *opaque)
     /* Only needed on Windows: the poll set is rebuilt on every iteration. */
 }
 
+/* slirp wants its poll set looked at again (a send buffer fell below half: read the
+ * host socket). Inside a NIC's flush slirp_synced polls right after, on that thread. */
 static void slirp_cb_notify(void *opaque)
 {
     struct net_slirp *s = opaque;
-    g_main_context_wakeup(s->be.ctx);
+    if (!s->be.flushing) {
+        g_main_context_wakeup(s->be.ctx);
+    }
 }
 
 static const SlirpCb slirp_callbacks = {
@@ -126,15 +140,15 @@ static const SlirpCb slirp_callbacks = {
 
 static int slirp_add_poll(int fd, int events, void *opaque)
 {
-    struct net_slirp *s = opaque;
-    if (s->npfd == s->cap_fill) {
-        unsigned cap = s->cap_fill ? s->cap_fill * 2 : 16;
-        GPollFD *n = realloc(s->fill, cap * sizeof(*n));
+    struct slirp_fill *f = opaque;
+    if (f->n == f->cap) {
+        unsigned cap = f->cap ? f->cap * 2 : 16;
+        GPollFD *n = realloc(f->fds, cap * sizeof(*n));
         if (!n) {
             return -1;
         }
-        s->fill = n;
-        s->cap_fill = cap;
+        f->fds = n;
+        f->cap = cap;
     }
     gushort ev = 0;
     ev |= (events & SLIRP_POLL_IN) ? G_IO_IN : 0;
@@ -142,17 +156,16 @@ static int slirp_add_poll(int fd, int events, void *opaque)
     ev |= (events & SLIRP_POLL_PRI) ? G_IO_PRI : 0;
     ev |= (events & SLIRP_POLL_ERR) ? G_IO_ERR : 0;
     ev |= (events & SLIRP_POLL_HUP) ? G_IO_HUP : 0;
-    s->fill[s->npfd] = (GPollFD){.fd = fd, .events = ev, .revents = 0};
-    return (int)s->npfd++;
+    f->fds[f->n] = (GPollFD){.fd = fd, .events = ev, .revents = 0};
+    return (int)f->n++;
 }
 
-static int slirp_get_revents(int idx, void *opaque)
+static int slirp_revents(const GPollFD *fds, unsigned n, int idx)
 {
-    struct net_slirp *s = opaque;
-    if (idx < 0 || (unsigned)idx >= s->nadded) {
+    if (idx < 0 || (unsigned)idx >= n) {
         return 0;
     }
-    gushort r = s->pfds[idx].revents;
+    gushort r = fds[idx].revents;
     int ev = 0;
     ev |= (r & G_IO_IN) ? SLIRP_POLL_IN : 0;
     ev |= (r & G_IO_OUT) ? SLIRP_POLL_OUT : 0;
@@ -160,6 +173,18 @@ static int slirp_get_revents(int idx, void *opaque)
     ev |= (r & G_IO_ERR) ? SLIRP_POLL_ERR : 0;
     ev |= (r & G_IO_HUP) ? SLIRP_POLL_HUP : 0;
     return ev;
+}
+
+static int slirp_get_revents(int idx, void *opaque)
+{
+    struct net_slirp *s = opaque;
+    return slirp_revents(s->pfds, s->nadded, idx);
+}
+
+static int slirp_get_vrevents(int idx, void *opaque)
+{
+    struct slirp_fill *f = opaque;
+    return slirp_revents(f->fds, f->n, idx);
 }
 
 static void slirp_remove_polls(struct net_slirp *s)
@@ -177,41 +202,37 @@ static void slirp_remove_polls(struct net_slirp *s)
  * them when it builds the poll array, after prepare). */
 static void slirp_sync_polls(struct net_slirp *s)
 {
-    bool same = s->npfd == s->nadded;
-    for (unsigned i = 0; same && i < s->npfd; i++) {
-        same = s->pfds[i].fd == s->fill[i].fd;
+    const struct slirp_fill *f = &s->fill;
+    bool same = f->n == s->nadded;
+    for (unsigned i = 0; same && i < f->n; i++) {
+        same = s->pfds[i].fd == f->fds[i].fd;
     }
     if (same) {
-        for (unsigned i = 0; i < s->npfd; i++) {
-            s->pfds[i].events = s->fill[i].events;
+        for (unsigned i = 0; i < f->n; i++) {
+            s->pfds[i].events = f->fds[i].events;
             s->pfds[i].revents = 0;
         }
         return;
     }
     slirp_remove_polls(s);
-    if (s->npfd > s->cap_pfd) {
-        GPollFD *n = realloc(s->pfds, s->npfd * sizeof(*n));
+    if (f->n > s->cap_pfd) {
+        GPollFD *n = realloc(s->pfds, f->n * sizeof(*n));
         if (!n) {
             return; /* nothing polled this round; slirp's timeout still runs it */
         }
         s->pfds = n;
-        s->cap_pfd = s->npfd;
+        s->cap_pfd = f->n;
     }
-    for (unsigned i = 0; i < s->npfd; i++) {
-        s->pfds[i] = s->fill[i];
+    for (unsigned i = 0; i < f->n; i++) {
+        s->pfds[i] = f->fds[i];
         g_source_add_poll(s->src, &s->pfds[i]);
     }
-    s->nadded = s->npfd;
+    s->nadded = f->n;
 }
 
-static gboolean slirp_src_prepare(GSource *src, gint *timeout)
+/* The poll timeout slirp wants, shortened to its earliest armed timer (io_lock held). */
+static uint32_t slirp_timeout(struct net_slirp *s, uint32_t to, int64_t now_ms)
 {
-    struct net_slirp *s = ((struct slirp_source *)src)->s;
-    s->npfd = 0;
-    uint32_t to = 1000;
-    slirp_pollfds_fill(s->slirp, &to, slirp_add_poll, s);
-    slirp_sync_polls(s);
-    int64_t now_ms = slirp_now_ns() / 1000000;
     for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
         struct slirp_timer *t = &s->timers[i];
         if (t->used && t->armed) {
@@ -224,10 +245,25 @@ static gboolean slirp_src_prepare(GSource *src, gint *timeout)
             }
         }
     }
+    return to;
+}
+
+static gboolean slirp_src_prepare(GSource *src, gint *timeout)
+{
+    struct net_slirp *s = ((struct slirp_source *)src)->s;
+    pthread_mutex_lock(&s->be.io_lock);
+    s->fill.n = 0;
+    uint32_t to = 1000;
+    slirp_pollfds_fill(s->slirp, &to, slirp_add_poll, &s->fill);
+    slirp_sync_polls(s);
+    s->stale = false;
+    int64_t now_ms = slirp_now_ns() / 1000000;
+    to = slirp_timeout(s, to, now_ms);
     /* slirp's TCP timers (delayed ACK, retransmit, persist) only run inside
      * slirp_pollfds_poll: the timeout it asked for must end in a dispatch even when no
      * socket became ready, or a lost segment is never sent again. */
     s->poll_deadline_ms = now_ms + to;
+    pthread_mutex_unlock(&s->be.io_lock);
     *timeout = (gint)to;
     return to == 0;
 }
@@ -235,27 +271,34 @@ static gboolean slirp_src_prepare(GSource *src, gint *timeout)
 static gboolean slirp_src_check(GSource *src)
 {
     struct net_slirp *s = ((struct slirp_source *)src)->s;
-    for (unsigned i = 0; i < s->nadded; i++) {
-        if (s->pfds[i].revents) {
-            return TRUE;
-        }
+    gboolean ready = FALSE;
+    pthread_mutex_lock(&s->be.io_lock);
+    for (unsigned i = 0; i < s->nadded && !ready; i++) {
+        ready = s->pfds[i].revents != 0;
     }
     int64_t now_ms = slirp_now_ns() / 1000000;
-    if (now_ms >= s->poll_deadline_ms) {
-        return TRUE;
+    /* A vCPU's input may have changed what slirp needs: a dispatch re-fills the set. */
+    ready = ready || s->stale || now_ms >= s->poll_deadline_ms;
+    for (int i = 0; i < SLIRP_MAX_TIMERS && !ready; i++) {
+        ready = s->timers[i].used && s->timers[i].armed && s->timers[i].expire_ms <= now_ms;
     }
-    for (int i = 0; i < SLIRP_MAX_TIMERS; i++) {
-        if (s->timers[i].used && s->timers[i].armed && s->timers[i].expire_ms <= now_ms) {
-            return TRUE;
-        }
-    }
-    return FALSE;
+    pthread_mutex_unlock(&s->be.io_lock);
+    return ready;
+}
+
+static int slirp_no_revents(int idx, void *opaque)
+{
+    return 0;
 }
 
 static gboolean slirp_src_dispatch(GSource *src, GSourceFunc cb, gpointer data)
 {
     struct net_slirp *s = ((struct slirp_source *)src)->s;
-    slirp_pollfds_poll(s->slirp, 0, slirp_get_revents, s);
+    pthread_mutex_lock(&s->be.io_lock);
+    /* After a vCPU's fill, slirp's sockets carry indices into that fill, not into the set
+     * this poll() watched: their revents are dropped (poll is level-triggered, the next
+     * round reports them again) and only slirp's timers run. */
+    slirp_pollfds_poll(s->slirp, 0, s->stale ? slirp_no_revents : slirp_get_revents, s);
     for (unsigned i = 0; i < s->nadded; i++) {
         s->pfds[i].revents = 0;
     }
@@ -267,6 +310,7 @@ static gboolean slirp_src_dispatch(GSource *src, GSourceFunc cb, gpointer data)
             slirp_handle_timer(s->slirp, t->id, t->cb_opaque);
         }
     }
+    pthread_mutex_unlock(&s->be.io_lock);
     return G_SOURCE_CONTINUE;
 }
 
@@ -284,6 +328,42 @@ static void slirp_output(struct net_backend *be, const uint8_t *frame, size_t le
     slirp_input(s->slirp, frame, (int)len);
 }
 
+/* After slirp_input on a vCPU thread. First one non-blocking poll of slirp's sockets
+ * right here: when the guest's ACK has emptied the send buffer of a host->guest
+ * stream (slirp reads its socket again only below half full), slirp reads the host's
+ * next data and sends the next window now, instead of after a round trip through the
+ * loop thread with the guest waiting. Then slirp may want sockets polled that the loop
+ * is not watching (a new connection, data queued for the host) or a timer sooner than
+ * the loop's timeout (a delayed ACK): ask it again and wake the loop only if the
+ * answer differs from what the loop waits on. */
+static void slirp_synced(struct net_backend *be)
+{
+    struct net_slirp *s = (struct net_slirp *)be;
+    if (!s->src) {
+        return;
+    }
+    s->vfill.n = 0;
+    uint32_t to = 1000;
+    slirp_pollfds_fill(s->slirp, &to, slirp_add_poll, &s->vfill);
+    int ready = s->vfill.n ? g_poll(s->vfill.fds, s->vfill.n, 0) : 0;
+    if (ready > 0) {
+        slirp_pollfds_poll(s->slirp, 0, slirp_get_vrevents, &s->vfill);
+    }
+    s->vfill.n = 0;
+    to = 1000;
+    slirp_pollfds_fill(s->slirp, &to, slirp_add_poll, &s->vfill);
+    int64_t now_ms = slirp_now_ns() / 1000000;
+    to = slirp_timeout(s, to, now_ms);
+    bool same = s->vfill.n == s->nadded && !s->stale && now_ms + to >= s->poll_deadline_ms;
+    for (unsigned i = 0; same && i < s->vfill.n; i++) {
+        same = s->pfds[i].fd == s->vfill.fds[i].fd && s->pfds[i].events == s->vfill.fds[i].events;
+    }
+    if (!same) {
+        s->stale = true;
+        g_main_context_wakeup(s->be.ctx);
+    }
+}
+
 static void slirp_destroy(struct net_backend *be)
 {
     struct net_slirp *s = (struct net_slirp *)be;
@@ -296,7 +376,8 @@ static void slirp_destroy(struct net_backend *be)
         slirp_cleanup(s->slirp);
     }
     free(s->pfds);
-    free(s->fill);
+    free(s->fill.fds);
+    free(s->vfill.fds);
     free(s);
 }
 
@@ -304,6 +385,7 @@ static const struct net_backend_ops slirp_backend_ops = {
     .kind = "user",
     .output = slirp_output,
     .destroy = slirp_destroy,
+    .synced = slirp_synced,
 };
 
 int net_slirp_new(const struct net_nic_config *cfg, unsigned mtu, GMainContext *ctx,

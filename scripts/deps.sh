@@ -8,6 +8,7 @@ pkgs=(
     liblzma-dev libzstd-dev                   # host-side kernel decompression
     libcunit1-dev nasm libcapstone-dev        # tests: CUnit, tiny guests, decoder oracle
     cpio dpkg-dev apt-utils                   # test guest kit (apt-get download, dpkg-deb)
+    libc6-dev                                 # test guest kit: static guest tools (gcc -static)
     seabios ovmf qemu-system-data             # firmware boot (--firmware; linuxboot ROM)
     libjson-glib-dev libpng-dev               # control socket protocol, screendumps
     libsdl2-dev libgtk-3-dev                  # SDL console, GTK manager

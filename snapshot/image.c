@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define IMAGE_TAG "image"
@@ -66,6 +67,25 @@ static void image_fmt_err(char *err, size_t errlen, const char *path, int e, con
     if (err && errlen) {
         snprintf(err, errlen, "%s: %s", path, what ? what : strerror(-e));
     }
+}
+
+int image_file_pread_nowait(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        struct iovec iov = {.iov_base = p, .iov_len = len};
+        ssize_t n = preadv2(fd, &iov, 1, (off_t)off, RWF_NOWAIT);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -EAGAIN; /* not cached, RWF_NOWAIT unsupported, or end of file */
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
 }
 
 int image_file_pread(int fd, void *buf, size_t len, uint64_t off)
@@ -496,6 +516,22 @@ int image_pread(struct image *img, void *buf, uint64_t len, uint64_t off)
         return 0;
     }
     return IMAGE_LOCKED(img, img->drv->pread(img, buf, len, off));
+}
+
+int image_pread_nowait(struct image *img, void *buf, uint64_t len, uint64_t off)
+{
+    if (!image_range_ok(img, len, off)) {
+        return -EINVAL;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    if (!img->drv->pread_nowait || pthread_mutex_trylock(&img->lock) != 0) {
+        return -EAGAIN;
+    }
+    int r = img->drv->pread_nowait(img, buf, len, off);
+    pthread_mutex_unlock(&img->lock);
+    return r;
 }
 
 static int image_check_write(struct image *img, uint64_t len, uint64_t off)

@@ -92,6 +92,11 @@ void image_close(struct image *img);
  * image writes give -EROFS. Short transfers never happen: all or an error. */
 int image_pread(struct image *img, void *buf, uint64_t len, uint64_t off);
 int image_pwrite(struct image *img, const void *buf, uint64_t len, uint64_t off);
+/* image_pread for a caller that must not block (a vCPU thread): succeeds only when the
+ * bytes can be had without waiting (data in the host's page cache, qcow2 metadata already
+ * cached, the image not busy on another thread); otherwise -EAGAIN with nothing changed
+ * but BUF, and the caller does an image_pread elsewhere. */
+int image_pread_nowait(struct image *img, void *buf, uint64_t len, uint64_t off);
 /* Make every completed write durable (data, then metadata in dependency order). */
 int image_flush(struct image *img);
 /* Drop data in a range (a guest's TRIM/UNMAP). Whole clusters in it then read as

@@ -19,6 +19,8 @@ struct image_driver {
     int (*open)(struct image *img, int depth);
     void (*close)(struct image *img);
     int (*pread)(struct image *img, void *buf, uint64_t len, uint64_t off);
+    /* Optional: pread that never waits; -EAGAIN (no state changed) when it would. */
+    int (*pread_nowait)(struct image *img, void *buf, uint64_t len, uint64_t off);
     int (*pwrite)(struct image *img, const void *buf, uint64_t len, uint64_t off);
     int (*flush)(struct image *img);
     int (*discard)(struct image *img, uint64_t off, uint64_t len);
@@ -60,6 +62,9 @@ int image_set_error(struct image *img, int errno_neg, const char *fmt, ...)
 /* Full-length pread/pwrite on a file descriptor: 0, -EIO on a short read past
  * the end, or -errno. */
 int image_file_pread(int fd, void *buf, size_t len, uint64_t off);
+/* image_file_pread from the page cache only (preadv2 RWF_NOWAIT): -EAGAIN when a byte is
+ * not cached, the kernel cannot tell, or the file ends first. */
+int image_file_pread_nowait(int fd, void *buf, size_t len, uint64_t off);
 int image_file_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 
 /* Open the backing file NAME of IMG (relative to IMG's folder) read-only at

@@ -508,6 +508,105 @@ static int qcow2_pread(struct image *img, void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
+/* The cached copy of the table at host offset OFF, or NULL: no read, no eviction. */
+static const uint8_t *qcow2_cache_peek(const struct qcow2_cache *c, uint64_t off)
+{
+    if (c->hint < c->nslots && c->slot[c->hint].offset == off && c->slot[c->hint].data) {
+        return c->slot[c->hint].data;
+    }
+    for (unsigned i = 0; i < c->nslots; i++) {
+        if (c->slot[i].offset == off && c->slot[i].data) {
+            return c->slot[i].data;
+        }
+    }
+    return NULL;
+}
+
+/* qcow2_pread's common cases without waiting: L2 tables already cached, data clusters
+ * in the page cache, zero clusters, unallocated clusters without a backing file. The
+ * rest (a table to load, which may evict a dirty one and write; compressed clusters;
+ * backing files) is -EAGAIN and goes through qcow2_pread on an I/O thread. */
+static int qcow2_pread_nowait(struct image *img, void *buf, uint64_t len, uint64_t off)
+{
+    struct qcow2 *q = qcow2_state(img);
+    uint8_t *p = buf;
+    while (len > 0) {
+        uint64_t vcl = off >> q->cluster_bits;
+        uint64_t in = off & (q->cs - 1);
+        uint64_t n = q->cs - in < len ? q->cs - in : len;
+        uint64_t l1_idx = vcl / q->l2_entries;
+        if (l1_idx >= q->l1_size) {
+            return -EAGAIN; /* corrupt: let qcow2_pread say so */
+        }
+        uint64_t l2off = q->l1[l1_idx] & QCOW2_OFFSET_MASK;
+        uint64_t entry = 0;
+        if (l2off) {
+            const uint8_t *l2 = qcow2_cache_peek(&q->l2c, l2off);
+            if (!l2) {
+                return -EAGAIN;
+            }
+            entry = image_be64(l2 + (vcl % q->l2_entries) * 8);
+        }
+        uint64_t hoff = entry & QCOW2_OFFSET_MASK;
+        if (entry & QCOW2_OFLAG_COMPRESSED) {
+            return -EAGAIN;
+        } else if ((q->version >= 3 && (entry & QCOW2_OFLAG_ZERO)) || (!hoff && !img->backing)) {
+            memset(p, 0, n);
+        } else if (!hoff || (hoff & (q->cs - 1)) || hoff >= q->file_end ||
+                   q->file_end - hoff < in + n ||
+                   image_file_pread_nowait(img->fd, p, n, hoff + in) < 0) {
+            return -EAGAIN;
+        }
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Part of a cluster whose old content reads as zeros (unallocated without a backing file,
+ * or an unallocated zero cluster) goes to a new cluster. When that cluster lies past
+ * everything the file has held since it was opened, fallocate reserves it (reading as
+ * zeros) and only the N new bytes are written, as QEMU does, instead of a whole cluster of
+ * mostly zeros: a 4 KiB guest write into 64 KiB clusters no longer writes, and at the next
+ * flush writes back, 16 times its size. Otherwise (a reused freed cluster, no fallocate)
+ * the whole cluster is written. */
+static int qcow2_write_new_zero_cluster(struct image *img, uint64_t vcl, uint64_t in,
+                                        const uint8_t *src, uint64_t n)
+{
+    struct qcow2 *q = qcow2_state(img);
+    uint64_t fresh = (q->file_end + q->cs - 1) & ~(q->cs - 1);
+    uint64_t noff;
+    int r = qcow2_alloc_clusters(img, 1, &noff);
+    if (r < 0) {
+        return r;
+    }
+    q->data_unsynced = true;
+    if (noff >= fresh && fallocate(img->fd, 0, (off_t)noff, (off_t)q->cs) == 0) {
+        r = image_file_pwrite(img->fd, src, n, noff + in);
+    } else {
+        uint8_t *buf = calloc(1, q->cs);
+        if (!buf) {
+            return -ENOMEM;
+        }
+        memcpy(buf + in, src, n);
+        r = image_file_pwrite(img->fd, buf, q->cs, noff);
+        free(buf);
+    }
+    if (r < 0) {
+        return image_set_error(img, r, "write: %s", strerror(-r));
+    }
+    uint8_t *l2;
+    uint64_t l2off = qcow2_l2_offset_of(img, vcl);
+    r = qcow2_cache_get(img, &q->l2c, l2off, true, &l2);
+    if (r < 0) {
+        return r;
+    }
+    image_put_be64(l2 + (vcl % q->l2_entries) * 8, noff | QCOW2_OFLAG_COPIED);
+    qcow2_cache_mark_dirty(&q->l2c, l2off);
+    return 0;
+}
+
 /* Write N bytes at IN within virtual cluster VCL. */
 static int qcow2_write_cluster(struct image *img, uint64_t vcl, uint64_t in, const uint8_t *src,
                                uint64_t n)
@@ -537,6 +636,9 @@ static int qcow2_write_cluster(struct image *img, uint64_t vcl, uint64_t in, con
             }
             return 0;
         }
+    }
+    if (n < q->cs && !hoff && !compressed && (zero || !img->backing)) {
+        return qcow2_write_new_zero_cluster(img, vcl, in, src, n);
     }
     /* Build the whole new cluster: old content (backing, zeros, compressed or a
      * shared cluster) with the new bytes over it. */
@@ -1485,6 +1587,7 @@ const struct image_driver image_driver_qcow2 = {
     .open = qcow2_open,
     .close = qcow2_close,
     .pread = qcow2_pread,
+    .pread_nowait = qcow2_pread_nowait,
     .pwrite = qcow2_pwrite,
     .flush = qcow2_flush_all,
     .discard = qcow2_discard,

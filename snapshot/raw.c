@@ -41,6 +41,11 @@ static int raw_pread(struct image *img, void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
+static int raw_pread_nowait(struct image *img, void *buf, uint64_t len, uint64_t off)
+{
+    return image_file_pread_nowait(img->fd, buf, len, off);
+}
+
 static int raw_pwrite(struct image *img, const void *buf, uint64_t len, uint64_t off)
 {
     int r = image_file_pwrite(img->fd, buf, len, off);
@@ -134,6 +139,7 @@ const struct image_driver image_driver_raw = {
     .open = raw_open,
     .close = raw_close,
     .pread = raw_pread,
+    .pread_nowait = raw_pread_nowait,
     .pwrite = raw_pwrite,
     .flush = raw_flush,
     .discard = raw_discard,

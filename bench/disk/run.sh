@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: disk I/O inside the guest and image conversion on the host, Lodge against QEMU.
 #  1. The Debian test guest (tests/guest/kit.sh) runs tests/guest/scripts/disk_bench.sh on two
-#     virtio-blk disks, a raw and a qcow2 image: sequential 4 x 32 MiB write/read and 256 random
-#     4 KiB writes/reads, O_DIRECT in the guest. `lodge run --accel soft` against
+#     virtio-blk disks, a raw and a qcow2 image, all O_DIRECT in the guest: sequential 4 x 32 MiB
+#     write/read (dd), rand4k: 2048 random 4 KiB writes (then fdatasync) and reads from one
+#     process (lodge-randio, the device's per-request latency), and dd-per-op: 256 random 4 KiB
+#     writes/reads with one dd process per op (mostly the guest's fork + exec; null-4k is the
+#     same loop against /dev/null). `lodge run --accel soft` against
 #     `qemu-system-x86_64 -accel tcg` with the same kernel, initrd, memory and fresh images. Each
 #     phase is timed on the host clock from the guest's console markers.
 #  2. `lodge img convert` against `qemu-img convert` on a 1 GiB image full of data:
@@ -11,10 +14,11 @@
 # is given twice: wall seconds and CPU seconds of the VM process (every thread) or of the
 # convert command; the machine's load average is printed too, since neighbours inflate the
 # wall clock far more than the CPU time.
-#   bench/disk/run.sh [LODGE]
+#   bench/disk/run.sh [LODGE] [rand]     (rand: only the rand4k phases, no convert)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 lodge=${1:-$top/build/lodge}
+only=${2:-}
 # shellcheck disable=SC1090
 source "$("$top/tests/guest/kit.sh")" || exit 1
 command -v qemu-system-x86_64 >/dev/null || { echo "bench: qemu-system-x86_64 missing"; exit 1; }
@@ -23,6 +27,13 @@ command -v qemu-img >/dev/null || { echo "bench: qemu-img missing"; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/lodge-disk-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 append="console=ttyS0 quiet lodge.test=disk_bench"
+phases="raw-seq-write raw-seq-read raw-rand4k-write raw-rand4k-read
+    qcow2-seq-write qcow2-seq-read qcow2-rand4k-write qcow2-rand4k-read
+    raw-dd-per-op-write raw-dd-per-op-read qcow2-dd-per-op-write qcow2-dd-per-op-read null-4k"
+if [ "$only" = rand ]; then
+    append="$append lodge.diskbench=rand"
+    phases="raw-rand4k-write raw-rand4k-read qcow2-rand4k-write qcow2-rand4k-read"
+fi
 
 # Host clock stamps on every console line, so a slow or fast guest clock cannot skew the result,
 # and the CPU time the VM process (all its threads) has used so far: on a loaded machine the wall
@@ -73,7 +84,8 @@ qemu-system-x86_64 -accel tcg -smp 1 -m 512M -nographic -no-reboot -nodefaults -
     -drive "file=$work/raw.img,format=raw,if=virtio" \
     -drive "file=$work/disk.qcow2,format=qcow2,if=virtio" </dev/null 2>&1 | stamp > "$work/qemu.log"
 for e in lodge qemu; do
-    if ! grep -q "BENCH-DONE" "$work/$e.log"; then
+    if ! grep -q "BENCH-DONE" "$work/$e.log" || grep -q "BENCH-NO-RANDIO\|BENCH-RANDIO-FAILED" \
+        "$work/$e.log"; then
         echo "bench: the $e run did not finish the guest benchmark:"
         tail -n 20 "$work/$e.log"
         exit 1
@@ -86,20 +98,21 @@ phase() { # log name field -> host seconds (field 1: wall, 2: VM CPU) between BE
 }
 ratio() { awk "BEGIN{print ($1 > 0) ? $2 / $1 : 0}"; }
 echo "load average before the guest runs: $load0"
-printf '%-18s %9s %9s %7s | %9s %9s %7s\n' "guest phase" "lodge s" "qemu s" "ratio" \
+printf '%-22s %9s %9s %7s | %9s %9s %7s\n' "guest phase" "lodge s" "qemu s" "ratio" \
     "lodge cpu" "qemu cpu" "ratio"
-for p in null-4k raw-seq-write raw-seq-read raw-rand-write raw-rand-read qcow2-seq-write \
-    qcow2-seq-read qcow2-rand-write qcow2-rand-read; do
+for p in $phases; do
     l=$(phase "$work/lodge.log" $p 1)
     q=$(phase "$work/qemu.log" $p 1)
     lc=$(phase "$work/lodge.log" $p 2)
     qc=$(phase "$work/qemu.log" $p 2)
-    printf '%-18s %9.2f %9.2f %7.2f | %9.2f %9.2f %7.2f\n' "$p" "$l" "$q" "$(ratio "$l" "$q")" \
+    printf '%-22s %9.2f %9.2f %7.2f | %9.2f %9.2f %7.2f\n' "$p" "$l" "$q" "$(ratio "$l" "$q")" \
         "$lc" "$qc" "$(ratio "$lc" "$qc")"
 done
-echo "(null-4k: the 256-iteration dd loop against /dev/null, the per-op process cost in the" \
-    "random phases; cpu: CPU seconds of the whole VM process, every thread)"
+echo "(rand4k: 2048 x 4 KiB from one guest process; dd-per-op: 256 x 4 KiB, one dd process per" \
+    "op, null-4k is that loop against /dev/null; cpu: CPU seconds of the whole VM process," \
+    "every thread)"
 echo "load average after the guests: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$only" = rand ] && exit 0
 
 # Host conversion of a 1 GiB image that is all data.
 yes "LODGE-CONVERT-BENCH-PATTERN-0123456789abcdef" | head -c 1G > "$work/src.raw"
@@ -112,7 +125,7 @@ timed() { # command... -> "wall cpu" seconds (cpu: user + system of the command)
     e=$(date +%s.%N)
     awk -v s="$s" -v e="$e" '{printf "%.3f %.3f", e - s, $1 + $2}' "$work/time"
 }
-printf '%-18s %9s %9s %7s | %9s %9s %7s\n' "1 GiB convert" "lodge s" "qemu s" "ratio" \
+printf '%-22s %9s %9s %7s | %9s %9s %7s\n' "1 GiB convert" "lodge s" "qemu s" "ratio" \
     "lodge cpu" "qemu cpu" "ratio"
 for c in "raw qcow2 src.raw" "qcow2 raw src.qcow2"; do
     set -- $c
@@ -123,8 +136,8 @@ for c in "raw qcow2 src.raw" "qcow2 raw src.qcow2"; do
         echo "bench: lodge img convert $1 -> $2 output differs from qemu-img's"
     fi
     rm -f "$work/out.l" "$work/out.q"
-    printf '%-18s %9.2f %9.2f %7.2f | %9.2f %9.2f %7.2f\n' "$1 -> $2" "$l" "$q" "$(ratio "$l" "$q")" \
-        "$lc" "$qc" "$(ratio "$lc" "$qc")"
+    printf '%-22s %9.2f %9.2f %7.2f | %9.2f %9.2f %7.2f\n' "$1 -> $2" "$l" "$q" \
+        "$(ratio "$l" "$q")" "$lc" "$qc" "$(ratio "$lc" "$qc")"
 done
 echo "(both tools write the copy without fdatasync: qemu-img's default cache=unsafe, lodge's -t" \
     "unsafe; load average now: $(cut -d' ' -f1-3 /proc/loadavg))"

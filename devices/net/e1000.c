@@ -16,6 +16,7 @@
 #define E1000_NREGS (E1000_MMIO_SIZE / 4)
 #define E1000_TX_MAX (NET_MAX_FRAME + 4096) /* one packet, TSO super-frames included */
 #define E1000_MIN_FRAME 60                  /* without FCS (802.3 minimum) */
+#define E1000_MAX_STD_FRAME 1518            /* without FCS: 1522 with it (VLAN-tagged 1500) */
 #define E1000_PHY_ADDR 1
 
 struct e1000_eeprom_bus {
@@ -52,8 +53,8 @@ struct e1000 {
     bool tx_tse;                    /* the packet being gathered is a TSO super-frame */
     uint8_t tx_popts;               /* POPTS of the packet's first data descriptor */
     bool tx_overflow;               /* it outgrew tx_buf: dropped at EOP */
-    uint8_t *rx_buf;                /* frame + FCS staging */
     bool rx_kick;                   /* tell the backend after the lock is dropped */
+    bool tx_flush;                  /* frames queued: flush after the lock is dropped */
     /* Interrupt moderation (SDM 3.2.7, 3.4, 13.4.18); timers only with a timer queue. */
     struct timerq *tq;              /* clock for the timers below (NULL: no moderation) */
     struct timer *itr_timer;        /* ITR: end of the current throttle interval */
@@ -297,8 +298,8 @@ static void e1000_tx_packet(struct e1000 *s)
             e1000_put_csum(p, len, s->ctx.tucss, s->ctx.tucso, s->ctx.tucse, false);
         }
     }
-    if (s->be && s->link_up) {
-        net_backend_send(s->be, p, len);
+    if (s->be && s->link_up && net_backend_queue(s->be, p, len) == 0) {
+        s->tx_flush = true;
     }
 }
 
@@ -479,17 +480,25 @@ static bool e1000_receive(void *opaque, const uint8_t *frame, size_t len)
         pthread_mutex_unlock(&s->lock);
         return true;
     }
-    /* Staging: the frame, padded to the minimum, then the FCS unless SECRC strips it. */
-    size_t flen = len < E1000_MIN_FRAME ? E1000_MIN_FRAME : len;
-    memcpy(s->rx_buf, frame, len);
-    memset(s->rx_buf + len, 0, flen - len);
-    if (!(rctl & E1000_RCTL_SECRC)) {
-        uint32_t crc = (uint32_t)crc32(0L, s->rx_buf, (uInt)flen);
-        for (int i = 0; i < 4; i++) {
-            s->rx_buf[flen + (size_t)i] = (uint8_t)(crc >> (8 * i));
-        }
-        flen += 4;
+    if (!(rctl & E1000_RCTL_LPE) && len > E1000_MAX_STD_FRAME) {
+        /* Without Long Packet Enable the MAC discards frames over 1522 bytes with FCS
+         * (SDM 13.4.22): Linux then sizes its buffers to 1522, whatever BSIZE says. */
+        pthread_mutex_unlock(&s->lock);
+        return true;
     }
+    /* What goes to the guest: the frame as it is, then end[]: padding to the minimum and
+     * the FCS unless SECRC strips it (the frame itself is not copied to a staging buffer). */
+    uint8_t end[E1000_MIN_FRAME + 4];
+    size_t elen = len < E1000_MIN_FRAME ? E1000_MIN_FRAME - len : 0;
+    memset(end, 0, elen);
+    if (!(rctl & E1000_RCTL_SECRC)) {
+        uLong crc = crc32_z(0L, frame, len);
+        crc = crc32_z(crc, end, elen);
+        for (int i = 0; i < 4; i++) {
+            end[elen++] = (uint8_t)(crc >> (8 * i));
+        }
+    }
+    size_t flen = len + elen;
     uint32_t bufsize = e1000_rx_bufsize(rctl);
     uint32_t need = (uint32_t)((flen + bufsize - 1) / bufsize);
     uint32_t avail = (tail + count - *head) % count; /* head == tail: none (SDM 3.2.6) */
@@ -530,7 +539,16 @@ static bool e1000_receive(void *opaque, const uint8_t *frame, size_t len)
         uint64_t addr = (uint64_t)e1000_le32(d) | (uint64_t)e1000_le32(d + 4) << 32;
         size_t chunk = flen - done < bufsize ? flen - done : bufsize;
         uint8_t errors = cs_err;
-        if (addr && guestmem_write(s->mem, addr, s->rx_buf + done, chunk) < 0) {
+        size_t from_frame = done < len ? (len - done < chunk ? len - done : chunk) : 0;
+        int rc = 0;
+        if (addr && from_frame) {
+            rc = guestmem_write(s->mem, addr, frame + done, from_frame);
+        }
+        if (addr && rc == 0 && chunk > from_frame) {
+            rc = guestmem_write(s->mem, addr + from_frame, end + (done + from_frame - len),
+                                chunk - from_frame);
+        }
+        if (rc < 0) {
             errors |= 0x80; /* RXE: the buffer is not in RAM */
         }
         done += chunk;
@@ -715,10 +733,15 @@ void e1000_mmio_write(struct e1000 *s, uint64_t off, uint64_t val, unsigned size
         v = (*e1000_reg(s, aligned) & ~mask) | (((uint32_t)val << sh) & mask);
     }
     e1000_write32(s, aligned, v);
-    bool kick = s->rx_kick;
+    bool kick = s->rx_kick, flush = s->tx_flush;
     s->rx_kick = false;
+    s->tx_flush = false;
     pthread_mutex_unlock(&s->lock);
-    /* Outside the lock: a backend without a thread delivers held frames right here. */
+    /* Outside the lock: the backend may run on this thread and deliver to e1000_receive
+     * (held frames for the new buffers, its answer to what was just sent). */
+    if (flush && s->be) {
+        net_backend_flush(s->be);
+    }
     if (kick && s->be) {
         net_backend_rx_ready(s->be);
     }
@@ -965,12 +988,10 @@ struct e1000 *e1000_new(const struct guestmem *mem, const uint8_t mac[6], struct
     s->link_up = true;
     pthread_mutex_init(&s->lock, NULL);
     s->tx_buf = malloc(E1000_TX_MAX);
-    s->rx_buf = malloc(NET_MAX_FRAME + 8);
-    if (!s->tx_buf || !s->rx_buf ||
+    if (!s->tx_buf ||
         pci_dev_init(&s->pd, E1000_VENDOR, E1000_DEVICE_82540EM, 0x020000, 3, E1000_VENDOR,
                      0x001e, 1) < 0) {
         free(s->tx_buf);
-        free(s->rx_buf);
         pthread_mutex_destroy(&s->lock);
         free(s);
         return NULL;
@@ -1026,7 +1047,6 @@ void e1000_free(struct e1000 *s)
     }
     pci_dev_destroy(&s->pd);
     free(s->tx_buf);
-    free(s->rx_buf);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -92,6 +92,7 @@
 #define E1000_RCTL_EN 0x2
 #define E1000_RCTL_UPE 0x8
 #define E1000_RCTL_MPE 0x10
+#define E1000_RCTL_LPE 0x20 /* long packet enable: else frames > 1522 bytes are dropped */
 #define E1000_RCTL_BAM 0x8000
 #define E1000_RCTL_BSEX (1u << 25)
 #define E1000_RCTL_SECRC (1u << 26)

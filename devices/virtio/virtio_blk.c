@@ -4,7 +4,6 @@
 #include "core/log.h"
 
 #include <errno.h>
-#include <glib.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +16,15 @@
 #define BLK_BOUNCE_MAX (1u << 20)           /* gather/scatter buffer of one worker job */
 #define BLK_DIRECT_MIN (64u << 10)          /* buffers this long are transferred in place */
 #define BLK_BATCH_MAX VIRTIO_BLK_QUEUE_SIZE /* requests handed to a worker at once */
+#define BLK_INLINE_MAX (64u << 10)          /* reads this small may complete on the vCPU */
+#define BLK_INLINE_SEGS 16                  /* ... when they have at most this many buffers */
 
 struct blk_req {
     struct virtio_blk *b;
     unsigned q;
-    struct blk_req *next; /* the rest of the batch popped by the same kick */
-    struct virtq_elem e;  /* the chain, pointers into guest RAM */
+    struct blk_req *next;  /* the rest of the batch popped by the same kick */
+    struct blk_req *batch; /* head of the next batch waiting for a worker */
+    struct virtq_elem e;   /* the chain, pointers into guest RAM */
 };
 
 struct virtio_blk {
@@ -30,10 +32,16 @@ struct virtio_blk {
     struct virtio_pci *vp;            /* transport */
     struct virtio_blk_backend be;     /* the disk */
     char serial[VIRTIO_BLK_ID_BYTES]; /* GET_ID answer, zero padded (5.2.6) */
-    GThreadPool *pool;                /* I/O workers */
-    pthread_mutex_t lock;             /* inflight */
+    pthread_t workers[BLK_WORKERS];   /* I/O threads */
+    unsigned nworkers;                /* started */
+    pthread_mutex_t lock;             /* inflight, the batch queue, stop, sleeping */
     pthread_cond_t idle;              /* signalled when inflight drops to 0 */
+    pthread_cond_t work;              /* signalled when a batch is queued or on stop */
     unsigned inflight;                /* requests popped but not yet pushed */
+    struct blk_req *queue_head;       /* batches not yet taken by a worker, oldest first */
+    struct blk_req *queue_tail;       /* last of them (valid when queue_head is set) */
+    unsigned sleeping;                /* workers waiting on work */
+    bool stop;                        /* workers exit once the queue is empty */
 };
 
 static uint32_t blk_config_read(void *dev, unsigned off, unsigned size)
@@ -248,6 +256,51 @@ static uint32_t blk_execute(struct virtio_blk *b, struct virtq_elem *e, uint8_t 
     return (uint32_t)(written + 1);
 }
 
+/* Serves a read on the calling (vCPU) thread if the backend can do it without blocking
+ * (pread_nowait: the host's page cache, cached image metadata). A 4 KiB request then costs
+ * no thread hop: handing it to a worker and waking the halted vCPU again were two host
+ * wakeups, most of its latency on the soft CPU. Anything else (writes can block on the
+ * host: dirty page throttling, journal, allocation) still goes to a worker. true: done,
+ * *len is the used length; false: nothing the guest can see has changed except buffers it
+ * handed over for this read. */
+static bool blk_try_inline(struct virtio_blk *b, struct virtq_elem *e, uint32_t *len)
+{
+    uint8_t hdr[BLK_HDR_LEN];
+    virtq_iov_to_buf(e->iov, e->nout, 0, hdr, sizeof(hdr));
+    uint64_t data_in = e->in_len - 1;
+    uint64_t off;
+    if (le32(hdr) != VIRTIO_BLK_T_IN || data_in == 0 || data_in > BLK_INLINE_MAX ||
+        data_in % VIRTIO_BLK_SECTOR || !blk_range(b, le64(hdr + 8), data_in, &off)) {
+        return false; /* errors are reported by the worker path */
+    }
+    const struct iovec *in = e->iov + e->nout;
+    struct iovec seg[BLK_INLINE_SEGS];
+    unsigned ns = 0;
+    uint64_t left = data_in;
+    for (unsigned i = 0; i < e->nin && left > 0; i++) {
+        uint8_t *p = in[i].iov_base;
+        uint64_t c = in[i].iov_len < left ? in[i].iov_len : left;
+        left -= c;
+        if (ns && (uint8_t *)seg[ns - 1].iov_base + seg[ns - 1].iov_len == p) {
+            seg[ns - 1].iov_len += c;
+        } else if (ns == BLK_INLINE_SEGS) {
+            return false;
+        } else {
+            seg[ns++] = (struct iovec){.iov_base = p, .iov_len = c};
+        }
+    }
+    for (unsigned i = 0; i < ns; i++) {
+        if (b->be.pread_nowait(b->be.opaque, seg[i].iov_base, seg[i].iov_len, off) < 0) {
+            return false;
+        }
+        off += seg[i].iov_len;
+    }
+    uint8_t status = VIRTIO_BLK_S_OK;
+    virtq_iov_from_buf(in, e->nin, (size_t)data_in, &status, 1);
+    *len = (uint32_t)(data_in + 1);
+    return true;
+}
+
 static void blk_done(struct virtio_blk *b, unsigned n)
 {
     pthread_mutex_lock(&b->lock);
@@ -260,10 +313,8 @@ static void blk_done(struct virtio_blk *b, unsigned n)
 
 /* Runs a batch in order and returns it to the driver in one used-ring update with
  * at most one interrupt. */
-static void blk_worker(gpointer data, gpointer user)
+static void blk_run_batch(struct virtio_blk *b, struct blk_req *r)
 {
-    struct blk_req *r = data;
-    struct virtio_blk *b = r->b;
     unsigned q = r->q;
     struct virtq_elem *elems[BLK_BATCH_MAX] = {NULL};
     uint32_t lens[BLK_BATCH_MAX] = {0};
@@ -284,23 +335,78 @@ static void blk_worker(gpointer data, gpointer user)
     blk_done(b, n);
 }
 
+static void *blk_worker_main(void *opaque)
+{
+    struct virtio_blk *b = opaque;
+    pthread_mutex_lock(&b->lock);
+    for (;;) {
+        struct blk_req *r = b->queue_head;
+        if (!r) {
+            if (b->stop) {
+                break;
+            }
+            b->sleeping++;
+            pthread_cond_wait(&b->work, &b->lock);
+            b->sleeping--;
+            continue;
+        }
+        b->queue_head = r->batch;
+        pthread_mutex_unlock(&b->lock);
+        blk_run_batch(b, r);
+        pthread_mutex_lock(&b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* Queues a batch for the workers. The wakeup is sent after the lock is dropped: a worker
+ * woken while the submitter still holds it blocks on the mutex at once and needs a second
+ * wakeup (GLib's thread pool did that: two extra context switches per request). */
 static void blk_submit(struct virtio_blk *b, struct blk_req *head, unsigned n)
 {
     if (!head) {
         return;
     }
+    head->batch = NULL;
     pthread_mutex_lock(&b->lock);
     b->inflight += n;
+    if (b->queue_head) {
+        b->queue_tail->batch = head;
+    } else {
+        b->queue_head = head;
+    }
+    b->queue_tail = head;
+    bool wake = b->sleeping > 0;
     pthread_mutex_unlock(&b->lock);
-    g_thread_pool_push(b->pool, head, NULL);
+    if (wake) {
+        pthread_cond_signal(&b->work);
+    }
 }
 
-/* Pops everything the driver queued and hands it to a worker as one batch. */
+/* Pops everything the driver queued and hands it to a worker as one batch. Reads that
+ * can be served without blocking complete here first (blk_try_inline), as long as no
+ * request is with the workers: a read never overtakes a write the driver queued before it.
+ * They are returned together, with at most one interrupt. */
 static void blk_queue_notify(void *dev, unsigned q)
 {
     struct virtio_blk *b = dev;
     struct blk_req *head = NULL, **tail = &head;
     unsigned n = 0;
+    struct blk_req *done[BLK_BATCH_MAX];
+    struct virtq_elem *done_e[BLK_BATCH_MAX];
+    uint32_t done_len[BLK_BATCH_MAX];
+    unsigned nd = 0;
+    /* Inline requests count as one in flight, so drain and reset wait for them too. */
+    bool inl = false;
+    if (b->be.pread_nowait) {
+        pthread_mutex_lock(&b->lock);
+        if (b->inflight == 0) {
+            b->inflight = 1;
+            inl = true;
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+    bool queued = false;
     for (;;) {
         struct blk_req *r = malloc(sizeof(*r));
         if (!r) {
@@ -319,6 +425,13 @@ static void blk_queue_notify(void *dev, unsigned q)
             virtio_pci_set_needs_reset(b->vp, "request without header or status byte");
             break;
         }
+        if (inl && !queued && nd < BLK_BATCH_MAX && blk_try_inline(b, &r->e, &done_len[nd])) {
+            done[nd] = r;
+            done_e[nd] = &r->e;
+            nd++;
+            continue;
+        }
+        queued = true;
         *tail = r;
         tail = &r->next;
         if (++n == BLK_BATCH_MAX) {
@@ -328,7 +441,16 @@ static void blk_queue_notify(void *dev, unsigned q)
             n = 0;
         }
     }
+    if (nd) {
+        virtio_pci_push_many(b->vp, q, done_e, done_len, nd);
+        for (unsigned i = 0; i < nd; i++) {
+            free(done[i]);
+        }
+    }
     blk_submit(b, head, n);
+    if (inl) {
+        blk_done(b, 1);
+    }
 }
 
 void virtio_blk_drain(struct virtio_blk *b)
@@ -361,6 +483,7 @@ struct virtio_blk *virtio_blk_new(const struct guestmem *mem, const struct virti
     }
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->idle, NULL);
+    pthread_cond_init(&b->work, NULL);
     uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
                  (1ull << VIRTIO_BLK_F_FLUSH);
     if (be->readonly) {
@@ -385,9 +508,19 @@ struct virtio_blk *virtio_blk_new(const struct guestmem *mem, const struct virti
         .reset = blk_reset,
         .drain = blk_reset,
     };
-    b->pool = g_thread_pool_new(blk_worker, NULL, BLK_WORKERS, FALSE, NULL);
     b->vp = virtio_pci_new(&b->ops, b, mem);
-    if (!b->pool || !b->vp) {
+    if (!b->vp) {
+        virtio_blk_free(b);
+        return NULL;
+    }
+    for (unsigned i = 0; i < BLK_WORKERS; i++) {
+        if (pthread_create(&b->workers[i], NULL, blk_worker_main, b) != 0) {
+            break;
+        }
+        pthread_setname_np(b->workers[i], "blk-io");
+        b->nworkers++;
+    }
+    if (b->nworkers == 0) {
         virtio_blk_free(b);
         return NULL;
     }
@@ -399,10 +532,15 @@ void virtio_blk_free(struct virtio_blk *b)
     if (!b) {
         return;
     }
-    if (b->pool) {
-        g_thread_pool_free(b->pool, FALSE, TRUE);
+    pthread_mutex_lock(&b->lock);
+    b->stop = true;
+    pthread_mutex_unlock(&b->lock);
+    pthread_cond_broadcast(&b->work);
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        pthread_join(b->workers[i], NULL); /* each finishes the queued batches first */
     }
     virtio_pci_free(b->vp);
+    pthread_cond_destroy(&b->work);
     pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->lock);
     free(b);

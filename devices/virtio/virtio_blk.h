@@ -63,6 +63,9 @@ struct virtio_blk_backend {
     int (*flush)(void *opaque);
     int (*discard)(void *opaque, uint64_t off, uint64_t len);      /* NULL: not offered */
     int (*write_zeroes)(void *opaque, uint64_t off, uint64_t len); /* NULL: not offered */
+    /* Optional: pread that never blocks (image_pread_nowait): -EAGAIN when it would. A read
+     * it can serve completes on the vCPU thread that kicked, without a trip to a worker. */
+    int (*pread_nowait)(void *opaque, void *buf, uint64_t len, uint64_t off);
     uint64_t length; /* bytes; the guest sees length / 512 sectors */
     bool readonly;   /* offer VIRTIO_BLK_F_RO and fail writes */
 };

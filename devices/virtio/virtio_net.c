@@ -96,7 +96,7 @@ static void vnet_tx_one(struct virtio_net *n, struct virtq_elem *e)
     } else if ((hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) && (f & (1ull << VIRTIO_NET_F_CSUM))) {
         vnet_tx_csum(frame, len, vnet_le16(hdr + 6), vnet_le16(hdr + 8));
     }
-    net_backend_send(n->be, frame, len);
+    net_backend_queue(n->be, frame, len);
 }
 
 static void vnet_tx_notify(struct virtio_net *n, unsigned q)
@@ -107,6 +107,8 @@ static void vnet_tx_notify(struct virtio_net *n, unsigned q)
         virtio_pci_push(n->vp, q, n->tx_elem, 0);
     }
     pthread_mutex_unlock(&n->tx_lock);
+    /* Outside the lock: the backend may answer on this thread (vnet_receive). */
+    net_backend_flush(n->be);
 }
 
 static void vnet_queue_notify(void *dev, unsigned q)

@@ -82,11 +82,19 @@ if [ ! -x "$bdir/busybox" ]; then
     rm -rf "$bdir" && mv "$bdir.tmp" "$bdir"
 fi
 
-# The initramfs depends on busybox, the init script and the test scripts: key it on their hash.
-ihash=$( (cat "$here/init" "$here"/scripts/*.sh "$here/modules.list" 2>/dev/null; echo "$bver"; echo "$kver virtio") |
-    sha256sum | cut -c1-12)
+# The initramfs depends on busybox, the init script, the test scripts and the guest tools' sources:
+# key it on their hash.
+ihash=$( (cat "$here/init" "$here"/scripts/*.sh "$here/modules.list" "$here"/tools/*.c 2>/dev/null
+    echo "$bver"; echo "$kver virtio") | sha256sum | cut -c1-12)
 initrd="$cache/initramfs-$ihash.cpio"
 if [ ! -f "$initrd" ]; then
+    # Guest tools (tools/NAME.c -> /bin/lodge-NAME): small C programs linked static here, so
+    # the guest needs no libc of its own.
+    command -v gcc >/dev/null || { log "gcc missing: install the Debian package gcc"; exit 1; }
+    if ! printf 'int main(void){return 0;}\n' | gcc -static -x c -o /dev/null - 2>/dev/null; then
+        log "gcc -static cannot link: install the Debian package libc6-dev (static libc.a)"
+        exit 1
+    fi
     root=$(mktemp -d)
     trap 'rm -rf "$root"' EXIT
     mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,etc,root,tests,usr/bin,usr/sbin}
@@ -118,6 +126,15 @@ for m in "$@"; do
 done
 INSMOD
     chmod 0755 "$root/bin/lodge-insmod"
+    for src in "$here"/tools/*.c; do
+        [ -e "$src" ] || continue
+        tool="$root/bin/lodge-$(basename "$src" .c)"
+        if ! gcc -static -O2 -Wall -Wextra -o "$tool" "$src" >&2; then
+            log "building $src failed"
+            exit 1
+        fi
+        strip "$tool" 2>/dev/null || true
+    done
     # Uncompressed: the guest does not spend time decompressing (this matters on the soft CPU).
     (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet -R 0:0) > "$initrd.tmp"
     mv "$initrd.tmp" "$initrd"

@@ -457,6 +457,69 @@ static void test_rx_csum_offload(void)
     fx_stop(&f);
 }
 
+/* IEEE 802.3 CRC-32 (reflected, as the FCS is sent least significant byte first). */
+static uint32_t fcs32(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) {
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+        }
+    }
+    return ~c;
+}
+
+/* A short frame is padded to 60 bytes and the FCS over frame + padding follows (SDM 3.2.4);
+ * without RCTL.LPE a frame over 1522 bytes with FCS is dropped (SDM 13.4.22), with it the
+ * frame is received. */
+static void test_rx_fcs_and_lpe(void)
+{
+    struct fx f;
+    fx_start(&f);
+    rx_setup(&f, 8, 7);
+    uint8_t frame[1600];
+    memcpy(frame, mac, 6);
+    for (size_t i = 6; i < sizeof(frame); i++) {
+        frame[i] = (uint8_t)(i * 7);
+    }
+    guestmem_write(&f.mem, BUFS, frame + 100, 64); /* stale bytes where the padding goes */
+    net_backend_deliver(&f.mb->be, frame, 20);
+    uint8_t d[16];
+    guestmem_read(&f.mem, RX_RING, d, sizeof(d));
+    CU_ASSERT_EQUAL(d[8] | d[9] << 8, 64);
+    uint8_t got[64], want[60] = {0};
+    memcpy(want, frame, 20);
+    guestmem_read(&f.mem, BUFS, got, sizeof(got));
+    CU_ASSERT_EQUAL(memcmp(got, want, 60), 0);
+    uint32_t fcs = fcs32(want, 60);
+    CU_ASSERT_EQUAL((uint32_t)got[60] | (uint32_t)got[61] << 8 | (uint32_t)got[62] << 16 |
+                        (uint32_t)got[63] << 24,
+                    fcs);
+    /* 1518 bytes + FCS: the largest standard frame, received. */
+    net_backend_deliver(&f.mb->be, frame, 1518);
+    CU_ASSERT_EQUAL(rd(&f, E1000_RDH), 2);
+    guestmem_read(&f.mem, RX_RING + 16, d, sizeof(d));
+    CU_ASSERT_EQUAL(d[8] | d[9] << 8, 1522);
+    uint8_t big[1522];
+    guestmem_read(&f.mem, BUFS + 0x800, big, sizeof(big));
+    CU_ASSERT_EQUAL(memcmp(big, frame, 1518), 0);
+    fcs = fcs32(frame, 1518);
+    CU_ASSERT_EQUAL((uint32_t)big[1518] | (uint32_t)big[1519] << 8 |
+                        (uint32_t)big[1520] << 16 | (uint32_t)big[1521] << 24,
+                    fcs);
+    /* One byte more: a long packet, dropped without LPE. */
+    net_backend_deliver(&f.mb->be, frame, 1519);
+    CU_ASSERT_EQUAL(rd(&f, E1000_RDH), 2);
+    CU_ASSERT_EQUAL(f.mb->be.rxq.length, 0);
+    wr(&f, E1000_RCTL, E1000_RCTL_EN | E1000_RCTL_BAM | E1000_RCTL_LPE | E1000_RCTL_SECRC);
+    net_backend_deliver(&f.mb->be, frame, 1600);
+    CU_ASSERT_EQUAL(rd(&f, E1000_RDH), 3);
+    guestmem_read(&f.mem, RX_RING + 32, d, sizeof(d));
+    CU_ASSERT_EQUAL(d[8] | d[9] << 8, 1600); /* SECRC: no FCS */
+    fx_stop(&f);
+}
+
 static void test_interrupt_moderation(void)
 {
     struct fx f;
@@ -633,6 +696,7 @@ int main(void)
     CU_add_test(s, "receive", test_rx);
     CU_add_test(s, "receive checksum offload", test_rx_csum_offload);
     CU_add_test(s, "interrupt moderation", test_interrupt_moderation);
+    CU_add_test(s, "receive FCS, padding and long packets", test_rx_fcs_and_lpe);
     CU_add_test(s, "save and load", test_save_load);
     CU_add_test(s, "garbage rings", test_garbage_rings);
     CU_add_test(s, "reset", test_reset);

@@ -325,6 +325,33 @@ static void test_discard_frees(void)
     CU_ASSERT_EQUAL(put(img, 512 << 10, 16 << 10, 11), 0);
     CU_ASSERT_EQUAL(image_flush(img), 0);
     CU_ASSERT_EQUAL(fsize("d.qcow2"), sz);
+    /* A partial write into a reused cluster (it held pattern 10): the rest reads as zeros,
+     * in a cluster past the old end too. */
+    CU_ASSERT_EQUAL(image_discard(img, 32 << 10, 8 << 10), 0);
+    CU_ASSERT_EQUAL(image_flush(img), 0);
+    CU_ASSERT_EQUAL(put(img, (600 << 10) + 1000, 100, 12), 0);
+    CU_ASSERT_EQUAL(put(img, (700 << 10) + 4096, 512, 13), 0);
+    /* More than the freed clusters left: the last ones are new at the end of the file. */
+    off_t before = fsize("d.qcow2");
+    for (unsigned i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(put(img, (800 << 10) + i * 8192 + 2048, 1024, 14), 0);
+    }
+    CU_ASSERT_TRUE(fsize("d.qcow2") > before);
+    CU_ASSERT_EQUAL(image_flush(img), 0);
+    for (unsigned i = 0; i < 8; i++) {
+        uint64_t c = (800 << 10) + i * 8192;
+        CU_ASSERT_TRUE(holds(img, c, 2048, 0));
+        CU_ASSERT_TRUE(holds(img, c + 2048, 1024, 14));
+        CU_ASSERT_TRUE(holds(img, c + 3072, 8192 - 3072, 0));
+    }
+    CU_ASSERT_TRUE(holds(img, 600 << 10, 1000, 0));
+    CU_ASSERT_TRUE(holds(img, (600 << 10) + 1000, 100, 12));
+    CU_ASSERT_TRUE(holds(img, (600 << 10) + 1100, 4096 - 1100, 0));
+    CU_ASSERT_TRUE(holds(img, 700 << 10, 4096, 0));
+    CU_ASSERT_TRUE(holds(img, (700 << 10) + 4096, 512, 13));
+    CU_ASSERT_TRUE(holds(img, (700 << 10) + 4608, (64 << 10) - 4608, 0));
+    r = check(img);
+    CU_ASSERT_EQUAL(r.corruptions + r.leaks, 0);
     image_close(img);
 }
 
@@ -610,6 +637,53 @@ static int suite_clean(void)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* image_pread_nowait: what needs no file I/O always succeeds, what needs a table load, a
+ * backing file or a compressed cluster is -EAGAIN, and cached data (page cache permitting)
+ * reads as image_pread would. */
+static void test_pread_nowait(void)
+{
+    struct image *img = mk("nowait.qcow2", 4 << 20, 16, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+    uint8_t *b = malloc(1 << 17);
+    uint8_t *want = malloc(1 << 17);
+    /* Nothing allocated: zeros, without touching the file. */
+    memset(b, 0xaa, 8192);
+    CU_ASSERT_EQUAL(image_pread_nowait(img, b, 8192, 3 << 20), 0);
+    CU_ASSERT_EQUAL(b[0], 0);
+    CU_ASSERT_EQUAL(b[8191], 0);
+    CU_ASSERT_EQUAL(image_pread_nowait(img, b, 512, (4 << 20) - 256), -EINVAL);
+    CU_ASSERT_EQUAL(put(img, 70000, 90000, 3), 0);
+    int r = image_pread_nowait(img, b, 90000, 70000);
+    CU_ASSERT_TRUE(r == 0 || r == -EAGAIN); /* -EAGAIN only if the page cache dropped it */
+    if (r == 0) {
+        fill(want, 70000, 90000, 3);
+        CU_ASSERT_EQUAL(memcmp(b, want, 90000), 0);
+    }
+    image_close(img);
+    char err[IMAGE_ERR_LEN];
+    CU_ASSERT_EQUAL_FATAL(image_open(tpath("nowait.qcow2"), IMAGE_FORMAT_AUTO, IMAGE_OPEN_RDWR,
+                                     &img, err, sizeof(err)),
+                          0);
+    /* The L2 table is not cached after the reopen: loading it could wait. */
+    CU_ASSERT_EQUAL(image_pread_nowait(img, b, 4096, 70000), -EAGAIN);
+    CU_ASSERT_TRUE(holds(img, 70000, 90000, 3));
+    r = image_pread_nowait(img, b, 4096, 70000);
+    CU_ASSERT_TRUE(r == 0 || r == -EAGAIN);
+    if (r == 0) {
+        fill(want, 70000, 4096, 3);
+        CU_ASSERT_EQUAL(memcmp(b, want, 4096), 0);
+    }
+    image_close(img);
+    /* Clusters that come from a backing file are always left to image_pread. */
+    struct image *top = mk("nowait-top.qcow2", 0, 16, "nowait.qcow2", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(top);
+    CU_ASSERT_EQUAL(image_pread_nowait(top, b, 4096, 70000), -EAGAIN);
+    CU_ASSERT_TRUE(holds(top, 70000, 4096, 3));
+    image_close(top);
+    free(want);
+    free(b);
+}
+
 int main(void)
 {
     CU_initialize_registry();
@@ -629,6 +703,7 @@ int main(void)
     CU_add_test(s, "threads share one image", test_threads);
     CU_add_test(s, "multi-cluster writes and reads", test_multi_cluster_runs);
     CU_add_test(s, "L2 cache eviction", test_l2_cache_eviction);
+    CU_add_test(s, "reads that must not block", test_pread_nowait);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -486,6 +486,87 @@ static void test_tcp_retransmit(void)
     fx_stop(&f);
 }
 
+/* A NIC's flush runs slirp on the flushing (vCPU) thread: the ARP answer, and, when the
+ * guest's ACK frees slirp's send buffer, the host's next data, arrive before
+ * net_backend_flush returns, without a loop iteration (each would be a thread hand-off
+ * per window of a host->guest stream). */
+static void test_flush_on_caller(void)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CU_ASSERT_EQUAL_FATAL(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(ls, 1), 0);
+    socklen_t al = sizeof(a);
+    getsockname(ls, (struct sockaddr *)&a, &al);
+    unsigned port = ntohs(a.sin_port);
+    struct slirp_fx f;
+    CU_ASSERT_EQUAL_FATAL(fx_start(&f, "user"), 0);
+    uint8_t arp[42] = {0};
+    memset(arp, 0xff, 6);
+    memcpy(arp + 6, guest_mac, 6);
+    arp[12] = 0x08, arp[13] = 0x06;
+    uint8_t *ah = arp + 14;
+    ah[1] = 1, ah[2] = 0x08, ah[4] = 6, ah[5] = 4, ah[7] = 1;
+    memcpy(ah + 8, guest_mac, 6);
+    ah[14] = 10, ah[15] = 0, ah[16] = 2, ah[17] = 15;
+    ah[24] = 10, ah[25] = 0, ah[26] = 2, ah[27] = 2;
+    CU_ASSERT_EQUAL(net_backend_queue(f.be, arp, sizeof(arp)), 0);
+    CU_ASSERT_EQUAL(f.peer.n, 0); /* queued only */
+    net_backend_flush(f.be);
+    CU_ASSERT_EQUAL_FATAL(f.peer.n, 1); /* answered inside the flush */
+    CU_ASSERT_TRUE(f.peer.frames[0][12] == 0x08 && f.peer.frames[0][13] == 0x06);
+    /* slirp asks for 10.0.2.15 itself when it first sends to it: answer that. */
+    uint8_t fr[300];
+    net_backend_send(f.be, fr, tcp_frame(fr, port, 0x02, 1000, 0, 0)); /* SYN */
+    const uint8_t *t = NULL;
+    for (int i = 0; i < 500 && !((t = last_tcp(&f.peer)) && (t[13] & 0x12) == 0x12); i++) {
+        for (int k = 0; k < f.peer.n; k++) {
+            const uint8_t *q = f.peer.frames[k];
+            if (q[12] == 0x08 && q[13] == 0x06 && q[14 + 7] == 1 && q[14 + 27] == 15) {
+                memcpy(arp, q + 6, 6);
+                ah[7] = 2;
+                memcpy(ah + 18, q + 14 + 8, 10);
+                net_backend_send(f.be, arp, sizeof(arp));
+                f.peer.frames[k][14 + 7] = 0; /* answered */
+            }
+        }
+        g_main_context_iteration(f.ctx, FALSE);
+        usleep(1000);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL_FATAL(t[13] & 0x12, 0x12); /* SYN-ACK */
+    uint32_t srv = be32(t + 4) + 1;
+    int c = accept(ls, NULL, NULL);
+    CU_ASSERT_TRUE_FATAL(c >= 0);
+    net_backend_send(f.be, fr, tcp_frame(fr, port, 0x10, 1001, srv, 0)); /* ACK */
+    /* The loop delivers the host's first 100 bytes. */
+    CU_ASSERT_EQUAL(send(c, fr, 100, 0), 100);
+    bool got = false;
+    for (int i = 0; i < 500 && !got; i++) {
+        g_main_context_iteration(f.ctx, FALSE);
+        const uint8_t *q = last_tcp(&f.peer);
+        got = q && be32(q + 4) == srv && f.peer.lens[f.peer.n - 1] == 54 + 100;
+        usleep(got ? 0 : 1000);
+    }
+    CU_ASSERT_TRUE_FATAL(got);
+    /* The next 100 wait in the host socket; the guest's ACK of the first brings them. */
+    CU_ASSERT_EQUAL(send(c, fr, 100, 0), 100);
+    usleep(20000);
+    int before = f.peer.n;
+    CU_ASSERT_EQUAL(net_backend_queue(f.be, fr, tcp_frame(fr, port, 0x10, 1001, srv + 100, 0)),
+                    0);
+    net_backend_flush(f.be);
+    got = false;
+    for (int i = before; i < f.peer.n; i++) {
+        const uint8_t *q = f.peer.frames[i];
+        got = got || (f.peer.lens[i] == 54 + 100 && be32(q + 34 + 4) == srv + 100);
+    }
+    CU_ASSERT_TRUE(got);
+    close(c);
+    close(ls);
+    fx_stop(&f);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -500,6 +581,7 @@ int main(void)
     CU_add_test(s, "PXE: DHCP boot file and TFTP", test_pxe_dhcp_tftp);
     CU_add_test(s, "idle loop sleeps", test_idle_loop_sleeps);
     CU_add_test(s, "TCP retransmit without socket events", test_tcp_retransmit);
+    CU_add_test(s, "flush runs slirp on the caller's thread", test_flush_on_caller);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

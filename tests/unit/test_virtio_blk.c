@@ -19,6 +19,8 @@ struct memdisk {
     int flushes;                      /* flush calls */
     int fail;                         /* make every call fail with -EIO */
     int preads, pwrites;              /* backend calls */
+    int nowaits;                      /* pread_nowait calls */
+    int would_block;                  /* make pread_nowait answer -EAGAIN */
 };
 
 static int md_pread(void *o, void *buf, uint64_t len, uint64_t off)
@@ -40,6 +42,20 @@ static int md_pwrite(void *o, const void *buf, uint64_t len, uint64_t off)
         return -EIO;
     }
     memcpy(m->data + off, buf, len);
+    return 0;
+}
+
+static int md_pread_nowait(void *o, void *buf, uint64_t len, uint64_t off)
+{
+    struct memdisk *m = o;
+    m->nowaits++;
+    if (m->would_block) {
+        return -EAGAIN;
+    }
+    if (off + len > sizeof(m->data)) {
+        return -EIO;
+    }
+    memcpy(buf, m->data + off, len);
     return 0;
 }
 
@@ -82,7 +98,7 @@ static struct virtio_blk *blk;
 static struct virtio_pci *vp;
 static uint16_t next_head;
 
-static void setup_dev(bool readonly)
+static void setup_dev_nowait(bool readonly, bool nowait)
 {
     vdrv_free(&drv);
     CU_ASSERT_EQUAL_FATAL(vdrv_init(&drv, QN), 0);
@@ -97,11 +113,17 @@ static void setup_dev(bool readonly)
                                     .discard = md_zero,
                                     .write_zeroes = md_zero,
                                     .length = sizeof(disk.data),
-                                    .readonly = readonly};
+                                    .readonly = readonly,
+                                    .pread_nowait = nowait ? md_pread_nowait : NULL};
     blk = virtio_blk_new(&drv.mem, &be, "lodge-disk-0");
     CU_ASSERT_PTR_NOT_NULL_FATAL(blk);
     vp = virtio_blk_transport(blk);
     next_head = 0;
+}
+
+static void setup_dev(bool readonly)
+{
+    setup_dev_nowait(readonly, false);
 }
 
 static void teardown_dev(void)
@@ -265,6 +287,81 @@ static void test_batch_per_kick(void)
     guestmem_read(&drv.mem, buf[1], &b, 1);
     CU_ASSERT_EQUAL(b, 32);
     CU_ASSERT_EQUAL(disk.data[32 * 512], 0x77);
+    teardown_dev();
+}
+
+/* A read the backend can serve without blocking completes during the kick itself (no
+ * worker, no drain needed); one that would block, or that follows a write in the same
+ * kick, goes to a worker and still sees the write. */
+static void test_inline_reads(void)
+{
+    setup_dev_nowait(false, true);
+    CU_ASSERT_TRUE(vdrv_start(&drv, vp, 0, 0) & VIRTIO_STATUS_DRIVER_OK);
+    uint32_t len = 1024;
+    uint64_t st = vdrv_alloc(&drv, 1), buf = vdrv_alloc(&drv, 1024);
+    uint16_t slot = chain(0, blk_hdr(VIRTIO_BLK_T_IN, 5), &buf, &len, 1, true, st);
+    vdrv_publish(&drv, 0);
+    vdrv_kick(vp, 0);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 1); /* before any drain */
+    uint32_t id = 0xffff, ul = 0;
+    vdrv_used_elem(&drv, 0, &id, &ul);
+    CU_ASSERT_EQUAL(id, 0);
+    CU_ASSERT_EQUAL(ul, 1025);
+    uint8_t s = 0xee, b[2] = {0};
+    guestmem_read(&drv.mem, st, &s, 1);
+    CU_ASSERT_EQUAL(s, VIRTIO_BLK_S_OK);
+    guestmem_read(&drv.mem, buf, &b[0], 1);
+    guestmem_read(&drv.mem, buf + 1023, &b[1], 1);
+    CU_ASSERT_EQUAL(b[0], 6); /* sector 5 */
+    CU_ASSERT_EQUAL(b[1], 7); /* sector 6 */
+    CU_ASSERT_EQUAL(disk.preads, 0);
+    CU_ASSERT_TRUE(disk.nowaits >= 1);
+
+    /* Would block: the worker reads it. */
+    disk.would_block = 1;
+    uint64_t st2 = vdrv_alloc(&drv, 1), buf2 = vdrv_alloc(&drv, 1024);
+    uint16_t head2 = slot;
+    slot = chain(slot, blk_hdr(VIRTIO_BLK_T_IN, 9), &buf2, &len, 1, true, st2);
+    vdrv_publish(&drv, head2);
+    vdrv_kick(vp, 0);
+    virtio_blk_drain(blk);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 2);
+    guestmem_read(&drv.mem, st2, &s, 1);
+    CU_ASSERT_EQUAL(s, VIRTIO_BLK_S_OK);
+    guestmem_read(&drv.mem, buf2, &b[0], 1);
+    CU_ASSERT_EQUAL(b[0], 10);
+    CU_ASSERT_EQUAL(disk.preads, 1);
+
+    /* A write then a read of the same sector in one kick: the read waits its turn. */
+    disk.would_block = 0;
+    disk.nowaits = 0;
+    uint32_t wlen = 512;
+    uint64_t stw = vdrv_alloc(&drv, 1), bw = vdrv_alloc(&drv, 512);
+    uint64_t str = vdrv_alloc(&drv, 1), br = vdrv_alloc(&drv, 512);
+    memset(guestmem_ptr_rw(&drv.mem, bw, 512), 0x5a, 512);
+    uint16_t hw = slot;
+    slot = chain(slot, blk_hdr(VIRTIO_BLK_T_OUT, 40), &bw, &wlen, 1, false, stw);
+    uint16_t hr = slot;
+    chain(slot, blk_hdr(VIRTIO_BLK_T_IN, 40), &br, &wlen, 1, true, str);
+    vdrv_publish(&drv, hw);
+    vdrv_publish(&drv, hr);
+    vdrv_kick(vp, 0);
+    virtio_blk_drain(blk);
+    CU_ASSERT_EQUAL(vdrv_used_idx(&drv), 4);
+    vdrv_used_elem(&drv, 2, &id, &ul);
+    CU_ASSERT_EQUAL(id, hw);
+    vdrv_used_elem(&drv, 3, &id, &ul);
+    CU_ASSERT_EQUAL(id, hr);
+    guestmem_read(&drv.mem, br, &b[0], 1);
+    CU_ASSERT_EQUAL(b[0], 0x5a);
+    CU_ASSERT_EQUAL(disk.nowaits, 0);
+
+    /* Past the end of the disk: not tried inline, the worker reports IOERR. */
+    uint64_t buf3 = vdrv_alloc(&drv, 1024);
+    next_head = (uint16_t)(hr + 3);
+    CU_ASSERT_EQUAL(submit(VIRTIO_BLK_T_IN, DISK_SECTORS - 1, buf3, 1024, true, NULL),
+                    VIRTIO_BLK_S_IOERR);
+    CU_ASSERT_EQUAL(disk.nowaits, 0);
     teardown_dev();
 }
 
@@ -563,6 +660,7 @@ int main(void)
     CU_add_test(s, "save and load", test_save_load);
     CU_add_test(s, "scatter-gather through few backend calls", test_scatter_gather);
     CU_add_test(s, "every request of one kick completes", test_batch_per_kick);
+    CU_add_test(s, "reads that need not wait complete at the kick", test_inline_reads);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -1,11 +1,16 @@
 #!/bin/sh
 # Disk benchmark guest side (host side: bench/disk/run.sh, which times the markers on the console
 # with host clock stamps). Two virtio disks: the raw one is 64 MiB, the qcow2 one 96 MiB (told
-# apart by size). Per disk: sequential write and read (1 MiB blocks, 4 passes over 32 MiB) and
-# 4 KiB random write and read (256 ops at the same pseudo-random offsets), all O_DIRECT when
-# busybox dd supports it, else through the page cache with sync + drop_caches. A "null" pass
-# times the 4 KiB loop against /dev/null so per-op process overhead can be told apart from disk
-# time.
+# apart by size). Per disk:
+#  - seq-write/seq-read: 1 MiB blocks, 4 passes over 32 MiB, one dd per pass;
+#  - rand4k-write/rand4k-read: 2048 x 4 KiB at pseudo-random offsets from ONE process
+#    (/bin/lodge-randio, tests/guest/tools/randio.c; the write ends with fdatasync): the
+#    device's per-request latency;
+#  - dd-per-op-write/dd-per-op-read: 256 x 4 KiB at the same kind of offsets, one busybox dd
+#    process per op: mostly fork + exec in the guest, the "null" pass times that loop against
+#    /dev/null so the process cost can be told apart from disk time.
+# All O_DIRECT when busybox dd supports it, else through the page cache with sync + drop_caches.
+# lodge.diskbench=rand on the kernel command line runs only the rand4k phases (profiling).
 mods=/lib/modules/virtio
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
     insmod "$mods/$m.ko" 2>/dev/null
@@ -49,6 +54,18 @@ randloop() { # dev read|write|null blocks
         i=$((i + 1))
     done
 }
+only_rand=0
+grep -q "lodge.diskbench=rand" /proc/cmdline && only_rand=1
+[ -x /bin/lodge-randio ] || echo "BENCH-NO-RANDIO"
+randio() { # dev read|write name: 2048 ops at the same offsets in every run
+    mark BEGIN "$3"
+    if [ "$2" = write ]; then
+        lodge-randio "$1" write 2048 12345 sync || echo "BENCH-RANDIO-FAILED $3"
+    else
+        lodge-randio "$1" read 2048 12345 || echo "BENCH-RANDIO-FAILED $3"
+    fi
+    mark END "$3"
+}
 for d in vda vdb; do
     sectors=$(cat /sys/block/$d/size)
     case $sectors in
@@ -57,6 +74,11 @@ for d in vda vdb; do
     *) echo "BENCH-UNKNOWN-DISK $d $sectors"; continue ;;
     esac
     blocks=$((sectors / 8))
+    if [ $only_rand = 1 ]; then
+        randio /dev/$d write $name-rand4k-write
+        randio /dev/$d read $name-rand4k-read
+        continue
+    fi
     settle
     mark BEGIN $name-seq-write
     for pass in 1 2 3 4; do
@@ -70,17 +92,22 @@ for d in vda vdb; do
         dd if=/dev/$d of=/dev/null bs=1048576 count=32 $direct_in 2>/dev/null
     done
     mark END $name-seq-read
-    mark BEGIN $name-rand-write
+    randio /dev/$d write $name-rand4k-write
+    settle
+    randio /dev/$d read $name-rand4k-read
+    mark BEGIN $name-dd-per-op-write
     randloop /dev/$d write $blocks
     sync
-    mark END $name-rand-write
+    mark END $name-dd-per-op-write
     settle
-    mark BEGIN $name-rand-read
+    mark BEGIN $name-dd-per-op-read
     randloop /dev/$d read $blocks
-    mark END $name-rand-read
+    mark END $name-dd-per-op-read
 done
-mark BEGIN null-4k
-randloop /dev/null null 1
-mark END null-4k
+if [ $only_rand = 0 ]; then
+    mark BEGIN null-4k
+    randloop /dev/null null 1
+    mark END null-4k
+fi
 echo "BENCH-DONE"
 exit 0

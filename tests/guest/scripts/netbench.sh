@@ -44,8 +44,19 @@ else
 fi
 rx=$!
 sleep 1
+# Counters printed before and after each direction (bench/net/run.sh turns them into per-frame
+# figures): eth0 interrupts summed over CPUs, eth0 frames received / sent, TCP InSegs / OutSegs.
+stats() {
+    irqs=$(awk '/eth0/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' \
+        /proc/interrupts)
+    frames=$(awk '/eth0:/ { sub(/.*eth0:/, ""); print "rx=" $2, "tx=" $10 }' /proc/net/dev)
+    segs=$(awk '/^Tcp:/ { n++; if (n == 2) print "in=" $11, "out=" $12 }' /proc/net/snmp)
+    echo "LODGE-BENCH-STATS $1 irqs=$irqs $frames $segs"
+}
+stats ready
 echo "LODGE-BENCH-READY"
 wait $rx
+stats rx-done
 echo "LODGE-BENCH-RX-DONE"
 if [ "$io" = nc ]; then
     dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | timeout 300 nc 10.0.2.2 "$port"
@@ -62,5 +73,6 @@ else
         n=$((n + 1))
     done
 fi
+stats tx-done
 echo "LODGE-BENCH-TX-DONE"
 exit 0

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 
 #define BLOCK_MAX_INSNS 64
-#define HASH_BITS 15
+#define HASH_BITS 18
 #define HASH_SIZE (1u << HASH_BITS)
-#define JC_BITS 12
+#define JC_BITS 14
 #define JC_SIZE (1u << JC_BITS)
 #define PAGE_HASH_BITS 12
 #define PAGE_HASH_SIZE (1u << PAGE_HASH_BITS)
@@ -33,12 +33,15 @@ struct cpu_block {
     uint16_t bytes;        /* code bytes covered (within one page) */
     bool valid;            /* false once invalidated (memory is reused only on flush) */
     bool chainable;        /* ends in a plain near branch or falls through */
+    bool straddle;         /* one instruction that continues in the next page (at phys2) */
+    uint64_t phys2;        /* straddle: physical page the next linear page mapped to */
     uint16_t heat;         /* runs so far, until translated */
     cpu_jit_fn jit;        /* translated code, or NULL */
     uint64_t chain_rip[2]; /* successors in the same page, by RIP (cache) */
     struct cpu_block *chain[2];
     struct cpu_block *hash_next; /* chain in the (phys, key) hash */
     struct cpu_block *page_next; /* blocks of the same physical page */
+    struct cpu_block *tail_next; /* straddle: the next page's list of straddlers */
     struct x86_insn insn[];      /* ninsn decoded instructions */
 };
 
@@ -46,6 +49,7 @@ struct code_page {
     uint64_t page;            /* physical page address */
     uint64_t mask;            /* 64-byte granules holding translated code */
     struct cpu_block *blocks; /* blocks starting in this page */
+    struct cpu_block *tails;  /* straddling blocks that end in this page */
     struct code_page *next;   /* hash chain */
 };
 
@@ -232,6 +236,11 @@ void cpu_tcache_invalidate_phys(struct cpu *cpu, uint64_t pa, uint64_t len)
             continue; /* data next to code in the same page */
         }
         for (struct cpu_block *b = cp->blocks; b; b = b->page_next) {
+            if (b->valid) {
+                block_unhash(tc, b);
+            }
+        }
+        for (struct cpu_block *b = cp->tails; b; b = b->tail_next) {
             if (b->valid) {
                 block_unhash(tc, b);
             }
@@ -689,6 +698,116 @@ static void mark_dead_flags(struct x86_insn *insn, unsigned n)
     }
 }
 
+/* Room for a block of n records plus the code pages of pa (and pa2, unless ~0) not known yet,
+ * flushing the cache first when the arena is full; the pages exist afterwards. */
+static struct cpu_block *block_alloc(struct cpu *cpu, uint64_t lin, uint64_t pa, uint64_t pa2,
+                                     unsigned n)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    size_t sz = sizeof(struct cpu_block) + n * sizeof(struct x86_insn);
+    if (tc->used + sz + 2 * sizeof(struct code_page) + 32 > ARENA_SIZE) {
+        cpu_tcache_flush(cpu);
+        filter_set(tc, pa); /* the flush cleared it; writers racing the decode queued */
+        if (pa2 != ~0ull) {
+            filter_set(tc, pa2);
+        }
+    }
+    struct cpu_block *b = arena_alloc(tc, sz);
+    if (!b) {
+        internal_error(cpu, "block cache arena too small", lin);
+        return NULL;
+    }
+    const uint64_t pages[2] = {pa & CPU_PAGE_MASK, pa2 & CPU_PAGE_MASK};
+    for (int k = 0; k < (pa2 == ~0ull ? 1 : 2); k++) {
+        if (page_find(tc, pages[k])) {
+            continue;
+        }
+        struct code_page *cp = arena_alloc(tc, sizeof(*cp));
+        if (!cp) {
+            internal_error(cpu, "block cache arena too small", lin);
+            return NULL;
+        }
+        cp->page = pages[k];
+        cp->mask = 0;
+        cp->blocks = NULL;
+        cp->tails = NULL;
+        cp->next = tc->pages[hash_page(cp->page)];
+        tc->pages[hash_page(cp->page)] = cp;
+        tlb_mark_code(cpu, cp->page);
+    }
+    return b;
+}
+
+/* The linear address of the page after the one holding lin (32-bit code wraps at 4 GiB). */
+static uint64_t next_page_lin(const struct cpu *cpu, uint64_t lin)
+{
+    uint64_t next = (lin & CPU_PAGE_MASK) + 0x1000;
+    if (cpu->mode != CPU_MODE_LONG64 && cpu->mode != CPU_MODE_COMPAT) {
+        next &= 0xffffffffull;
+    }
+    return next;
+}
+
+/* Whether a straddling block still has the code it was decoded from: the next linear page
+ * maps to the same physical page (may raise #PF, as fetching the instruction would). */
+static bool straddle_ok(struct cpu *cpu, const struct cpu_block *b, uint64_t lin)
+{
+    uint64_t pa2;
+    return fetch_ptr(cpu, next_page_lin(cpu, lin), &pa2) && (pa2 & CPU_PAGE_MASK) == b->phys2;
+}
+
+/* A first instruction that continues in the next page: a one-record block, cached like any
+ * other (a hot kernel path may have one) but valid only while the next linear page maps to
+ * the physical page it was decoded from (straddle_ok on every lookup). Writes to either page
+ * drop it; it is never translated and never chained into. NULL when the next page is not
+ * RAM. */
+static struct cpu_block *block_build_straddle(struct cpu *cpu, uint64_t lin, uint64_t pa)
+{
+    struct cpu_tcache *tc = cpu->tcache;
+    uint64_t pa2;
+    if (!fetch_ptr(cpu, next_page_lin(cpu, lin), &pa2)) {
+        return NULL;
+    }
+    filter_set(tc, pa2);
+    struct x86_insn in;
+    int r = decode_slow(cpu, lin, &in);
+    if (r == X86_DECODE_TOOLONG) {
+        cpu_raise_gp0(cpu);
+    }
+    struct cpu_block *b = block_alloc(cpu, lin, pa, pa2, 1);
+    if (!b) {
+        return NULL;
+    }
+    struct code_page *cp = page_find(tc, pa & CPU_PAGE_MASK);
+    struct code_page *cp2 = page_find(tc, pa2 & CPU_PAGE_MASK);
+    unsigned first = 0x1000 - (unsigned)(pa & 0xfff);
+    b->phys = pa;
+    b->phys2 = pa2 & CPU_PAGE_MASK;
+    b->key = cpu->code_mode;
+    b->ninsn = 1;
+    b->bytes = (uint16_t)first;
+    b->valid = true;
+    b->chain[0] = b->chain[1] = NULL;
+    b->chain_rip[0] = b->chain_rip[1] = ~0ull;
+    b->chainable = false;
+    b->straddle = true;
+    b->heat = 0;
+    b->jit = NULL;
+    x86_specialise_insn(&in);
+    b->insn[0] = in;
+    unsigned h = hash_phys(pa, b->key);
+    b->hash_next = tc->hash[h];
+    tc->hash[h] = b;
+    b->page_next = cp->blocks;
+    cp->blocks = b;
+    cp->mask |= granule_mask(pa & 0xfff, first);
+    b->tail_next = cp2->tails;
+    cp2->tails = b;
+    cp2->mask |= granule_mask(0, (uint64_t)r - first);
+    tc->blocks_built++;
+    return b;
+}
+
 static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
                                      const uint8_t *host, struct scratch_block *scratch)
 {
@@ -706,7 +825,12 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
             if (n > 0) {
                 break;
             }
-            /* First instruction straddles the page: decode it alone, uncached. */
+            /* First instruction straddles the page */
+            struct cpu_block *sb = block_build_straddle(cpu, lin, pa);
+            if (sb) {
+                return sb;
+            }
+            /* the next page is MMIO: decode it alone, uncached */
             r = decode_slow(cpu, lin, &scratch->in);
             if (r == X86_DECODE_TOOLONG) {
                 cpu_raise_gp0(cpu);
@@ -730,27 +854,11 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
             break;
         }
     }
-    size_t sz = sizeof(struct cpu_block) + n * sizeof(struct x86_insn);
+    struct cpu_block *b = block_alloc(cpu, lin, pa, ~0ull, n);
+    if (!b) {
+        return NULL;
+    }
     struct code_page *cp = page_find(tc, pa & CPU_PAGE_MASK);
-    if (tc->used + sz + sizeof(*cp) + 32 > ARENA_SIZE) {
-        cpu_tcache_flush(cpu);
-        filter_set(tc, pa); /* the flush cleared it; writers racing the decode queued */
-        cp = NULL;
-    }
-    struct cpu_block *b = arena_alloc(tc, sz);
-    if (!cp) {
-        cp = arena_alloc(tc, sizeof(*cp));
-        if (!b || !cp) {
-            internal_error(cpu, "block cache arena too small", lin);
-            return NULL;
-        }
-        cp->page = pa & CPU_PAGE_MASK;
-        cp->mask = 0;
-        cp->blocks = NULL;
-        cp->next = tc->pages[hash_page(cp->page)];
-        tc->pages[hash_page(cp->page)] = cp;
-        tlb_mark_code(cpu, cp->page);
-    }
     b->phys = pa;
     b->key = key;
     b->ninsn = (uint16_t)n;
@@ -759,6 +867,7 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     b->chain[0] = b->chain[1] = NULL;
     b->chain_rip[0] = b->chain_rip[1] = ~0ull;
     b->chainable = insn_chainable(&tmp[n - 1]);
+    b->straddle = false;
     b->heat = 0;
     b->jit = NULL;
     for (unsigned k = 0; k < n; k++) {
@@ -785,7 +894,8 @@ static struct cpu_block *block_find(struct cpu *cpu, struct scratch_block *scrat
     struct jc_entry *j = &tc->jc[(lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1)];
     uint64_t pa = ~0ull;
     const uint8_t *host = fetch_ptr(cpu, lin, &pa);
-    if (j->b && j->lin == lin && j->key == key && j->b->valid && j->b->phys == pa) {
+    if (j->b && j->lin == lin && j->key == key && j->b->valid && j->b->phys == pa &&
+        (!j->b->straddle || straddle_ok(cpu, j->b, lin))) {
         return j->b;
     }
     if (!host) {
@@ -801,6 +911,10 @@ static struct cpu_block *block_find(struct cpu *cpu, struct scratch_block *scrat
         return &scratch->b;
     }
     struct cpu_block *b = block_lookup(tc, pa, key);
+    if (b && b->straddle && !straddle_ok(cpu, b, lin)) {
+        block_unhash(tc, b); /* the next page maps elsewhere now */
+        b = NULL;
+    }
     if (!b) {
         b = block_build(cpu, lin, pa, host, scratch);
         if (!b || b == &scratch->b) {
@@ -818,7 +932,7 @@ static struct cpu_block *block_find(struct cpu *cpu, struct scratch_block *scrat
 /* Whether b has now run often enough to be translated. */
 static bool tc_hot(struct cpu_tcache *tc, struct cpu_block *b)
 {
-    if (!tc->jit || !b->valid) {
+    if (!tc->jit || !b->valid || b->straddle) {
         return false;
     }
     if (b->heat < tc->jit_hot) {
@@ -888,7 +1002,7 @@ static void run_blocks(struct cpu *cpu, uint64_t limit)
                 continue; /* internal error was requested */
             }
             uint64_t csb = cpu->mode == CPU_MODE_LONG64 ? 0 : cpu->seg[CPU_SEG_CS].base;
-            if (prev && prev_gen == cpu->tcache->flushes && b->valid &&
+            if (prev && prev_gen == cpu->tcache->flushes && b->valid && !b->straddle &&
                 (b->phys & CPU_PAGE_MASK) == (prev->phys & CPU_PAGE_MASK) &&
                 (((csb + cpu->rip) ^ (csb + prev_rip)) & CPU_PAGE_MASK) == 0 &&
                 b->key == prev->key) {

@@ -190,6 +190,35 @@ static void test_indirect_and_sse(void)
     CU_ASSERT_EQUAL(r.r[11], 0x2c646c7274697720ull); /* " wit" "rld," */
 }
 
+/* An instruction that straddles a page boundary in a loop (its block is cached, valid while
+ * the next page maps to the same physical page), whose bytes in the second page the loop
+ * then rewrites: the new immediate must be seen from the next iteration on. */
+static void test_straddle_smc(void)
+{
+    static const uint8_t head[] = {
+        0x31, 0xdb,                   /* xor ebx, ebx */
+        0xb9, 0x64, 0x00, 0x00, 0x00, /* mov ecx, 100 */
+        0xe9, 0xf2, 0x0f, 0x00, 0x00, /* jmp L (CODE + 0xffe) */
+    };
+    static const uint8_t loop[] = {
+        0xb8, 0x44, 0x33, 0x22, 0x11,             /* L: mov eax, 0x11223344 (2 bytes here) */
+        0x01, 0xc3,                               /* add ebx, eax */
+        0x83, 0xf9, 0x32,                         /* cmp ecx, 50 */
+        0x75, 0x07,                               /* jne skip */
+        0xc6, 0x05, 0xf0, 0xff, 0xff, 0xff, 0x55, /* mov byte [L + 3], 0x55 */
+        0xff, 0xc9,                               /* skip: dec ecx */
+        0x75, 0xe9,                               /* jnz L */
+        0xf4,                                     /* hlt */
+    };
+    static uint8_t code[0xffe + sizeof(loop)];
+    memset(code, 0x90, sizeof(code));
+    memcpy(code, head, sizeof(head));
+    memcpy(code + 0xffe, loop, sizeof(loop));
+    struct run_result r = both(code, sizeof(code), 0, NULL);
+    CU_ASSERT_EQUAL(r.exit, CPU_EXIT_HLT);
+    CU_ASSERT_EQUAL(r.r[CPU_RBX], (uint32_t)(51u * 0x11223344u + 49u * 0x11553344u));
+}
+
 static void test_flags_across_handlers(void)
 {
     static const uint8_t code[] = {
@@ -223,6 +252,7 @@ int main(void)
     CU_add_test(s, "self_modifying_loop", test_self_modifying_loop);
     CU_add_test(s, "flags_across_handlers", test_flags_across_handlers);
     CU_add_test(s, "indirect_and_sse", test_indirect_and_sse);
+    CU_add_test(s, "straddle_smc", test_straddle_smc);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

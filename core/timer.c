@@ -264,10 +264,11 @@ void timer_mod(struct timer *t, uint64_t deadline_ns)
     t->next = *pp;
     *pp = t;
     t->armed = true;
-    if (q->head == t) {
-        pthread_cond_signal(&q->wake);
-    }
+    bool first = q->head == t;
     pthread_mutex_unlock(&q->lock);
+    if (first) {
+        pthread_cond_signal(&q->wake); /* after the unlock: the woken thread needs the lock */
+    }
 }
 
 void timer_del(struct timer *t)

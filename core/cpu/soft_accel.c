@@ -23,6 +23,8 @@
 #define SOFT_SLICE_UP 500000u  /* with one vCPU nobody waits for the lock: kicks, interrupt
                                   hints and DMA into code end a run early anyway */
 #define SOFT_IDLE_POLL_NS 10000000L /* safety re-check while halted (kicks wake us first) */
+#define SOFT_HALT_POLL_MAX_NS 50000u /* halt polling: at most this long (KVM's default is 200 us) */
+#define SOFT_HALT_POLL_START_NS 5000u
 
 struct soft_engine_lock {
     pthread_mutex_t mu;
@@ -49,6 +51,7 @@ struct accel_vcpu {
     pthread_cond_t cond;
     atomic_int kicked;      /* kick() since the last return */
     bool wait_sipi;         /* after INIT (APs start here): waiting for SIPI */
+    uint32_t halt_poll_ns;  /* how long a halted vCPU polls before it sleeps (adaptive) */
 };
 
 int cpu_sys_ncpus(const struct cpu *cpu)
@@ -238,10 +241,49 @@ static bool soft_can_wake(struct accel_vcpu *v)
     return (cpu->rflags & CPU_FL_IF) && ic->intr_pending && ic->intr_pending(ic->opaque);
 }
 
+static uint64_t soft_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Halt polling, as KVM does it: a wake-up that comes within microseconds of HLT (an I/O
+ * completion, a packet) is caught by spinning instead of a sleep and a thread wake-up, which
+ * cost tens of microseconds each. The window adapts: it grows while sleeps turn out short,
+ * and shrinks to nothing while they are long (an idle guest polls for nothing). Returns
+ * true when something came (kick or interrupt) within the window. */
+static bool soft_halt_poll(struct accel_vcpu *v)
+{
+    if (!v->halt_poll_ns) {
+        return false;
+    }
+    uint64_t end = soft_now_ns() + v->halt_poll_ns;
+    do {
+        if (atomic_load(&v->kicked)) {
+            return true;
+        }
+        pthread_mutex_lock(&v->lock);
+        bool can = soft_can_wake(v);
+        pthread_mutex_unlock(&v->lock);
+        if (can) {
+            return true;
+        }
+        for (int i = 0; i < 50; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+    } while (soft_now_ns() < end);
+    return false;
+}
+
 /* Wait while halted. false: kicked (return to the run loop). */
 static bool soft_wait_halted(struct accel_vcpu *v)
 {
     bool woke = false;
+    bool polled = soft_halt_poll(v);
+    uint64_t slept_from = soft_now_ns();
     pthread_mutex_lock(&v->lock);
     while (!atomic_load(&v->kicked)) {
         if (soft_can_wake(v)) {
@@ -251,6 +293,20 @@ static bool soft_wait_halted(struct accel_vcpu *v)
         soft_timed_wait(v);
     }
     pthread_mutex_unlock(&v->lock);
+    if (!polled) {
+        uint64_t slept = soft_now_ns() - slept_from;
+        if (slept <= SOFT_HALT_POLL_MAX_NS) { /* a longer poll would have caught it */
+            v->halt_poll_ns = v->halt_poll_ns ? v->halt_poll_ns * 2 : SOFT_HALT_POLL_START_NS;
+            if (v->halt_poll_ns > SOFT_HALT_POLL_MAX_NS) {
+                v->halt_poll_ns = SOFT_HALT_POLL_MAX_NS;
+            }
+        } else {
+            v->halt_poll_ns /= 2; /* long idle: poll less, down to not at all */
+            if (v->halt_poll_ns < SOFT_HALT_POLL_START_NS) {
+                v->halt_poll_ns = 0;
+            }
+        }
+    }
     if (woke) {
         cpu_sys_intr_hint(v->cpu); /* deliver it at once: no kick may have come */
     }

@@ -482,10 +482,12 @@ static void emit_epilogue(uint8_t *at)
 
 /* ---- code generation state: flags, instruction count, register cache ---- */
 
-/* Guest registers are cached in host registers inside a block, write-through: every write
- * also goes to cpu->r[], so memory is always current and the cache is simply forgotten
- * (handler calls) or reloaded (after a slow path, so both paths agree). Guest RAX..RBX live
- * in host RAX..RBX; the others share the pool. */
+/* Guest registers are cached in host registers inside a block, write-back: a native write
+ * marks the register dirty, and dirty registers are stored before anything reads cpu->r[]
+ * (handler calls, slow paths, C calls, block exits, eviction). All cache_get calls of an
+ * instruction come before its first jump to a slow path, and the slow path stores the
+ * registers that were dirty at that jump (a snapshot of the state), so both paths agree.
+ * Guest RAX..RBX live in host RAX..RBX; the others share the pool. */
 static const uint8_t reg_pool[] = {H_RSI, H_RDI, H_R8, H_R9};
 
 struct jstate {
@@ -498,6 +500,7 @@ struct jstate {
     unsigned clock;
     uint16_t pinned;  /* host registers the current instruction uses */
     bool sse_ok;      /* CR0.EM/TS clear and CR4.OSFXSR set, checked since the last handler */
+    uint16_t dirty;   /* guest registers whose host copy is newer than cpu->r[] */
     bool flags_dead;  /* a later instruction of the block overwrites the current flags before
                          anything reads them */
 };
@@ -508,6 +511,27 @@ static void cache_clear(struct jstate *st)
     memset(st->holds, -1, sizeof(st->holds));
     st->pinned = 0;
     st->sse_ok = false; /* a handler may have written CR0 or CR4 */
+    st->dirty = 0;      /* (callers flushed first) */
+}
+
+/* Store guest register g if its host copy is newer. On the main path it is clean after;
+ * in cold code the main path's state is not changed. */
+static void spill(struct jb *j, struct jstate *st, int g)
+{
+    if (st->dirty & (1u << g)) {
+        st_guest(j, st->where[g], g);
+        if (!j->cold) {
+            st->dirty &= (uint16_t)~(1u << g);
+        }
+    }
+}
+
+/* Store every register whose host copy is newer (before code that reads cpu->r[]). */
+static void flush_dirty(struct jb *j, struct jstate *st)
+{
+    for (int g = 0; g < 16; g++) {
+        spill(j, st, g);
+    }
 }
 
 /* Host register holding guest register g (loaded from cpu->r[] unless !load). */
@@ -534,6 +558,7 @@ static int cache_get(struct jb *j, struct jstate *st, int g, bool load)
             }
             h = best; /* an instruction pins at most 4 registers of the pool */
             if (st->holds[h] >= 0) {
+                spill(j, st, st->holds[h]);
                 st->where[st->holds[h]] = -1;
             }
         }
@@ -581,8 +606,11 @@ static void packed_to_host(struct jb *j)
 }
 
 /* Guest flags from the lazy state into host RFLAGS (keeps the register cache). */
-static void flags_to_host(struct jb *j, const struct jstate *st)
+static void flags_to_host(struct jb *j, struct jstate *st)
 {
+    if (st->where[0] == H_RAX) {
+        spill(j, st, CPU_RAX); /* AX is clobbered below, then reloaded */
+    }
     op_mem(j, false, 0x83, 7, H_RBP, -1, 0, CPU_OFF(cc_op)); /* cmp dword [cc_op], HOST */
     b1(j, CPU_CC_HOST);
     uint8_t *slow = jcc_fwd(j, 0x5);
@@ -593,6 +621,7 @@ static void flags_to_host(struct jb *j, const struct jstate *st)
     }
     cold_enter(j);
     patch_here(j, slow);
+    flush_dirty(j, st); /* the call clobbers caller-saved registers: reloaded after */
     op_rr(j, true, 0x89, H_RBP, H_RDI);
     call_abs(j, (const void *)jit_packed_flags);
     packed_to_host(j);
@@ -603,8 +632,11 @@ static void flags_to_host(struct jb *j, const struct jstate *st)
 }
 
 /* Host RFLAGS into the lazy state (leaves host RFLAGS as they are). */
-static void flags_to_mem(struct jb *j, const struct jstate *st)
+static void flags_to_mem(struct jb *j, struct jstate *st)
 {
+    if (st->where[0] == H_RAX) {
+        spill(j, st, CPU_RAX); /* AX is clobbered below, then reloaded */
+    }
     b1(j, 0x9f); /* lahf */
     b1(j, 0x0f); /* seto al */
     b1(j, 0x90);
@@ -1050,16 +1082,41 @@ static void operands_load(struct jb *j, struct jstate *st, const struct jit_oper
     }
 }
 
-/* Write-through of every register the instruction may have written. */
-static void operands_store(struct jb *j, const struct jstate *st, const struct jit_operands *o)
+/* Whether a native instruction leaves its register operands as they are (compares, tests,
+ * bit tests). */
+static bool writes_no_register(const struct x86_insn *in)
 {
-    uint16_t done = 0;
+    unsigned op = in->op, digit = in->reg & 7;
+    switch (op) {
+    case 0x38 ... 0x3d: /* CMP */
+    case 0x84:          /* TEST */
+    case 0x85:
+    case 0xa8:
+    case 0xa9:
+    case X86_MAP_0F | 0xa3: /* BT */
+        return true;
+    case 0x80 ... 0x83:
+        return digit == 7;
+    case 0xf6:
+    case 0xf7:
+        return digit == 0 || digit == 1;
+    case X86_MAP_0F | 0xba:
+        return digit == 4;
+    default:
+        return false;
+    }
+}
+
+/* The registers the instruction may have written become dirty. */
+static void operands_store(struct jb *j, struct jstate *st, const struct x86_insn *in,
+                           const struct jit_operands *o)
+{
+    (void)j;
+    if (writes_no_register(in)) {
+        return;
+    }
     for (unsigned k = 0; k < o->n; k++) {
-        int g = o->guest[k];
-        if (!(done & (1u << g))) {
-            st_guest(j, st->where[g], g);
-            done |= (uint16_t)(1u << g);
-        }
+        st->dirty |= (uint16_t)(1u << o->guest[k]);
     }
 }
 
@@ -1199,6 +1256,7 @@ static void emit_stop_check(struct jb *j, unsigned done)
 /* Before a handler call: flags into the lazy state, the instruction count exact. */
 static void sync_point(struct jb *j, struct jstate *st)
 {
+    flush_dirty(j, st);
     if (!st->mem_valid) {
         flags_to_mem(j, st);
         st->mem_valid = true;
@@ -1224,9 +1282,10 @@ static void mem_sync(struct jb *j, struct jstate *st)
 
 /* The slow path of an inline access: the handler with an exact count, then the count and
  * the register cache as the fast path leaves them. */
-static void emit_slow_handler(struct jb *j, const struct jstate *st, const struct x86_insn *in,
-                              int64_t off, unsigned idx)
+static void emit_slow_handler(struct jb *j, const struct jstate *st, struct jstate *snap,
+                              const struct x86_insn *in, int64_t off, unsigned idx)
 {
+    flush_dirty(j, snap); /* the registers as they were at the jump here */
     add_icount(j, st->pending);
     emit_handler_call(j, in, off);
     emit_stop_check(j, idx + 1);
@@ -1239,15 +1298,16 @@ static void emit_slow_handler(struct jb *j, const struct jstate *st, const struc
 
 /* The slow path of the jumps at slow[0..n) (rel32 fields), in the cold part: the handler,
  * then the flags into host RFLAGS when the instruction wrote them (fl), so that both paths
- * meet in the same state; then back to the hot code here. */
-static void emit_cold_slow(struct jb *j, const struct jstate *st, const struct x86_insn *in,
-                           int64_t off, unsigned idx, uint8_t *const *slow, unsigned n, bool fl)
+ * meet in the same state; then back to the hot code here. snap: the state at the jumps. */
+static void emit_cold_slow(struct jb *j, struct jstate *st, struct jstate *snap,
+                           const struct x86_insn *in, int64_t off, unsigned idx,
+                           uint8_t *const *slow, unsigned n, bool fl)
 {
     cold_enter(j);
     for (unsigned k = 0; k < n; k++) {
         patch_here(j, slow[k]);
     }
-    emit_slow_handler(j, st, in, off, idx);
+    emit_slow_handler(j, st, snap, in, off, idx);
     if (fl) {
         flags_to_host(j, st);
     }
@@ -1287,14 +1347,15 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
     if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
         op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
     }
-    uint8_t *slow = emit_probe(j, ji->acc & JA_W, ji->msize);
     operands_load(j, st, o);
+    struct jstate snap = *st;
+    uint8_t *slow = emit_probe(j, ji->acc & JA_W, ji->msize);
     if (ji->fl & JF_IN) {
         flags_to_host(j, st);
     }
     emit_native(j, in, ji, o, st, H_R12);
-    operands_store(j, st, o);
-    emit_cold_slow(j, st, in, off, idx, &slow, 1, ji->fl != 0);
+    operands_store(j, st, in, o);
+    emit_cold_slow(j, st, &snap, in, off, idx, &slow, 1, ji->fl != 0);
     st->pending++;
     if (ji->fl) {
         st->host_valid = true;
@@ -1304,8 +1365,30 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
 
 static void emit_lea(struct jb *j, struct jstate *st, const struct x86_insn *in, int64_t off)
 {
-    emit_address(j, st, in, off + in->len);
     int g = in->reg;
+    int64_t rip_disp = off + in->len + in->disp;
+    if (in->opsize != 2 && in->addrsize == 8 &&
+        (in->ea_base != X86_EA_RIP || rip_disp == (int32_t)rip_disp)) {
+        /* straight into the destination: LEA r, [base + index*scale + disp] */
+        int base = -1, index = -1;
+        int32_t disp = in->disp;
+        if (in->ea_base == X86_EA_RIP) {
+            base = H_R15;
+            disp = (int32_t)rip_disp;
+        } else {
+            if (in->ea_base != X86_EA_NONE) {
+                base = cache_get(j, st, in->ea_base, true);
+            }
+            if (in->ea_index != X86_EA_NONE) {
+                index = cache_get(j, st, in->ea_index, true);
+            }
+        }
+        int h = cache_get(j, st, g, false);
+        op_mem(j, in->opsize == 8, 0x8d, h, base, index, in->ea_scale, disp);
+        st->dirty |= (uint16_t)(1u << g);
+        return;
+    }
+    emit_address(j, st, in, off + in->len);
     int h = cache_get(j, st, g, in->opsize == 2);
     if (in->opsize == 8) {
         op_rr(j, true, 0x89, H_R11, h);
@@ -1315,7 +1398,7 @@ static void emit_lea(struct jb *j, struct jstate *st, const struct x86_insn *in,
         b1(j, 0x66);
         op_rr(j, false, 0x89, H_R11, h);
     }
-    st_guest(j, h, g);
+    st->dirty |= (uint16_t)(1u << g);
 }
 
 /* PUSH r64 / POP r64 in the middle of a block: the stack slot through the soft TLB. */
@@ -1330,23 +1413,21 @@ static bool emit_push_pop(struct jb *j, const struct x86_insn *in, int64_t off, 
     bool push = op < 0x58;
     mem_sync(j, st);
     int hs = cache_get(j, st, CPU_RSP, true);
+    int hv = cache_get(j, st, g, push); /* POP: written only */
     op_mem(j, true, 0x8d, H_R11, hs, -1, 0, push ? -8 : 0);
+    struct jstate snap = *st;
     uint8_t *slow = emit_probe(j, push, 8);
     if (push) {
-        int hv = cache_get(j, st, g, true);
-        op_mem(j, true, 0x89, hv, H_R12, -1, 0, 0);
-        hs = cache_get(j, st, CPU_RSP, true);
+        op_mem(j, true, 0x89, hv, H_R12, -1, 0, 0); /* PUSH RSP: the old value */
         op_rr(j, true, 0x89, H_R11, hs);
-        st_guest(j, hs, CPU_RSP);
     } else {
         op_mem(j, true, 0x8b, H_R10, H_R12, -1, 0, 0);
         op_mem(j, true, 0x8d, hs, hs, -1, 0, 8);
-        st_guest(j, hs, CPU_RSP);
-        int hv = cache_get(j, st, g, false); /* POP RSP: the popped value wins */
-        op_rr(j, true, 0x89, H_R10, hv);
-        st_guest(j, hv, g);
+        op_rr(j, true, 0x89, H_R10, hv); /* POP RSP: the popped value wins */
+        st->dirty |= (uint16_t)(1u << g);
     }
-    emit_cold_slow(j, st, in, off, idx, &slow, 1, false);
+    st->dirty |= (uint16_t)(1u << CPU_RSP);
+    emit_cold_slow(j, st, &snap, in, off, idx, &slow, 1, false);
     st->pending++;
     return true;
 }
@@ -1627,29 +1708,8 @@ static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct 
     if (!st->sse_ok || mem) {
         mem_sync(j, st); /* the checks below clobber host flags */
     }
-    if (!st->sse_ok) { /* #UD/#NM conditions: the handler raises them */
-        op_mem(j, false, 0xf7, 0, H_RBP, -1, 0, CPU_OFF(cr0));
-        b4(j, (uint32_t)(CPU_CR0_EM | CPU_CR0_TS));
-        slow[nslow++] = jcc_fwd(j, 0x5);
-        op_mem(j, false, 0xf7, 0, H_RBP, -1, 0, CPU_OFF(cr4));
-        b4(j, (uint32_t)CPU_CR4_OSFXSR);
-        slow[nslow++] = jcc_fwd(j, 0x4);
-    }
-    if (mem) {
-        emit_address(j, st, in, off + in->len);
-        if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
-            op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
-        }
-        if (si.align) {
-            b1(j, 0x41); /* test r11b, 15 */
-            b1(j, 0xf6);
-            b1(j, 0xc3);
-            b1(j, 0x0f);
-            slow[nslow++] = jcc_fwd(j, 0x5);
-        }
-        slow[nslow++] = emit_probe(j, si.store, si.msize);
-    }
-    /* operands: r and m are the host codes for ModRM.reg and ModRM.rm */
+    /* operands: r and m are the host codes for ModRM.reg and ModRM.rm; every register is
+     * in place before the first jump to the slow path */
     int r = 0, m = mem ? H_R12 : 1, g_gpr = -1, h_gpr = -1;
     bool rm_xmm = !mem && si.gpr != SG_RM_R && si.gpr != SG_RM_W;
     if (si.implicit & SI_EAX_EDX) {
@@ -1665,6 +1725,31 @@ static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct 
     } else if (!mem && (si.gpr == SG_RM_R || si.gpr == SG_RM_W)) {
         g_gpr = in->rm;
         m = h_gpr = cache_get(j, st, g_gpr, si.gpr == SG_RM_R);
+    }
+    if (mem) {
+        emit_address(j, st, in, off + in->len);
+        if (in->seg == CPU_SEG_FS || in->seg == CPU_SEG_GS) {
+            op_mem(j, true, 0x03, H_R11, H_RBP, -1, 0, CPU_OFF(seg[in->seg].base));
+        }
+    }
+    struct jstate snap = *st;
+    if (!st->sse_ok) { /* #UD/#NM conditions: the handler raises them */
+        op_mem(j, false, 0xf7, 0, H_RBP, -1, 0, CPU_OFF(cr0));
+        b4(j, (uint32_t)(CPU_CR0_EM | CPU_CR0_TS));
+        slow[nslow++] = jcc_fwd(j, 0x5);
+        op_mem(j, false, 0xf7, 0, H_RBP, -1, 0, CPU_OFF(cr4));
+        b4(j, (uint32_t)CPU_CR4_OSFXSR);
+        slow[nslow++] = jcc_fwd(j, 0x4);
+    }
+    if (mem) {
+        if (si.align) {
+            b1(j, 0x41); /* test r11b, 15 */
+            b1(j, 0xf6);
+            b1(j, 0xc3);
+            b1(j, 0x0f);
+            slow[nslow++] = jcc_fwd(j, 0x5);
+        }
+        slow[nslow++] = emit_probe(j, si.store, si.msize);
     }
     bool group = (in->op & 0x3ff) >= (X86_MAP_0F | 0x71) && (in->op & 0x3ff) <= (X86_MAP_0F | 0x73);
     if (group) {
@@ -1707,7 +1792,7 @@ static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct 
     if (si.implicit & SI_XMM0) {
         xmm_st(j, 0, 0);
     } else if (si.implicit & SI_ECX) {
-        st_guest(j, H_RCX, CPU_RCX);
+        st->dirty |= 1u << CPU_RCX;
     } else {
         if (!group && si.gpr != SG_REG_W && !(mem && si.store)) {
             xmm_st(j, 0, in->reg);
@@ -1716,11 +1801,11 @@ static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct 
             xmm_st(j, 1, in->rm);
         }
         if (g_gpr >= 0 && si.gpr != SG_RM_R) {
-            st_guest(j, h_gpr, g_gpr);
+            st->dirty |= (uint16_t)(1u << g_gpr);
         }
     }
     if (nslow) {
-        emit_cold_slow(j, st, in, off, idx, slow, nslow, si.flags);
+        emit_cold_slow(j, st, &snap, in, off, idx, slow, nslow, si.flags);
     }
     st->sse_ok = true;
     st->pending++;
@@ -1864,6 +1949,7 @@ static bool emit_branch(struct jb *j, const struct cpu_jit *jit, const struct cp
         flags_to_mem(j, st);
         st->mem_valid = true;
     }
+    flush_dirty(j, st); /* MOVs: the flags stay */
     if (ch->chainable && off_in_page(ch, target) && (cc < 0 || off_in_page(ch, next))) {
         uint8_t *taken = cc >= 0 ? jcc_fwd(j, (unsigned)cc) : NULL;
         if (cc >= 0) {
@@ -1994,7 +2080,7 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
                 st.host_valid = true;
             }
             emit_native(j, in, &ji, &o, &st, -1);
-            operands_store(j, &st, &o);
+            operands_store(j, &st, in, &o);
             if (ji.fl & JF_OUT) {
                 st.host_valid = true;
                 st.mem_valid = false;
@@ -2022,6 +2108,7 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
         off += in->len;
     }
     if (!ended) {
+        flush_dirty(j, &st);
         if (!st.mem_valid) {
             flags_to_mem(j, &st);
         }

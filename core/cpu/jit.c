@@ -285,6 +285,8 @@ static const uint8_t saved_regs[] = {H_RBP, H_RBX, H_R12, H_R13, H_R14, H_R15};
 static void ret_count(struct jb *j, unsigned n);
 static void chain_exit_site(struct jb *j, const struct cpu_jit *jit,
                             const struct cpu_jit_chain *ch, unsigned n, uint8_t *site);
+static void chain_exit_any(struct jb *j, const struct cpu_jit *jit,
+                           const struct cpu_jit_chain *ch, unsigned n, uint8_t *site, bool relink);
 
 static void prologue(struct jb *j)
 {
@@ -311,20 +313,24 @@ static void block_entry(struct jb *j)
     op_rr(j, true, 0x69, H_RAX, H_RAX);
     b4(j, (uint32_t)(sizeof(struct cpu_tlb_entry) * CPU_TLB_SIZE));
     op_mem(j, true, 0x8d, H_R13, H_RBP, H_RAX, 0, CPU_OFF(tlb));
+    op_rr(j, false, 0x31, H_RDI, H_RDI); /* no direct jump came here */
 }
 
-/* The chained entry (R15 = this block's RIP): R14 = the block; a block invalidated since a
- * predecessor linked to it returns to the loop with nothing run. */
-static void chained_entry(struct jb *j, const struct cpu_jit_chain *ch)
+/* The chained entry (R15 = this block's RIP, RDI = the end of the direct jump that came
+ * here or 0): R14 = the block. */
+static void chained_entry(struct jb *j, const struct cpu_jit *jit, const struct cpu_jit_chain *ch)
 {
     mov_imm64(j, H_R14, (uint64_t)(uintptr_t)ch->block);
     op_mem(j, false, 0x80, 7, H_R14, -1, 0, ch->off_valid); /* cmp byte [valid], 0 */
     b1(j, 0);
     uint8_t *gone = jcc_fwd(j, 0x4);
+    /* Invalidated since a predecessor linked to it: go on to whatever translation is at
+     * this RIP now and relink that predecessor's jump (RDI) to it, else to the loop. */
     cold_enter(j);
     patch_here(j, gone);
-    op_mem(j, true, 0x89, H_R15, H_RBP, -1, 0, CPU_OFF(rip));
-    ret_count(j, 0);
+    op_rr(j, true, 0x89, H_R15, H_RAX);
+    op_mem(j, true, 0x89, H_RAX, H_RBP, -1, 0, CPU_OFF(rip));
+    chain_exit_any(j, jit, ch, 0, NULL, true);
     cold_leave(j);
 }
 
@@ -337,6 +343,10 @@ static void exit_direct(struct jb *j, const struct cpu_jit *jit, const struct cp
     b1(j, 1);
     uint8_t *out = jcc_fwd(j, 0xe);
     op_mem(j, true, 0x8d, H_R15, H_R15, -1, 0, (int32_t)off); /* the successor's RIP */
+    b1(j, 0x48); /* lea rdi, [rip + 5]: the end of the jump below, for relinking */
+    b1(j, 0x8d);
+    b1(j, 0x3d);
+    b4(j, 5);
     uint8_t *site = jmp_fwd(j); /* to the lookup below (cold) until linked */
     cold_enter(j);
     patch_here(j, site);
@@ -370,22 +380,36 @@ static void chain_exit(struct jb *j, const struct cpu_jit *jit, const struct cpu
 static void chain_exit_site(struct jb *j, const struct cpu_jit *jit,
                             const struct cpu_jit_chain *ch, unsigned n, uint8_t *site)
 {
+    chain_exit_any(j, jit, ch, n, site, false);
+}
+
+/* The lookup of chain_exit_site; relink: the entry of an invalidated block, which looks up
+ * the translation now at its RIP (RAX) and points the direct jump that came here (its rel32
+ * ends at RDI; RDI = 0: none) at it. */
+static void chain_exit_any(struct jb *j, const struct cpu_jit *jit,
+                           const struct cpu_jit_chain *ch, unsigned n, uint8_t *site, bool relink)
+{
     uint8_t *out[16];
     unsigned no = 0;
-    if (!ch->chainable) {
+    uint8_t *have = NULL, *have2 = NULL;
+    if (!ch->chainable && !relink) {
         ret_count(j, n);
         return;
+    }
+    if (relink) {
+        goto jump_cache;
     }
     op_mem(j, true, 0x3b, H_RAX, H_R14, -1, 0, ch->off_rip[0]); /* cmp rax, [b.rip0] */
     uint8_t *try1 = jcc_fwd(j, 0x5);
     op_mem(j, true, 0x8b, H_RDX, H_R14, -1, 0, ch->off_next[0]);
-    uint8_t *have = jmp_fwd(j);
+    have = jmp_fwd(j);
     patch_here(j, try1);
     op_mem(j, true, 0x3b, H_RAX, H_R14, -1, 0, ch->off_rip[1]);
     uint8_t *other = jcc_fwd(j, 0x5);
     op_mem(j, true, 0x8b, H_RDX, H_R14, -1, 0, ch->off_next[1]);
-    uint8_t *have2 = jmp_fwd(j);
+    have2 = jmp_fwd(j);
     patch_here(j, other);
+jump_cache:
     /* another page: the jump cache entry for RAX, checked against the instruction TLB as
      * the loop's lookup does (RDX = &jc[(lin ^ lin >> bits) & (size - 1)]) */
     op_rr(j, true, 0x89, H_RAX, H_RDX);
@@ -421,8 +445,10 @@ static void chain_exit_site(struct jb *j, const struct cpu_jit *jit,
            (int32_t)offsetof(struct cpu_tlb_entry, paddr));
     op_mem(j, true, 0x3b, H_RCX, H_RDX, -1, 0, ch->off_phys);
     out[no++] = jcc_fwd(j, 0x5);
-    patch_here(j, have);
-    patch_here(j, have2);
+    if (have) {
+        patch_here(j, have);
+        patch_here(j, have2);
+    }
     /* an invalidated block has no translation any more */
     op_mem(j, true, 0x8b, H_RCX, H_RDX, -1, 0, ch->off_jit);
     op_rr(j, true, 0x85, H_RCX, H_RCX); /* test rcx, rcx */
@@ -437,9 +463,21 @@ static void chain_exit_site(struct jb *j, const struct cpu_jit *jit,
     if (site) {
         /* link: rel32 at site = chained entry - (site + 4) */
         mov_imm64(j, H_RDI, (uint64_t)(uintptr_t)(site + 4));
+    }
+    uint8_t *nolink = NULL;
+    if (relink) {
+        op_rr(j, true, 0x85, H_RDI, H_RDI); /* test rdi, rdi */
+        nolink = jcc_fwd(j, 0x4);
+    }
+    if (site || relink) {
         op_rr(j, true, 0x89, H_RCX, H_RSI);
         op_rr(j, true, 0x29, H_RDI, H_RSI);                 /* sub rsi, rdi */
         op_mem(j, false, 0x89, H_RSI, H_RDI, -1, 0, -4); /* mov [rdi - 4], esi */
+    } else {
+        op_rr(j, false, 0x31, H_RDI, H_RDI); /* no direct jump to relink */
+    }
+    if (nolink) {
+        patch_here(j, nolink);
     }
     b1(j, 0xff); /* jmp rcx */
     b1(j, 0xe1);
@@ -2044,7 +2082,7 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
     prologue(j);
     block_entry(j);
     jit->prologue_len = (size_t)(j->p - start); /* chained entries skip the above */
-    chained_entry(j, ch);
+    chained_entry(j, jit, ch);
     bool dead[n];
     flags_liveness(insn, n, ch, j->m32, dead);
     for (unsigned k = 0; k < n; k++) {

@@ -19,11 +19,11 @@
  * calls peer.receive with its io_lock held and no other backend lock.
  *
  * Threads: the backend's state (slirp) is used by whichever thread holds
- * be->io_lock: normally the loop thread, but net_backend_flush() and
- * net_backend_rx_ready() take it on the vCPU thread when it is free, so the
- * answer to what the guest just sent (the next window of a host->guest stream,
- * the acknowledgement of guest->host data) reaches the NIC without two thread
- * hand-offs, each of which waits for a core on a loaded host. */
+ * be->io_lock: normally the loop thread, but net_backend_flush() (small frames
+ * only) and net_backend_rx_ready() take it on the vCPU thread when it is free, so
+ * the answer to a guest's ACK (the next window of a host->guest stream) reaches
+ * the NIC without two thread hand-offs, each of which waits for a core on a
+ * loaded host. */
 #ifndef LODGE_NET_NET_H
 #define LODGE_NET_NET_H
 

@@ -12,7 +12,8 @@
 # NET_BENCH_NIC_MTU=N makes Lodge's NIC offer N (--net user,mtu=N).
 # Environment: NET_BENCH_PEER=none skips QEMU; NET_BENCH_PERF=FILE records the Lodge process
 # with `perf record -g` during host->guest into FILE.h2g and guest->host into FILE.g2h;
-# NET_BENCH_KEEP=DIR keeps consoles and logs in DIR.
+# NET_BENCH_KEEP=DIR keeps consoles and logs in DIR. After the table: the guest's counters for
+# host->guest (tests/guest/scripts/netbench.sh). Profiles: bench/net/jitprof.py.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lodge=${1:-$here/../../build/lodge}
@@ -171,4 +172,19 @@ for dir in h2g g2h; do
     [ $dir = g2h ] && label="guest->host"
     printf '%-18s %10s %10s %10s   %11s %11s %10s\n' "$label" "${!lv}" "${!qv}" \
         "$(ratio "${!lv}" "${!qv}")" "${!lc}" "${!qc}" "$(ratio "$leff" "$qeff")"
+done
+# The guest's own counters for host->guest (tests/guest/scripts/netbench.sh prints them):
+# frames per NIC interrupt and per TCP segment after GRO, and the ACKs it sent.
+for name in lodge qemu; do
+    [ -s "$work/$name.console" ] || continue
+    awk -v n="$name" '/LODGE-BENCH-STATS/ {
+            for (i = 3; i <= NF; i++) { split($i, kv, "="); v[$2, kv[1]] = kv[2] } }
+        function d(k) { return v["rx-done", k] - v["ready", k] }
+        END {
+            rx = d("rx"); irq = d("irqs"); segs = d("in")
+            if (rx > 0)
+                printf "%s guest, host->guest: %d frames, %.1f per receive interrupt, " \
+                    "%.1f per TCP segment after GRO, %d ACKs sent\n", n, rx,
+                    irq ? rx / irq : 0, segs ? rx / segs : 0, d("out")
+        }' "$work/$name.console"
 done

@@ -5,6 +5,7 @@
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,6 +568,86 @@ static void test_flush_on_caller(void)
     fx_stop(&f);
 }
 
+struct race_fx {
+    GMainContext *ctx;
+    volatile int stop;
+    int replies; /* ARP replies slirp delivered: peer.receive runs under the backend's io_lock */
+};
+
+static bool race_receive(void *opaque, const uint8_t *frame, size_t len)
+{
+    struct race_fx *r = opaque;
+    if (len >= 42 && frame[12] == 0x08 && frame[13] == 0x06 && frame[14 + 7] == 2) {
+        r->replies++;
+    }
+    return true;
+}
+
+static void *race_loop(void *opaque)
+{
+    struct race_fx *r = opaque;
+    while (!r->stop) {
+        g_main_context_iteration(r->ctx, TRUE);
+    }
+    return NULL;
+}
+
+/* The loop thread runs slirp while another thread flushes (and sends) frames: every ARP
+ * request is answered exactly once, whichever thread ran slirp for it. */
+static void test_flush_races_loop(void)
+{
+    struct net_nic_config c;
+    bool none;
+    char why[256];
+    CU_ASSERT_EQUAL_FATAL(net_parse_nic("user", &c, &none, why, sizeof(why)), 0);
+    struct race_fx r = {.ctx = g_main_context_new()};
+    struct net_backend *be = NULL;
+    CU_ASSERT_EQUAL_FATAL(net_slirp_new(&c, NET_MTU_DEFAULT, r.ctx, &be, why, sizeof(why)), 0);
+    struct net_peer peer = {.receive = race_receive, .opaque = &r};
+    net_backend_set_peer(be, &peer);
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, race_loop, &r), 0);
+    uint8_t arp[42] = {0};
+    memset(arp, 0xff, 6);
+    memcpy(arp + 6, guest_mac, 6);
+    arp[12] = 0x08, arp[13] = 0x06;
+    uint8_t *a = arp + 14;
+    a[1] = 1, a[2] = 0x08, a[4] = 6, a[5] = 4, a[7] = 1;
+    memcpy(a + 8, guest_mac, 6);
+    a[14] = 10, a[15] = 0, a[16] = 2, a[17] = 15;
+    a[24] = 10, a[25] = 0, a[26] = 2, a[27] = 2;
+    const int n = 3000;
+    int refused = 0;
+    for (int i = 0; i < n; i++) {
+        /* A full queue (the loop thread preempted inside slirp) refuses: try again. */
+        int rc;
+        while ((rc = i % 3 == 2 ? net_backend_send(be, arp, sizeof(arp))
+                                : net_backend_queue(be, arp, sizeof(arp))) == -ENOBUFS) {
+            usleep(100);
+        }
+        refused += rc != 0;
+        if (i % 3 != 2) {
+            net_backend_flush(be);
+        }
+    }
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&be->io_lock);
+        int got = r.replies;
+        pthread_mutex_unlock(&be->io_lock);
+        if (got >= n) {
+            break;
+        }
+        usleep(1000);
+    }
+    r.stop = 1;
+    g_main_context_wakeup(r.ctx);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(refused, 0);
+    CU_ASSERT_EQUAL(r.replies, n);
+    net_backend_free(be);
+    g_main_context_unref(r.ctx);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -582,6 +663,7 @@ int main(void)
     CU_add_test(s, "idle loop sleeps", test_idle_loop_sleeps);
     CU_add_test(s, "TCP retransmit without socket events", test_tcp_retransmit);
     CU_add_test(s, "flush runs slirp on the caller's thread", test_flush_on_caller);
+    CU_add_test(s, "flush racing the loop thread", test_flush_races_loop);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

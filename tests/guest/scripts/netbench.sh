@@ -45,10 +45,11 @@ fi
 rx=$!
 sleep 1
 # Counters printed before and after each direction (bench/net/run.sh turns them into per-frame
-# figures): eth0 interrupts summed over CPUs, eth0 frames received / sent, TCP InSegs / OutSegs.
+# figures): the NIC's receive interrupts (e1000: eth0, virtio: the input queue) summed over
+# CPUs, eth0 frames received / sent, TCP InSegs / OutSegs.
 stats() {
-    irqs=$(awk '/eth0/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' \
-        /proc/interrupts)
+    irqs=$(awk '/eth0|virtio[0-9]+-input/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i }
+        END { print n + 0 }' /proc/interrupts)
     frames=$(awk '/eth0:/ { sub(/.*eth0:/, ""); print "rx=" $2, "tx=" $10 }' /proc/net/dev)
     segs=$(awk '/^Tcp:/ { n++; if (n == 2) print "in=" $11, "out=" $12 }' /proc/net/snmp)
     echo "LODGE-BENCH-STATS $1 irqs=$irqs $frames $segs"

@@ -109,7 +109,7 @@ mode)
     sed -i 's/^mode=user$/mode=none/' "$vmdir/modevm/vm.conf"
     "$lodge" gui --start-option=--accel=soft --start-option="--kernel=$kernel" \
         --start-option="--initrd=$initrd" \
-        --start-option="--append=console=ttyS0 quiet lodge.test=bochs_drm" \
+        --start-option="--append=console=ttyS0 quiet lodge.test=bochs_drm lodge.text_hold=10" \
         >"$tmp/gui.out" 2>&1 &
     pids+=($!)
     win=$(wait_window '^Lodge$')

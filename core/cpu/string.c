@@ -41,6 +41,26 @@ static void rep_yield(struct cpu *cpu)
     cpu->block_stop = true;
 }
 
+/* bytes (a multiple of size) of the size-byte element v at d: the element repeated over 8
+ * bytes and stored 8 at a time, or memset when all its bytes are equal (zeroing pages with
+ * REP STOSQ, the common case). */
+static void stos_fill(uint8_t *d, uint64_t v, unsigned size, uint64_t bytes)
+{
+    uint64_t pat = size == 1   ? (v & 0xff) * 0x0101010101010101ull
+                   : size == 2 ? (v & 0xffff) * 0x0001000100010001ull
+                   : size == 4 ? (v & 0xffffffffull) * 0x0000000100000001ull
+                               : v;
+    if (pat == (pat & 0xff) * 0x0101010101010101ull) {
+        memset(d, (int)(pat & 0xff), bytes);
+        return;
+    }
+    uint64_t k = 0;
+    for (; k + 8 <= bytes; k += 8) {
+        memcpy(d + k, &pat, 8);
+    }
+    memcpy(d + k, &pat, bytes - k); /* the period divides 8: the tail continues the pattern */
+}
+
 /* Fast path for REP MOVS / REP STOS forward: returns elements done (0: use slow path). */
 static uint64_t rep_fast(struct cpu *cpu, const struct x86_insn *in, bool movs, uint64_t count)
 {
@@ -97,14 +117,7 @@ static uint64_t rep_fast(struct cpu *cpu, const struct x86_insn *in, bool movs, 
         }
         idx_set(cpu, CPU_RSI, asz, si + bytes);
     } else {
-        uint64_t v = cpu->r[CPU_RAX];
-        if (size == 1) {
-            memset(d, (int)(v & 0xff), bytes);
-        } else {
-            for (uint64_t k = 0; k < n; k++) {
-                memcpy(d + k * size, &v, size);
-            }
-        }
+        stos_fill(d, cpu->r[CPU_RAX], size, bytes);
     }
     idx_set(cpu, CPU_RDI, asz, di + bytes);
     return n;
@@ -168,10 +181,7 @@ static uint64_t rep_fast_down(struct cpu *cpu, const struct x86_insn *in, bool m
         }
         idx_set(cpu, CPU_RSI, asz, si - bytes);
     } else {
-        uint64_t v = cpu->r[CPU_RAX];
-        for (uint64_t k = 0; k < n; k++) {
-            memcpy(d + k * size, &v, size);
-        }
+        stos_fill(d, cpu->r[CPU_RAX], size, bytes); /* every element the same: order is moot */
     }
     idx_set(cpu, CPU_RDI, asz, di - bytes);
     return n;

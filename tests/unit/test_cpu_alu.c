@@ -405,6 +405,37 @@ static void test_strings(void)
     CU_ASSERT_EQUAL(cpu_harness_peek(&h, DATA + 0x100 - 16, 8), 0x0102030405060708ull);
     CU_ASSERT_EQUAL(cpu->r[CPU_RDI], DATA + 0x100 - 24);
 
+    /* REP STOSW/STOSD/STOSQ forward across a page: the pattern (odd element counts leave a
+     * tail shorter than 8 bytes), zero (memset), the byte after the last element untouched. */
+    static const struct {
+        uint8_t rex;
+        bool w16;
+        unsigned size;
+        uint64_t rax;
+    } fills[] = {{0, true, 2, 0x1234}, {0, false, 4, 0x89abcdef}, {0x48, false, 8, 0x1122334455667788ull},
+                 {0x48, false, 8, 0}};
+    for (unsigned f = 0; f < sizeof(fills) / sizeof(fills[0]); f++) {
+        reset64();
+        uint64_t count = 0x1003 / fills[f].size + 1, end = DATA + 0x10 + count * fills[f].size;
+        cpu_harness_poke(&h, end, 1, 0x5a);
+        cpu->r[CPU_RAX] = fills[f].rax;
+        cpu->r[CPU_RDI] = DATA + 0x10;
+        cpu->r[CPU_RCX] = count;
+        int rc = fills[f].w16 ? RUN(0x66, 0xf3, 0xab) : fills[f].rex ? RUN(0xf3, 0x48, 0xab)
+                                                                      : RUN(0xf3, 0xab);
+        CU_ASSERT_EQUAL(rc, CPU_EXIT_HLT);
+        uint64_t mask = fills[f].size == 8 ? ~0ull : (1ull << (fills[f].size * 8)) - 1;
+        for (uint64_t k = 0; k < count; k += count / 7 + 1) {
+            CU_ASSERT_EQUAL(cpu_harness_peek(&h, DATA + 0x10 + k * fills[f].size, fills[f].size),
+                            fills[f].rax & mask);
+        }
+        CU_ASSERT_EQUAL(cpu_harness_peek(&h, end - fills[f].size, fills[f].size),
+                        fills[f].rax & mask);
+        CU_ASSERT_EQUAL(cpu_harness_peek(&h, end, 1), 0x5a);
+        CU_ASSERT_EQUAL(cpu->r[CPU_RDI], end);
+        CU_ASSERT_EQUAL(cpu->r[CPU_RCX], 0);
+    }
+
     /* REPNE SCASB finds a byte (strlen idiom). */
     reset64();
     static const char s[] = "hello, world";

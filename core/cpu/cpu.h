@@ -218,7 +218,7 @@ enum cpu_cc_op {
  *   ROM      (tag_write) read-only region: the store is dropped
  * A fill for a read must not make the page writable through tag_write unless the guest PTE
  * already has D set (so the first write walks again and sets D). */
-#define CPU_TLB_BITS 8
+#define CPU_TLB_BITS 10
 #define CPU_TLB_SIZE (1u << CPU_TLB_BITS)
 #define CPU_TLB_INVALID 0x1ull
 #define CPU_TLB_MMIO 0x2ull

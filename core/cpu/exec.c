@@ -738,6 +738,32 @@ static struct cpu_block *block_alloc(struct cpu *cpu, uint64_t lin, uint64_t pa,
     return b;
 }
 
+/* A built block (records in place) becomes findable: its fields start fresh, it joins the
+ * hash and its page's list, and its bytes mark the page's translated granules. */
+static void block_publish(struct cpu_tcache *tc, struct cpu_block *b, uint64_t pa, uint32_t key,
+                          unsigned n, size_t bytes, bool chainable)
+{
+    struct code_page *cp = page_find(tc, pa & CPU_PAGE_MASK);
+    b->phys = pa;
+    b->key = key;
+    b->ninsn = (uint16_t)n;
+    b->bytes = (uint16_t)bytes;
+    b->valid = true;
+    b->chain[0] = b->chain[1] = NULL;
+    b->chain_rip[0] = b->chain_rip[1] = ~0ull;
+    b->chainable = chainable;
+    b->straddle = false;
+    b->heat = 0;
+    b->jit = NULL;
+    unsigned h = hash_phys(pa, key);
+    b->hash_next = tc->hash[h];
+    tc->hash[h] = b;
+    b->page_next = cp->blocks;
+    cp->blocks = b;
+    cp->mask |= granule_mask(pa & 0xfff, bytes);
+    tc->blocks_built++;
+}
+
 /* The linear address of the page after the one holding lin (32-bit code wraps at 4 GiB). */
 static uint64_t next_page_lin(const struct cpu *cpu, uint64_t lin)
 {
@@ -778,33 +804,16 @@ static struct cpu_block *block_build_straddle(struct cpu *cpu, uint64_t lin, uin
     if (!b) {
         return NULL;
     }
-    struct code_page *cp = page_find(tc, pa & CPU_PAGE_MASK);
     struct code_page *cp2 = page_find(tc, pa2 & CPU_PAGE_MASK);
     unsigned first = 0x1000 - (unsigned)(pa & 0xfff);
-    b->phys = pa;
-    b->phys2 = pa2 & CPU_PAGE_MASK;
-    b->key = cpu->code_mode;
-    b->ninsn = 1;
-    b->bytes = (uint16_t)first;
-    b->valid = true;
-    b->chain[0] = b->chain[1] = NULL;
-    b->chain_rip[0] = b->chain_rip[1] = ~0ull;
-    b->chainable = false;
-    b->straddle = true;
-    b->heat = 0;
-    b->jit = NULL;
     x86_specialise_insn(&in);
     b->insn[0] = in;
-    unsigned h = hash_phys(pa, b->key);
-    b->hash_next = tc->hash[h];
-    tc->hash[h] = b;
-    b->page_next = cp->blocks;
-    cp->blocks = b;
-    cp->mask |= granule_mask(pa & 0xfff, first);
+    block_publish(tc, b, pa, cpu->code_mode, 1, first, false);
+    b->straddle = true;
+    b->phys2 = pa2 & CPU_PAGE_MASK;
     b->tail_next = cp2->tails;
     cp2->tails = b;
     cp2->mask |= granule_mask(0, (uint64_t)r - first);
-    tc->blocks_built++;
     return b;
 }
 
@@ -858,30 +867,12 @@ static struct cpu_block *block_build(struct cpu *cpu, uint64_t lin, uint64_t pa,
     if (!b) {
         return NULL;
     }
-    struct code_page *cp = page_find(tc, pa & CPU_PAGE_MASK);
-    b->phys = pa;
-    b->key = key;
-    b->ninsn = (uint16_t)n;
-    b->bytes = (uint16_t)off;
-    b->valid = true;
-    b->chain[0] = b->chain[1] = NULL;
-    b->chain_rip[0] = b->chain_rip[1] = ~0ull;
-    b->chainable = insn_chainable(&tmp[n - 1]);
-    b->straddle = false;
-    b->heat = 0;
-    b->jit = NULL;
     for (unsigned k = 0; k < n; k++) {
         x86_specialise_insn(&tmp[k]);
     }
     mark_dead_flags(tmp, n);
     memcpy(b->insn, tmp, n * sizeof(struct x86_insn));
-    unsigned h = hash_phys(pa, key);
-    b->hash_next = tc->hash[h];
-    tc->hash[h] = b;
-    b->page_next = cp->blocks;
-    cp->blocks = b;
-    cp->mask |= granule_mask(pa & 0xfff, off);
-    tc->blocks_built++;
+    block_publish(tc, b, pa, key, n, off, insn_chainable(&tmp[n - 1]));
     return b;
 }
 

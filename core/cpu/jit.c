@@ -1146,10 +1146,9 @@ static bool writes_no_register(const struct x86_insn *in)
 }
 
 /* The registers the instruction may have written become dirty. */
-static void operands_store(struct jb *j, struct jstate *st, const struct x86_insn *in,
+static void operands_store(struct jstate *st, const struct x86_insn *in,
                            const struct jit_operands *o)
 {
-    (void)j;
     if (writes_no_register(in)) {
         return;
     }
@@ -1392,7 +1391,7 @@ static void emit_mem_insn(struct jb *j, const struct x86_insn *in, const struct 
         flags_to_host(j, st);
     }
     emit_native(j, in, ji, o, st, H_R12);
-    operands_store(j, st, in, o);
+    operands_store(st, in, o);
     emit_cold_slow(j, st, &snap, in, off, idx, &slow, 1, ji->fl != 0);
     st->pending++;
     if (ji->fl) {
@@ -1748,7 +1747,7 @@ static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct 
     }
     /* operands: r and m are the host codes for ModRM.reg and ModRM.rm; every register is
      * in place before the first jump to the slow path */
-    int r = 0, m = mem ? H_R12 : 1, g_gpr = -1, h_gpr = -1;
+    int r = 0, m = mem ? H_R12 : 1, g_gpr = -1;
     bool rm_xmm = !mem && si.gpr != SG_RM_R && si.gpr != SG_RM_W;
     if (si.implicit & SI_EAX_EDX) {
         cache_get(j, st, CPU_RAX, true);
@@ -1759,10 +1758,10 @@ static bool emit_sse(struct jb *j, const struct cpu_jit_chain *ch, const struct 
     }
     if (si.gpr == SG_REG_W) {
         g_gpr = in->reg;
-        r = h_gpr = cache_get(j, st, g_gpr, false);
+        r = cache_get(j, st, g_gpr, false);
     } else if (!mem && (si.gpr == SG_RM_R || si.gpr == SG_RM_W)) {
         g_gpr = in->rm;
-        m = h_gpr = cache_get(j, st, g_gpr, si.gpr == SG_RM_R);
+        m = cache_get(j, st, g_gpr, si.gpr == SG_RM_R);
     }
     if (mem) {
         emit_address(j, st, in, off + in->len);
@@ -2118,7 +2117,7 @@ cpu_jit_fn cpu_jit_compile(struct cpu_jit *jit, const struct x86_insn *insn, uns
                 st.host_valid = true;
             }
             emit_native(j, in, &ji, &o, &st, -1);
-            operands_store(j, &st, in, &o);
+            operands_store(&st, in, &o);
             if (ji.fl & JF_OUT) {
                 st.host_valid = true;
                 st.mem_valid = false;
